@@ -1,0 +1,427 @@
+"""The same training as the app, from a terminal (e.g. pre-training runs before class).
+
+    python -m core.cli train --dataset mnist --model conv-small --latent 16 --epochs 5
+    python -m core.cli list
+    python -m core.cli eval mnist-conv-small-z16
+
+`train` builds the same RunConfig the app builds, trains with core.train.train and saves with
+core.checkpoints.save_run, so its runs appear in the app like any other. Progress goes to
+stderr; the last line on stdout is one JSON object, easy to read from a script (grid searches).
+User errors print one line "error: <sentence>" on stderr and exit with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+from core.config import (ACTIVATIONS, DATASET_NAMES, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS, DataConfig,
+                         ModelConfig, RunConfig, TrainConfig)
+
+MODEL_CHOICES = ("dense", "conv-small", "conv-large")
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+EXIT_USER_ERROR = 2
+EXIT_NOTHING_SAVED = 1
+
+
+class UserError(Exception):
+    """A mistake in the command line that argparse cannot see (e.g. a run name already taken)."""
+
+
+# ---------------------------------------------------------------- arguments
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of whole numbers, e.g. 1000,500,250")
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one size, e.g. 1000,500,250")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from core.checkpoints import DEFAULT_ROOT
+
+    parser = argparse.ArgumentParser(prog="python -m core.cli", description="Autoencoder Lab from the terminal.")
+    commands = parser.add_subparsers(dest="command", metavar="{train,list,eval}")
+
+    t = commands.add_parser("train", help="train an autoencoder and save it as a run",
+                            description="Train an autoencoder and save it as a run (the app lists it too).")
+    data = t.add_argument_group("data")
+    data.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    data.add_argument("--data-root", help="folder holding (or to hold) torchvision datasets, e.g. MNIST/raw")
+    data.add_argument("--folder", help="--dataset folder: a folder with one sub-folder of images per class")
+    data.add_argument("--image-size", type=int, help="folder/shapes: side the images are resized (drawn) to")
+    data.add_argument("--channels", type=int, choices=(1, 3), help="folder: 1 (grey) or 3 (colour)")
+    data.add_argument("--download", action="store_true", help="allow downloading a missing torchvision dataset")
+    data.add_argument("--balanced", action="store_true", help="class-balanced sampling of training batches")
+    data.add_argument("--limit", type=int, help="use at most this many images (0 = all)")
+    data.add_argument("--val-fraction", type=float)
+    data.add_argument("--test-fraction", type=float)
+
+    model = t.add_argument_group("model")
+    model.add_argument("--model", required=True, choices=MODEL_CHOICES)
+    model.add_argument("--hidden", type=_int_list, help="dense hidden sizes, e.g. 1000,500,250")
+    model.add_argument("--conv-channels", type=_int_list, help="conv channels instead of the preset's, e.g. 16,32")
+    model.add_argument("--latent", type=int)
+    model.add_argument("--dropout", type=float)
+    model.add_argument("--activation", choices=ACTIVATIONS)
+    model.add_argument("--output-activation", choices=OUTPUT_ACTIVATIONS)
+    model.add_argument("--vae", action="store_true", help="variational autoencoder (KL term weighted by --beta)")
+    model.add_argument("--beta", type=float)
+    model.add_argument("--conditional", action="store_true", help="feed the class label to encoder and decoder")
+
+    train = t.add_argument_group("training")
+    train.add_argument("--noise", type=float, help="denoising: noise factor added to the inputs")
+    train.add_argument("--optimizer", choices=OPTIMIZERS)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--loss", choices=LOSSES)
+    train.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement")
+    train.add_argument("--seed", type=int, help="fixes the data split and the training (default 0)")
+    train.add_argument("--device", choices=DEVICE_CHOICES)
+
+    out = t.add_argument_group("output")
+    out.add_argument("--out", default=DEFAULT_ROOT, help=f"checkpoints folder (default {DEFAULT_ROOT})")
+    out.add_argument("--name", help="run name (default: made from the dataset and model)")
+
+    ls = commands.add_parser("list", help="list the saved runs")
+    ls.add_argument("--out", default=DEFAULT_ROOT, help=f"checkpoints folder (default {DEFAULT_ROOT})")
+
+    ev = commands.add_parser("eval", help="evaluate a saved run on its test split")
+    ev.add_argument("run")
+    ev.add_argument("--out", default=DEFAULT_ROOT, help=f"checkpoints folder (default {DEFAULT_ROOT})")
+    ev.add_argument("--data-root", help="where to find the run's torchvision dataset, if it moved")
+    ev.add_argument("--folder", help="where to find the run's image folder, if it moved")
+    ev.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig the app would build from the same choices; unset options keep the defaults."""
+    data, model, train = DataConfig(), ModelConfig(), TrainConfig()
+    data.dataset = args.dataset
+    _set(data, "data_root", args.data_root)
+    _set(data, "folder", args.folder)
+    _set(data, "image_size", args.image_size)
+    _set(data, "channels", args.channels)
+    _set(data, "limit", args.limit)
+    _set(data, "val_fraction", args.val_fraction)
+    _set(data, "test_fraction", args.test_fraction)
+    _set(data, "seed", args.seed)
+    data.download = bool(args.download)
+    data.balanced = bool(args.balanced)
+
+    if args.model == "dense":
+        model.family = "dense"
+    else:
+        model.family, model.preset = "conv", args.model.split("-", 1)[1]
+    _set(model, "hidden", args.hidden)
+    _set(model, "channels", args.conv_channels)
+    _set(model, "latent", args.latent)
+    _set(model, "dropout", args.dropout)
+    _set(model, "activation", args.activation)
+    _set(model, "output_activation", args.output_activation)
+    _set(model, "beta", args.beta)
+    model.vae = bool(args.vae)
+    model.conditional = bool(args.conditional)
+
+    _set(train, "noise_factor", args.noise)
+    _set(train, "optimizer", args.optimizer)
+    _set(train, "lr", args.lr)
+    _set(train, "batch_size", args.batch_size)
+    _set(train, "epochs", args.epochs)
+    _set(train, "weight_decay", args.weight_decay)
+    _set(train, "loss", args.loss)
+    _set(train, "patience", args.patience)
+    _set(train, "seed", args.seed)
+    _set(train, "device", args.device)
+    return RunConfig(data=data, model=model, train=train, name=args.name or "")
+
+
+def _set(obj: Any, attr: str, value: Any) -> None:
+    if value is not None:
+        setattr(obj, attr, value)
+
+
+def default_run_name(cfg: RunConfig) -> str:
+    """e.g. mnist-conv-small-z16, fashion-mnist-dense-1000-500-250-z2-vae."""
+    m = cfg.model
+    if m.family == "conv":
+        arch = "conv-" + ("-".join(map(str, m.channels)) if m.channels else m.preset)
+    else:
+        arch = "dense-" + "-".join(map(str, m.hidden))
+    parts = [cfg.data.dataset, arch, f"z{m.latent}"]
+    if m.vae:
+        parts.append("vae")
+    if m.conditional:
+        parts.append("cond")
+    if cfg.train.noise_factor > 0:
+        parts.append(f"noise{cfg.train.noise_factor:g}")
+    return "-".join(parts)
+
+
+# ---------------------------------------------------------------- progress
+
+class ProgressLine:
+    """One line on a terminal redrawn with \\r; on a pipe or a log file it is redrawn rarely."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.interval = 0.1 if self.tty else 5.0
+        self.last_draw = -math.inf
+        self.width = 0
+
+    def draw(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_draw < self.interval:
+            return
+        self.last_draw = now
+        if self.tty:
+            pad = max(self.width - len(text), 0)
+            self.stream.write("\r" + text + " " * pad)
+            self.width = len(text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self.tty and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+        self.width = 0
+
+    def line(self, text: str) -> None:
+        """A permanent line (the progress line is cleared first)."""
+        self.clear()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _bar(fraction: float, width: int = 20) -> str:
+    filled = int(round(max(0.0, min(1.0, fraction)) * width))
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+class CliReporter:
+    """core.train.TrainReporter that draws a progress bar and one line per epoch on stderr."""
+
+    def __init__(self, stream: TextIO = sys.stderr):
+        self.progress = ProgressLine(stream)
+        self.total_epochs = 0
+        self.batches_per_epoch = 1
+
+    def on_start(self, total_epochs: int, batches_per_epoch: int, film_originals) -> None:
+        self.total_epochs, self.batches_per_epoch = total_epochs, max(batches_per_epoch, 1)
+
+    def on_batch(self, epoch: int, batch: int, loss: float) -> None:
+        fraction = batch / self.batches_per_epoch
+        self.progress.draw(f"epoch {epoch}/{self.total_epochs} {_bar(fraction)} {fraction:4.0%} loss {loss:.4f}",
+                           force=batch == 1)
+
+    def on_epoch(self, record, film_frame) -> None:
+        self.progress.line(
+            f"epoch {record.epoch}/{self.total_epochs}  train {record.train_loss:.4f}  val {record.val_loss:.4f}  "
+            f"{record.seconds:.1f} s/epoch  {record.images_per_s:,.0f} img/s")
+
+
+def _loading_progress(progress: ProgressLine, label: str):
+    def report(done: int, total: int) -> None:
+        if total:
+            progress.draw(f"loading {label} {_bar(done / total)} {done}/{total}", force=done >= total)
+        else:
+            progress.draw(f"loading {label} {done}", force=False)
+    return report
+
+
+# ---------------------------------------------------------------- commands
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _print_json(obj: dict) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+def _load_data(cfg: DataConfig, err: TextIO):
+    from core.data import load_dataset
+
+    progress = ProgressLine(err)
+    dataset = load_dataset(cfg, progress=_loading_progress(progress, cfg.dataset))
+    progress.clear()
+    sizes = " / ".join(f"{split} {int(dataset.splits[split].numel())}" for split in ("train", "val", "test")
+                       if split in dataset.splits)
+    shape = "×".join(map(str, dataset.shape))
+    progress.line(f"data {dataset.name}: {len(dataset.images)} images of {shape}, {sizes} ({dataset.source})")
+    if dataset.skipped:
+        progress.line(f"skipped {len(dataset.skipped)} unreadable file(s), e.g. {dataset.skipped[0][0]}: "
+                      f"{dataset.skipped[0][1]}")
+    return dataset
+
+
+def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.checkpoints import check_name, save_run, unique_run_name
+    from core.data import fill_model_shape
+    from core.models import build_model
+    from core.train import train
+
+    cfg = config_from_args(args)
+    root = Path(args.out)
+    if args.name:
+        check_name(args.name)
+        if (root / args.name).exists():
+            raise UserError(f"A run named {args.name} already exists in {root}; choose another --name or delete it.")
+
+    dataset = _load_data(cfg.data, err)
+    fill_model_shape(cfg.model, dataset)
+    params = sum(p.numel() for p in build_model(cfg.model).parameters())  # also checks the settings early
+    reporter = CliReporter(err)
+    reporter.progress.line(f"model {default_run_name(cfg)}: {params:,} parameters; training for "
+                           f"{cfg.train.epochs} epochs (Ctrl-C stops and saves)")
+
+    stop_event = threading.Event()
+
+    def on_interrupt(signum, frame):
+        if stop_event.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: quit without waiting
+        stop_event.set()
+        reporter.progress.line("stopping after the current batch; the best weights so far will be saved "
+                               "(Ctrl-C again quits without saving)")
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
+    started = time.perf_counter()
+    try:
+        result = train(cfg, dataset, reporter=reporter, stop_event=stop_event)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+    seconds = time.perf_counter() - started
+    reporter.progress.clear()
+
+    summary: dict[str, Any] = {
+        "run": None, "path": None, "status": result.status, "message": result.message,
+        "epochs": len(result.history), "best_epoch": getattr(result, "best_epoch", None),
+        "train_loss": None, "val_loss": None,
+        "test_mse": _finite(result.test_metrics.get("mse")), "test_mae": _finite(result.test_metrics.get("mae")),
+        "seconds": round(seconds, 3), "device": result.device, "dataset": cfg.data.dataset,
+        "model": default_run_name(cfg),
+    }
+    if result.history:
+        best = min(result.history, key=lambda r: r.val_loss if math.isfinite(r.val_loss) else math.inf)
+        summary.update(train_loss=_finite(best.train_loss), val_loss=_finite(best.val_loss), best_epoch=best.epoch)
+        name = args.name or unique_run_name(root, default_run_name(cfg))
+        path = save_run(root, name, cfg, result, extra_info={"seconds": round(seconds, 3), "source": "cli"})
+        summary.update(run=name, path=str(path))
+        reporter.progress.line(f"{result.message} Saved as {name} in {root}.")
+    else:
+        reporter.progress.line(f"{result.message} Nothing was saved.")
+    _print_json(summary)
+    return 0 if result.history else EXIT_NOTHING_SAVED
+
+
+def _fmt_number(value: Any) -> str:
+    number = _finite(value)
+    return "-" if number is None else f"{number:.4g}"
+
+
+def format_table(rows: list[dict]) -> str:
+    columns = [("name", "name"), ("dataset", "dataset"), ("model", "model"), ("latent", "latent"),
+               ("epochs", "epochs_run"), ("val loss", "val_loss"), ("test MSE", "test_mse"), ("status", "status")]
+    numeric = {"val_loss", "test_mse"}
+    cells = [[_fmt_number(r.get(key)) if key in numeric else ("-" if r.get(key) is None else str(r.get(key)))
+              for _, key in columns] for r in rows]
+    widths = [max([len(title)] + [len(row[i]) for row in cells]) for i, (title, _) in enumerate(columns)]
+    right = {i for i, (_, key) in enumerate(columns) if key in numeric | {"latent", "epochs_run"}}
+
+    def fmt(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths)))
+
+    lines = [fmt([title for title, _ in columns]), fmt(["-" * w for w in widths])]
+    lines += [fmt(row) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.checkpoints import list_runs
+
+    rows = list_runs(args.out)
+    if not rows:
+        print(f"No saved runs in {args.out}.", file=out)
+        return 0
+    print(format_table(rows), file=out)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.checkpoints import load_run
+    from core.train import evaluate, resolve_device
+
+    run = load_run(args.out, args.run)
+    cfg = run.config.data
+    _set(cfg, "data_root", args.data_root)
+    _set(cfg, "folder", args.folder)
+    dataset = _load_data(cfg, err)
+    model_cfg = run.model.cfg
+    want = (model_cfg.in_channels, model_cfg.image_size, model_cfg.image_size)
+    if tuple(dataset.shape) != want:
+        raise UserError(f"Run {run.name} takes {'×'.join(map(str, want))} images but the dataset now gives "
+                        f"{'×'.join(map(str, dataset.shape))}; point --data-root or --folder at the data it was "
+                        "trained on.")
+    images, labels = dataset.split("test")
+    if len(images) == 0:
+        raise UserError(f"The test split of run {run.name}'s dataset is empty, so there is nothing to evaluate.")
+    metrics = evaluate(run.model, images, labels, resolve_device(args.device))
+    _print_json({"run": run.name, "test_mse": _finite(metrics["mse"]), "test_mae": _finite(metrics["mae"]),
+                 "images": int(len(images)), "saved_test_mse": _finite(run.test_metrics.get("mse"))})
+    return 0
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from core.checkpoints import CheckpointError
+    from core.data import DataError
+
+    return (UserError, CheckpointError, DataError, ValueError)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    commands = {"train": cmd_train, "list": cmd_list, "eval": cmd_eval}
+    if args.command not in commands:
+        parser.print_help(err)
+        return EXIT_USER_ERROR
+    try:
+        return commands[args.command](args, out, err)
+    except _user_errors() as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"\nerror: {message}" if _progress_pending(err) else f"error: {message}", file=err)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("\nerror: interrupted; nothing was saved.", file=err)
+        return 130
+
+
+def _progress_pending(stream: TextIO) -> bool:
+    # A half-drawn progress line on a terminal would swallow the start of the error line.
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

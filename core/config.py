@@ -1,0 +1,105 @@
+"""One config object flows through everything: widgets fill it, the trainer, the
+checkpoint and the CLI read it, and a run's config.json rebuilds the exact model."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+DATASET_NAMES = ("digits", "shapes", "mnist", "fashion-mnist", "cifar10", "folder")
+MODEL_FAMILIES = ("dense", "conv")
+CONV_PRESETS = {"small": [16, 32], "large": [32, 64, 128]}
+ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
+OUTPUT_ACTIVATIONS = ("sigmoid", "none")
+OPTIMIZERS = ("adam", "adamw", "sgd", "sgd_momentum", "rmsprop", "rprop")
+LOSSES = ("mse", "mae", "bce")
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "digits"
+    data_root: str = "data"  # torchvision datasets: folder that holds (or will hold) e.g. MNIST/raw
+    folder: str = ""  # dataset == "folder": a folder of class sub-folders
+    image_size: int = 32  # folder / shapes: square side the images are resized (drawn) to
+    channels: int = 3  # folder: 1 (grey) or 3 (colour); shapes is always 3
+    download: bool = False  # torchvision datasets: allowed to download when missing
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1  # only for datasets without an official test split
+    limit: int = 0  # cap on the number of images used (0 = all), handy in class
+    shapes_count: int = 3000
+    balanced: bool = False  # class-balanced sampling of training batches
+    seed: int = 0  # fixes the split (and the generated shapes)
+
+
+@dataclass
+class ModelConfig:
+    family: str = "conv"  # dense | conv
+    preset: str = "small"  # conv: small | large (ignored when channels is given)
+    hidden: list[int] = field(default_factory=lambda: [512, 256])  # dense hidden sizes
+    channels: list[int] = field(default_factory=list)  # conv channels; empty = the preset's
+    latent: int = 16
+    dropout: float = 0.0
+    activation: str = "relu"
+    output_activation: str = "sigmoid"
+    vae: bool = False
+    beta: float = 1.0  # weight of the KL term (VAE only)
+    conditional: bool = False
+    # Filled from the data before the model is built: the models derive their shapes from these.
+    in_channels: int = 1
+    image_size: int = 28  # square images: H == W == image_size
+    num_classes: int = 10
+
+    def conv_channels(self) -> list[int]:
+        return list(self.channels) if self.channels else list(CONV_PRESETS[self.preset])
+
+
+@dataclass
+class TrainConfig:
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int = 128
+    epochs: int = 10
+    weight_decay: float = 0.0
+    loss: str = "mse"
+    noise_factor: float = 0.0  # > 0 makes it a denoising AE: x + f * N(0, 1), clipped to [0, 1]
+    patience: int = 0  # early stopping after this many epochs without improvement (0 = off)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | mps
+    film_images: int = 8  # fixed validation images reconstructed after every epoch
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str = ""  # run folder name; empty = generated when the run starts
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        return cls(
+            data=_from_dict(DataConfig, d.get("data", {})),
+            model=_from_dict(ModelConfig, d.get("model", {})),
+            train=_from_dict(TrainConfig, d.get("train", {})),
+            name=d.get("name", ""),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        return cls.from_dict(json.loads(text))
+
+
+def _from_dict(kind, d: dict[str, Any]):
+    """Build a dataclass from a dict, refusing keys it does not know (a typo or a config
+    from another version should be said, not silently dropped)."""
+    known = {f.name for f in fields(kind)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"Unknown {kind.__name__} settings {unknown}; known ones are {sorted(known)}.")
+    return kind(**d)

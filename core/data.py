@@ -1,0 +1,419 @@
+"""Datasets by name -> one in-memory Dataset: uint8 images N×C×H×W, int64 labels, class names
+and seeded train/val/test index splits. No Streamlit here; errors are DataError with one
+plain sentence the UI can show as is."""
+from __future__ import annotations
+
+import colorsys
+import math
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+
+from core.config import DataConfig, ModelConfig
+
+Progress = Callable[[int, int], None]
+
+
+class DataError(Exception):
+    """A dataset could not be loaded; the message is one sentence for the user."""
+
+
+DATASETS: dict[str, str] = {
+    "digits": "scikit-learn digits: 1,797 handwritten digits, 8×8 grey, 10 classes (built in, offline)",
+    "shapes": "Generated shapes: circles, squares, triangles, stars and crosses in colour, with known "
+    "position, size, rotation and hue (offline)",
+    "mnist": "MNIST: 70,000 handwritten digits, 28×28 grey, 10 classes (torchvision)",
+    "fashion-mnist": "Fashion-MNIST: 70,000 clothing images, 28×28 grey, 10 classes (torchvision)",
+    "cifar10": "CIFAR-10: 60,000 small photos, 32×32 colour, 10 classes (torchvision)",
+    "folder": "Your own image folder: one sub-folder per class, any image format, resized to a square",
+}
+OFFLINE_DATASETS = ("digits", "shapes")
+SHAPE_NAMES = ("circle", "square", "triangle", "star", "cross")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Dataset:
+    name: str
+    images: torch.Tensor  # uint8 N×C×H×W, all images (train+val+test)
+    labels: torch.Tensor  # int64 N
+    class_names: list[str]
+    splits: dict[str, torch.Tensor]  # "train" / "val" / "test" -> int64 indices into images
+    factors: dict[str, np.ndarray] = field(default_factory=dict)  # shapes: per-image factors
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file path, reason)
+    source: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        _, c, h, w = self.images.shape
+        return int(c), int(h), int(w)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in self.splits:
+            raise DataError(f"There is no '{name}' split; use one of {', '.join(self.splits)}.")
+        index = self.splits[name]
+        return self.images[index], self.labels[index]
+
+    def class_counts(self, split: str | None = None) -> dict[str, int]:
+        labels = self.labels if split is None else self.split(split)[1]
+        counts = torch.bincount(labels, minlength=self.num_classes).tolist()
+        return dict(zip(self.class_names, counts))
+
+
+def load_dataset(cfg: DataConfig, progress: Progress | None = None) -> Dataset:
+    _check_fractions(cfg)
+    if cfg.dataset == "digits":
+        ds, official_test = _load_digits(), None
+    elif cfg.dataset == "shapes":
+        ds, official_test = _make_shapes(cfg, progress), None
+    elif cfg.dataset in _TORCHVISION:
+        ds, official_test = _load_torchvision(cfg, progress)
+    elif cfg.dataset == "folder":
+        ds, official_test = _load_folder(cfg, progress), None
+    else:
+        raise DataError(f"Unknown dataset '{cfg.dataset}'; choose one of {', '.join(DATASETS)}.")
+    return _apply_splits(ds, official_test, cfg)
+
+
+def fill_model_shape(model_cfg: ModelConfig, dataset: Dataset) -> ModelConfig:
+    model_cfg.in_channels, model_cfg.image_size, _ = dataset.shape
+    model_cfg.num_classes = dataset.num_classes
+    return model_cfg
+
+
+def balanced_sample_weights(labels: torch.Tensor) -> torch.Tensor:
+    """1 / (count of the item's class): every class gets the same total weight."""
+    labels = labels.long()
+    if labels.numel() == 0:
+        return torch.zeros(0)
+    counts = torch.bincount(labels).float()
+    return 1.0 / counts[labels]
+
+
+# ---------------------------------------------------------------- splits
+
+def _check_fractions(cfg: DataConfig) -> None:
+    if not (0 <= cfg.val_fraction < 1 and 0 <= cfg.test_fraction < 1):
+        raise DataError("The validation and test fractions must be between 0 and 1; pick smaller values.")
+    if cfg.dataset not in _TORCHVISION and cfg.val_fraction + cfg.test_fraction >= 1:
+        raise DataError("The validation and test fractions add up to 1 or more, leaving nothing to train on; lower them.")
+    if cfg.limit < 0:
+        raise DataError("The image limit cannot be negative; use 0 for all images.")
+
+
+def _part(n: int, fraction: float) -> int:
+    """round(n * fraction), but at least one item when the fraction asks for any."""
+    return 0 if fraction <= 0 or n == 0 else max(1, int(math.floor(n * fraction + 0.5)))
+
+
+def _apply_splits(ds: Dataset, official_test: torch.Tensor | None, cfg: DataConfig) -> Dataset:
+    """Seeded split. With an official test set, "test" is it and "val" comes from the official
+    train part; otherwise test and val are cut from one shuffle. `limit` keeps the first items of
+    each shuffled pool, proportionally, and the dataset then holds only the images kept."""
+    n = len(ds.labels)
+    limit = cfg.limit if 0 < cfg.limit < n else n
+    g = torch.Generator().manual_seed(cfg.seed)
+    if official_test is None:
+        order = torch.randperm(n, generator=g)[:limit]
+        n_test = _part(limit, cfg.test_fraction)
+        n_val = _part(limit, cfg.val_fraction)
+        test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+    else:
+        is_test = torch.zeros(n, dtype=torch.bool)
+        is_test[official_test] = True
+        train_pool = torch.nonzero(~is_test).flatten()
+        test_pool = torch.nonzero(is_test).flatten()
+        train_pool = train_pool[torch.randperm(len(train_pool), generator=g)]
+        test_pool = test_pool[torch.randperm(len(test_pool), generator=g)]
+        n_train_pool = int(math.floor(len(train_pool) * limit / n + 0.5))
+        train_pool, test = train_pool[:n_train_pool], test_pool[:limit - n_train_pool]
+        n_val = _part(len(train_pool), cfg.val_fraction)
+        val, train = train_pool[:n_val], train_pool[n_val:]
+    if len(train) == 0 or (cfg.val_fraction > 0 and len(val) == 0) or len(test) == 0:
+        raise DataError(f"{limit} images are too few to make train, validation and test splits; "
+                        "raise the image limit or use a larger dataset.")
+    if limit < n:  # keep only the images in use, so counts, previews and memory match the limit
+        used = torch.cat([train, val, test])
+        ds.images, ds.labels = ds.images[used].contiguous(), ds.labels[used]
+        ds.factors = {k: v[used.numpy()] for k, v in ds.factors.items()}
+        ends = np.cumsum([0, len(train), len(val), len(test)]).tolist()
+        train, val, test = (torch.arange(a, b) for a, b in zip(ends[:-1], ends[1:]))
+    ds.splits = {"train": train, "val": val, "test": test}
+    return ds
+
+
+def _report(progress: Progress | None, done: int, total: int) -> None:
+    # ~100 updates at most: a UI progress bar does not need one message per file.
+    if progress is not None and (done == total or done % max(1, total // 100) == 0):
+        progress(done, total)
+
+
+# ---------------------------------------------------------------- built-in datasets
+
+def _load_digits() -> Dataset:
+    from sklearn.datasets import load_digits  # bundled with scikit-learn: no network
+
+    bunch = load_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)  # 0..16 -> 0..255
+    return Dataset("digits", torch.from_numpy(images).unsqueeze(1),
+                   torch.from_numpy(bunch.target.astype(np.int64)), [str(d) for d in range(10)],
+                   {}, source="built-in: scikit-learn digits")
+
+
+def _shape_polygon(kind: str, cx: float, cy: float, r: float, degrees: float) -> list[tuple[float, float]]:
+    """Vertices (x right, y down) of a shape whose circumscribed circle has radius r."""
+    if kind == "square":
+        local = [(r * math.cos(math.radians(45 + 90 * k)), r * math.sin(math.radians(45 + 90 * k))) for k in range(4)]
+    elif kind == "triangle":
+        local = [(r * math.cos(math.radians(90 + 120 * k)), r * math.sin(math.radians(90 + 120 * k))) for k in range(3)]
+    elif kind == "star":
+        local = [((r if k % 2 == 0 else 0.45 * r) * math.cos(math.radians(90 + 36 * k)),
+                  (r if k % 2 == 0 else 0.45 * r) * math.sin(math.radians(90 + 36 * k))) for k in range(10)]
+    else:  # cross: a plus sign whose arm tips touch the circle
+        a = 0.3 * r
+        tip = math.sqrt(r * r - a * a)
+        local = [(a, tip), (a, a), (tip, a), (tip, -a), (a, -a), (a, -tip),
+                 (-a, -tip), (-a, -a), (-tip, -a), (-tip, a), (-a, a), (-a, tip)]
+    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    # counter-clockwise on screen: y grows downwards, hence the minus signs
+    return [(cx + c * px - s * py, cy - (s * px + c * py)) for px, py in local]
+
+
+_SYMMETRY_DEGREES = {"circle": 0.0, "square": 90.0, "triangle": 120.0, "star": 72.0, "cross": 90.0}
+
+
+def _make_shapes(cfg: DataConfig, progress: Progress | None) -> Dataset:
+    """Coloured shapes on a dark background. Factors: x, y (centre, fraction of the side, x to the
+    right, y down), size (circumscribed diameter, fraction of the side), rotation (degrees within
+    the shape's symmetry period, 0 for circles, so it is what the eye sees) and hue (0..1)."""
+    size, count = cfg.image_size, cfg.shapes_count
+    if not 8 <= size <= 512:
+        raise DataError(f"Image size {size} is not supported for shapes; pick a size between 8 and 512 pixels.")
+    if count < 10:
+        raise DataError(f"{count} shapes are too few to train on; generate at least 10.")
+    rng = np.random.default_rng(cfg.seed)
+    shape = rng.integers(0, len(SHAPE_NAMES), count).astype(np.int64)
+    extent = rng.uniform(0.35, 0.8, count)
+    x = rng.uniform(extent / 2, 1 - extent / 2)
+    y = rng.uniform(extent / 2, 1 - extent / 2)
+    rotation = rng.uniform(0, 1, count) * np.array([_SYMMETRY_DEGREES[SHAPE_NAMES[s]] for s in shape])
+    hue = rng.uniform(0, 1, count)
+    background = np.full((3, 1, 1), 16.0, np.float32)
+    supersample = 4 if size <= 48 else 2  # draw larger, then box-downscale: anti-aliased edges
+    canvas = size * supersample
+    images = np.empty((count, 3, size, size), np.uint8)
+    for i in range(count):
+        mask = Image.new("L", (canvas, canvas), 0)
+        cx, cy, r = x[i] * canvas, y[i] * canvas, extent[i] * canvas / 2
+        kind = SHAPE_NAMES[shape[i]]
+        if kind == "circle":
+            ImageDraw.Draw(mask).ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
+        else:
+            ImageDraw.Draw(mask).polygon(_shape_polygon(kind, cx, cy, r, rotation[i]), fill=255)
+        alpha = np.asarray(mask.resize((size, size), Image.Resampling.BOX), np.float32)[None] / 255.0
+        colour = np.array(colorsys.hsv_to_rgb(hue[i], 0.85, 1.0), np.float32).reshape(3, 1, 1) * 255.0
+        images[i] = np.rint(background * (1 - alpha) + colour * alpha).astype(np.uint8)
+        _report(progress, i + 1, count)
+    factors = {"shape": shape, "x": x.astype(np.float32), "y": y.astype(np.float32),
+               "size": extent.astype(np.float32), "rotation": rotation.astype(np.float32),
+               "hue": hue.astype(np.float32)}
+    return Dataset("shapes", torch.from_numpy(images), torch.from_numpy(shape.copy()), list(SHAPE_NAMES),
+                   {}, factors, source=f"generated: {count} shapes at {size}×{size}, seed {cfg.seed}")
+
+
+# ---------------------------------------------------------------- torchvision datasets
+
+def _torchvision_classes():
+    from torchvision import datasets
+
+    # name -> (torchvision class, title for messages, folder under data_root that holds the files)
+    return {"mnist": (datasets.MNIST, "MNIST", "MNIST/raw"),
+            "fashion-mnist": (datasets.FashionMNIST, "Fashion-MNIST", "FashionMNIST/raw"),
+            "cifar10": (datasets.CIFAR10, "CIFAR-10", "cifar-10-batches-py")}
+
+
+_TORCHVISION = ("mnist", "fashion-mnist", "cifar10")
+
+
+def _download_host(tv_class) -> str:
+    url = tv_class.mirrors[0] if hasattr(tv_class, "mirrors") else tv_class.url
+    return urlparse(url).hostname or ""
+
+
+def _network_reachable(host: str, port: int = 443, timeout: float = 5.0) -> bool:
+    """One quick TCP connection to the download host. It runs in a thread joined with a deadline
+    because the name lookup inside create_connection ignores `timeout` and can hang offline."""
+    answer: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout + 3.0)
+    return bool(answer and answer[0])
+
+
+def _open_torchvision(tv_class, root: Path, download: bool):
+    return tv_class(str(root), train=True, download=download), tv_class(str(root), train=False, download=download)
+
+
+def _load_torchvision(cfg: DataConfig, progress: Progress | None) -> tuple[Dataset, torch.Tensor]:
+    tv_class, title, folder = _torchvision_classes()[cfg.dataset]
+    root = Path(cfg.data_root).expanduser()
+    where = root / folder
+    _report(progress, 0, 2)
+    try:  # a copy already on disk in torchvision's layout is used as is
+        train, test = _open_torchvision(tv_class, root, download=False)
+    except RuntimeError:
+        if not cfg.download:
+            raise DataError(f"{title} was not found (or is damaged) in {where}; turn on download, put the "
+                            f"files there, or use an offline dataset ({', '.join(OFFLINE_DATASETS)}).") from None
+        host = _download_host(tv_class)
+        if not _network_reachable(host):
+            raise DataError(f"Could not download {title}: no network connection; put the files under {where} "
+                            f"or use an offline dataset ({', '.join(OFFLINE_DATASETS)}).") from None
+        try:
+            train, test = _open_torchvision(tv_class, root, download=True)
+        except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError, ... here
+            raise DataError(f"Could not download {title} into {where} ({_one_line(exc)}); try again later or "
+                            f"use an offline dataset ({', '.join(OFFLINE_DATASETS)}).") from None
+    _report(progress, 1, 2)
+    parts = []
+    for part in (train, test):
+        data = torch.as_tensor(np.asarray(part.data))
+        # MNIST keeps N×H×W, CIFAR-10 N×H×W×C: both become N×C×H×W
+        data = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)
+        parts.append((data.to(torch.uint8).contiguous(), torch.as_tensor(part.targets, dtype=torch.int64)))
+    _report(progress, 2, 2)
+    (train_x, train_y), (test_x, test_y) = parts
+    images, labels = torch.cat([train_x, test_x]), torch.cat([train_y, test_y])
+    official_test = torch.arange(len(train_y), len(labels))
+    return Dataset(cfg.dataset, images, labels, list(train.classes), {}, source=str(where)), official_test
+
+
+# ---------------------------------------------------------------- image folder
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:160]
+
+
+class _Unreadable(Exception):
+    """A file refused before Pillow sees it; the message is the reason."""
+
+
+def _unreadable_reason(exc: Exception) -> str:
+    if isinstance(exc, _Unreadable):
+        return str(exc)
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image Pillow can read"
+    if isinstance(exc, Image.DecompressionBombError):
+        return "the image is too large to open safely"
+    if "truncated" in str(exc):
+        return "the image data is truncated"
+    return f"could not be decoded ({_one_line(exc)})"
+
+
+def _to_channels(im: Image.Image, channels: int) -> Image.Image:
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16/32-bit grey: scale to 8-bit
+        arr = np.asarray(im, dtype=np.float64)
+        arr = arr / 257.0 if arr.max() > 255 else arr
+        im = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        # transparent parts become black: the same dark background whatever the format
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (0, 0, 0, 255)), im.convert("RGBA"))
+    return im.convert("L" if channels == 1 else "RGB")
+
+
+def _read_image(path: Path, size: int, channels: int) -> np.ndarray:
+    """H×W×C uint8. Resizes the shorter side to `size` and centre-crops (ImageOps.fit), so the
+    aspect ratio is kept: a wide photo loses its sides rather than being squashed."""
+    if path.stat().st_size == 0:
+        raise _Unreadable("empty file")
+    with Image.open(path) as im:
+        im.draft(None, (size, size))  # JPEG: decode at a reduced scale that is still >= size
+        im.load()
+        im = _to_channels(ImageOps.exif_transpose(im), channels)
+        im = ImageOps.fit(im, (size, size), Image.Resampling.BICUBIC)
+    arr = np.asarray(im, dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def _list_folder(root: Path) -> tuple[dict[str, list[Path]], list[Path]]:
+    """Class name -> its files (sub-folders searched too, hidden ones ignored), and the files
+    lying directly in root, outside any class."""
+    classes: dict[str, list[Path]] = {}
+    loose = []
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        if _hidden(entry.name):
+            continue
+        if entry.is_dir():
+            files = []
+            for dirpath, dirnames, filenames in os.walk(entry):
+                dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
+                files += [Path(dirpath) / f for f in sorted(filenames) if not _hidden(f)]
+            classes[entry.name] = files
+        elif entry.is_file():
+            loose.append(entry)
+    return classes, loose
+
+
+def _load_folder(cfg: DataConfig, progress: Progress | None) -> Dataset:
+    if not cfg.folder.strip():
+        raise DataError("No image folder was chosen; enter the path of a folder with one sub-folder per class.")
+    root = Path(cfg.folder).expanduser()
+    if not root.is_dir():
+        raise DataError(f"The folder {root} does not exist; enter the path of a folder with one sub-folder per class.")
+    if cfg.channels not in (1, 3):
+        raise DataError(f"Images can have 1 (grey) or 3 (colour) channels, not {cfg.channels}; pick 1 or 3.")
+    size = cfg.image_size
+    if not 8 <= size <= 512:
+        raise DataError(f"Image size {size} is not supported; pick a size between 8 and 512 pixels.")
+    classes, loose = _list_folder(root)
+    skipped = [(str(p), "not inside a class sub-folder") for p in loose]
+    total = sum(len(files) for files in classes.values())
+    images, labels, class_names, done = [], [], [], 0
+    for name, files in classes.items():
+        read = []
+        for path in files:
+            try:
+                read.append(_read_image(path, size, cfg.channels))
+            except Exception as exc:  # any decoder failure skips this one file, never the load
+                skipped.append((str(path), _unreadable_reason(exc)))
+            done += 1
+            _report(progress, done, total)
+        if not read:
+            skipped.append((str(root / name), "class folder without readable images"))
+            continue
+        labels += [len(class_names)] * len(read)
+        class_names.append(name)
+        images += read
+    if not class_names:
+        raise DataError(f"No readable images were found in {root}; put image files in one sub-folder per class.")
+    if len(class_names) == 1:
+        raise DataError(f"The folder {root} has only one class ({class_names[0]}); "
+                        "add at least one more class sub-folder with images.")
+    stacked = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return Dataset("folder", stacked, torch.tensor(labels, dtype=torch.int64), class_names, {},
+                   skipped=skipped, source=str(root))

@@ -1,0 +1,230 @@
+"""Dense and convolutional autoencoders, with VAE and conditional variants, built from a
+ModelConfig. Every layer shape is derived from cfg.in_channels / image_size / num_classes,
+so the same code serves 8×8 digits, 28×28 MNIST and 128×128 colour photos.
+
+Layout of every model (the same for both families, so the variants are written once):
+    encoder (Sequential) -> features  [+ one-hot label]  -> to_latent  (or to_mu + to_logvar)
+    [z + one-hot label] -> decoder (Sequential) -> image N×C×H×W in the output range
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.config import ACTIVATIONS, CONV_PRESETS, MODEL_FAMILIES, OUTPUT_ACTIVATIONS, ModelConfig
+
+_ACTIVATION_LAYERS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+# Leaf layers worth a row in the layer table (containers and the rest are left out).
+_TABLE_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.ReLU, nn.LeakyReLU, nn.Sigmoid,
+                 nn.Tanh, nn.Dropout, nn.Dropout2d, nn.Flatten, nn.Unflatten)
+
+
+@dataclass
+class AEOutput:
+    recon: torch.Tensor  # same shape as the input, after the output activation
+    z: torch.Tensor  # the code used for decoding (VAE: the sample in train, mu in eval)
+    mu: torch.Tensor | None = None  # VAE only
+    logvar: torch.Tensor | None = None  # VAE only
+
+
+def validate_config(cfg: ModelConfig) -> None:
+    """Raise ValueError with one plain sentence for a config no model can be built from."""
+    if cfg.family not in MODEL_FAMILIES:
+        raise ValueError(f"Unknown model family '{cfg.family}'; choose one of {', '.join(MODEL_FAMILIES)}.")
+    if cfg.activation not in ACTIVATIONS:
+        raise ValueError(f"Unknown activation '{cfg.activation}'; choose one of {', '.join(ACTIVATIONS)}.")
+    if cfg.output_activation not in OUTPUT_ACTIVATIONS:
+        raise ValueError(f"Unknown output activation '{cfg.output_activation}'; "
+                         f"choose one of {', '.join(OUTPUT_ACTIVATIONS)}.")
+    if int(cfg.latent) < 1:
+        raise ValueError(f"The latent size must be at least 1 (got {cfg.latent}); pick a size like 2 or 16.")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ValueError(f"Dropout must be at least 0 and below 1 (got {cfg.dropout}); try 0 or 0.5.")
+    if cfg.vae and cfg.beta < 0:
+        raise ValueError(f"The KL weight beta must not be negative (got {cfg.beta}); try 1.0.")
+    if cfg.in_channels < 1 or cfg.image_size < 1:
+        raise ValueError(f"The image shape {cfg.in_channels}×{cfg.image_size}×{cfg.image_size} is empty; "
+                         "load a dataset before building the model.")
+    if cfg.conditional and cfg.num_classes < 1:
+        raise ValueError("A conditional model needs a dataset with at least one class; turn conditional off.")
+    if cfg.family == "dense":
+        if not cfg.hidden:
+            raise ValueError("The dense model needs at least one hidden layer size; add one, e.g. 256.")
+        if min(cfg.hidden) < 1:
+            raise ValueError(f"Every hidden layer size must be at least 1 (got {list(cfg.hidden)}).")
+    else:
+        if not cfg.channels and cfg.preset not in CONV_PRESETS:
+            raise ValueError(f"Unknown conv preset '{cfg.preset}'; choose one of {', '.join(CONV_PRESETS)} "
+                             "or give the channels yourself.")
+        if min(cfg.conv_channels()) < 1:
+            raise ValueError(f"Every conv channel count must be at least 1 (got {cfg.conv_channels()}).")
+
+
+def _hidden_block(cfg: ModelConfig, spatial: bool) -> list[nn.Module]:
+    """Activation, then dropout if asked (Dropout2d drops whole feature maps of conv layers)."""
+    layers: list[nn.Module] = [_ACTIVATION_LAYERS[cfg.activation]()]
+    if cfg.dropout > 0:
+        layers.append(nn.Dropout2d(cfg.dropout) if spatial else nn.Dropout(cfg.dropout))
+    return layers
+
+
+def _output_block(cfg: ModelConfig) -> list[nn.Module]:
+    return [nn.Sigmoid()] if cfg.output_activation == "sigmoid" else []
+
+
+def _dense_parts(cfg: ModelConfig, labels: int) -> tuple[nn.Sequential, int, nn.Sequential]:
+    """Flatten -> hidden sizes; the decoder mirrors them back to C·H·W and unflattens."""
+    shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
+    sizes = [shape[0] * shape[1] * shape[2], *cfg.hidden]
+    encoder: list[nn.Module] = [nn.Flatten()]
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        encoder += [nn.Linear(n_in, n_out), *_hidden_block(cfg, spatial=False)]
+    back = sizes[::-1]  # e.g. [256, 512, 784]
+    decoder: list[nn.Module] = [nn.Linear(cfg.latent + labels, back[0]), *_hidden_block(cfg, spatial=False)]
+    for i, (n_in, n_out) in enumerate(zip(back, back[1:])):
+        last = i == len(back) - 2
+        decoder += [nn.Linear(n_in, n_out), *(_output_block(cfg) if last else _hidden_block(cfg, False))]
+    decoder.append(nn.Unflatten(1, shape))
+    return nn.Sequential(*encoder), sizes[-1], nn.Sequential(*decoder)
+
+
+def _conv_parts(cfg: ModelConfig, labels: int) -> tuple[nn.Sequential, int, nn.Sequential]:
+    """3×3 convs with stride 2 and padding 1 map a side s to ceil(s/2) (28->14->7, 7->4).
+    A stage whose input is already 2×2 or smaller keeps stride 1, so a small image (8×8) still
+    fits the 3-stage large preset (8->4->2->2) instead of collapsing to 1×1 or failing.
+    The decoder's ConvTranspose2d layers pick output_padding from the recorded encoder sides,
+    which gives back exactly the input size (7->14->28, 4->7) with no cropping or resizing."""
+    channels = [cfg.in_channels, *cfg.conv_channels()]
+    sides, strides = [cfg.image_size], []
+    for _ in channels[1:]:
+        stride = 2 if sides[-1] > 2 else 1
+        strides.append(stride)
+        sides.append((sides[-1] - 1) // stride + 1)
+    encoder: list[nn.Module] = []
+    for c_in, c_out, stride in zip(channels, channels[1:], strides):
+        encoder += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), *_hidden_block(cfg, spatial=True)]
+    encoder.append(nn.Flatten())
+    feature_shape = (channels[-1], sides[-1], sides[-1])
+    features = feature_shape[0] * feature_shape[1] * feature_shape[2]
+
+    decoder: list[nn.Module] = [nn.Linear(cfg.latent + labels, features), *_hidden_block(cfg, spatial=False),
+                                nn.Unflatten(1, feature_shape)]
+    for i in reversed(range(len(strides))):
+        # ConvTranspose2d(k=3, p=1) gives (s-1)*stride + 1 + output_padding; add 1 when the
+        # encoder's side was even (it halved exactly), 0 when it was odd or the stride was 1.
+        output_padding = sides[i] - ((sides[i + 1] - 1) * strides[i] + 1)
+        decoder.append(nn.ConvTranspose2d(channels[i + 1], channels[i], 3, stride=strides[i], padding=1,
+                                          output_padding=output_padding))
+        decoder += _output_block(cfg) if i == 0 else _hidden_block(cfg, spatial=True)
+    return nn.Sequential(*encoder), features, nn.Sequential(*decoder)
+
+
+class Autoencoder(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        validate_config(cfg)
+        self.cfg = copy.deepcopy(cfg)  # later edits of the caller's config must not desync the model
+        self.image_shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
+        labels = cfg.num_classes if cfg.conditional else 0
+        parts = _dense_parts if cfg.family == "dense" else _conv_parts
+        self.encoder, features, self.decoder = parts(self.cfg, labels)
+        if cfg.vae:
+            self.to_mu = nn.Linear(features + labels, cfg.latent)
+            self.to_logvar = nn.Linear(features + labels, cfg.latent)
+        else:
+            self.to_latent = nn.Linear(features + labels, cfg.latent)
+
+    def _one_hot(self, y: torch.Tensor | None, n: int, like: torch.Tensor) -> torch.Tensor:
+        if y is None:
+            raise ValueError("This model is conditional, so it needs the class labels along with the images.")
+        if y.shape != (n,):
+            raise ValueError(f"Expected {n} class labels, one per image, but got a tensor of shape {tuple(y.shape)}.")
+        if n and (int(y.min()) < 0 or int(y.max()) >= self.cfg.num_classes):
+            raise ValueError(f"Class labels must lie between 0 and {self.cfg.num_classes - 1} for this model.")
+        return F.one_hot(y.long(), self.cfg.num_classes).to(like.dtype)
+
+    def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        if tuple(x.shape[1:]) != self.image_shape:
+            want, got = "×".join(map(str, self.image_shape)), "×".join(map(str, x.shape[1:]))
+            raise ValueError(f"This model takes {want} images but got {got}; build a model for this dataset.")
+        h = self.encoder(x)
+        if self.cfg.conditional:
+            h = torch.cat([h, self._one_hot(y, len(x), h)], dim=1)
+        return h
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The deterministic code (VAE: mu), N×latent."""
+        h = self._features(x, y)
+        return self.to_mu(h) if self.cfg.vae else self.to_latent(h)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if z.dim() != 2 or z.shape[1] != self.cfg.latent:
+            raise ValueError(f"Codes must have shape N×{self.cfg.latent} for this model, got {tuple(z.shape)}.")
+        if self.cfg.conditional:
+            z = torch.cat([z, self._one_hot(y, len(z), z)], dim=1)
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> AEOutput:
+        h = self._features(x, y)
+        if not self.cfg.vae:
+            z = self.to_latent(h)
+            return AEOutput(self.decode(z, y), z)
+        mu, logvar = self.to_mu(h), self.to_logvar(h)
+        # Reparameterisation keeps the sample differentiable in mu and logvar; eval decodes the mean
+        # so reconstructions and plots do not flicker.
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return AEOutput(self.decode(z, y), z, mu, logvar)
+
+
+def build_model(cfg: ModelConfig) -> Autoencoder:
+    return Autoencoder(cfg)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)), summed over latent dims, averaged over the batch."""
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(dim=1).mean()
+
+
+def _describe(module: nn.Module) -> str:
+    if isinstance(module, nn.Linear):
+        return f"Linear {module.in_features}→{module.out_features}"
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        k = "×".join(map(str, module.kernel_size))
+        return (f"{type(module).__name__} {module.in_channels}→{module.out_channels}, {k}, "
+                f"stride {module.stride[0]}")
+    if isinstance(module, (nn.Dropout, nn.Dropout2d)):
+        return f"{type(module).__name__} p={module.p:g}"
+    return type(module).__name__
+
+
+def layer_table(model: Autoencoder) -> tuple[list[dict], int]:
+    """One row per leaf layer in execution order, from forward hooks on a dummy batch of 2;
+    and the total parameter count. Runs in eval mode so a VAE draws no random numbers."""
+    rows: list[dict] = []
+
+    def record(name: str):
+        def hook(module, _inputs, output):
+            rows.append({"layer": f"{name} · {_describe(module)}",
+                         "output_shape": "×".join(str(d) for d in output.shape[1:]),
+                         "params": sum(p.numel() for p in module.parameters(recurse=False))})
+        return hook
+
+    handles = [m.register_forward_hook(record(name)) for name, m in model.named_modules()
+               if isinstance(m, _TABLE_LAYERS)]
+    first = next(model.parameters())
+    x = torch.zeros(2, *model.image_shape, device=first.device, dtype=first.dtype)
+    y = torch.zeros(2, dtype=torch.long, device=first.device) if model.cfg.conditional else None
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(x, y)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return rows, sum(p.numel() for p in model.parameters())

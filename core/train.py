@@ -1,0 +1,453 @@
+"""The training loop: optimiser, loss, noise, early stopping, metrics and the reconstruction film.
+
+Speed comes from keeping the (small) uint8 split on the training device once and building every
+batch by indexing it: no DataLoader, no per-item transforms. train() never touches the UI; it
+talks to a TrainReporter (the background job) and returns a TrainResult.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from core.config import LOSSES, OPTIMIZERS, RunConfig
+from core.data import Dataset, balanced_sample_weights, fill_model_shape
+from core.models import Autoencoder, build_model, kl_divergence
+
+# On an accelerator, turning each batch loss into a Python float forces a device sync; the
+# losses are gathered and read every this many batches instead (on the CPU: every batch).
+ACCELERATOR_SYNC_EVERY = 10
+
+# torch.manual_seed sets a process-wide generator; building the model under this lock keeps the
+# initial weights reproducible even while another job is seeding at the same moment.
+_SEED_LOCK = threading.Lock()
+
+
+@dataclass
+class EpochRecord:
+    epoch: int  # 1-based
+    train_loss: float
+    val_loss: float
+    train_recon: float
+    train_kl: float
+    val_recon: float
+    val_kl: float  # kl = 0.0 for plain autoencoders
+    seconds: float  # wall time of the whole epoch (training, validation and film frame)
+    images_per_s: float  # training images per second of the training phase
+
+
+class TrainReporter(Protocol):
+    def on_start(self, total_epochs: int, batches_per_epoch: int, film_originals: torch.Tensor) -> None: ...
+
+    def on_batch(self, epoch: int, batch: int, loss: float) -> None: ...
+
+    def on_epoch(self, record: EpochRecord, film_frame: torch.Tensor) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    model: Autoencoder
+    status: str  # "finished" | "stopped" | "early_stopped" | "diverged"
+    message: str
+    history: list[EpochRecord]
+    batch_losses: list[float]
+    film_originals: torch.Tensor
+    film: list[torch.Tensor]
+    test_metrics: dict[str, float]
+    device: str
+    best_epoch: int = 0  # the epoch whose weights were kept; 0 when none finished (initial weights)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """"auto" picks CUDA, then Apple's MPS, then the CPU; a named device must be available."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"The device '{name}' is not available on this machine; choose 'auto' or 'cpu'.")
+        device = torch.device(name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"The device '{name}' does not exist (this machine has {torch.cuda.device_count()} CUDA "
+                "device(s)); choose 'cuda' or 'auto'."
+            )
+        return device
+    if name == "mps":
+        if not _mps_available():
+            raise ValueError("The device 'mps' is not available on this machine; choose 'auto' or 'cpu'.")
+        return torch.device("mps")
+    raise ValueError(f"Unknown device '{name}'; choose one of auto, cpu, cuda or mps.")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+class RpropWithWeightDecay(torch.optim.Rprop):
+    """torch's Rprop takes no weight_decay; this adds the same coupled L2 term SGD and Adam use
+    (grad += weight_decay * param) before each step, so the setting means the same everywhere."""
+
+    def __init__(self, params, lr: float, weight_decay: float = 0.0):
+        super().__init__(params, lr=lr)
+        for group in self.param_groups:
+            group["weight_decay"] = weight_decay
+
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            for group in self.param_groups:
+                decay = group.get("weight_decay", 0.0)
+                if decay:
+                    for param in group["params"]:
+                        if param.grad is not None:
+                            param.grad.add_(param, alpha=decay)
+        super().step()
+        return loss
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """One of OPTIMIZERS with the given learning rate and (coupled L2; AdamW: decoupled) weight decay."""
+    if lr < 0 or not math.isfinite(lr):
+        raise ValueError(f"The learning rate must be a number of at least 0, not {lr}.")
+    if weight_decay < 0 or not math.isfinite(weight_decay):
+        raise ValueError(f"The weight decay must be a number of at least 0, not {weight_decay}.")
+    params = list(params)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd_momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+    if name == "rprop":
+        return RpropWithWeightDecay(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"Unknown optimiser '{name}'; choose one of {', '.join(OPTIMIZERS)}.")
+
+
+def add_noise(x: torch.Tensor, factor: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """clip(x + factor * N(0, 1), 0, 1); x is returned unchanged when factor is 0."""
+    if factor <= 0:
+        return x
+    if generator is not None and generator.device != x.device:
+        noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
+    else:
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return (x + factor * noise).clamp_(0.0, 1.0)
+
+
+@torch.no_grad()
+def evaluate(model, images_uint8: torch.Tensor, labels, device, batch_size: int = 512) -> dict[str, float]:
+    """Mean squared and mean absolute error over all pixel values in [0, 1] (eval mode)."""
+    device = torch.device(device)
+    model.to(device).eval()
+    count = images_uint8.shape[0]
+    if count == 0:
+        return {"mse": float("nan"), "mae": float("nan")}
+    squared = torch.zeros((), dtype=torch.float64, device=device)
+    absolute = torch.zeros((), dtype=torch.float64, device=device)
+    for start in range(0, count, batch_size):
+        x = images_uint8[start : start + batch_size].to(device).float().div_(255)
+        y = labels[start : start + batch_size].to(device) if labels is not None else None
+        recon = model(x, y).recon
+        diff = recon - x
+        squared += diff.pow(2).sum(dtype=torch.float64)
+        absolute += diff.abs().sum(dtype=torch.float64)
+    values = images_uint8[0].numel() * count
+    return {"mse": float(squared) / values, "mae": float(absolute) / values}
+
+
+def _check_settings(cfg: RunConfig) -> None:
+    tc, mc = cfg.train, cfg.model
+    if tc.loss not in LOSSES:
+        raise ValueError(f"Unknown loss '{tc.loss}'; choose one of {', '.join(LOSSES)}.")
+    if tc.optimizer not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimiser '{tc.optimizer}'; choose one of {', '.join(OPTIMIZERS)}.")
+    if tc.loss == "bce" and mc.output_activation != "sigmoid":
+        raise ValueError("The BCE loss needs outputs in [0, 1]; set the output activation to sigmoid or pick MSE or MAE.")
+    if tc.epochs < 1:
+        raise ValueError(f"Epochs must be at least 1, not {tc.epochs}.")
+    if tc.batch_size < 1:
+        raise ValueError(f"The batch size must be at least 1, not {tc.batch_size}.")
+    if not 0 <= tc.noise_factor or not math.isfinite(tc.noise_factor):
+        raise ValueError(f"The noise factor must be at least 0, not {tc.noise_factor}.")
+    if tc.patience < 0:
+        raise ValueError(f"The patience must be 0 (off) or more, not {tc.patience}.")
+    if mc.vae and (mc.beta < 0 or not math.isfinite(mc.beta)):
+        raise ValueError(f"The VAE beta must be at least 0, not {mc.beta}.")
+
+
+def _recon_loss(name: str, recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if name == "mse":
+        return F.mse_loss(recon, target)
+    if name == "mae":
+        return F.l1_loss(recon, target)
+    return F.binary_cross_entropy(recon, target)
+
+
+def _loss_parts(out, target: torch.Tensor, loss_name: str, vae: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reconstruction loss per pixel value, KL per pixel value). The KL of one image is divided by
+    its number of pixel values so that loss = recon + beta * kl is the usual per-image ELBO scaled
+    by a constant: beta = 1 keeps its textbook meaning and plain AE and VAE losses stay comparable."""
+    recon = _recon_loss(loss_name, out.recon, target)
+    if vae:
+        kl = kl_divergence(out.mu, out.logvar) / target[0].numel()
+    else:
+        kl = torch.zeros((), device=target.device)
+    return recon, kl
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _device_generator(device: torch.device, seed: int) -> torch.Generator | None:
+    try:
+        return torch.Generator(device=device).manual_seed(seed)
+    except RuntimeError:  # a backend without its own generators: fall back to the seeded global one
+        return None
+
+
+def _epoch_batches(count, batch_size, weights, generator, device=None) -> list[torch.Tensor]:
+    """Index batches of one epoch: a fresh permutation, or a class-balanced draw with replacement.
+    The draw uses a CPU generator (the same on every device); the indices then move in one copy."""
+    if weights is None:
+        order = torch.randperm(count, generator=generator)
+    else:
+        order = torch.multinomial(weights, count, replacement=True, generator=generator)
+    batches = list(torch.split(order.to(device) if device is not None else order, batch_size))
+    # A lone last image would make batch-norm layers fail in training mode; fold it into the batch before.
+    if len(batches) > 1 and batches[-1].numel() == 1:
+        batches[-2] = torch.cat([batches[-2], batches[-1]])
+        batches.pop()
+    return batches
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def train(
+    cfg: RunConfig,
+    dataset: Dataset,
+    reporter: TrainReporter | None = None,
+    stop_event: threading.Event | None = None,
+) -> TrainResult:
+    """Train the autoencoder cfg describes on dataset; see docs/core-api.md for the guarantees."""
+    tc, mc = cfg.train, cfg.model
+    _check_settings(cfg)
+    device = resolve_device(tc.device)
+    fill_model_shape(mc, dataset)
+
+    train_x, train_y = dataset.split("train")
+    val_x, val_y = dataset.split("val")
+    if train_x.shape[0] == 0:
+        raise ValueError("The training split is empty; use more images or a smaller validation/test fraction.")
+    if val_x.shape[0] == 0:
+        raise ValueError("The validation split is empty; raise the validation fraction or use more images.")
+
+    with _SEED_LOCK:
+        torch.manual_seed(tc.seed)
+        model = build_model(mc)
+    model.to(device)
+    optimizer = make_optimizer(tc.optimizer, model.parameters(), tc.lr, tc.weight_decay)
+    shuffle_generator = torch.Generator().manual_seed(tc.seed)
+    noise_generator = _device_generator(device, tc.seed + 1)
+
+    sample_weights = balanced_sample_weights(train_y).float().cpu() if cfg.data.balanced else None
+    # The uint8 splits are small: one copy on the device, batches are made by indexing it.
+    train_x, train_y = train_x.to(device), train_y.to(device)
+    val_x, val_y = val_x.to(device), val_y.to(device)
+    film_x, film_y = val_x[: max(tc.film_images, 0)], val_y[: max(tc.film_images, 0)]
+    film_originals = film_x.cpu()
+
+    count = train_x.shape[0]
+    batch_size = min(tc.batch_size, count)
+    batches_per_epoch = len(_epoch_batches(count, batch_size, None, torch.Generator().manual_seed(0)))
+    pixels = train_x[0].numel()
+    eval_batch = max(batch_size, min(1024, max(1, (1 << 21) // pixels)))
+    sync_every = 1 if device.type == "cpu" else ACCELERATOR_SYNC_EVERY
+    is_stopped = stop_event.is_set if stop_event is not None else (lambda: False)
+
+    if reporter is not None:
+        reporter.on_start(tc.epochs, batches_per_epoch, film_originals)
+
+    history: list[EpochRecord] = []
+    batch_losses: list[float] = []
+    film: list[torch.Tensor] = []
+    best_state = _cpu_state(model)
+    best_val = math.inf
+    best_epoch = 0
+    epochs_without_improvement = 0
+    status = "finished"
+    diverged_at = ""  # what went non-finite and where, for the message
+
+    def validate() -> tuple[float, float, float]:
+        model.eval()
+        # The same noise every epoch, so the validation curve of a denoising AE is not jittery.
+        val_noise = _device_generator(device, tc.seed + 2)
+        sums = torch.zeros(2, dtype=torch.float64, device=device)
+        with torch.no_grad():
+            for start in range(0, val_x.shape[0], eval_batch):
+                x = val_x[start : start + eval_batch].float().div_(255)
+                y = val_y[start : start + eval_batch]
+                out = model(add_noise(x, tc.noise_factor, val_noise), y)
+                recon, kl = _loss_parts(out, x, tc.loss, mc.vae)
+                sums += torch.stack([recon, kl]).double() * x.shape[0]
+        val_recon, val_kl = (sums / val_x.shape[0]).tolist()
+        return val_recon + (mc.beta * val_kl if mc.vae else 0.0), val_recon, val_kl
+
+    def film_frame() -> torch.Tensor:
+        with torch.no_grad():
+            return _to_uint8(model(film_x.float().div(255), film_y).recon)
+
+    for epoch in range(1, tc.epochs + 1):
+        if is_stopped():
+            status = "stopped"
+            break
+        started = time.perf_counter()
+        model.train()
+        sums = torch.zeros(3, dtype=torch.float64, device=device)
+        pending: list[tuple[int, torch.Tensor]] = []
+        seen = 0
+
+        def flush() -> bool:
+            """Read the pending batch losses; False when one of them is not finite."""
+            nonlocal diverged_at
+            values = torch.stack([loss for _, loss in pending]).tolist()
+            numbers = [number for number, _ in pending]
+            pending.clear()
+            for number, value in zip(numbers, values):
+                if not math.isfinite(value):
+                    diverged_at = f"the loss became {_nonfinite(value)} at epoch {epoch}, batch {number}"
+                    return False
+                batch_losses.append(value)
+                if reporter is not None:
+                    reporter.on_batch(epoch, number, value)
+            return True
+
+        batches = _epoch_batches(count, batch_size, sample_weights, shuffle_generator, device)
+        for number, idx in enumerate(batches, 1):
+            if is_stopped():
+                status = "stopped"
+                break
+            x = train_x[idx].float().div_(255)
+            out = model(add_noise(x, tc.noise_factor, noise_generator), train_y[idx])
+            recon, kl = _loss_parts(out, x, tc.loss, mc.vae)
+            loss = recon + mc.beta * kl if mc.vae else recon
+            pending.append((number, loss.detach()))
+            # On the CPU this reads the loss before the step, so a NaN never reaches the weights.
+            if len(pending) >= sync_every and not flush():
+                status = "diverged"
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            sums += torch.stack([loss.detach(), recon.detach(), kl.detach()]).double() * x.shape[0]
+            seen += x.shape[0]
+        if pending and not flush():
+            status = "diverged"
+        if status != "finished":
+            break
+        train_loss, train_recon, train_kl = (sums / max(seen, 1)).tolist()
+        train_seconds = time.perf_counter() - started
+
+        val_loss, val_recon, val_kl = validate()
+        if not math.isfinite(val_loss) or not math.isfinite(train_loss):
+            bad = val_loss if not math.isfinite(val_loss) else train_loss
+            diverged_at = f"the validation loss became {_nonfinite(bad)} after epoch {epoch}"
+            status = "diverged"
+            break
+        frame = film_frame()
+        record = EpochRecord(
+            epoch=epoch,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            train_recon=train_recon,
+            train_kl=train_kl,
+            val_recon=val_recon,
+            val_kl=val_kl,
+            seconds=time.perf_counter() - started,
+            images_per_s=seen / max(train_seconds, 1e-9),
+        )
+        history.append(record)
+        film.append(frame)
+        if val_loss < best_val:
+            best_val, best_epoch = val_loss, epoch
+            best_state = _cpu_state(model)
+            epochs_without_improvement = 0
+        else:
+            epochs_without_improvement += 1
+        if reporter is not None:
+            reporter.on_epoch(record, frame)
+        if tc.patience > 0 and epochs_without_improvement >= tc.patience and epoch < tc.epochs:
+            status = "early_stopped"
+            break
+
+    model.load_state_dict(best_state)
+    test_metrics: dict[str, float] = {}
+    test_x, test_y = dataset.split("test")
+    if history and test_x.shape[0] > 0:
+        test_metrics = evaluate(model, test_x, test_y, device, batch_size=eval_batch)
+    model.to("cpu").eval()
+
+    return TrainResult(
+        model=model,
+        status=status,
+        message=_message(status, tc.epochs, history, best_epoch, best_val, diverged_at, tc.lr, tc.patience),
+        history=history,
+        batch_losses=batch_losses,
+        film_originals=film_originals,
+        film=film,
+        test_metrics=test_metrics,
+        device=str(device),
+        best_epoch=best_epoch,
+    )
+
+
+def _nonfinite(value: float) -> str:
+    return "NaN" if math.isnan(value) else "infinite"
+
+
+def _message(status, total_epochs, history, best_epoch, best_val, diverged_at, lr, patience) -> str:
+    """One sentence for the user about how the training ended."""
+    best = f"the best weights (epoch {best_epoch}, validation loss {_fmt(best_val)}) are kept"
+    if status == "finished":
+        return f"Finished {len(history)} epoch{'s' if len(history) != 1 else ''}; {best}."
+    if status == "early_stopped":
+        return (
+            f"Stopped early after epoch {len(history)} of {total_epochs} because the validation loss did not "
+            f"improve for {patience} epoch{'s' if patience != 1 else ''}; {best}."
+        )
+    if status == "stopped":
+        if not history:
+            return "Stopped before the first epoch finished, so nothing was learned or saved."
+        return f"Stopped after {len(history)} of {total_epochs} epochs; {best}."
+    kept = best if history else "the initial weights are kept"
+    suggestion = f"{min(lr / 10, 1e-3):g}" if lr > 0 else "0.001"
+    return (
+        f"Training stopped because {diverged_at or 'the loss became NaN'}; {kept}, "
+        f"so try a lower learning rate (e.g. {suggestion})."
+    )

@@ -1,0 +1,213 @@
+"""Altair chart builders for the Data, Train, Runs and Reconstructions pages.
+
+Every builder takes plain Python data and returns an `alt.Chart`; the pages hand it to
+`st.altair_chart`. Charts with several lines get a legend selection: clicking a legend entry
+highlights that line and fades the others.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import altair as alt
+import pandas as pd
+
+# Per-epoch quantities of an EpochRecord, with the names the charts show.
+EPOCH_SERIES = {
+    "train_loss": "train loss",
+    "val_loss": "validation loss",
+    "train_recon": "train reconstruction",
+    "val_recon": "validation reconstruction",
+    "train_kl": "train KL",
+    "val_kl": "validation KL",
+}
+
+
+def _as_dict(record) -> dict:
+    return record if isinstance(record, dict) else vars(record)
+
+
+def _legend_highlight(field: str):
+    """A point selection bound to the legend of `field`: click to highlight, shift-click for more."""
+    return alt.selection_point(fields=[field], bind="legend")
+
+
+def epoch_frame(history: Iterable, keys: Sequence[str]) -> pd.DataFrame:
+    """Long table (epoch, series, value) of the given EpochRecord fields."""
+    rows = []
+    for record in history:
+        record = _as_dict(record)
+        for key in keys:
+            value = record.get(key)
+            if value is not None:
+                rows.append({"epoch": int(record["epoch"]), "series": EPOCH_SERIES.get(key, key),
+                             "value": float(value)})
+    return pd.DataFrame(rows, columns=["epoch", "series", "value"])
+
+
+def epoch_lines(frame: pd.DataFrame, title: str, y_title: str = "loss") -> alt.Chart:
+    """One line per series over epochs, with points, tooltips and a legend selection."""
+    pick = _legend_highlight("series")
+    return (
+        alt.Chart(frame, title=title)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False)),
+            color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+            tooltip=["series:N", "epoch:Q", alt.Tooltip("value:Q", format=".5f")],
+        )
+        .add_params(pick)
+        .interactive(bind_y=False)
+    )
+
+
+def loss_chart(history: Iterable) -> alt.Chart:
+    """Train and validation loss per epoch."""
+    return epoch_lines(epoch_frame(history, ["train_loss", "val_loss"]), "Loss per epoch")
+
+
+def vae_parts_chart(history: Iterable) -> alt.Chart:
+    """Reconstruction and KL parts of a VAE's loss per epoch."""
+    keys = ["train_recon", "val_recon", "train_kl", "val_kl"]
+    return epoch_lines(epoch_frame(history, keys), "VAE loss parts: reconstruction and KL", "value")
+
+
+def batch_frame(batch_losses: Sequence[float], window: int) -> pd.DataFrame:
+    """Long table (batch, series, loss): the raw per-batch loss and its rolling mean."""
+    raw = pd.Series([float(v) for v in batch_losses], dtype=float)
+    smooth = raw.rolling(window=max(1, window), min_periods=1).mean()
+    index = list(range(1, len(raw) + 1))
+    return pd.concat([
+        pd.DataFrame({"batch": index, "series": "per batch", "loss": raw.values}),
+        pd.DataFrame({"batch": index, "series": f"rolling mean ({window})", "loss": smooth.values}),
+    ], ignore_index=True)
+
+
+def batch_loss_chart(batch_losses: Sequence[float], window: int | None = None) -> alt.Chart:
+    """The training loss of every batch, faint, with a smoothed line on top."""
+    if window is None:
+        window = max(5, len(batch_losses) // 50)
+    frame = batch_frame(batch_losses, window)
+    pick = _legend_highlight("series")
+    return (
+        alt.Chart(frame, title="Training loss per batch")
+        .mark_line()
+        .encode(
+            x=alt.X("batch:Q", title="batch (all epochs)"),
+            y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+            color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
+            strokeWidth=alt.condition("datum.series == 'per batch'", alt.value(1), alt.value(2.5)),
+            opacity=alt.condition(pick, alt.value(0.9), alt.value(0.1)),
+            tooltip=["series:N", "batch:Q", alt.Tooltip("loss:Q", format=".5f")],
+        )
+        .add_params(pick)
+        .interactive(bind_y=False)
+    )
+
+
+def class_counts_frame(counts_by_split: dict[str, dict[str, int]]) -> pd.DataFrame:
+    """Long table (class, split, count) from {split: {class name: count}}."""
+    rows = [{"class": name, "split": split, "count": int(n)}
+            for split, counts in counts_by_split.items() for name, n in counts.items()]
+    return pd.DataFrame(rows, columns=["class", "split", "count"])
+
+
+def class_counts_chart(frame: pd.DataFrame, class_order: Sequence[str]) -> alt.Chart:
+    """Images per class, stacked by split."""
+    pick = _legend_highlight("split")
+    return (
+        alt.Chart(frame, title="Images per class")
+        .mark_bar()
+        .encode(
+            x=alt.X("class:N", title="class", sort=list(class_order)),
+            y=alt.Y("count:Q", title="images", stack="zero"),
+            color=alt.Color("split:N", title="split", sort=["train", "val", "test"]),
+            order=alt.Order("split:N"),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.25)),
+            tooltip=["class:N", "split:N", "count:Q"],
+        )
+        .add_params(pick)
+    )
+
+
+# Per-epoch quantities that can be compared across runs, with their axis titles.
+COMPARE_QUANTITIES = {
+    "loss": ("train_loss", "val_loss", "loss"),
+    "reconstruction part": ("train_recon", "val_recon", "reconstruction loss"),
+    "KL part": ("train_kl", "val_kl", "KL"),
+}
+TIME_QUANTITIES = {"seconds per epoch": "seconds", "images per second": "images_per_s"}
+
+
+def compare_frame(histories: dict[str, Sequence], quantity: str) -> pd.DataFrame:
+    """Long table (run, split, epoch, value) of one quantity for several runs."""
+    rows = []
+    for run, history in histories.items():
+        for record in history:
+            record = _as_dict(record)
+            if quantity in COMPARE_QUANTITIES:
+                train_key, val_key, _ = COMPARE_QUANTITIES[quantity]
+                pairs = (("train", train_key), ("validation", val_key))
+            else:
+                pairs = (("train", TIME_QUANTITIES[quantity]),)
+            for split, key in pairs:
+                value = record.get(key)
+                if value is not None:
+                    rows.append({"run": run, "split": split, "epoch": int(record["epoch"]),
+                                 "value": float(value)})
+    return pd.DataFrame(rows, columns=["run", "split", "epoch", "value"])
+
+
+def compare_chart(frame: pd.DataFrame, quantity: str) -> alt.Chart:
+    """Several runs in one chart: colour = run, dash = train / validation; click the legend."""
+    y_title = COMPARE_QUANTITIES[quantity][2] if quantity in COMPARE_QUANTITIES else quantity
+    pick = _legend_highlight("run")
+    return (
+        alt.Chart(frame, title=f"{quantity.capitalize()} per epoch")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False)),
+            color=alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", columns=2,
+                                                                    labelLimit=400)),
+            strokeDash=alt.StrokeDash("split:N", title="split", sort=["train", "validation"]),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
+            tooltip=["run:N", "split:N", "epoch:Q", alt.Tooltip("value:Q", format=".5f")],
+        )
+        .add_params(pick)
+        .interactive(bind_y=False)
+    )
+
+
+def final_metric_chart(frame: pd.DataFrame, metric: str, title: str) -> alt.Chart:
+    """One bar per run for a final metric (frame has columns run and `metric`)."""
+    pick = _legend_highlight("run")
+    return (
+        alt.Chart(frame, title=title)
+        .mark_bar()
+        .encode(
+            x=alt.X(f"{metric}:Q", title=metric),
+            y=alt.Y("run:N", title=None, sort="x", axis=alt.Axis(labelLimit=300)),
+            color=alt.Color("run:N", legend=None),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.3)),
+            tooltip=["run:N", alt.Tooltip(f"{metric}:Q", format=".5f")],
+        )
+        .add_params(pick)
+    )
+
+
+def error_histogram(errors: Sequence[float], title: str = "Reconstruction error per test image") -> alt.Chart:
+    """Histogram of per-image MSE; tooltips give the bin range and count."""
+    frame = pd.DataFrame({"mse": [float(e) for e in errors]})
+    return (
+        alt.Chart(frame, title=title)
+        .mark_bar()
+        .encode(
+            x=alt.X("mse:Q", bin=alt.Bin(maxbins=40), title="MSE of one image"),
+            y=alt.Y("count():Q", title="images"),
+            tooltip=[alt.Tooltip("mse:Q", bin=alt.Bin(maxbins=40), title="MSE range", format=".4f"),
+                     alt.Tooltip("count():Q", title="images")],
+        )
+        .interactive(bind_y=False)
+    )

@@ -1,0 +1,44 @@
+"""Small Streamlit pieces several pages share."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.analysis import image_grid
+from ui.state import SELECTED_RUN_KEY, get_run, run_mtime, saved_runs
+
+TRAIN_PAGE = "pages/train.py"
+
+
+def need_a_run(what: str = "this page") -> None:
+    """Say plainly that a trained run is needed, and link to Train."""
+    st.info(f"No trained run yet: train one first to use {what}.")
+    st.page_link(TRAIN_PAGE, label="Go to Train", icon=":material/model_training:")
+
+
+def run_picker(label: str = "Run", key: str = "run_picker", runs: list[dict] | None = None):
+    """A select box over the saved runs; returns the loaded Run, or None (with a message) when
+    there is none. The choice is shared between pages through SELECTED_RUN_KEY."""
+    runs = saved_runs() if runs is None else runs
+    if not runs:
+        need_a_run()
+        return None
+    names = [r["name"] for r in runs]
+    current = st.session_state.get(SELECTED_RUN_KEY)
+    index = names.index(current) if current in names else 0
+    name = st.selectbox(label, names, index=index, key=key)
+    st.session_state[SELECTED_RUN_KEY] = name
+    try:
+        return get_run(name, run_mtime(name))
+    except Exception as exc:  # CheckpointError and friends carry one plain sentence
+        st.error(str(exc))
+        return None
+
+
+def show_grid(images, caption: str | None = None, nrow: int = 8, scale: int = 1) -> None:
+    """Images (float [0,1] or uint8, N×C×H×W) as one torchvision grid."""
+    st.image(image_grid(images, nrow=nrow, scale=scale), caption=caption)
+
+
+def upscale_for(image_size: int) -> int:
+    """Integer upscaling so tiny images (8×8 digits) are visible on screen."""
+    return max(1, 64 // max(image_size, 1))
