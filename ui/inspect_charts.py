@@ -1,4 +1,4 @@
-"""Altair charts of the Inspect pages (noise sweep, latent scatter, probe results).
+"""Altair charts of the Inspect pages (reconstruction errors, noise sweep, latent scatter).
 
 Pure functions from tables to charts: no Streamlit here, so they can be tested and
 reused on their own.
@@ -6,7 +6,6 @@ reused on their own.
 from __future__ import annotations
 
 import altair as alt
-import numpy as np
 import pandas as pd
 
 # The name of the latent scatter's click selection; the page reads it back from the chart event.
@@ -68,75 +67,4 @@ def latent_scatter(points: pd.DataFrame, colour: str, colour_title: str,
         )
         .add_params(picked)
         .properties(height=480)
-    )
-
-
-def confusion_chart(confusion: np.ndarray, class_names: list[str]) -> alt.LayerChart:
-    """A heatmap of counts (rows: true class, columns: predicted class) with the counts written in."""
-    confusion = np.asarray(confusion)
-    rows = []
-    for t, true_name in enumerate(class_names):
-        total = int(confusion[t].sum())
-        for p, pred_name in enumerate(class_names):
-            count = int(confusion[t, p])
-            rows.append({"true": true_name, "predicted": pred_name, "count": count,
-                         "share": count / total if total else 0.0})
-    table = pd.DataFrame(rows)
-    # The class names fix both axes, in the dataset's order (not alphabetical).
-    x = alt.X("predicted:N", title="Predicted", sort=class_names,
-              scale=alt.Scale(domain=list(class_names)))
-    y = alt.Y("true:N", title="True", sort=class_names, scale=alt.Scale(domain=list(class_names)))
-    base = alt.Chart(table).encode(x=x, y=y)
-    cells = base.mark_rect().encode(
-        color=alt.Color("share:Q", title="Share of true class", scale=alt.Scale(scheme="blues")),
-        tooltip=[alt.Tooltip("true:N", title="True"), alt.Tooltip("predicted:N", title="Predicted"),
-                 alt.Tooltip("count:Q", title="Images"),
-                 alt.Tooltip("share:Q", title="Share of true class", format=".1%")],
-    )
-    text = base.mark_text(baseline="middle").encode(
-        text=alt.Text("count:Q"),
-        # Dark cells get white text so the numbers stay readable.
-        color=alt.condition(alt.datum.share > 0.5, alt.value("white"), alt.value("black")),
-    )
-    side = max(240, 36 * len(class_names))
-    return alt.layer(cells, text).properties(width=side, height=side)
-
-
-def per_class_accuracy_chart(per_class: dict[str, float]) -> alt.Chart:
-    names = list(per_class)
-    table = pd.DataFrame({"class": names, "accuracy": [float(per_class[n]) for n in names]})
-    return (
-        alt.Chart(table)
-        .mark_bar()
-        .encode(
-            x=alt.X("class:N", title="Class", sort=names),
-            y=alt.Y("accuracy:Q", title="Accuracy", scale=alt.Scale(domain=[0, 1]),
-                    axis=alt.Axis(format="%")),
-            tooltip=[alt.Tooltip("class:N", title="Class"),
-                     alt.Tooltip("accuracy:Q", title="Accuracy", format=".1%")],
-        )
-        .properties(height=260)
-    )
-
-
-def probe_history_chart(history: list[dict]) -> alt.Chart:
-    """Per-epoch curves of the probe: every numeric column except the epoch, one line each."""
-    table = pd.DataFrame(history)
-    if "epoch" not in table:
-        table["epoch"] = np.arange(1, len(table) + 1)
-    value_columns = [c for c in table.columns
-                     if c != "epoch" and pd.api.types.is_numeric_dtype(table[c])]
-    long = table.melt(id_vars=["epoch"], value_vars=value_columns, var_name="curve",
-                      value_name="value")
-    return (
-        alt.Chart(long)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("epoch:Q", title="Epoch", axis=alt.Axis(tickMinStep=1)),
-            y=alt.Y("value:Q", title="Value"),
-            color=alt.Color("curve:N", title="Curve"),
-            tooltip=[alt.Tooltip("epoch:Q", title="Epoch"), alt.Tooltip("curve:N", title="Curve"),
-                     alt.Tooltip("value:Q", title="Value", format=".4f")],
-        )
-        .properties(height=260)
     )
