@@ -49,6 +49,10 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+    if report.failed and report.when == "call":
+        # The server's own words usually say why a page never showed what the walk waited for.
+        for server in getattr(item, "e2e_servers", []):
+            report.sections.append((f"streamlit server log (tail) {server.url}", server.log_tail()))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -142,7 +146,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def start_app(tmp_path, artifacts_dir):
+def start_app(tmp_path, artifacts_dir, request):
     """start_app(max_jobs=2) -> AppServer: `streamlit run app.py` on a free port with its own
     empty checkpoints folder; every server started is stopped by its PID when the test ends."""
     processes: list[subprocess.Popen] = []
@@ -194,7 +198,9 @@ def start_app(tmp_path, artifacts_dir):
                     f"streamlit did not answer /_stcore/health within {SERVER_START_TIMEOUT_S} s:\n"
                     + _log_tail(log_path), pytrace=False)
             time.sleep(0.25)
-        return AppServer(url, process, log_path, checkpoints)
+        server = AppServer(url, process, log_path, checkpoints)
+        request.node.e2e_servers = [*getattr(request.node, "e2e_servers", []), server]
+        return server
 
     try:
         yield start
