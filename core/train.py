@@ -200,7 +200,12 @@ def _recon_loss(name: str, recon: torch.Tensor, target: torch.Tensor) -> torch.T
         return F.mse_loss(recon, target)
     if name == "mae":
         return F.l1_loss(recon, target)
-    return F.binary_cross_entropy(recon, target)
+    # F.binary_cross_entropy refuses a NaN input with an error (on CUDA a device-side assert that
+    # breaks the CUDA context); a diverged model must give a NaN loss instead, so the run stops
+    # with status "diverged" like it does with the other losses.
+    has_nan = recon.isnan().any()
+    loss = F.binary_cross_entropy(recon.nan_to_num(nan=0.5), target)
+    return torch.where(has_nan, torch.full_like(loss, math.nan), loss)
 
 
 def _loss_parts(out, target: torch.Tensor, loss_name: str, vae: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -445,9 +450,9 @@ def _message(status, total_epochs, history, best_epoch, best_val, diverged_at, l
         if not history:
             return "Stopped before the first epoch finished, so nothing was learned or saved."
         return f"Stopped after {len(history)} of {total_epochs} epochs; {best}."
-    kept = best if history else "the initial weights are kept"
+    kept = f"; {best}, so" if history else ", before any epoch finished, so"
     suggestion = f"{min(lr / 10, 1e-3):g}" if lr > 0 else "0.001"
     return (
-        f"Training stopped because {diverged_at or 'the loss became NaN'}; {kept}, "
-        f"so try a lower learning rate (e.g. {suggestion})."
+        f"Training stopped because {diverged_at or 'the loss became NaN'}{kept} "
+        f"try a lower learning rate (e.g. {suggestion})."
     )

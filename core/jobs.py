@@ -1,0 +1,348 @@
+"""Background jobs: training runs and probe classifiers in daemon threads, held by one registry.
+
+The registry is process-wide (the app keeps one in st.cache_resource), so a page reload or a
+second browser tab finds the running jobs. The worker thread never touches the UI: it writes
+into its job under a short lock, and readers take consistent copies with snapshot(), cheap
+enough to poll twice a second from several tabs. At most `max_concurrent` jobs run at once;
+the rest wait in a first-in, first-out queue.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from core.checkpoints import CheckpointError, DEFAULT_ROOT, load_run, save_run, unique_run_name
+from core.cli import default_run_name
+from core.config import RunConfig
+from core.data import DataError, load_dataset
+from core.train import EpochRecord, train
+
+MAX_JOBS_ENV = "AE_LAB_MAX_JOBS"
+# A job keeps every batch loss up to this many; a longer run averages neighbouring pairs and
+# doubles the stride, so memory and the cost of each snapshot stay bounded (a 60k-image
+# dataset at batch 32 for 20 epochs would otherwise copy 37k floats per poll).
+MAX_BATCH_LOSSES = 20_000
+
+ACTIVE_STATUSES = ("queued", "loading", "running")
+# Exceptions whose message is already one sentence for the user.
+USER_ERRORS = (DataError, ValueError, CheckpointError)
+
+
+@dataclass
+class JobSnapshot:
+    """A consistent copy of a job, safe to read from any thread (tensors are shared: do not modify)."""
+
+    id: str
+    name: str
+    kind: str  # "train" | "probe"
+    status: str  # queued | loading | running | finished | stopped | early_stopped | diverged | failed
+    message: str
+    config: RunConfig  # probe jobs: the probed run's config once loaded (a bare RunConfig before)
+    epoch: int  # the epoch in progress (1-based; 0 before the first batch)
+    total_epochs: int
+    batch: int  # the last finished batch of that epoch
+    batches_per_epoch: int  # 0 for probe jobs (they report per epoch only)
+    progress: float  # 0..1
+    history: list  # train: EpochRecord per finished epoch; probe: the probe's per-epoch dicts
+    batch_losses: list[float]
+    film_originals: torch.Tensor | None
+    latest_frame: torch.Tensor | None
+    run_name: str | None  # train: set once saved; probe: the run the probe is trained on
+    queue_position: int | None  # 1-based while queued
+    started_at: float | None  # time.time() when it left the queue
+    finished_at: float | None
+    result: object | None  # probe jobs: the ProbeResult
+    # Each batch_losses value is the mean of this many consecutive batches (1 unless the run
+    # has more than MAX_BATCH_LOSSES batches): plot batch_losses[i] at batch (i + 1) * stride.
+    batch_loss_stride: int = 1
+
+
+@dataclass
+class _Job:
+    """A job's live state. Its fields change only under `lock`; the worker implements the
+    TrainReporter protocol on it, appending floats under that lock and nothing heavier."""
+
+    id: str
+    name: str
+    kind: str
+    config: RunConfig
+    total_epochs: int
+    work: Callable[["_Job"], None]
+    created: float = field(default_factory=time.time)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    status: str = "queued"
+    message: str = ""
+    epoch: int = 0
+    batch: int = 0
+    batches_per_epoch: int = 0
+    finished_progress: float | None = None  # set when the job ends
+    history: list = field(default_factory=list)
+    batch_losses: list[float] = field(default_factory=list)
+    batch_loss_stride: int = 1
+    pending_loss_sum: float = 0.0
+    pending_loss_count: int = 0
+    film_originals: torch.Tensor | None = None
+    latest_frame: torch.Tensor | None = None
+    run_name: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: object | None = None
+
+    # -------------------------------------------------- TrainReporter
+
+    def on_start(self, total_epochs: int, batches_per_epoch: int, film_originals: torch.Tensor) -> None:
+        with self.lock:
+            self.status = "running"
+            self.total_epochs = total_epochs
+            self.batches_per_epoch = batches_per_epoch
+            self.film_originals = film_originals
+
+    def on_batch(self, epoch: int, batch: int, loss: float) -> None:
+        with self.lock:
+            self.epoch, self.batch = epoch, batch
+            self.pending_loss_sum += loss
+            self.pending_loss_count += 1
+            if self.pending_loss_count < self.batch_loss_stride:
+                return
+            self.batch_losses.append(self.pending_loss_sum / self.pending_loss_count)
+            self.pending_loss_sum, self.pending_loss_count = 0.0, 0
+            if len(self.batch_losses) >= MAX_BATCH_LOSSES:
+                pairs = zip(self.batch_losses[0::2], self.batch_losses[1::2])
+                self.batch_losses = [(a + b) / 2 for a, b in pairs]
+                self.batch_loss_stride *= 2
+
+    def on_epoch(self, record: EpochRecord, film_frame: torch.Tensor) -> None:
+        with self.lock:
+            self.epoch, self.batch = record.epoch, self.batches_per_epoch
+            self.history.append(record)
+            self.latest_frame = film_frame
+
+    # -------------------------------------------------- probe progress
+
+    def on_probe_epoch(self, record: dict) -> None:
+        with self.lock:
+            self.history.append(dict(record))
+            self.epoch = int(record.get("epoch", len(self.history)))
+
+    # -------------------------------------------------- status
+
+    def set_status(self, status: str) -> None:
+        with self.lock:
+            self.status = status
+
+    def progress(self) -> float:
+        if self.finished_progress is not None:
+            return self.finished_progress
+        if self.kind == "train":
+            if self.total_epochs < 1 or self.batches_per_epoch < 1:
+                return 0.0
+            done = max(self.epoch - 1, 0) * self.batches_per_epoch + self.batch
+            return min(done / (self.total_epochs * self.batches_per_epoch), 1.0)
+        return min(len(self.history) / self.total_epochs, 1.0) if self.total_epochs > 0 else 0.0
+
+    def finish(self, status: str, message: str, run_name: str | None = None, result: object | None = None) -> None:
+        with self.lock:
+            self.status, self.message = status, message
+            if run_name is not None:
+                self.run_name = run_name
+            self.result = result
+            self.finished_progress = 1.0 if status in ("finished", "early_stopped") else self.progress()
+            self.finished_at = time.time()
+
+    def snapshot(self, queue_position: int | None) -> JobSnapshot:
+        with self.lock:
+            return JobSnapshot(
+                id=self.id,
+                name=self.name,
+                kind=self.kind,
+                status=self.status,
+                message=self.message,
+                config=self.config,
+                epoch=self.epoch,
+                total_epochs=self.total_epochs,
+                batch=self.batch,
+                batches_per_epoch=self.batches_per_epoch,
+                progress=self.progress(),
+                history=list(self.history),
+                batch_losses=list(self.batch_losses),
+                film_originals=self.film_originals,
+                latest_frame=self.latest_frame,
+                run_name=self.run_name,
+                queue_position=queue_position,
+                started_at=self.started_at,
+                finished_at=self.finished_at,
+                result=self.result,
+                batch_loss_stride=self.batch_loss_stride,
+            )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def _max_jobs_from_env() -> int:
+    text = os.environ.get(MAX_JOBS_ENV, "1")
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{MAX_JOBS_ENV}={text!r} is not a whole number; set it to 1 or more.") from None
+
+
+class JobRegistry:
+    """Starts, queues, stops and reports jobs; every public method is safe from any thread."""
+
+    def __init__(self, root=DEFAULT_ROOT, max_concurrent: int | None = None):
+        self.root = root
+        self.max_concurrent = _max_jobs_from_env() if max_concurrent is None else int(max_concurrent)
+        if self.max_concurrent < 1:
+            raise ValueError(f"At most {self.max_concurrent} jobs at once would run nothing; allow 1 or more.")
+        self._lock = threading.Lock()  # guards _jobs, _queue, _running; taken before any job's lock
+        self._jobs: dict[str, _Job] = {}  # in creation order
+        self._queue: deque[str] = deque()
+        self._running: set[str] = set()
+        # Choosing a free run name and saving into it must be one step, or two jobs ending
+        # together could pick the same name.
+        self._save_lock = threading.Lock()
+
+    # -------------------------------------------------- starting
+
+    def start(self, cfg: RunConfig) -> str:
+        """Queue a training run of cfg (copied: later changes to cfg do not reach it); returns its id."""
+        cfg = copy.deepcopy(cfg)
+        name = cfg.name or default_run_name(cfg)
+        return self._add(_Job(id=self._new_id(), name=name, kind="train", config=cfg,
+                              total_epochs=cfg.train.epochs, work=self._train_job))
+
+    def start_probe(self, run_name: str, probe_cfg) -> str:
+        """Queue a probe classifier (core.analysis.train_probe) on the saved run `run_name`."""
+        probe_cfg = copy.deepcopy(probe_cfg)
+
+        def work(job: _Job) -> None:
+            self._probe_job(job, run_name, probe_cfg)
+
+        job = _Job(id=self._new_id(), name=f"{run_name} classifier", kind="probe", config=RunConfig(name=run_name),
+                   total_epochs=int(probe_cfg.epochs), work=work)
+        job.run_name = run_name
+        return self._add(job)
+
+    def _new_id(self) -> str:
+        # Random rather than counted: a page holding an id from a previous registry (its cache
+        # cleared) must not find a different job under it.
+        while True:
+            job_id = secrets.token_hex(4)
+            if job_id not in self._jobs:
+                return job_id
+
+    def _add(self, job: _Job) -> str:
+        with self._lock:
+            self._jobs[job.id] = job
+            self._queue.append(job.id)
+            self._start_waiting_jobs()
+        return job.id
+
+    def _start_waiting_jobs(self) -> None:
+        """Start queued jobs while there is room; the caller holds self._lock."""
+        while self._queue and len(self._running) < self.max_concurrent:
+            job = self._jobs[self._queue.popleft()]
+            self._running.add(job.id)
+            with job.lock:
+                job.status = "loading"
+                job.started_at = time.time()
+            threading.Thread(target=self._run, args=(job,), name=f"ae-lab-{job.kind}-{job.id}", daemon=True).start()
+
+    def _run(self, job: _Job) -> None:
+        try:
+            job.work(job)
+        except USER_ERRORS as exc:
+            job.finish("failed", _one_line(exc))
+        except Exception as exc:  # the thread must end with a status the page can show, whatever happened
+            what = "Training" if job.kind == "train" else "Training the classifier"
+            job.finish("failed", f"{what} failed: {_one_line(exc)}")
+        finally:
+            job.done.set()
+            with self._lock:
+                self._running.discard(job.id)
+                self._start_waiting_jobs()
+
+    # -------------------------------------------------- the work
+
+    def _train_job(self, job: _Job) -> None:
+        cfg = job.config
+        dataset = load_dataset(cfg.data)
+        job.set_status("running")
+        started = time.perf_counter()
+        result = train(cfg, dataset, reporter=job, stop_event=job.stop_event)
+        seconds = time.perf_counter() - started
+        run_name = None
+        if result.history:  # a stopped or diverged run is saved too, with its best weights
+            with self._save_lock:
+                run_name = unique_run_name(self.root, job.name)
+                save_run(self.root, run_name, cfg, result, extra_info={"seconds": round(seconds, 3)})
+        job.finish(result.status, result.message, run_name=run_name)
+
+    def _probe_job(self, job: _Job, run_name: str, probe_cfg) -> None:
+        # Imported here so that core.jobs does not depend on the analysis module to import.
+        from core.analysis import train_probe
+
+        run = load_run(self.root, run_name)
+        with job.lock:
+            job.config = run.config
+        dataset = load_dataset(run.config.data)
+        job.set_status("running")
+        result = train_probe(run.model, dataset, probe_cfg, on_epoch=job.on_probe_epoch, stop_event=job.stop_event)
+        epochs = len(result.history)
+        accuracy = f"the classifier labels {result.accuracy:.1%} of the test images correctly"
+        if job.stop_event.is_set() and epochs < job.total_epochs:
+            job.finish("stopped", f"Stopped after {epochs} of {job.total_epochs} epochs; {accuracy}.", result=result)
+        else:
+            job.finish("finished", f"Trained for {epochs} epoch{'s' if epochs != 1 else ''}; {accuracy}.",
+                       result=result)
+
+    # -------------------------------------------------- control and reading
+
+    def _job(self, job_id: str) -> _Job:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise KeyError(f"There is no job {job_id}; it may belong to a server that has restarted.") from None
+
+    def stop(self, job_id: str) -> None:
+        """A queued job leaves the queue at once; a running one stops after its current batch."""
+        with self._lock:
+            job = self._job(job_id)
+            if job_id in self._queue:
+                self._queue.remove(job_id)
+                job.finish("stopped", "Stopped while waiting in the queue; nothing was trained or saved.")
+                job.done.set()
+                return
+        job.stop_event.set()
+
+    def snapshot(self, job_id: str) -> JobSnapshot:
+        with self._lock:
+            job = self._job(job_id)
+            position = self._queue.index(job_id) + 1 if job_id in self._queue else None
+            return job.snapshot(position)
+
+    def snapshots(self) -> list[JobSnapshot]:
+        """Every job this registry knows, finished ones included, newest first."""
+        with self._lock:
+            positions = {job_id: i for i, job_id in enumerate(self._queue, 1)}
+            return [job.snapshot(positions.get(job.id)) for job in reversed(self._jobs.values())]
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobSnapshot:
+        """Block until the job ends (or `timeout` seconds pass) and return its snapshot."""
+        with self._lock:
+            job = self._job(job_id)
+        job.done.wait(timeout)
+        return self.snapshot(job_id)
