@@ -12,11 +12,14 @@ from playwright.sync_api import Locator, Page, expect
 APP_LOAD_TIMEOUT_MS = 60_000
 RERUN_TIMEOUT_MS = 30_000
 TRAINING_TIMEOUT_MS = 180_000
+SCRIPT_START_MS = 200
+NOT_RUNNING = "notRunning"
 
 
 def open_app(page: Page, url: str) -> None:
     page.goto(url)
     expect(page.get_by_test_id("stSidebarNav")).to_be_visible(timeout=APP_LOAD_TIMEOUT_MS)
+    wait_for_script(page, timeout=APP_LOAD_TIMEOUT_MS)
     assert_no_traceback(page)
 
 
@@ -31,10 +34,13 @@ def go_to(page: Page, title: str) -> None:
 def wait_for_script(page: Page, timeout: int = RERUN_TIMEOUT_MS) -> None:
     """Wait until the script run that an interaction started has finished.
 
-    The status widget ("Running...") shows while the script runs; a page with a live fragment
-    may show it again every second, so this only waits for the current run to settle."""
-    page.wait_for_load_state("domcontentloaded")
-    expect(page.get_by_test_id("stStatusWidget").filter(has_text="Running")).to_have_count(0, timeout=timeout)
+    Streamlit marks its app element with the script's state (data-test-script-state). A rerun
+    starts a moment after the interaction reaches the server, so give it that moment (as
+    Streamlit's own browser tests do), then wait for the state to leave running. A page with a
+    live fragment runs it again twice a second; the wait only needs one idle moment between."""
+    page.wait_for_timeout(SCRIPT_START_MS)
+    expect(page.get_by_test_id("stApp")).to_have_attribute(
+        "data-test-script-state", NOT_RUNNING, timeout=timeout)
     expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=timeout)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from streamlit_ui import assert_no_traceback, main, open_app
+from streamlit_ui import assert_no_traceback, expect_images_loaded, main, open_app
 
 PAGE_TITLES = ["Data", "Train", "Runs", "Reconstructions", "Noise", "Latent space", "Generate", "Classifier"]
 
@@ -18,5 +18,8 @@ def test_app_opens_with_every_page_listed(start_app, new_page, shot):
         expect(nav.get_by_role("link", name=title, exact=True)).to_be_visible()
     # The first page is Data, and it shows its own title rather than an error.
     expect(main(page).get_by_role("heading", name="Data", exact=True)).to_be_visible()
+    # ... with the built-in digits chosen and previewed, before anything else was done.
+    expect(main(page).get_by_role("combobox", name="Dataset")).to_have_value("Digits (8×8, built in)")
+    expect_images_loaded(main(page), at_least=10)
     assert_no_traceback(page)
     shot(page, "data")
