@@ -6,6 +6,7 @@ walk can find it.
 from __future__ import annotations
 
 import streamlit as st
+import torch
 
 from core.config import (
     ACTIVATIONS,
@@ -18,6 +19,7 @@ from core.config import (
     RunConfig,
     TrainConfig,
 )
+from core.train import resolve_device
 
 OPTIMIZER_LABELS = {
     "adam": "Adam",
@@ -30,7 +32,6 @@ OPTIMIZER_LABELS = {
 LOSS_LABELS = {"mse": "MSE (mean squared error)", "mae": "MAE (mean absolute error)",
                "bce": "BCE (binary cross-entropy)"}
 ACTIVATION_LABELS = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 FORM_PROBLEMS_KEY = "train_form_problems"
 DENSE_PRESETS = {"small": [256, 128], "large": [1000, 500, 250]}
 
@@ -53,18 +54,24 @@ def _sizes_text(sizes: list[int]) -> str:
     return ", ".join(str(s) for s in sizes)
 
 
-def model_form() -> tuple[ModelConfig, float, list[str]]:
-    """Model widgets -> (ModelConfig without the data shape, denoising noise factor, problems)."""
+def model_form(start: ModelConfig, noise_start: float) -> tuple[ModelConfig, float, list[str]]:
+    """Model widgets, starting from `start` -> (ModelConfig without the data shape, denoising
+    noise factor, problems)."""
     problems: list[str] = []
     mc = ModelConfig()
-    mc.family = st.radio("Architecture", ["conv", "dense"], horizontal=True, key="cfg_family",
+    families = ["conv", "dense"]
+    mc.family = st.radio("Architecture", families, index=families.index(start.family), horizontal=True,
+                         key="cfg_family",
                          format_func={"conv": "Convolutional", "dense": "Dense (fully connected)"}.get)
-    mc.preset = st.radio("Size preset", list(CONV_PRESETS), horizontal=True, key="cfg_preset",
-                         help="Fills the layer sizes below; edit them freely.")
+    presets = list(CONV_PRESETS)
+    mc.preset = st.radio("Size preset", presets, index=presets.index(start.preset), horizontal=True,
+                         key="cfg_preset", help="Fills the layer sizes below; edit them freely.")
+    same_shape = start.family == mc.family and start.preset == mc.preset
     if mc.family == "conv":
         preset_sizes = CONV_PRESETS[mc.preset]
+        shown = start.conv_channels() if same_shape else preset_sizes
         # One text box per preset, so switching preset shows that preset's channels.
-        text = st.text_input("Conv channels (encoder, comma-separated)", _sizes_text(preset_sizes),
+        text = st.text_input("Conv channels (encoder, comma-separated)", _sizes_text(shown),
                              key=f"cfg_channels_{mc.preset}",
                              help="Each number is one stride-2 convolution; the decoder mirrors them.")
         try:
@@ -73,8 +80,8 @@ def model_form() -> tuple[ModelConfig, float, list[str]]:
         except ValueError as exc:
             problems.append(str(exc))
     else:
-        preset_sizes = DENSE_PRESETS[mc.preset]
-        text = st.text_input("Hidden layer sizes (encoder, comma-separated)", _sizes_text(preset_sizes),
+        shown = start.hidden if same_shape else DENSE_PRESETS[mc.preset]
+        text = st.text_input("Hidden layer sizes (encoder, comma-separated)", _sizes_text(shown),
                              key=f"cfg_hidden_{mc.preset}",
                              help="The decoder mirrors them; e.g. 1000, 500, 250 for the large one.")
         try:
@@ -82,61 +89,85 @@ def model_form() -> tuple[ModelConfig, float, list[str]]:
         except ValueError as exc:
             problems.append(str(exc))
     c1, c2 = st.columns(2)
-    mc.latent = int(c1.number_input("Latent size", min_value=1, max_value=1024, value=16, step=1,
+    mc.latent = int(c1.number_input("Latent size", min_value=1, max_value=1024, value=start.latent, step=1,
                                     key="cfg_latent"))
-    mc.dropout = float(c2.slider("Dropout", 0.0, 0.9, 0.0, 0.05, key="cfg_dropout"))
+    mc.dropout = float(c2.slider("Dropout", 0.0, 0.9, float(start.dropout), 0.05, key="cfg_dropout"))
     c1, c2 = st.columns(2)
-    mc.activation = c1.selectbox("Activation", ACTIVATIONS, key="cfg_activation",
-                                 format_func=ACTIVATION_LABELS.get)
-    mc.output_activation = c2.selectbox("Output activation", OUTPUT_ACTIVATIONS, key="cfg_output_activation")
+    mc.activation = c1.selectbox("Activation", ACTIVATIONS, index=ACTIVATIONS.index(start.activation),
+                                 key="cfg_activation", format_func=ACTIVATION_LABELS.get)
+    mc.output_activation = c2.selectbox("Output activation", OUTPUT_ACTIVATIONS,
+                                        index=OUTPUT_ACTIVATIONS.index(start.output_activation),
+                                        key="cfg_output_activation")
     c1, c2 = st.columns(2)
-    mc.vae = c1.checkbox("Variational (VAE)", key="cfg_vae",
+    mc.vae = c1.checkbox("Variational (VAE)", start.vae, key="cfg_vae",
                          help="The encoder outputs a mean and a variance; the loss adds beta × KL.")
     if mc.vae:
-        mc.beta = float(c2.number_input("Beta (KL weight)", min_value=0.0, max_value=100.0, value=1.0,
-                                        step=0.1, key="cfg_beta"))
-    mc.conditional = st.checkbox("Conditional (the label goes into encoder and decoder)",
+        mc.beta = float(c2.number_input("Beta (KL weight)", min_value=0.0, max_value=100.0,
+                                        value=float(start.beta), step=0.1, key="cfg_beta"))
+    mc.conditional = st.checkbox("Conditional (the label goes into encoder and decoder)", start.conditional,
                                  key="cfg_conditional")
-    noise = float(st.slider("Denoising noise factor (0 = plain autoencoder)", 0.0, 1.0, 0.0, 0.05,
-                            key="cfg_noise",
+    noise = float(st.slider("Denoising noise factor (0 = plain autoencoder)", 0.0, 1.0, float(noise_start),
+                            0.05, key="cfg_noise",
                             help="Training inputs get noise × N(0, 1) added; the target stays clean."))
     return mc, noise, problems
 
 
-def training_form(noise: float) -> TrainConfig:
+def available_devices() -> list[str]:
+    """auto, cpu, and the accelerators this machine really has."""
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def training_form(start: TrainConfig, noise: float) -> TrainConfig:
     tc = TrainConfig(noise_factor=noise)
     c1, c2 = st.columns(2)
-    tc.optimizer = c1.selectbox("Optimiser", OPTIMIZERS, key="cfg_optimizer", format_func=OPTIMIZER_LABELS.get)
-    tc.lr = float(c2.number_input("Learning rate", min_value=1e-6, max_value=10.0, value=1e-3, step=1e-4,
-                                  format="%g", key="cfg_lr"))
+    tc.optimizer = c1.selectbox("Optimiser", OPTIMIZERS, index=OPTIMIZERS.index(start.optimizer),
+                                key="cfg_optimizer", format_func=OPTIMIZER_LABELS.get)
+    tc.lr = float(c2.number_input("Learning rate", min_value=1e-6, max_value=1e6, value=float(start.lr),
+                                  step=1e-4, format="%g", key="cfg_lr"))
     c1, c2 = st.columns(2)
-    tc.batch_size = int(c1.number_input("Batch size", min_value=1, max_value=100_000, value=128, step=32,
-                                        key="cfg_batch_size"))
-    tc.epochs = int(c2.number_input("Epochs", min_value=1, max_value=1000, value=10, step=1, key="cfg_epochs"))
+    tc.batch_size = int(c1.number_input("Batch size", min_value=1, max_value=100_000, value=start.batch_size,
+                                        step=32, key="cfg_batch_size",
+                                        help="Larger than the training set means full-batch training."))
+    tc.epochs = int(c2.number_input("Epochs", min_value=1, max_value=1000, value=start.epochs, step=1,
+                                    key="cfg_epochs"))
     c1, c2 = st.columns(2)
-    tc.weight_decay = float(c1.number_input("Weight decay (L2)", min_value=0.0, max_value=1.0, value=0.0,
-                                            step=1e-4, format="%g", key="cfg_weight_decay"))
-    tc.loss = c2.selectbox("Loss", LOSSES, key="cfg_loss", format_func=LOSS_LABELS.get)
+    tc.weight_decay = float(c1.number_input("Weight decay (L2)", min_value=0.0, max_value=1.0,
+                                            value=float(start.weight_decay), step=1e-4, format="%g",
+                                            key="cfg_weight_decay"))
+    tc.loss = c2.selectbox("Loss", LOSSES, index=LOSSES.index(start.loss), key="cfg_loss",
+                           format_func=LOSS_LABELS.get)
     c1, c2 = st.columns(2)
     tc.patience = int(c1.number_input("Early stopping patience (epochs, 0 = off)", min_value=0,
-                                      max_value=1000, value=0, step=1, key="cfg_patience"))
-    tc.seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="cfg_seed"))
-    tc.device = st.selectbox("Device", DEVICE_CHOICES, key="cfg_device",
+                                      max_value=1000, value=start.patience, step=1, key="cfg_patience"))
+    tc.seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=start.seed, step=1,
+                                  key="cfg_seed"))
+    devices = available_devices()
+    auto = resolve_device("auto").type.upper()
+    tc.device = st.selectbox("Device", devices, index=devices.index(start.device) if start.device in devices else 0,
+                             key="cfg_device", format_func=lambda d: f"auto ({auto})" if d == "auto" else d,
                              help="auto picks CUDA, then MPS, then the CPU.")
     return tc
 
 
-def model_and_training_form(data_cfg: DataConfig) -> RunConfig:
-    """All Train-page settings as one RunConfig. Sizes that cannot be parsed are reported with
-    st.error where they are typed and leave the preset's sizes in the config."""
+def model_and_training_form(data_cfg: DataConfig, start: RunConfig | None = None) -> RunConfig:
+    """All Train-page settings as one RunConfig, starting from `start` (the defaults when None).
+    Sizes that cannot be parsed are reported with st.error where they are typed and leave the
+    preset's sizes in the config."""
+    start = start or RunConfig()
     st.subheader("Architecture")
-    mc, noise, problems = model_form()
+    mc, noise, problems = model_form(start.model, start.train.noise_factor)
     for problem in problems:
         st.error(problem)
     # The page reads this to keep Start disabled while a size cannot be parsed.
     st.session_state[FORM_PROBLEMS_KEY] = problems
     st.subheader("Training")
-    tc = training_form(noise)
-    name = st.text_input("Run name (optional)", "", key="cfg_name",
+    tc = training_form(start.train, noise)
+    name = st.text_input("Run name (optional)", start.name, key="cfg_name",
                          help="Letters, digits, '.', '_' and '-'; empty picks a name from the settings.")
     return RunConfig(data=data_cfg, model=mc, train=tc, name=name.strip())

@@ -6,13 +6,21 @@ Jobs belong to the server, not to a browser session: the registry is a
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
+from typing import Callable
 
 import streamlit as st
 
-from core.config import DataConfig, RunConfig
 from core.checkpoints import DEFAULT_ROOT, list_runs, load_run
-from core.data import load_dataset
+from core.config import DataConfig, RunConfig
+from core.data import Dataset, load_dataset
 from core.jobs import JobRegistry
+
+# Job statuses that still change: the live views poll only while a job is in one of these.
+ACTIVE_STATUSES = ("queued", "loading", "running")
+# Loaded datasets kept in memory (each is at most a few hundred MB of uint8 tensors).
+MAX_CACHED_DATASETS = 4
 
 
 def checkpoints_root() -> str:
@@ -23,6 +31,11 @@ def checkpoints_root() -> str:
 @st.cache_resource
 def get_registry() -> JobRegistry:
     return JobRegistry(root=checkpoints_root())
+
+
+def active_jobs() -> list:
+    """Snapshots of the jobs that are queued, loading or running, newest first."""
+    return [job for job in get_registry().snapshots() if job.status in ACTIVE_STATUSES]
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the run...")
@@ -40,17 +53,57 @@ def saved_runs() -> list[dict]:
     return list_runs(checkpoints_root())
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the dataset...")
-def get_dataset(data_cfg_json: str):
-    """The dataset for a DataConfig (passed as JSON so the cache key is plain text)."""
-    cfg = RunConfig.from_json(data_cfg_json).data
-    return load_dataset(cfg)
+class _DatasetStore:
+    """The last few loaded datasets, shared by every session. Not an st.cache_resource on
+    load_dataset itself: Streamlit would record the progress bar's updates inside the cached
+    call and replay them on every later hit."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: OrderedDict[str, Dataset] = OrderedDict()
 
 
-def dataset_for(data_cfg: DataConfig):
-    return get_dataset(RunConfig(data=data_cfg).to_json())
+@st.cache_resource
+def _dataset_store() -> _DatasetStore:
+    return _DatasetStore()
+
+
+def get_dataset(data_cfg_json: str, progress: Callable[[int, int], None] | None = None) -> Dataset:
+    """The dataset for a DataConfig (passed as JSON so the key is plain text); loaded once,
+    then served from memory. `progress(done, total)` is called while loading. A DataError is
+    raised, not remembered, so fixing the folder and trying again works."""
+    store = _dataset_store()
+    with store.lock:
+        if data_cfg_json in store.items:
+            store.items.move_to_end(data_cfg_json)
+            return store.items[data_cfg_json]
+    dataset = load_dataset(RunConfig.from_json(data_cfg_json).data, progress)
+    with store.lock:
+        store.items[data_cfg_json] = dataset
+        while len(store.items) > MAX_CACHED_DATASETS:
+            store.items.popitem(last=False)
+    return dataset
+
+
+def is_dataset_loaded(data_cfg: DataConfig) -> bool:
+    return RunConfig(data=data_cfg).to_json() in _dataset_store().items
+
+
+def dataset_for(data_cfg: DataConfig, progress: Callable[[int, int], None] | None = None) -> Dataset:
+    return get_dataset(RunConfig(data=data_cfg).to_json(), progress)
+
+
+def chosen_data_config() -> DataConfig:
+    """The DataConfig the Data page chose in this session (the built-in digits until then)."""
+    return st.session_state.get(DATA_CONFIG_KEY) or DataConfig(dataset="digits")
 
 
 # Session keys shared by the pages: which dataset config the Data page chose, which run is selected.
 DATA_CONFIG_KEY = "data_config"  # a DataConfig
 SELECTED_RUN_KEY = "selected_run"  # a run name (str)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def run_history(name: str, mtime: float) -> list[dict]:
+    """A saved run's per-epoch records, kept apart from the (larger) loaded model."""
+    return list(get_run(name, mtime).history)

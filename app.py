@@ -1,0 +1,41 @@
+"""Autoencoder Lab: `streamlit run app.py`. Navigation over pages/ and the shared sidebar."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from ui.sidebar import render_sidebar
+
+HERE = Path(__file__).parent
+
+# section -> (file under pages/, title, icon); the URL path is the file's name (data, train, ...).
+SECTIONS = {
+    "Prepare": [
+        ("data.py", "Data", ":material/dataset:"),
+        ("train.py", "Train", ":material/model_training:"),
+        ("runs.py", "Runs", ":material/table_chart:"),
+    ],
+    "Inspect": [
+        ("reconstructions.py", "Reconstructions", ":material/compare:"),
+        ("noise.py", "Noise", ":material/grain:"),
+        ("latent.py", "Latent space", ":material/scatter_plot:"),
+        ("generate.py", "Generate", ":material/auto_awesome:"),
+        ("classifier.py", "Classifier", ":material/category:"),
+    ],
+}
+
+st.set_page_config(page_title="Autoencoder Lab", page_icon=":material/blur_on:", layout="wide")
+
+# A page whose file is not there (yet) is left out rather than breaking the whole app.
+navigation = {
+    section: [st.Page(f"pages/{file}", title=title, icon=icon)
+              for file, title, icon in pages if (HERE / "pages" / file).is_file()]
+    for section, pages in SECTIONS.items()
+}
+page = st.navigation({section: pages for section, pages in navigation.items() if pages})
+sidebar_slot = st.sidebar.container()
+try:
+    page.run()
+finally:
+    render_sidebar(sidebar_slot)

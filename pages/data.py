@@ -1,0 +1,161 @@
+"""Data: choose a dataset, see samples per class, class counts per split, what was skipped and
+the split sizes. The chosen DataConfig is what Train trains on."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.config import DataConfig
+from core.data import DATASETS, DataError, Dataset
+from ui.charts import class_counts_chart, class_counts_frame
+from ui.sidebar import dataset_label
+from ui.state import DATA_CONFIG_KEY, chosen_data_config, dataset_for
+from ui.widgets import show_grid, upscale_for
+
+TORCHVISION = ("mnist", "fashion-mnist", "cifar10")
+SPLIT_LABELS = {"train": "Train", "val": "Validation", "test": "Test"}
+PREVIEW_PER_CLASS = 8
+PREVIEW_MAX_CLASSES = 20
+PREVIEW_COLUMNS = 5
+CHANNEL_LABELS = {1: "Grey (1 channel)", 3: "Colour (3 channels)"}
+
+
+def data_form(current: DataConfig) -> DataConfig:
+    """The dataset widgets, starting from the session's current choice."""
+    names = list(DATASETS)
+    cfg = DataConfig()
+    cfg.dataset = st.selectbox("Dataset", names, index=names.index(current.dataset), key="data_dataset",
+                               format_func=dataset_label)
+    st.caption(DATASETS[cfg.dataset])
+    if cfg.dataset in TORCHVISION:
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        cfg.data_root = c1.text_input(
+            "Data folder", current.data_root, key="data_root",
+            help="A folder in torchvision's layout (e.g. it holds MNIST/raw/...); used as is when the "
+                 "files are there.").strip()
+        cfg.download = c2.checkbox("Download if missing", current.download, key="data_download")
+    elif cfg.dataset == "folder":
+        cfg.folder = st.text_input("Image folder", current.folder, key="data_folder",
+                                   placeholder="/path/to/images (one sub-folder per class)",
+                                   help="Any image format Pillow reads; unreadable files are skipped and "
+                                        "listed.").strip()
+        c1, c2 = st.columns(2)
+        cfg.image_size = int(c1.number_input("Image size", 8, 512, current.image_size, 4, key="data_image_size",
+                                             help="Images are resized to this square size in pixels."))
+        cfg.channels = c2.radio("Channels", (1, 3), index=(1, 3).index(current.channels), horizontal=True,
+                                key="data_channels", format_func=CHANNEL_LABELS.get)
+    elif cfg.dataset == "shapes":
+        c1, c2 = st.columns(2)
+        cfg.shapes_count = int(c1.number_input("Number of shapes", 100, 100_000, current.shapes_count, 500,
+                                               key="data_shapes_count"))
+        cfg.image_size = int(c2.number_input("Image size", 8, 128, current.image_size, 4, key="data_image_size"))
+
+    with st.expander("Splits, seed and limits", expanded=False):
+        c1, c2, c3 = st.columns(3)
+        cfg.val_fraction = float(c1.slider("Validation fraction", 0.0, 0.5, current.val_fraction, 0.05,
+                                           key="data_val_fraction"))
+        if cfg.dataset in TORCHVISION:
+            c2.caption("Test: the official test set.")
+        else:
+            cfg.test_fraction = float(c2.slider("Test fraction", 0.0, 0.5, current.test_fraction, 0.05,
+                                                key="data_test_fraction"))
+        cfg.seed = int(c3.number_input("Seed", 0, 2**31 - 1, current.seed, 1, key="data_seed",
+                                       help="Fixes the split (and the generated shapes)."))
+        c1, c2 = st.columns(2)
+        cfg.limit = int(c1.number_input("Image limit (0 = all)", 0, 10_000_000, current.limit, 500,
+                                        key="data_limit", help="Use only this many images, split alike."))
+        cfg.balanced = c2.checkbox("Class-balanced sampling", current.balanced, key="data_balanced",
+                                   help="Training batches draw every class equally often (for imbalanced "
+                                        "folders).")
+    return cfg
+
+
+def load_with_progress(cfg: DataConfig) -> Dataset:
+    """The dataset, from memory when it was loaded before; otherwise a progress bar while loading."""
+    slot = st.empty()
+
+    def progress(done: int, total: int) -> None:
+        slot.progress(done / max(total, 1), text=f"Loading images: {done:,} of {total:,}")
+
+    try:
+        with st.spinner("Loading the dataset..."):
+            return dataset_for(cfg, progress)
+    finally:
+        slot.empty()
+
+
+def split_sizes(dataset: Dataset) -> None:
+    columns = st.columns(5)
+    columns[0].metric("Images", f"{len(dataset.labels):,}")
+    for column, split in zip(columns[1:4], ("train", "val", "test")):
+        column.metric(SPLIT_LABELS[split], f"{len(dataset.splits[split]):,}")
+    columns[4].metric("Image shape (C×H×W)", "×".join(str(d) for d in dataset.shape))
+    st.caption(f"{dataset.num_classes} classes · source: {dataset.source or dataset.name}")
+
+
+def preview(dataset: Dataset) -> None:
+    """A few training images of each class, one small grid per class with its name."""
+    st.subheader("Samples per class")
+    images, labels = dataset.split("train")
+    scale = upscale_for(dataset.shape[1])
+    shown = dataset.class_names[:PREVIEW_MAX_CLASSES]
+    for start in range(0, len(shown), PREVIEW_COLUMNS):
+        columns = st.columns(PREVIEW_COLUMNS)
+        for column, label in zip(columns, range(start, min(start + PREVIEW_COLUMNS, len(shown)))):
+            picks = images[labels == label][:PREVIEW_PER_CLASS]
+            with column:
+                if len(picks):
+                    show_grid(picks, caption=dataset.class_names[label], nrow=4, scale=scale)
+                else:
+                    st.caption(f"{dataset.class_names[label]}: no training images")
+    if len(dataset.class_names) > len(shown):
+        st.caption(f"... and {len(dataset.class_names) - len(shown)} more classes.")
+
+
+def class_counts(dataset: Dataset) -> None:
+    st.subheader("Images per class")
+    counts = {split: dataset.class_counts(split) for split in ("train", "val", "test")}
+    frame = class_counts_frame({SPLIT_LABELS[s].lower(): c for s, c in counts.items()})
+    st.altair_chart(class_counts_chart(frame, dataset.class_names).properties(height=280),
+                    key="class_counts_chart")
+    table = pd.DataFrame({SPLIT_LABELS[s]: pd.Series(c) for s, c in counts.items()})
+    table["Total"] = table.sum(axis=1)
+    table.index.name = "Class"
+    with st.expander("Class counts as a table"):
+        st.dataframe(table, key="class_counts_table")
+
+
+def skipped_files(dataset: Dataset) -> None:
+    if not dataset.skipped:
+        if dataset.name == "folder":
+            st.caption("Every file in the folder was read.")
+        return
+    st.warning(f"{len(dataset.skipped)} file(s) could not be used and were skipped.")
+    st.dataframe(pd.DataFrame(dataset.skipped, columns=["File", "Why it was skipped"]),
+                 hide_index=True, key="skipped_table")
+
+
+def main() -> None:
+    st.title("Data")
+    cfg = data_form(chosen_data_config())
+    if cfg.dataset == "folder" and not cfg.folder:
+        st.info("Enter the path of an image folder with one sub-folder per class, then press Enter.")
+        return
+    try:
+        dataset = load_with_progress(cfg)
+    except DataError as exc:
+        st.error(str(exc))
+        return
+    # Only a dataset that loaded becomes the one Train uses.
+    st.session_state[DATA_CONFIG_KEY] = cfg
+    split_sizes(dataset)
+    skipped_files(dataset)
+    left, right = st.columns([3, 2])
+    with left:
+        preview(dataset)
+    with right:
+        class_counts(dataset)
+    st.page_link("pages/train.py", label="Train on this dataset", icon=":material/model_training:")
+
+
+main()

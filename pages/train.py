@@ -1,0 +1,239 @@
+"""Train: the architecture and training settings with a live layer table, Start, and a live view
+of the followed job (progress, loss curves, per-batch loss, the latest reconstructions, Stop).
+
+Jobs belong to the server (ui.state.get_registry); this browser tab remembers the job it follows
+in the URL (?job=<id>), so a reload keeps following it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.config import RunConfig
+from core.data import DataError, fill_model_shape
+from core.models import build_model, layer_table
+from ui.charts import batch_loss_chart, loss_chart, vae_parts_chart
+from ui.config_form import FORM_PROBLEMS_KEY, model_and_training_form
+from ui.sidebar import describe_data
+from ui.state import (
+    ACTIVE_STATUSES,
+    SELECTED_RUN_KEY,
+    chosen_data_config,
+    dataset_for,
+    get_registry,
+)
+from ui.widgets import show_grid, upscale_for
+
+POLL_SECONDS = 0.5
+FORM_KEY = "train_form_config"  # the RunConfig the form showed last, so leaving the page keeps it
+POLLING_KEY = "train_live_polling"  # whether this run's live fragment polls
+ANNOUNCED_KEY = "train_announced_jobs"  # finished jobs whose run was already made the current run
+FOLLOW_KEY = "follow_job"
+JOBS_LISTED = 10
+RECONSTRUCTIONS_PAGE = "pages/reconstructions.py"
+STATUS_ICONS = {"queued": "⏳", "loading": "📥", "running": "▶️", "finished": "✅", "early_stopped": "✅",
+                "stopped": "⏹️", "diverged": "⚠️", "failed": "❌"}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def model_layers(model_cfg_json: str) -> tuple[list[dict], int]:
+    """Layer rows and the total parameter count of the model core builds for this config."""
+    return layer_table(build_model(RunConfig.from_json(model_cfg_json).model))
+
+
+def layer_section(cfg: RunConfig) -> bool:
+    """The layer table of the model as configured now; False when no model can be built."""
+    st.subheader("Layers")
+    try:
+        dataset = dataset_for(cfg.data)
+    except DataError as exc:
+        st.error(str(exc))
+        st.page_link("pages/data.py", label="Choose a dataset", icon=":material/dataset:")
+        return False
+    fill_model_shape(cfg.model, dataset)
+    try:
+        rows, total = model_layers(RunConfig(model=cfg.model).to_json())
+    except ValueError as exc:  # validate_config's one-sentence reasons
+        st.error(str(exc))
+        return False
+    c, h, w = dataset.shape
+    st.caption(f"For {describe_data(cfg.data)}: input {c}×{h}×{w}, {dataset.num_classes} classes.")
+    st.metric("Parameters", f"{total:,}")
+    table = pd.DataFrame(rows).rename(columns={"layer": "Layer", "output_shape": "Output shape",
+                                               "params": "Parameters"})
+    st.dataframe(table, hide_index=True, key="layer_table", height=min(36 * (len(table) + 1) + 4, 560))
+    return True
+
+
+def settings_section() -> tuple[RunConfig, bool]:
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        cfg = model_and_training_form(chosen_data_config(), st.session_state.get(FORM_KEY))
+    st.session_state[FORM_KEY] = cfg
+    with right:
+        buildable = layer_section(cfg)
+    return cfg, buildable and not st.session_state.get(FORM_PROBLEMS_KEY)
+
+
+def start_job(cfg: RunConfig) -> None:
+    job_id = get_registry().start(cfg)
+    st.query_params["job"] = job_id
+
+
+# ---------------------------------------------------------------- live view
+
+def train_jobs() -> list:
+    return [job for job in get_registry().snapshots() if job.kind == "train"]
+
+
+def followed_job(jobs: list):
+    """The job in ?job=, else the newest active one (a fresh tab shows what the server runs)."""
+    by_id = {job.id: job for job in jobs}
+    wanted = st.query_params.get("job")
+    if wanted in by_id:
+        return by_id[wanted]
+    return next((job for job in jobs if job.status in ACTIVE_STATUSES), None)
+
+
+def job_label(job) -> str:
+    text = f"{STATUS_ICONS.get(job.status, '')} {job.name} · {job.status.replace('_', ' ')}"
+    if job.status == "queued" and job.queue_position:
+        text += f" (position {job.queue_position})"
+    elif job.status == "running":
+        text += f" · epoch {job.epoch}/{job.total_epochs}"
+    return text
+
+
+def follow_changed() -> None:
+    st.query_params["job"] = st.session_state[FOLLOW_KEY]
+
+
+def progress_text(job) -> str:
+    parts = [f"epoch {job.epoch}/{job.total_epochs}", f"batch {job.batch}/{job.batches_per_epoch}"]
+    if job.history:
+        last = job.history[-1]
+        parts += [f"{last.seconds:.2f} s/epoch", f"{last.images_per_s:,.0f} img/s"]
+    return " · ".join(parts)
+
+
+def status_message(job) -> None:
+    if job.status == "queued":
+        st.info(f"Queued: position {job.queue_position} — it starts when the running job ends.",
+                icon=":material/schedule:")
+    elif job.status == "loading":
+        st.info("Loading the data...", icon=":material/downloading:")
+    elif job.status in ("finished", "early_stopped"):
+        st.success(job.message, icon=":material/check_circle:")
+    elif job.status == "stopped":
+        st.warning(job.message, icon=":material/stop_circle:")
+    elif job.status in ("diverged", "failed"):
+        st.error(job.message, icon=":material/error:")
+
+
+def saved_run_link(job) -> None:
+    """Once a run is saved it becomes the current run (once per job, so a later choice on another
+    page is not overwritten), with a link to look at it."""
+    if not job.run_name:
+        if job.status not in ACTIVE_STATUSES:
+            st.caption("Nothing was saved: no epoch finished.")
+        return
+    announced = st.session_state.setdefault(ANNOUNCED_KEY, set())
+    if job.id not in announced:
+        announced.add(job.id)
+        st.session_state[SELECTED_RUN_KEY] = job.run_name
+    st.caption(f"Saved as run **{job.run_name}**.")
+    if Path(RECONSTRUCTIONS_PAGE).is_file():
+        st.page_link(RECONSTRUCTIONS_PAGE, label=f"See the reconstructions of {job.run_name}",
+                     icon=":material/compare:")
+
+
+def job_charts(job) -> None:
+    left, right = st.columns(2)
+    with left, st.container(key="live_loss_chart"):
+        if job.history:
+            st.altair_chart(loss_chart(job.history).properties(height=260))
+            if job.config.model.vae:
+                st.altair_chart(vae_parts_chart(job.history).properties(height=220))
+        else:
+            st.caption("The loss per epoch appears here after the first epoch.")
+    with right, st.container(key="live_batch_chart"):
+        if job.batch_losses:
+            st.altair_chart(batch_loss_chart(job.batch_losses).properties(height=260))
+        else:
+            st.caption("The loss of every batch appears here once training starts.")
+    with st.container(key="live_recon"):
+        if job.film_originals is not None and len(job.film_originals):
+            scale = upscale_for(job.film_originals.shape[-1])
+            nrow = len(job.film_originals)
+            show_grid(job.film_originals, caption="Originals (fixed validation images)", nrow=nrow, scale=scale)
+            if job.latest_frame is not None:
+                show_grid(job.latest_frame, caption=f"Reconstructions after epoch {len(job.history)}",
+                          nrow=nrow, scale=scale)
+
+
+def show_job(job) -> None:
+    st.markdown(f"#### {job.name}")
+    status_message(job)
+    if job.status not in ("queued", "loading", "failed"):
+        bar_text = progress_text(job)
+        st.progress(min(max(job.progress, 0.0), 1.0), text=bar_text)
+    if job.status in ACTIVE_STATUSES:
+        if st.button("Stop", key="stop_job", icon=":material/stop:", type="secondary"):
+            get_registry().stop(job.id)
+            st.toast(f"Stopping {job.name}...")
+    else:
+        saved_run_link(job)
+    if job.status not in ("queued", "failed"):
+        job_charts(job)
+
+
+def live_view() -> None:
+    """The jobs and the followed one. Runs as a fragment: polled while a job is active."""
+    jobs = train_jobs()
+    if not jobs:
+        st.caption("No training job yet: set up the model above and press Start training.")
+        return
+    job = followed_job(jobs)
+    listed = jobs[:JOBS_LISTED]
+    if job is not None and job.id not in {j.id for j in listed}:
+        listed.append(job)
+    if len(listed) > 1:
+        st.session_state[FOLLOW_KEY] = job.id if job is not None else listed[0].id
+        labels = {j.id: job_label(j) for j in listed}
+        st.radio("Jobs on this server (choose one to follow)", list(labels), key=FOLLOW_KEY,
+                 format_func=labels.get, on_change=follow_changed)
+    elif job is None:
+        job = listed[0]
+    if job is not None:
+        show_job(job)
+    # A fragment cannot change its own run_every: when the last job ends, a full rerun redraws
+    # the page (and the sidebar) with a fragment that no longer polls.
+    if st.session_state.get(POLLING_KEY) and not any(j.status in ACTIVE_STATUSES for j in train_jobs()):
+        st.session_state[POLLING_KEY] = False
+        st.rerun()
+
+
+def live_section() -> None:
+    st.subheader("Training")
+    polling = any(job.status in ACTIVE_STATUSES for job in train_jobs())
+    st.session_state[POLLING_KEY] = polling
+    with st.container(key="live_training"):
+        st.fragment(live_view, run_every=POLL_SECONDS if polling else None)()
+
+
+def main() -> None:
+    st.title("Train")
+    cfg, ready = settings_section()
+    c1, c2 = st.columns([1, 4], vertical_alignment="center")
+    if c1.button("Start training", key="start_job", type="primary", icon=":material/play_arrow:",
+                 disabled=not ready):
+        start_job(cfg)
+    c2.caption(f"Trains on {describe_data(cfg.data)} in the background; you can leave this page "
+               "and come back, even after a reload.")
+    st.divider()
+    live_section()
+
+
+main()

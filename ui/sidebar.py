@@ -1,0 +1,60 @@
+"""The sidebar every page shares: the training device, the chosen dataset, the current run and
+the jobs the server is running or has queued."""
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from core.data import DATASETS
+from core.train import resolve_device
+from ui.state import SELECTED_RUN_KEY, active_jobs, chosen_data_config
+
+DATASET_LABELS = {
+    "digits": "Digits (8×8, built in)",
+    "shapes": "Shapes (generated)",
+    "mnist": "MNIST",
+    "fashion-mnist": "Fashion-MNIST",
+    "cifar10": "CIFAR-10",
+    "folder": "Image folder",
+}
+
+
+@st.cache_resource
+def device_label() -> str:
+    """What `auto` trains on here, e.g. "CUDA · NVIDIA H100" or "CPU"."""
+    device = resolve_device("auto")
+    if device.type == "cuda":
+        return f"CUDA · {torch.cuda.get_device_name(device)}"
+    return device.type.upper()
+
+
+def dataset_label(name: str) -> str:
+    return DATASET_LABELS.get(name, DATASETS.get(name, name))
+
+
+def describe_data(cfg) -> str:
+    label = dataset_label(cfg.dataset)
+    if cfg.dataset == "folder" and cfg.folder:
+        label += f" · {cfg.folder}"
+    if cfg.limit:
+        label += f" · first {cfg.limit:,} images"
+    return label
+
+
+def render_sidebar(container) -> None:
+    """Fill `container` (a slot in st.sidebar); app.py calls this after the page ran, so a
+    dataset or run chosen on this very run is already shown."""
+    with container:
+        st.markdown(f"**Device:** {device_label()}")
+        st.markdown(f"**Dataset:** {describe_data(chosen_data_config())}")
+        run = st.session_state.get(SELECTED_RUN_KEY)
+        st.markdown(f"**Current run:** {run}" if run else "**Current run:** none yet")
+        jobs = active_jobs()
+        running = [j for j in jobs if j.status != "queued"]
+        queued = sorted((j for j in jobs if j.status == "queued"), key=lambda j: j.queue_position or 0)
+        if not jobs:
+            st.caption("No training job running.")
+        for job in running:
+            st.caption(f":material/play_circle: {job.name}: {job.status}, epoch {job.epoch}/{job.total_epochs}")
+        for job in queued:
+            st.caption(f":material/schedule: {job.name}: queued, position {job.queue_position}")
