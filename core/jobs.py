@@ -65,17 +65,17 @@ class JobSnapshot:
     batch_loss_stride: int = 1
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
     """A job's live state. Its fields change only under `lock`; the worker implements the
     TrainReporter protocol on it, appending floats under that lock and nothing heavier."""
 
-    id: str
     name: str
     kind: str
     config: RunConfig
     total_epochs: int
     work: Callable[["_Job"], None]
+    id: str = ""  # given by the registry
     created: float = field(default_factory=time.time)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop_event: threading.Event = field(default_factory=threading.Event)
@@ -221,8 +221,8 @@ class JobRegistry:
         """Queue a training run of cfg (copied: later changes to cfg do not reach it); returns its id."""
         cfg = copy.deepcopy(cfg)
         name = cfg.name or default_run_name(cfg)
-        return self._add(_Job(id=self._new_id(), name=name, kind="train", config=cfg,
-                              total_epochs=cfg.train.epochs, work=self._train_job))
+        return self._add(_Job(name=name, kind="train", config=cfg, total_epochs=cfg.train.epochs,
+                              work=self._train_job))
 
     def start_probe(self, run_name: str, probe_cfg) -> str:
         """Queue a probe classifier (core.analysis.train_probe) on the saved run `run_name`."""
@@ -231,21 +231,18 @@ class JobRegistry:
         def work(job: _Job) -> None:
             self._probe_job(job, run_name, probe_cfg)
 
-        job = _Job(id=self._new_id(), name=f"{run_name} classifier", kind="probe", config=RunConfig(name=run_name),
+        job = _Job(name=f"{run_name} classifier", kind="probe", config=RunConfig(name=run_name),
                    total_epochs=int(probe_cfg.epochs), work=work)
         job.run_name = run_name
         return self._add(job)
 
-    def _new_id(self) -> str:
-        # Random rather than counted: a page holding an id from a previous registry (its cache
-        # cleared) must not find a different job under it.
-        while True:
-            job_id = secrets.token_hex(4)
-            if job_id not in self._jobs:
-                return job_id
-
     def _add(self, job: _Job) -> str:
         with self._lock:
+            # Random rather than counted: a page holding an id from a previous registry (its
+            # cache cleared) must not find a different job under it.
+            job.id = secrets.token_hex(4)
+            while job.id in self._jobs:
+                job.id = secrets.token_hex(4)
             self._jobs[job.id] = job
             self._queue.append(job.id)
             self._start_waiting_jobs()
@@ -270,10 +267,10 @@ class JobRegistry:
             what = "Training" if job.kind == "train" else "Training the classifier"
             job.finish("failed", f"{what} failed: {_one_line(exc)}")
         finally:
-            job.done.set()
             with self._lock:
                 self._running.discard(job.id)
                 self._start_waiting_jobs()
+            job.done.set()  # last: once wait() returns, the next queued job has already left the queue
 
     # -------------------------------------------------- the work
 

@@ -149,6 +149,7 @@ def test_queued_job_waits_its_turn(registry):
     assert registry.snapshot(second).status == "queued"  # still waiting while the first trains
     registry.stop(first)
     ended_first = registry.wait(first, WAIT)
+    assert registry.snapshot(second).status != "queued"  # the next one leaves the queue as the first ends
     done = registry.wait(second, WAIT)
     assert done.status == "finished" and done.started_at >= ended_first.finished_at - 0.01
     assert registry.snapshot(third).started_at is None  # never ran
