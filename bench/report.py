@@ -72,6 +72,7 @@ REQUIRED_KEYS: tuple[str, ...] = tuple(f.key for f in FIGURES)
 EXTRA_KEYS: tuple[str, ...] = (
     "core_images_per_s", "baseline_images_per_s", "baseline_loader_images_per_s", "baseline_data_fraction",
     "core_epoch_images_per_s", "baseline_epoch_images_per_s",
+    "core_cpu_us_per_image_1thread", "baseline_cpu_us_per_image_1thread", "train_speedup_1thread_cpu",
     "watched_images_per_s", "unwatched_images_per_s",
     "first_metric_tries_s",
     "codes", "tsne_method", "tsne_baseline_s", "tsne_baseline_trustworthiness", "tsne_baseline_points",

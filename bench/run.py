@@ -38,13 +38,14 @@ class Plan:
     first_metric_tries: int
     pca_tries: int
     sweep_tries: int
+    cpu_cost_batches: int
     sweep_images: int = 2000
 
 
 FULL = Plan(False, quality_epochs=5, baseline_epochs_before=2, baseline_epochs_after=3, probe_epochs=10,
-            job_epochs=2, watch_rounds=1, first_metric_tries=5, pca_tries=5, sweep_tries=3)
+            job_epochs=2, watch_rounds=1, first_metric_tries=5, pca_tries=5, sweep_tries=3, cpu_cost_batches=50)
 QUICK = Plan(True, quality_epochs=2, baseline_epochs_before=1, baseline_epochs_after=1, probe_epochs=2,
-             job_epochs=1, watch_rounds=1, first_metric_tries=3, pca_tries=3, sweep_tries=1)
+             job_epochs=1, watch_rounds=1, first_metric_tries=3, pca_tries=3, sweep_tries=1, cpu_cost_batches=14)
 
 
 def say(text: str) -> None:
@@ -104,10 +105,16 @@ class Bench:
         # any in-memory data path can remove from it.
         results.set("baseline_data_fraction", baseline_rate / loader)
         results.set("train_speedup", core_rate / baseline_rate)
+        # The same comparison in CPU time on one thread: what a busy machine barely disturbs.
+        core_us, baseline_us = tr.single_thread_cpu_cost(self.data, batches=self.plan.cpu_cost_batches)
+        results.set("core_cpu_us_per_image_1thread", core_us)
+        results.set("baseline_cpu_us_per_image_1thread", baseline_us)
+        results.set("train_speedup_1thread_cpu", baseline_us / core_us)
         results.set("train_5_epochs_s", seconds)
         results.set("mnist_test_mse", self.result.test_metrics.get("mse"))
-        say(f"core {core_rate:.0f} img/s, homework loop {baseline_rate:.0f} img/s, "
-            f"its DataLoader alone {loader:.0f} img/s; test MSE {self.result.test_metrics.get('mse'):.4f}")
+        say(f"core {core_rate:.0f} img/s, homework loop {baseline_rate:.0f} img/s, its DataLoader alone "
+            f"{loader:.0f} img/s; one thread: core {core_us:.0f} vs homework {baseline_us:.0f} CPU us per image; "
+            f"test MSE {self.result.test_metrics.get('mse'):.4f}")
 
     # 7b
     def probe(self, results: Results) -> None:

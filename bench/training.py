@@ -10,6 +10,7 @@ same: validation and the film frame are outside it).
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,10 +150,67 @@ def core_training(data: BenchData, epochs: int, device: torch.device, seed: int 
     return result, seconds
 
 
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+class _BatchClock:
+    """A TrainReporter that notes this thread's CPU time at every batch loss and stops the run
+    after `batches` of them."""
+
+    def __init__(self, batches: int, stop_event: threading.Event):
+        self.batches, self.stop_event, self.stamps = batches, stop_event, []
+
+    def on_start(self, total_epochs, batches_per_epoch, film_originals) -> None:
+        pass
+
+    def on_batch(self, epoch: int, batch: int, loss: float) -> None:
+        self.stamps.append(time.thread_time())
+        if len(self.stamps) >= self.batches:
+            self.stop_event.set()
+
+    def on_epoch(self, record, film_frame) -> None:
+        pass
+
+
+def _steady_cost(stamps: list[float], skip: int) -> float:
+    """CPU seconds per batch from consecutive stamps, leaving out the first `skip` intervals."""
+    intervals = [b - a for a, b in zip(stamps, stamps[1:])][skip:]
+    return sum(intervals) / len(intervals)
+
+
+def single_thread_cpu_cost(data: BenchData, batches: int = 40, skip: int = 5) -> tuple[float, float]:
+    """CPU microseconds per training image, (core, homework loop), on one thread of the CPU.
+
+    The wall-clock figure is only as quiet as the machine; this one counts the CPU time the
+    training thread itself spends per batch (torch set to one thread, so all the work is on it),
+    which other processes barely move. Both sides are stamped once per batch and the first
+    `skip` intervals are left out."""
+    # Both sides stay within one epoch (the smaller of the two), so no epoch boundary is timed.
+    batches = min(batches, len(data.core.splits["train"]) // HOMEWORK_BATCH, len(data.homework) // HOMEWORK_BATCH)
+    skip = min(skip, batches // 4)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        stop = threading.Event()
+        clock = _BatchClock(batches, stop)
+        cfg = run_config(data, 1, torch.device("cpu"))
+        train(cfg, data.core, reporter=clock, stop_event=stop)
+        core = _steady_cost(clock.stamps, skip)
+
+        torch.manual_seed(0)
+        model = build_model(model_config(data.core))
+        optimizer = torch.optim.Adam(model.parameters(), lr=HOMEWORK_LR)
+        stamps = []
+        for images, _labels in DataLoader(data.homework, batch_size=HOMEWORK_BATCH, shuffle=True):
+            loss = F.mse_loss(model(images).recon, images)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            loss.item()
+            stamps.append(time.thread_time())
+            if len(stamps) >= batches:
+                break
+        homework = _steady_cost(stamps, skip)
+    finally:
+        torch.set_num_threads(threads)
+    return core / HOMEWORK_BATCH * 1e6, homework / HOMEWORK_BATCH * 1e6
 
 
 def probe_accuracy(model, dataset: Dataset, epochs: int) -> tuple[float, float]:
