@@ -24,7 +24,9 @@ from core.models import Autoencoder, build_model, kl_divergence
 ACCELERATOR_SYNC_EVERY = 10
 
 # torch.manual_seed sets a process-wide generator; building the model under this lock keeps the
-# initial weights reproducible even while another job is seeding at the same moment.
+# initial weights reproducible even while another job is seeding at the same moment. Dropout masks
+# and the VAE's samples also come from that generator, so two runs training at the same time
+# (AE_LAB_MAX_JOBS > 1) are each sound but no longer bit-for-bit repeatable; one at a time they are.
 _SEED_LOCK = threading.Lock()
 
 
