@@ -31,7 +31,6 @@ MAX_JOBS_ENV = "AE_LAB_MAX_JOBS"
 # dataset at batch 32 for 20 epochs would otherwise copy 37k floats per poll).
 MAX_BATCH_LOSSES = 20_000
 
-ACTIVE_STATUSES = ("queued", "loading", "running")
 # Exceptions whose message is already one sentence for the user.
 USER_ERRORS = (DataError, ValueError, CheckpointError)
 
