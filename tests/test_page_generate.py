@@ -1,0 +1,131 @@
+"""The Generate page in AppTest, on the tiny digits runs: prior samples of a VAE, fitted-Gaussian
+and N(0, I) samples of a plain AE, and a conditional run's every-label and wrong-label decodings."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from core.analysis import image_grid
+from ui.state import SELECTED_RUN_KEY
+from ui.widgets import upscale_for
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGE = "pages/generate.py"
+DIGIT_SIZE = 8  # the built-in digits are 8×8 grey
+
+
+@pytest.fixture
+def media(monkeypatch) -> dict[str, bytes]:
+    """The bytes of every image the app sends, by file id: AppTest itself keeps only their URLs."""
+    stored: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def recording(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        stored[file_id] = self.get_file(file_id).content
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
+    return stored
+
+
+def pixels(media: dict[str, bytes], url: str) -> np.ndarray:
+    file_id = url.rsplit("/", 1)[-1].split(".")[0]
+    return np.asarray(Image.open(io.BytesIO(media[file_id])))
+
+
+def grid_shape(count: int, nrow: int = 8) -> tuple[int, int]:
+    """Height and width of the grid the page should draw for `count` digits."""
+    grid = image_grid(torch.zeros(count, 1, DIGIT_SIZE, DIGIT_SIZE), nrow=nrow,
+                      scale=upscale_for(DIGIT_SIZE))
+    return grid.shape[0], grid.shape[1]
+
+
+def open_page(run_name: str | None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page(PAGE)
+    if run_name:
+        at.session_state[SELECTED_RUN_KEY] = run_name
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def image_with_caption(at: AppTest, text: str):
+    matches = [im for im in at.get("image") if any(text in c for c in im.captions)]
+    assert len(matches) == 1, [im.captions for im in at.get("image")]
+    return matches[0]
+
+
+def test_vae_shows_prior_samples_of_the_chosen_count(app_runs, media):
+    at = open_page("tiny-vae")
+    assert any("prior" in h.value for h in at.subheader)
+    prior = image_with_caption(at, "N(0, I)")
+    grid = pixels(media, prior.value[0])
+    assert grid.shape[:2] == grid_shape(32)
+    assert grid.std() > 0, "the samples are one flat colour"
+    assert not [im for im in at.get("image") if any("Fitted Gaussian" in c for c in im.captions)]
+    assert any("KL term" in m.value for m in at.markdown)
+
+    at.number_input(key="generate_samples").set_value(12).run()
+    assert grid_shape(12) != grid_shape(32)
+    assert pixels(media, image_with_caption(at, "N(0, I)").value[0]).shape[:2] == grid_shape(12)
+
+
+def test_plain_ae_shows_fitted_gaussian_beside_standard_normal(app_runs, media):
+    at = open_page("tiny-conv")
+    fitted = pixels(media, image_with_caption(at, "Fitted Gaussian").value[0])
+    prior = pixels(media, image_with_caption(at, "N(0, I): what a VAE would sample").value[0])
+    assert fitted.shape[:2] == prior.shape[:2] == grid_shape(32)
+    assert not np.array_equal(fitted, prior)
+    # A different seed draws different codes.
+    at.number_input(key="generate_seed").set_value(7).run()
+    reseeded = pixels(media, image_with_caption(at, "Fitted Gaussian").value[0])
+    assert not np.array_equal(fitted, reseeded)
+    assert any("conditional" in i.value for i in at.info)
+
+
+def test_conditional_run_decodes_one_code_with_every_label(app_runs, media, digits):
+    at = open_page("tiny-cond")
+    every = [im for im in at.get("image") if len(im.captions) == digits.num_classes]
+    assert len(every) == 1
+    assert every[0].captions == [str(d) for d in range(10)]
+    decoded = [pixels(media, url) for url in every[0].value]
+    assert len({d.tobytes() for d in decoded}) > 1, "every label decoded to the same image"
+    # The samples grid has one column per class.
+    samples = pixels(media, image_with_caption(at, "Fitted Gaussian").value[0])
+    assert samples.shape[:2] == grid_shape(32, nrow=10)
+
+
+def test_conditional_run_shows_the_wrong_label_pair(app_runs, media, digits):
+    test_labels = digits.split("test")[1]
+    index = 5
+    true_name = digits.class_names[int(test_labels[index])]
+    wrong_name = digits.class_names[(int(test_labels[index]) + 3) % 10]
+
+    at = open_page("tiny-cond")
+    at.number_input(key="generate_image").set_value(index).run()
+    box = at.selectbox(key="generate_wrong_label")
+    assert true_name not in box.options and len(box.options) == 9
+    box.select(wrong_name).run()
+    pair = image_with_caption(at, "wrong label")
+    assert pair.captions == [f"Test image {index} ({true_name})",
+                             f"Decoded with its true label '{true_name}'",
+                             f"Decoded with the wrong label '{wrong_name}'"]
+    original, with_true, with_wrong = (pixels(media, url) for url in pair.value)
+    assert original.shape == with_true.shape == with_wrong.shape
+    assert not np.array_equal(with_true, with_wrong)
+
+
+def test_no_runs_links_to_train(no_runs):
+    at = open_page(None)
+    assert any("No trained run yet" in i.value for i in at.info)
+    assert [link.label for link in at.main.get("page_link")] == ["Go to Train"]
+    assert not at.get("image")
