@@ -2,37 +2,67 @@
 the noise factor, so a plain autoencoder and a denoising one can be compared."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
 from core import analysis
+from core.checkpoints import CONFIG_FILE
+from core.config import RunConfig
 from ui import inspect_cache
 from ui.inspect_charts import noise_sweep_chart
-from ui.state import SELECTED_RUN_KEY, get_run, run_mtime, saved_runs
+from ui.state import SELECTED_RUN_KEY, checkpoints_root, get_run, run_mtime, saved_runs
 from ui.widgets import need_a_run, show_grid, upscale_for
 
 RUNS_KEY = "noise_runs"
 NOISE_KEY = "noise_factor"
 IMAGES_SHOWN = 8
+DEFAULT_RUNS = 3
+
+
+def data_key(row: dict) -> tuple:
+    """Runs are comparable when they saw the same dataset at the same image shape."""
+    return (row.get("dataset"), row.get("folder"), row.get("image_shape"))
+
+
+def with_shapes(runs: list[dict]) -> list[dict]:
+    """The listed runs plus each one's data folder and image shape (C, H, W), read from its
+    config.json (which holds the shape the model was built for) without loading the weights."""
+    rows = []
+    for row in runs:
+        try:
+            path = Path(checkpoints_root()) / row["name"] / CONFIG_FILE
+            cfg = RunConfig.from_json(path.read_text(encoding="utf-8"))
+            shape = (cfg.model.in_channels, cfg.model.image_size, cfg.model.image_size)
+            folder = cfg.data.folder if cfg.data.dataset == "folder" else ""
+        except (OSError, ValueError):  # an unloadable run says why when it is chosen
+            shape, folder = None, ""
+        rows.append({**row, "image_shape": shape, "folder": folder})
+    return rows
 
 
 def default_runs(runs: list[dict]) -> list[str]:
-    """The selected run, plus one more to compare with: a run whose training noise differs
-    (plain vs denoising) when there is one, otherwise the newest other run."""
+    """The selected run plus up to two more on the same data, preferring a mix of plain and
+    denoising runs (the comparison this page exists for), then the newest."""
     names = [r["name"] for r in runs]
-    first = st.session_state.get(SELECTED_RUN_KEY)
-    first = first if first in names else names[0]
-    first_noise = next(r.get("noise", 0.0) for r in runs if r["name"] == first)
-    others = [r for r in runs if r["name"] != first]
-    contrast = [r for r in others if (r.get("noise", 0.0) or 0.0) != (first_noise or 0.0)]
-    second = (contrast or others)[:1]
-    return [first] + [r["name"] for r in second]
+    first_name = st.session_state.get(SELECTED_RUN_KEY)
+    first = runs[names.index(first_name)] if first_name in names else runs[0]
+    same_data = [r for r in runs if r is not first and data_key(r) == data_key(first)]
+    first_denoises = (first.get("noise") or 0.0) > 0
+    contrast = [r for r in same_data if ((r.get("noise") or 0.0) > 0) != first_denoises]
+    rest = [r for r in same_data if r not in contrast]
+    return [first["name"]] + [r["name"] for r in (contrast + rest)[:DEFAULT_RUNS - 1]]
 
 
 def describe(row: dict) -> str:
-    noise = row.get("noise", 0.0) or 0.0
+    noise = row.get("noise") or 0.0
     kind = f"denoising AE, trained with noise {noise:g}" if noise > 0 else "plain AE (no training noise)"
     return f"{row.get('dataset', '?')}, {kind}"
+
+
+def shape_text(shape) -> str:
+    return "×".join(str(s) for s in shape) if shape else "unknown shape"
 
 
 def main() -> None:
@@ -44,49 +74,60 @@ def main() -> None:
     if not runs:
         need_a_run("the noise comparison")
         return
+    runs = with_shapes(runs)
     rows = {r["name"]: r for r in runs}
-    names = list(rows)
     # Keep the remembered choice valid when runs were deleted meanwhile.
     remembered = [n for n in st.session_state.get(RUNS_KEY, []) if n in rows]
     st.session_state[RUNS_KEY] = remembered or default_runs(runs)
-    chosen = st.multiselect("Runs to compare", names, key=RUNS_KEY,
+    chosen = st.multiselect("Runs to compare", list(rows), key=RUNS_KEY,
                             help="Tip: compare a plain run with one trained with a noise factor.")
     if not chosen:
         st.info("Pick at least one run to compare.")
         return
-    factor = st.slider("Noise factor", 0.0, 1.0, 0.3, 0.05, key=NOISE_KEY)
+    reference = data_key(rows[chosen[0]])
+    other_data = [n for n in chosen if data_key(rows[n]) != reference]
+    if other_data:
+        st.info(f"Only runs on the same dataset can be compared, so this page shows those on "
+                f"{reference[0]} ({shape_text(reference[1])}) like {chosen[0]}; left out: "
+                f"{', '.join(other_data)}.")
+    compared = [n for n in chosen if n not in other_data]
+
+    with st.container(key="noise_slider"):
+        factor = st.slider("Noise factor", 0.0, 1.0, 0.3, 0.05, key=NOISE_KEY)
 
     sweeps = []
-    for name in chosen:
-        st.markdown(f"**{name}** · {describe(rows[name])}")
-        try:
-            run = get_run(name, run_mtime(name))
-            images, labels, dataset = inspect_cache.test_split(run)
-            shown, shown_labels = images[:IMAGES_SHOWN], labels[:IMAGES_SHOWN]
-            # Seed 0 for every run: the same images get the same noise, whichever run sees them.
-            noisy, recon = analysis.reconstruct(run.model, shown,
-                                                inspect_cache.model_labels(run, shown_labels),
-                                                noise=factor, seed=0)
-            sweep = inspect_cache.noise_sweep(name, run_mtime(name), inspect_cache.MAX_SWEEP_IMAGES,
-                                              _run=run)
-        except Exception as exc:  # core errors carry one plain sentence
-            st.error(str(exc))
-            continue
-        mse = float(((recon - analysis.to_float(shown)) ** 2).mean())
-        scale = upscale_for(dataset.shape[-1])
-        left, right = st.columns(2)
-        with left:
-            show_grid(noisy, caption=f"Noisy input (noise factor {factor:.2f})", scale=scale)
-        with right:
-            show_grid(recon, caption=f"Reconstruction (MSE against the clean images {mse:.4f})",
-                      scale=scale)
-        sweeps += [{"run": name, **point} for point in sweep]
+    with st.container(key="noise_images"):
+        for name in compared:
+            st.markdown(f"**{name}** · {describe(rows[name])}")
+            try:
+                run = get_run(name, run_mtime(name))
+                images, labels, dataset = inspect_cache.test_split(run)
+                shown, shown_labels = images[:IMAGES_SHOWN], labels[:IMAGES_SHOWN]
+                # Seed 0 for every run: the same images get the same noise, whichever run sees them.
+                noisy, recon = analysis.reconstruct(run.model, shown,
+                                                    inspect_cache.model_labels(run, shown_labels),
+                                                    noise=factor, seed=0)
+                sweep = inspect_cache.noise_sweep(name, run_mtime(name),
+                                                  inspect_cache.MAX_SWEEP_IMAGES, _run=run)
+            except Exception as exc:  # core errors carry one plain sentence
+                st.error(str(exc))
+                continue
+            mse = float(((recon - analysis.to_float(shown)) ** 2).mean())
+            scale = upscale_for(dataset.shape[-1])
+            left, right = st.columns(2)
+            with left:
+                show_grid(noisy, caption=f"Noisy input (noise factor {factor:.2f})", scale=scale)
+            with right:
+                show_grid(recon, caption=f"Reconstruction (MSE against the clean images {mse:.4f})",
+                          scale=scale)
+            sweeps += [{"run": name, **point} for point in sweep]
 
     if sweeps:
         st.subheader("Error against noise factor")
         st.altair_chart(noise_sweep_chart(pd.DataFrame(sweeps), factor), key="noise_sweep_chart")
         st.caption(f"Mean error of each run's reconstruction against the clean image, over up to "
-                   f"{inspect_cache.MAX_SWEEP_IMAGES} test images; the dashed line is the slider. "
+                   f"{inspect_cache.MAX_SWEEP_IMAGES:,} test images at "
+                   f"{inspect_cache.SWEEP_LEVELS} noise levels; the dashed line is the slider. "
                    "Click a run in the legend to highlight it.")
 
 

@@ -1,8 +1,9 @@
-"""Cached work of the Inspect pages: encoding the test set, projections, clusters, noise sweeps.
+"""Cached work of the Inspect pages: encoding the test set, per-image errors, projections,
+clusters, noise sweeps.
 
 Each result is keyed by run name + checkpoint mtime + settings, so moving a slider never
-redoes it, and a re-saved run is recomputed. The loaded model/run is unhashable: it is passed
-as a leading-underscore parameter, which st.cache_data leaves out of the key.
+redoes it, and a re-saved run is recomputed. The loaded run is unhashable: it is passed as a
+leading-underscore parameter, which st.cache_data leaves out of the key.
 """
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ import streamlit as st
 from core import analysis
 from ui.state import dataset_for
 
-# Enough points for a readable scatter; t-SNE on more would keep a class waiting.
-MAX_LATENT_POINTS = 5000
+# Points in the latent scatter: t-SNE on a few thousand keeps a class waiting seconds, not
+# minutes; the page lets a user go up to MAX_LATENT_POINTS.
+DEFAULT_LATENT_POINTS = 3000
+MAX_LATENT_POINTS = 10_000
+LATENT_POINT_CHOICES = (500, 1000, 2000, 3000, 5000, 10_000)
 # The noise sweep is an average: a couple of thousand images make a smooth curve.
 MAX_SWEEP_IMAGES = 2000
+SWEEP_LEVELS = 11
 
 
 def test_split(run):
@@ -31,27 +36,35 @@ def model_labels(run, labels):
 
 
 @st.cache_data(max_entries=8, show_spinner="Encoding the test set...")
-def encoded_test_set(run_name: str, mtime: float, max_points: int, _run) -> dict:
-    """Codes of the first `max_points` test images: {"codes", "labels", "total"}."""
+def encoded_test_set(run_name: str, mtime: float, _run) -> dict:
+    """Codes of every test image: {"codes": N×latent float32, "labels": int64 N}."""
     images, labels, _ = test_split(_run)
-    total = len(labels)
-    images, labels = images[:max_points], labels[:max_points]
     codes = analysis.encode(_run.model, images, model_labels(_run, labels))
-    return {"codes": np.asarray(codes, dtype=np.float32), "labels": labels.numpy(),
-            "total": int(total)}
+    return {"codes": np.asarray(codes, dtype=np.float32), "labels": labels.numpy()}
+
+
+@st.cache_data(max_entries=8, show_spinner="Measuring the error of every test image...")
+def test_errors(run_name: str, mtime: float, _run) -> np.ndarray:
+    """Reconstruction MSE of every test image, in test-split order."""
+    images, labels, _ = test_split(_run)
+    return np.asarray(analysis.per_image_errors(_run.model, images, model_labels(_run, labels)))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def projected(run_name: str, mtime: float, max_points: int, method: str, seed: int,
+def projected(run_name: str, mtime: float, points: int, method: str, seed: int,
               _codes: np.ndarray) -> np.ndarray:
-    """The codes in 2-D ("raw", "pca" or "tsne"); the page shows its own spinner for t-SNE."""
-    return np.asarray(analysis.project(_codes, method, seed=seed), dtype=np.float32)
+    """The first `points` codes in 2-D ("raw", "pca" or "tsne"); the page shows its own spinner
+    for t-SNE, which is the slow one."""
+    codes = _codes[:points]
+    return np.asarray(analysis.project(codes, method, seed=seed, max_points=len(codes)),
+                      dtype=np.float32)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def clusters(run_name: str, mtime: float, max_points: int, k: int, seed: int,
+@st.cache_data(max_entries=16, show_spinner="Clustering the codes...")
+def clusters(run_name: str, mtime: float, points: int, k: int, seed: int,
              _codes: np.ndarray) -> np.ndarray:
-    return np.asarray(analysis.kmeans_labels(_codes, k, seed=seed))
+    """k-means cluster of each of the first `points` codes."""
+    return np.asarray(analysis.kmeans_labels(_codes[:points], k, seed=seed))
 
 
 @st.cache_data(max_entries=16, show_spinner="Sweeping the noise factor...")
@@ -60,4 +73,4 @@ def noise_sweep(run_name: str, mtime: float, max_images: int, _run) -> list[dict
     images, labels, _ = test_split(_run)
     images, labels = images[:max_images], labels[:max_images]
     return analysis.noise_sweep(_run.model, images, model_labels(_run, labels),
-                                levels=np.linspace(0.0, 1.0, 11), seed=0)
+                                levels=np.linspace(0.0, 1.0, SWEEP_LEVELS), seed=0)

@@ -42,24 +42,23 @@ def noise_sweep_chart(rows: pd.DataFrame, current_noise: float) -> alt.LayerChar
 
 
 def latent_scatter(points: pd.DataFrame, colour: str, colour_title: str,
-                   quantitative: bool = False, x_title: str = "x", y_title: str = "y",
-                   extra_tooltips: list[str] | None = None) -> alt.Chart:
+                   quantitative: bool = False, x_title: str = "x", y_title: str = "y") -> alt.Chart:
     """The encoded test set as points; click one to pick it (selection named PICKED).
 
-    `points` has the columns index, x, y, class, cluster and the `colour` column."""
+    `points` has the columns index (position in the test split), x, y, class, error and the
+    `colour` column."""
     picked = alt.selection_point(name=PICKED, fields=["index"], on="click", clear="dblclick")
-    colour_type = "Q" if quantitative else "N"
     tooltips = [alt.Tooltip("index:Q", title="Test image"), alt.Tooltip("class:N", title="Class"),
-                alt.Tooltip("cluster:N", title="Cluster")]
-    tooltips += [alt.Tooltip(f"{name}:N" if not pd.api.types.is_numeric_dtype(points[name])
-                             else f"{name}:Q", title=name) for name in (extra_tooltips or [])]
+                alt.Tooltip("error:Q", title="Reconstruction MSE", format=".4f")]
+    if colour not in ("class", "index", "error"):
+        tooltips.append(alt.Tooltip(f"{colour}:{'Q' if quantitative else 'N'}", title=colour_title))
     return (
         alt.Chart(points)
         .mark_circle(size=45)
         .encode(
             x=alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False)),
             y=alt.Y("y:Q", title=y_title, scale=alt.Scale(zero=False)),
-            color=alt.Color(f"{colour}:{colour_type}", title=colour_title,
+            color=alt.Color(f"{colour}:{'Q' if quantitative else 'N'}", title=colour_title,
                             scale=alt.Scale(scheme="viridis") if quantitative else alt.Undefined),
             opacity=alt.condition(picked, alt.value(0.9), alt.value(0.25)),
             size=alt.condition(picked, alt.value(120), alt.value(45)),
@@ -68,3 +67,24 @@ def latent_scatter(points: pd.DataFrame, colour: str, colour_title: str,
         .add_params(picked)
         .properties(height=480)
     )
+
+
+def error_histogram(errors, mean_error: float) -> alt.LayerChart:
+    """How the per-image reconstruction errors spread, with a rule at their mean."""
+    table = pd.DataFrame({"error": [float(e) for e in errors]})
+    bars = (
+        alt.Chart(table)
+        .mark_bar()
+        .encode(
+            x=alt.X("error:Q", bin=alt.Bin(maxbins=40), title="Reconstruction MSE of one image"),
+            y=alt.Y("count():Q", title="Test images"),
+            tooltip=[alt.Tooltip("error:Q", bin=alt.Bin(maxbins=40), title="MSE", format=".4f"),
+                     alt.Tooltip("count():Q", title="Images")],
+        )
+    )
+    rule = (
+        alt.Chart(pd.DataFrame({"error": [float(mean_error)]}))
+        .mark_rule(strokeDash=[4, 4], color="firebrick")
+        .encode(x="error:Q", tooltip=[alt.Tooltip("error:Q", title="Mean MSE", format=".4f")])
+    )
+    return alt.layer(bars, rule).properties(height=240)

@@ -1,0 +1,101 @@
+"""Reconstructions: what a trained run makes of test images, where it fails, and how its
+reconstructions of the same validation images improved epoch by epoch (the training film)."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from core import analysis
+from ui import inspect_cache
+from ui.inspect_charts import error_histogram
+from ui.state import run_mtime
+from ui.widgets import run_picker, show_grid, upscale_for
+
+EXTREMES_SHOWN = 8
+
+
+def error_heatmap(originals: torch.Tensor, reconstructions: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """|x - x̂| averaged over the colour channels, in a black-red-yellow-white heat colour map
+    scaled to the largest error shown (so small errors are still visible); returns the RGB
+    images (float N×3×H×W) and that largest error."""
+    error = (originals - reconstructions).abs().mean(dim=1)
+    brightest = float(error.max())
+    t = error / max(brightest, 1e-8)
+    heat = torch.stack([(3 * t).clamp(0, 1), (3 * t - 1).clamp(0, 1), (3 * t - 2).clamp(0, 1)], dim=1)
+    return heat, brightest
+
+
+def show_extremes(run, images, labels, class_names, indices, errors, title: str, scale: int) -> None:
+    """Originals (top row) over their reconstructions (bottom row), with each image's error."""
+    chosen = images[indices]
+    _, recon = analysis.reconstruct(run.model, chosen,
+                                    inspect_cache.model_labels(run, labels[indices]))
+    st.markdown(f"**{title}**")
+    show_grid(torch.cat([analysis.to_float(chosen), recon]), nrow=len(indices), scale=scale,
+              caption="Top: test images; bottom: reconstructions")
+    st.caption(" · ".join(f"#{i} ({class_names[int(labels[i])]}): {errors[i]:.4f}" for i in indices))
+
+
+def main() -> None:
+    st.title("Reconstructions")
+    st.caption("Test images next to what the autoencoder makes of them, and where it goes wrong.")
+    run = run_picker("Run", key="recon_run")
+    if run is None:
+        return
+    for warning in run.info.get("load_warnings", []):
+        st.warning(warning)
+    try:
+        images, labels, dataset = inspect_cache.test_split(run)
+        errors = inspect_cache.test_errors(run.name, run_mtime(run.name), _run=run)
+    except Exception as exc:  # core errors carry one plain sentence
+        st.error(str(exc))
+        return
+    scale = upscale_for(dataset.shape[-1])
+
+    metrics = run.test_metrics or {}
+    mse, mae, images_count = st.columns(3)
+    # Without stored metrics (an old run) the MSE is the mean of the per-image errors.
+    mse.metric("Test MSE", f"{metrics.get('mse', float(errors.mean())):.4f}")
+    mae.metric("Test MAE", f"{metrics['mae']:.4f}" if "mae" in metrics else "—")
+    images_count.metric("Test images", f"{len(labels):,}")
+
+    st.subheader("Originals, reconstructions and errors")
+    count = st.slider("Images shown", 4, 32, 8, 4, key="recon_count")
+    shown, shown_labels = images[:count], labels[:count]
+    originals = analysis.to_float(shown)
+    _, recon = analysis.reconstruct(run.model, shown, inspect_cache.model_labels(run, shown_labels))
+    heat, brightest = error_heatmap(originals, recon)
+    show_grid(originals, caption="Test images", scale=scale)
+    show_grid(recon, caption="Reconstructions", scale=scale)
+    show_grid(heat, scale=scale,
+              caption=f"Error |x − x̂|: black is none, white is the largest here ({brightest:.3f})")
+
+    st.subheader("Best and worst reconstructed test images")
+    order = np.argsort(errors, kind="stable")
+    k = min(EXTREMES_SHOWN, len(order))
+    best, worst = st.columns(2)
+    with best:
+        show_extremes(run, images, labels, dataset.class_names, order[:k].tolist(), errors,
+                      "Best (lowest MSE)", scale)
+    with worst:
+        show_extremes(run, images, labels, dataset.class_names, order[::-1][:k].tolist(), errors,
+                      "Worst (highest MSE)", scale)
+    st.altair_chart(error_histogram(errors, float(errors.mean())), key="recon_error_histogram")
+    st.caption("Per-image reconstruction MSE over the test set; the dashed line is the mean.")
+
+    st.subheader("Training film")
+    if not run.film or run.film_originals is None:
+        st.info("This run has no training film, so there is nothing to replay.")
+        return
+    frames = len(run.film)
+    epoch = (st.slider("Epoch", 1, frames, frames, key="film_epoch") if frames > 1 else 1)
+    record = run.history[epoch - 1] if epoch <= len(run.history) else {}
+    loss = f", validation loss {record['val_loss']:.4f}" if "val_loss" in record else ""
+    originals_row = run.film_originals
+    show_grid(torch.cat([originals_row, run.film[epoch - 1]]), nrow=len(originals_row), scale=scale,
+              caption=f"Top: fixed validation images; bottom: their reconstructions after epoch "
+                      f"{epoch} of {frames}{loss}")
+
+
+main()
