@@ -160,7 +160,8 @@ def job_charts(job) -> None:
             st.caption("The loss per epoch appears here after the first epoch.")
     with right, st.container(key="live_batch_chart"):
         if job.batch_losses:
-            st.altair_chart(batch_loss_chart(job.batch_losses).properties(height=260))
+            st.altair_chart(batch_loss_chart(job.batch_losses, stride=job.batch_loss_stride)
+                            .properties(height=260))
         else:
             st.caption("The loss of every batch appears here once training starts.")
     with st.container(key="live_recon"):

@@ -73,22 +73,23 @@ def vae_parts_chart(history: Iterable) -> alt.Chart:
     return epoch_lines(epoch_frame(history, keys), "VAE loss parts: reconstruction and KL", "value")
 
 
-def batch_frame(batch_losses: Sequence[float], window: int) -> pd.DataFrame:
-    """Long table (batch, series, loss): the raw per-batch loss and its rolling mean."""
+def batch_frame(batch_losses: Sequence[float], window: int, stride: int = 1) -> pd.DataFrame:
+    """Long table (batch, series, loss): the raw per-batch loss and its rolling mean. A long run
+    keeps one value per `stride` batches (their mean); it is drawn at the last of them."""
     raw = pd.Series([float(v) for v in batch_losses], dtype=float)
     smooth = raw.rolling(window=max(1, window), min_periods=1).mean()
-    index = list(range(1, len(raw) + 1))
+    index = [(i + 1) * stride for i in range(len(raw))]
     return pd.concat([
         pd.DataFrame({"batch": index, "series": "per batch", "loss": raw.values}),
         pd.DataFrame({"batch": index, "series": f"rolling mean ({window})", "loss": smooth.values}),
     ], ignore_index=True)
 
 
-def batch_loss_chart(batch_losses: Sequence[float], window: int | None = None) -> alt.Chart:
+def batch_loss_chart(batch_losses: Sequence[float], window: int | None = None, stride: int = 1) -> alt.Chart:
     """The training loss of every batch, faint, with a smoothed line on top."""
     if window is None:
         window = max(5, len(batch_losses) // 50)
-    frame = batch_frame(batch_losses, window)
+    frame = batch_frame(batch_losses, window, stride)
     pick = _legend_highlight("series")
     return (
         alt.Chart(frame, title="Training loss per batch")

@@ -1,0 +1,147 @@
+"""The Train page (AppTest through app.py): the live layer table against core's model, Start ->
+a background job that finishes and is saved, a diverging run's message, and a queued job."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+from streamlit.testing.v1 import AppTest
+
+from core.config import ModelConfig
+from core.data import fill_model_shape
+from core.models import build_model
+from ui.state import SELECTED_RUN_KEY, get_registry
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+JOB_TIMEOUT = 120
+
+
+def train_page(**widgets) -> AppTest:
+    """The Train page, with widget values (by key) set before its first run."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in widgets.items():
+        at.session_state[key] = value
+    at.switch_page("pages/train.py")
+    return at.run()
+
+
+def shown_parameters(at: AppTest) -> int:
+    (metric,) = [m for m in at.metric if m.label == "Parameters"]
+    return int(metric.value.replace(",", ""))
+
+
+def expected_parameters(digits, **model) -> int:
+    return sum(p.numel() for p in build_model(fill_model_shape(ModelConfig(**model), digits)).parameters())
+
+
+def chart_frames(at: AppTest) -> list:
+    def walk(node):
+        yield node
+        for child in getattr(node, "children", {}).values():
+            yield from walk(child)
+    return [convert_arrow_bytes_to_pandas_df(dataset.data.data)
+            for node in walk(at._tree[0]) if getattr(node, "type", None) == "vega_lite_chart"
+            for dataset in node.proto.datasets]
+
+
+@pytest.fixture
+def one_job_at_a_time(monkeypatch):
+    monkeypatch.setenv("AE_LAB_MAX_JOBS", "1")
+
+
+@pytest.fixture
+def registry():
+    """The app's job registry; every job still running at the end is stopped and waited for."""
+    jobs = get_registry()
+    yield jobs
+    for job in jobs.snapshots():
+        jobs.stop(job.id)
+    for job in jobs.snapshots():
+        jobs.wait(job.id, timeout=JOB_TIMEOUT)
+
+
+def test_layer_table_total_is_the_models_parameter_count(no_runs, digits):
+    at = train_page()
+    assert not at.exception and not at.error
+    assert shown_parameters(at) == expected_parameters(digits)
+    table = next(d.value for d in at.dataframe if "Output shape" in d.value.columns)
+    assert table["Parameters"].sum() == expected_parameters(digits)
+    assert table["Output shape"].iloc[-1] == "1×8×8"  # the reconstruction has the input's shape
+
+    at.number_input(key="cfg_latent").set_value(3).run()
+    assert shown_parameters(at) == expected_parameters(digits, latent=3) != expected_parameters(digits)
+
+    at.radio(key="cfg_family").set_value("dense").run()
+    at.text_input(key="cfg_hidden_small").input("64, 32").run()
+    assert shown_parameters(at) == expected_parameters(digits, family="dense", hidden=[64, 32], latent=3)
+
+
+def test_unreadable_sizes_are_said_and_block_start(no_runs):
+    at = train_page()
+    at.text_input(key="cfg_channels_small").input("16, lots").run()
+    assert not at.exception
+    assert "not a list of whole numbers" in at.error[0].value
+    assert at.button(key="start_job").disabled
+
+
+def test_start_trains_in_the_background_and_saves_the_run(no_runs, registry):
+    at = train_page(cfg_epochs=2, cfg_batch_size=256, cfg_name="ui-run")
+    at.button(key="start_job").click().run()
+    assert not at.exception
+    job_id = at.query_params["job"]
+    job_id = job_id[0] if isinstance(job_id, list) else job_id
+    assert registry.snapshot(job_id).name == "ui-run"
+
+    done = registry.wait(job_id, timeout=JOB_TIMEOUT)
+    assert done.status == "finished"
+    at.run()
+    assert not at.exception
+    assert [s.value for s in at.success] == [done.message]
+    assert (no_runs / "ui-run" / "info.json").is_file()
+    assert at.session_state[SELECTED_RUN_KEY] == "ui-run"
+    (bar,) = at.get("progress")
+    assert "epoch 2/2" in bar.proto.text and "img/s" in bar.proto.text
+    frames = chart_frames(at)
+    epochs = next(f for f in frames if "epoch" in f.columns)
+    assert sorted(set(epochs["series"])) == ["train loss", "validation loss"]
+    assert sorted(set(epochs["epoch"])) == [1, 2]
+    batches = next(f for f in frames if "batch" in f.columns)
+    assert len(batches[batches["series"] == "per batch"]) == len(done.batch_losses)
+    assert any("Reconstructions after epoch 2" in c for img in at.image for c in img.captions)
+
+
+def test_a_diverging_run_shows_its_message(no_runs, registry):
+    at = train_page(cfg_optimizer="sgd", cfg_lr=1000.0, cfg_output_activation="none", cfg_epochs=3,
+                    cfg_batch_size=64)
+    at.button(key="start_job").click().run()
+    job_id = registry.snapshots()[0].id
+    assert registry.wait(job_id, timeout=JOB_TIMEOUT).status == "diverged"
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1
+    assert "lower learning rate" in at.error[0].value
+
+
+def test_a_start_beyond_the_limit_is_queued(one_job_at_a_time, no_runs, registry):
+    jobs = registry
+    assert jobs.max_concurrent == 1
+    at = train_page(cfg_epochs=1000, cfg_batch_size=16, cfg_name="long-one")
+    at.button(key="start_job").click().run()
+    first = at.query_params["job"]
+    first = first[0] if isinstance(first, list) else first
+    at.text_input(key="cfg_name").input("second-one").run()
+    at.button(key="start_job").click().run()
+    assert not at.exception
+    second = jobs.snapshots()[0]
+    assert second.name == "second-one" and second.status == "queued"
+    assert "Queued: position 1 — it starts when the running job ends." in [i.value for i in at.info]
+    # The job list shows both, and following the first one shows its Stop button.
+    (follow,) = [r for r in at.radio if r.key == "follow_job"]
+    assert len(follow.options) == 2
+    follow.set_value(first).run()
+    assert at.query_params["job"] in (first, [first])
+    at.button(key="stop_job").click().run()
+    assert jobs.wait(first, timeout=JOB_TIMEOUT).status == "stopped"
+    jobs.stop(second.id)
+    assert jobs.wait(second.id, timeout=JOB_TIMEOUT).status == "stopped"
