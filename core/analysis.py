@@ -1,0 +1,525 @@
+"""Everything the Inspect pages compute from a trained model: reconstructions, noise sweeps, codes
+and their 2-D projections, clusters, decodings (manifold grid, interpolation, sampling, every
+label), image grids, and a classifier probe on the encoder.
+
+All inference runs batched on the model's own device, in eval mode under torch.inference_mode();
+images come in as uint8 N×C×H×W (or floats already in [0, 1]) and results go back on the CPU.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.data import Dataset
+from core.train import _SEED_LOCK, add_noise, resolve_device
+
+# The number of levels the Noise page sweeps: 0, 0.1, ..., 1.
+DEFAULT_NOISE_LEVELS = np.linspace(0.0, 1.0, 11)
+PROJECTIONS = ("raw", "pca", "tsne")
+# At most this many of the most confidently wrong test predictions are reported by the probe.
+MOST_CONFUSED = 16
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@contextlib.contextmanager
+def _inference(model: nn.Module) -> Iterator[None]:
+    """Eval mode (no dropout, a VAE decodes its mean) without autograd; the mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _model_labels(model: nn.Module, labels, count: int, device: torch.device) -> torch.Tensor | None:
+    """Labels as int64 on the device for a conditional model (an int means that label for every
+    item); None for other models, which ignore labels."""
+    if not model.cfg.conditional:
+        return None
+    if labels is None:
+        raise ValueError("This model is conditional, so it needs the class labels too; pass labels.")
+    if isinstance(labels, (int, np.integer)):
+        return torch.full((count,), int(labels), dtype=torch.long, device=device)
+    return torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels) else labels,
+                           dtype=torch.long).to(device)
+
+
+def _slice(labels: torch.Tensor | None, start: int, stop: int) -> torch.Tensor | None:
+    return None if labels is None else labels[start:stop]
+
+
+def _as_codes(codes, model: nn.Module) -> torch.Tensor:
+    """N×latent float32 on the model's device (a single code becomes a batch of one)."""
+    z = torch.as_tensor(np.asarray(codes) if not torch.is_tensor(codes) else codes, dtype=torch.float32)
+    if z.dim() == 1:
+        z = z.unsqueeze(0)
+    return z.to(_device(model))
+
+
+def to_float(images_uint8) -> torch.Tensor:
+    """uint8 images -> float in [0, 1] (on the same device); float input is returned as float32."""
+    images = torch.as_tensor(images_uint8)
+    if images.dtype == torch.uint8:
+        return images.float().div_(255)
+    return images.float()
+
+
+def _batches(count: int, batch_size: int) -> range:
+    return range(0, count, max(1, int(batch_size)))
+
+
+# ----------------------------------------------------------------------------- encoding and reconstruction
+
+
+def encode(model, images_uint8, labels=None, batch_size: int = 512) -> np.ndarray:
+    """The deterministic code of every image (a VAE's mean), N×latent float32."""
+    device = _device(model)
+    count = len(images_uint8)
+    y = _model_labels(model, labels, count, device)
+    parts = []
+    with _inference(model):
+        for start in _batches(count, batch_size):
+            x = to_float(images_uint8[start : start + batch_size].to(device))
+            parts.append(model.encode(x, _slice(y, start, start + batch_size)).float().cpu())
+    if not parts:
+        return np.zeros((0, model.cfg.latent), dtype=np.float32)
+    return torch.cat(parts).numpy()
+
+
+def _reconstruct_batches(model, x: torch.Tensor, y: torch.Tensor | None, batch_size: int) -> torch.Tensor:
+    """Reconstructions of float images already on the model's device (call under _inference)."""
+    return torch.cat([model(x[s : s + batch_size], _slice(y, s, s + batch_size)).recon
+                      for s in _batches(len(x), batch_size)])
+
+
+def reconstruct(model, images_uint8, labels=None, noise: float = 0.0, seed: int = 0,
+                batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the model's input: the images with noise added, the reconstruction), both float CPU tensors.
+
+    The noise is core.train.add_noise from a CPU generator seeded with `seed`, drawn for the whole
+    batch at once: the same images, noise factor and seed always give the same picture, on any
+    device and for any batch_size."""
+    device = _device(model)
+    y = _model_labels(model, labels, len(images_uint8), device)
+    x = to_float(torch.as_tensor(images_uint8).to(device))
+    noisy = add_noise(x, float(noise), torch.Generator().manual_seed(int(seed)))
+    with _inference(model):
+        recon = _reconstruct_batches(model, noisy, y, batch_size) if len(x) else torch.zeros_like(x)
+    return noisy.cpu(), recon.float().cpu()
+
+
+def per_image_errors(model, images_uint8, labels=None, batch_size: int = 512) -> np.ndarray:
+    """Mean squared error of each image's reconstruction (N floats), to find the best and worst."""
+    device = _device(model)
+    count = len(images_uint8)
+    y = _model_labels(model, labels, count, device)
+    errors = []
+    with _inference(model):
+        for start in _batches(count, batch_size):
+            x = to_float(images_uint8[start : start + batch_size].to(device))
+            recon = model(x, _slice(y, start, start + batch_size)).recon
+            errors.append((recon - x).pow(2).flatten(1).mean(1).float().cpu())
+    return torch.cat(errors).numpy() if errors else np.zeros(0, dtype=np.float32)
+
+
+def noise_sweep(model, images_uint8, labels=None, levels=DEFAULT_NOISE_LEVELS, seed: int = 0,
+                batch_size: int = 1024) -> list[dict]:
+    """Reconstruction error against the CLEAN images at each noise factor:
+    [{"noise": f, "mse": ..., "mae": ...}, ...] in the order of `levels`.
+
+    Each level re-seeds the noise with `seed`, so one point of the sweep is exactly what
+    reconstruct(noise=f, seed=seed) shows. Speed: the clean images go to the device once, and each
+    level is one pass of large batches with the sums kept on the device until the end."""
+    device = _device(model)
+    levels = [float(level) for level in np.atleast_1d(np.asarray(levels, dtype=float))]
+    if len(images_uint8) == 0:
+        return [{"noise": level, "mse": float("nan"), "mae": float("nan")} for level in levels]
+    y = _model_labels(model, labels, len(images_uint8), device)
+    clean = to_float(torch.as_tensor(images_uint8).to(device))
+    values = clean.numel()
+    sums = torch.zeros(len(levels), 2, dtype=torch.float64, device=device)
+    with _inference(model):
+        for i, level in enumerate(levels):
+            noisy = add_noise(clean, level, torch.Generator().manual_seed(int(seed)))
+            for start in _batches(len(clean), batch_size):
+                stop = start + batch_size
+                diff = model(noisy[start:stop], _slice(y, start, stop)).recon - clean[start:stop]
+                sums[i, 0] += diff.pow(2).sum(dtype=torch.float64)
+                sums[i, 1] += diff.abs().sum(dtype=torch.float64)
+    means = (sums / values).tolist()
+    return [{"noise": level, "mse": mse, "mae": mae} for level, (mse, mae) in zip(levels, means)]
+
+
+# ----------------------------------------------------------------------------- the latent space
+
+
+def subsample_indices(count: int, max_points: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a seeded random choice of max_points out of count rows (all rows when
+    max_points is None or not smaller than count): the rows project() keeps when it caps points."""
+    if max_points is None or max_points >= count:
+        return np.arange(count)
+    if max_points < 1:
+        raise ValueError(f"The number of points to show must be at least 1, not {max_points}.")
+    return np.sort(np.random.default_rng(seed).choice(count, size=int(max_points), replace=False))
+
+
+def project(codes, method: str = "pca", seed: int = 0, max_points: int | None = None,
+            n_jobs: int = -1) -> np.ndarray:
+    """The codes in 2-D, float32 N×2: "raw" (the first two coordinates; a 1-d code gets a zero
+    second axis), "pca" (scikit-learn PCA) or "tsne" (see _tsne for the method and why).
+
+    max_points caps the work: with more rows than that, only the seeded subsample
+    codes[subsample_indices(len(codes), max_points, seed)] is projected and the result has one row
+    per kept index, in that order; call subsample_indices to pick the matching labels or images.
+    n_jobs: CPU threads for t-SNE (-1: all cores)."""
+    if method not in PROJECTIONS:
+        raise ValueError(f"Unknown projection '{method}'; choose one of {', '.join(PROJECTIONS)}.")
+    codes = np.asarray(codes, dtype=np.float32)
+    if codes.ndim != 2 or codes.shape[1] < 1:
+        raise ValueError(f"Codes must be a table of shape N×latent, not {codes.shape}.")
+    codes = codes[subsample_indices(len(codes), max_points, seed)]
+    if not np.isfinite(codes).all():
+        raise ValueError("Some codes are NaN or infinite, so they cannot be projected; retrain the model.")
+    if method == "raw" or codes.shape[1] == 1 or len(codes) < 3:
+        # Nothing to reduce (a 1-d or 2-d code) or too few points for PCA/t-SNE: show the code itself.
+        flat = np.zeros((len(codes), 2), dtype=np.float32)
+        width = min(2, codes.shape[1])
+        flat[:, :width] = codes[:, :width]
+        return flat
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=seed).fit_transform(codes).astype(np.float32)
+    return _tsne(codes, seed, n_jobs)
+
+
+def _tsne(codes: np.ndarray, seed: int, n_jobs: int) -> np.ndarray:
+    """t-SNE of the codes, float32 N×2. TSNE_CHOICE_PLACEHOLDER"""
+    perplexity = float(min(30.0, (len(codes) - 1) / 3))
+    try:
+        from openTSNE import TSNE as OpenTSNE
+    except ImportError:
+        from sklearn.manifold import TSNE
+
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", max_iter=500,
+                    random_state=seed, n_jobs=n_jobs).fit_transform(codes).astype(np.float32)
+    embedding = OpenTSNE(n_components=2, perplexity=perplexity, early_exaggeration_iter=125, n_iter=250,
+                         n_jobs=n_jobs, random_state=seed).fit(codes)
+    return np.asarray(embedding, dtype=np.float32)
+
+
+def kmeans_labels(codes, k: int, seed: int = 0) -> np.ndarray:
+    """The k-means cluster (0..k-1) of every code."""
+    from sklearn.cluster import KMeans
+
+    codes = np.asarray(codes, dtype=np.float32)
+    if not 1 <= k <= len(codes):
+        raise ValueError(f"Cannot make {k} clusters out of {len(codes)} codes; pick between 1 and {len(codes)}.")
+    return KMeans(n_clusters=int(k), n_init="auto", random_state=seed).fit_predict(codes)
+
+
+# ----------------------------------------------------------------------------- decoding and generation
+
+
+def decode(model, codes, labels=None, batch_size: int = 512) -> torch.Tensor:
+    """Images decoded from codes (N×latent, or one code), float N×C×H×W on the CPU.
+    A conditional model needs labels: one int for all, or one per code."""
+    z = _as_codes(codes, model)
+    y = _model_labels(model, labels, len(z), z.device)
+    with _inference(model):
+        parts = [model.decode(z[s : s + batch_size], _slice(y, s, s + batch_size)).float().cpu()
+                 for s in _batches(len(z), batch_size)]
+    return torch.cat(parts) if parts else torch.zeros(0, *model.image_shape)
+
+
+def manifold_grid(model, base_code, dim_x: int, dim_y: int, span: float, steps: int,
+                  label=None) -> torch.Tensor:
+    """steps² decodings of base_code with latent dims dim_x and dim_y moved by -span..+span, in
+    row-major order for image_grid(nrow=steps): columns go along dim_x (left = -span), rows along
+    dim_y (top = +span, like a plot's y axis). For a VAE span is in units of the prior's standard
+    deviation (base_code=None starts from the prior's mean, 0); for a plain AE pick a span that
+    fits its codes, e.g. two standard deviations of dim_x. dim_x may equal dim_y (a diagonal walk)."""
+    latent = model.cfg.latent
+    for dim in (dim_x, dim_y):
+        if not 0 <= dim < latent:
+            raise ValueError(f"Latent dimension {dim} does not exist; this model has dimensions 0 to {latent - 1}.")
+    if steps < 1:
+        raise ValueError(f"The grid needs at least 1 step per side, not {steps}.")
+    base = np.zeros(latent, dtype=np.float32) if base_code is None else np.asarray(base_code, dtype=np.float32)
+    if base.shape != (latent,):
+        raise ValueError(f"The base code must have {latent} numbers for this model, not shape {base.shape}.")
+    offsets = np.linspace(-span, span, steps, dtype=np.float32)
+    codes = np.repeat(base[None], steps * steps, axis=0)
+    rows, cols = np.meshgrid(offsets[::-1], offsets, indexing="ij")
+    codes[:, dim_x] += cols.ravel()
+    codes[:, dim_y] += rows.ravel()
+    return decode(model, codes, label)
+
+
+def interpolate(model, image_a, image_b, steps: int, label_a=None, label_b=None) -> torch.Tensor:
+    """Decodings of `steps` codes evenly spaced on the line from image_a's code to image_b's
+    (both ends included), float steps×C×H×W. A conditional model encodes each image with its own
+    label and decodes the first half with label_a, the second half with label_b (default label_a)."""
+    if steps < 2:
+        raise ValueError(f"An interpolation needs at least 2 steps (the two ends), not {steps}.")
+    pair = torch.stack([torch.as_tensor(image_a).reshape(model.image_shape),
+                        torch.as_tensor(image_b).reshape(model.image_shape)])
+    label_b = label_a if label_b is None else label_b
+    pair_labels = None if label_a is None else [int(label_a), int(label_b)]
+    code_a, code_b = encode(model, pair, pair_labels)
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+    codes = (1 - t) * code_a + t * code_b
+    labels = None if pair_labels is None else np.where(t[:, 0] < 0.5, pair_labels[0], pair_labels[1])
+    return decode(model, codes, labels)
+
+
+def sample_codes(model, n: int, codes_for_fit=None, seed: int = 0) -> np.ndarray:
+    """n random codes, float32 n×latent: a VAE's prior N(0, I); for a plain AE, a Gaussian with the
+    mean and full covariance of codes_for_fit (its codes of real images), drawn by a numpy
+    Generator seeded with `seed`."""
+    if n < 1:
+        raise ValueError(f"Ask for at least one sample, not {n}.")
+    rng = np.random.default_rng(seed)
+    latent = model.cfg.latent
+    if model.cfg.vae:
+        return rng.standard_normal((n, latent)).astype(np.float32)
+    if codes_for_fit is None or len(codes_for_fit) < 2:
+        raise ValueError("A plain autoencoder has no prior to sample from; pass the codes of at least two "
+                         "images to fit a Gaussian to.")
+    fit = np.asarray(codes_for_fit, dtype=np.float64).reshape(len(codes_for_fit), -1)
+    if fit.shape[1] != latent:
+        raise ValueError(f"The codes to fit must have {latent} numbers each for this model, not {fit.shape[1]}.")
+    covariance = np.atleast_2d(np.cov(fit, rowvar=False))
+    # eigh, not the default SVD: it copes with the singular covariance of codes that collapsed.
+    return rng.multivariate_normal(fit.mean(axis=0), covariance, size=n, method="eigh").astype(np.float32)
+
+
+def sample(model, n: int, codes_for_fit=None, labels=None, seed: int = 0) -> torch.Tensor:
+    """n generated images, float n×C×H×W, decoded from sample_codes(model, n, codes_for_fit, seed):
+    the VAE prior, or for a plain AE a Gaussian fitted to its codes, which shows why its samples
+    look worse (its codes do not fill a Gaussian). A conditional model uses `labels` (one int, or
+    one per sample) or, when None, cycles through the classes 0, 1, 2, ..."""
+    codes = sample_codes(model, n, codes_for_fit, seed)
+    if model.cfg.conditional and labels is None:
+        labels = np.arange(n) % model.cfg.num_classes
+    return decode(model, codes, labels)
+
+
+def decode_with_every_label(model, code, num_classes: int | None = None) -> torch.Tensor:
+    """One code decoded with each label 0..num_classes-1 (the "wrong label" style transfer of a
+    conditional model), float num_classes×C×H×W."""
+    if not model.cfg.conditional:
+        raise ValueError("Only a conditional model takes a label when decoding; train one with conditional on.")
+    num_classes = model.cfg.num_classes if num_classes is None else int(num_classes)
+    if not 1 <= num_classes <= model.cfg.num_classes:
+        raise ValueError(f"This model knows {model.cfg.num_classes} classes, so it cannot decode with {num_classes}.")
+    z = _as_codes(code, model)
+    if len(z) != 1:
+        raise ValueError(f"Pass one code to decode with every label, not {len(z)}.")
+    return decode(model, z.expand(num_classes, -1), np.arange(num_classes))
+
+
+def image_grid(images, nrow: int = 8, padding: int = 2, scale: int = 1, pad_value: float = 1.0) -> np.ndarray:
+    """A picture of the images in a grid, H×W×3 uint8 (torchvision.utils.make_grid; grey becomes 3
+    equal channels). Images are float in [0, 1] or uint8, N×C×H×W (or one C×H×W image); each is
+    enlarged by the integer `scale` with nearest-neighbour pixels (so 8×8 digits are visible) before
+    the grid is laid out, so the padding stays `padding` pixels wide. pad_value: the padding's grey
+    level in [0, 1] (white by default, which separates dark-background digits)."""
+    from torchvision.utils import make_grid
+
+    images = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images).detach().cpu()
+    if images.dim() == 3:
+        images = images.unsqueeze(0)
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"Images must be N×C×H×W with 1 or 3 channels, not shape {tuple(images.shape)}.")
+    images = to_float(images).clamp(0, 1)
+    scale = max(1, int(scale))
+    if scale > 1:
+        images = images.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
+    if len(images) == 0:
+        return np.zeros((images.shape[2], images.shape[3], 3), dtype=np.uint8)
+    grid = make_grid(images, nrow=max(1, int(nrow)), padding=int(padding), pad_value=pad_value)
+    return grid.mul(255).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+# ----------------------------------------------------------------------------- classifier probe
+
+
+@dataclass
+class ProbeConfig:
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 128
+    fine_tune: bool = False  # False: train only a head on the frozen codes; True: encoder + head
+    hidden: int = 0  # 0: a linear head; > 0: an MLP head with one hidden layer of this many units
+    seed: int = 0
+    device: str = "auto"  # where a fine-tuned encoder trains ("auto": CUDA, MPS, then CPU)
+
+
+@dataclass
+class ProbeResult:
+    accuracy: float  # on the test split, with the weights of the best validation epoch
+    confusion: np.ndarray  # num_classes × num_classes, rows = true class, columns = predicted
+    class_names: list[str]
+    per_class_accuracy: dict[str, float]  # class name -> test accuracy (NaN for a class with no test image)
+    history: list[dict]  # {"epoch", "train_loss", "train_accuracy", "val_accuracy"} per finished epoch
+    most_confused: list[dict]  # {"index": position in the test split, "true", "pred", "confidence"}
+    best_epoch: int = 0  # the epoch whose weights were kept (0: stopped before the first epoch ended)
+    stopped: bool = False  # stop_event ended the training early
+
+
+class _Probe(nn.Module):
+    """Encoder codes -> standardised with the training codes' statistics (fixed, so the head's
+    learning rate does not depend on the scale of the codes) -> a linear or one-hidden-layer head.
+    With an encoder (fine-tuning) the images go through it first; without, the input is codes."""
+
+    def __init__(self, encoder: nn.Module | None, mean: torch.Tensor, std: torch.Tensor,
+                 num_classes: int, hidden: int):
+        super().__init__()
+        self.encoder = encoder
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+        latent = len(mean)
+        self.head = (nn.Linear(latent, num_classes) if hidden <= 0 else
+                     nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        codes = x if self.encoder is None else self.encoder.encode(x, y)
+        return self.head((codes - self.mean) / self.std)
+
+
+def _check_probe(cfg: ProbeConfig, dataset: Dataset) -> None:
+    if cfg.epochs < 1:
+        raise ValueError(f"The classifier needs at least 1 epoch, not {cfg.epochs}.")
+    if cfg.batch_size < 1:
+        raise ValueError(f"The batch size must be at least 1, not {cfg.batch_size}.")
+    if not cfg.lr > 0 or not math.isfinite(cfg.lr):
+        raise ValueError(f"The learning rate must be a number above 0, not {cfg.lr}.")
+    if dataset.num_classes < 2:
+        raise ValueError("A classifier needs a dataset with at least two classes.")
+    for split in ("train", "val", "test"):
+        if len(dataset.splits.get(split, ())) == 0:
+            raise ValueError(f"The {split} split is empty, so the classifier cannot be trained and checked; "
+                             "use more images.")
+
+
+def train_probe(model, dataset: Dataset, cfg: ProbeConfig,
+                on_epoch: Callable[[dict], None] | None = None,
+                stop_event: threading.Event | None = None) -> ProbeResult:
+    """A classifier on the model's encoder: trained on the "train" split, the epoch with the best
+    "val" accuracy kept, reported on "test". Frozen (default): the images are encoded once and only
+    the head trains on the codes, which takes a second. fine_tune: a copy of the encoder trains with
+    the head (the model passed in is never modified). on_epoch gets each history row as it ends;
+    stop_event ends the training within a batch. Same seed + same data + same device: same result."""
+    _check_probe(cfg, dataset)
+    num_classes = dataset.num_classes
+    # A conditional encoder also takes the label; giving it the true label would hand the answer
+    # to the classifier. Every image is encoded with label 0 instead, the same for all classes.
+    no_hint = 0 if model.cfg.conditional else None
+    is_stopped = stop_event.is_set if stop_event is not None else (lambda: False)
+
+    train_x, train_y = dataset.split("train")
+    val_x, val_y = dataset.split("val")
+    test_x, test_y = dataset.split("test")
+    train_codes = torch.from_numpy(encode(model, train_x, no_hint))
+    mean, std = train_codes.mean(0), train_codes.std(0).clamp_min(1e-6)
+
+    if cfg.fine_tune:
+        device = resolve_device(cfg.device)
+        encoder = copy.deepcopy(model).to(device)
+        inputs = {"train": train_x, "val": val_x, "test": test_x}  # uint8, made float per batch
+    else:
+        device = _device(model)
+        encoder = None
+        inputs = {"train": train_codes, "val": torch.from_numpy(encode(model, val_x, no_hint)),
+                  "test": torch.from_numpy(encode(model, test_x, no_hint))}
+    inputs = {name: tensor.to(device) for name, tensor in inputs.items()}
+    targets = {"train": train_y.to(device), "val": val_y.to(device), "test": test_y.to(device)}
+    with _SEED_LOCK:  # the head's initial weights come from the process-wide generator
+        torch.manual_seed(cfg.seed)
+        probe = _Probe(encoder, mean, std, num_classes, cfg.hidden).to(device)
+    optimizer = torch.optim.Adam([p for p in probe.parameters() if p.requires_grad], lr=cfg.lr)
+    shuffle = torch.Generator().manual_seed(cfg.seed)
+    hints = torch.zeros(max(len(train_y), len(val_y), len(test_y)), dtype=torch.long, device=device) \
+        if no_hint is not None else None
+
+    def batch_input(split: str, idx) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = inputs[split][idx]
+        return (to_float(x) if cfg.fine_tune else x), (None if hints is None else hints[: len(x)])
+
+    def predict(split: str) -> torch.Tensor:
+        """Class probabilities of a whole split (eval mode), N×num_classes on the device."""
+        probe.eval()
+        count = len(targets[split])
+        step = max(cfg.batch_size, 1024)
+        with torch.inference_mode():
+            return torch.cat([F.softmax(probe(*batch_input(split, slice(s, s + step))), dim=1)
+                              for s in range(0, count, step)])
+
+    history: list[dict] = []
+    best_state = copy.deepcopy(probe.state_dict())
+    best_val, best_epoch, stopped = -1.0, 0, False
+    for epoch in range(1, cfg.epochs + 1):
+        probe.train()
+        loss_sum, correct, seen = 0.0, 0, 0
+        for idx in torch.randperm(len(train_y), generator=shuffle).to(device).split(cfg.batch_size):
+            if is_stopped():
+                stopped = True
+                break
+            logits = probe(*batch_input("train", idx))
+            loss = F.cross_entropy(logits, targets["train"][idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += int((logits.detach().argmax(1) == targets["train"][idx]).sum())
+            seen += len(idx)
+        if stopped:
+            break
+        val_accuracy = float((predict("val").argmax(1) == targets["val"]).float().mean())
+        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+               "val_accuracy": val_accuracy}
+        history.append(row)
+        if val_accuracy > best_val:
+            best_val, best_epoch = val_accuracy, epoch
+            best_state = copy.deepcopy(probe.state_dict())
+        if on_epoch is not None:
+            on_epoch(dict(row))
+
+    probe.load_state_dict(best_state)
+    return _probe_report(predict("test").cpu(), test_y, dataset.class_names, history, best_epoch, stopped)
+
+
+def _probe_report(probabilities: torch.Tensor, test_y: torch.Tensor, class_names: list[str],
+                  history: list[dict], best_epoch: int, stopped: bool) -> ProbeResult:
+    from sklearn.metrics import confusion_matrix
+
+    confidence, predicted = probabilities.max(1)
+    true, pred = test_y.numpy(), predicted.numpy()
+    confusion = confusion_matrix(true, pred, labels=range(len(class_names)))
+    per_class = {name: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else float("nan"))
+                 for i, name in enumerate(class_names)}
+    wrong = np.flatnonzero(true != pred)
+    wrong = wrong[np.argsort(-confidence.numpy()[wrong], kind="stable")][:MOST_CONFUSED]
+    most_confused = [{"index": int(i), "true": class_names[true[i]], "pred": class_names[pred[i]],
+                      "confidence": float(confidence[i])} for i in wrong]
+    return ProbeResult(accuracy=float((true == pred).mean()), confusion=confusion, class_names=list(class_names),
+                       per_class_accuracy=per_class, history=history, most_confused=most_confused,
+                       best_epoch=best_epoch, stopped=stopped)
