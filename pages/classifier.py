@@ -1,0 +1,161 @@
+"""Classifier: a small head trained on top of a run's encoder (frozen, or fine-tuned with it), in
+the background like training; then its test accuracy, confusion matrix, per-class accuracy and
+the examples it got most confidently wrong."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.analysis import ProbeConfig, image_grid
+from ui import inspect_cache
+from ui.probe_charts import confusion_chart, per_class_accuracy_chart, probe_history_chart
+from ui.state import ACTIVE_STATUSES, get_registry
+from ui.widgets import run_picker, upscale_for
+
+RUN_KEY = "classifier_run"
+EPOCHS_KEY = "classifier_epochs"
+LR_KEY = "classifier_lr"
+HIDDEN_KEY = "classifier_hidden"
+FINE_TUNE_KEY = "classifier_fine_tune"
+TRAIN_KEY = "classifier_train"
+STOP_KEY = "classifier_stop"
+# run name -> id of the probe job this browser session started for it
+JOBS_KEY = "classifier_jobs"
+# Charts get fixed keys so the browser keeps them (and tests find them) across reruns.
+CONFUSION_KEY = "classifier_confusion"
+PER_CLASS_KEY = "classifier_per_class"
+HISTORY_KEY = "classifier_history"
+
+
+def probe_for(registry, run_name: str):
+    """The probe job to show for this run: the one this session started, else the newest one
+    the server knows of (so a reload or a second tab finds it); None when there is none."""
+    mine = st.session_state.get(JOBS_KEY, {}).get(run_name)
+    probes = [job for job in registry.snapshots()
+              if job.kind == "probe" and job.run_name == run_name]
+    for job in probes:
+        if job.id == mine:
+            return job
+    return probes[0] if probes else None
+
+
+def last_accuracy(history: list[dict]) -> str:
+    """The latest accuracy in the probe's history, as text ("" before the first epoch)."""
+    if not history:
+        return ""
+    accuracies = {k: v for k, v in history[-1].items() if "acc" in k.lower()}
+    return " · ".join(f"{k.replace('_', ' ')} {v:.1%}" for k, v in accuracies.items())
+
+
+@st.fragment(run_every=0.5)
+def live_progress(job_id: str) -> None:
+    """Progress of a running probe, polled twice a second; a full rerun shows the results."""
+    job = get_registry().snapshot(job_id)
+    if job.status not in ACTIVE_STATUSES:
+        st.rerun()
+    if job.status == "queued":
+        where = f" (position {job.queue_position})" if job.queue_position else ""
+        st.info(f"The classifier waits in the queue{where}: it starts when a running job ends.")
+    elif job.status == "loading":
+        st.progress(0.0, text="Loading the run and its data...")
+    else:
+        text = f"Epoch {job.epoch}/{job.total_epochs}"
+        accuracy = last_accuracy(job.history)
+        st.progress(min(max(float(job.progress), 0.0), 1.0),
+                    text=f"{text} · {accuracy}" if accuracy else text)
+    if job.history:
+        st.altair_chart(probe_history_chart(job.history), key=HISTORY_KEY)
+    if st.button("Stop", key=STOP_KEY, icon=":material/stop:"):
+        get_registry().stop(job_id)
+        st.caption("Stopping after the current batch...")
+
+
+def show_result(run, job) -> None:
+    result = job.result
+    if job.status == "failed" or result is None:
+        (st.error if job.status == "failed" else st.warning)(job.message)
+        return
+    if job.status != "finished":
+        st.warning(job.message)
+    images, _, dataset = inspect_cache.test_split(run)
+    chance = 1.0 / max(len(result.class_names), 1)
+    st.metric("Test accuracy", f"{result.accuracy:.1%}",
+              delta=f"{result.accuracy - chance:+.1%} over chance ({chance:.0%})",
+              help="Share of the test images the classifier labels correctly; guessing would "
+                   f"get about {chance:.0%}.")
+
+    st.subheader("Confusion matrix")
+    st.altair_chart(confusion_chart(result.confusion, result.class_names), key=CONFUSION_KEY)
+    st.caption("Rows: the true class; columns: what the classifier said. The diagonal holds the "
+               "correct answers; a dark cell off it is a pair of classes the codes mix up.")
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Accuracy per class")
+        st.altair_chart(per_class_accuracy_chart(result.per_class_accuracy, result.accuracy),
+                        key=PER_CLASS_KEY)
+    with right:
+        st.subheader("Training curves")
+        if result.history:
+            st.altair_chart(probe_history_chart(result.history), key=HISTORY_KEY)
+
+    st.subheader("Most confused examples")
+    if not result.most_confused:
+        st.success("Every test image was classified correctly.")
+        return
+    scale = upscale_for(dataset.shape[-1])
+    st.image([image_grid(images[item["index"]:item["index"] + 1], nrow=1, padding=0, scale=scale)
+              for item in result.most_confused],
+             caption=[f"{item['true']} → {item['pred']} ({item['confidence']:.0%})"
+                      for item in result.most_confused])
+    st.caption("The test images the classifier got wrong with the highest confidence: "
+               "true class → predicted class (the predicted class's probability).")
+
+
+def main() -> None:
+    st.title("Classifier")
+    st.caption("How much does the code know about the class? Train a small classifier on top of "
+               "the encoder: with the encoder frozen, its accuracy measures what the autoencoder "
+               "learned on its own, without ever seeing a label.")
+    run = run_picker(key=RUN_KEY)
+    if run is None:
+        return
+    registry = get_registry()
+    job = probe_for(registry, run.name)
+    running = job is not None and job.status in ACTIVE_STATUSES
+
+    col_epochs, col_lr, col_hidden = st.columns(3)
+    epochs = int(col_epochs.number_input("Epochs", min_value=1, max_value=200, value=10, step=1,
+                                         key=EPOCHS_KEY))
+    lr = float(col_lr.number_input("Learning rate", min_value=1e-5, max_value=1.0, value=1e-3,
+                                   step=1e-4, format="%.4f", key=LR_KEY))
+    hidden = int(col_hidden.number_input("Hidden units", min_value=0, max_value=1024, value=0,
+                                         step=16, key=HIDDEN_KEY,
+                                         help="0 = a linear head straight from the code to the "
+                                              "classes; more adds one hidden layer."))
+    fine_tune = st.checkbox("Fine-tune the encoder too", key=FINE_TUNE_KEY,
+                            help="Also train the encoder's weights (a copy: the run itself is "
+                                 "not changed). Usually more accurate, but it no longer measures "
+                                 "what the autoencoder learned on its own.")
+    if st.button("Train classifier", type="primary", key=TRAIN_KEY, disabled=running,
+                 icon=":material/play_arrow:"):
+        try:
+            job_id = registry.start_probe(run.name, ProbeConfig(epochs=epochs, lr=lr,
+                                                                fine_tune=fine_tune, hidden=hidden))
+        except Exception as exc:  # core errors carry one plain sentence
+            st.error(str(exc))
+            return
+        st.session_state.setdefault(JOBS_KEY, {})[run.name] = job_id
+        st.rerun()
+
+    if job is None:
+        st.info("No classifier for this run yet: choose the settings and press Train classifier.")
+    elif running:
+        live_progress(job.id)
+    else:
+        try:
+            show_result(run, job)
+        except Exception as exc:  # core errors carry one plain sentence
+            st.error(str(exc))
+
+
+main()

@@ -1,0 +1,105 @@
+"""The Classifier page in AppTest, on the tiny digits runs: Train starts a probe job in the
+server's registry; once it is done the page shows its accuracy, confusion matrix and most
+confused examples; Stop ends a long one; without runs the page links to Train."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+from streamlit.testing.v1 import AppTest
+
+from ui.state import SELECTED_RUN_KEY, get_registry
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGE = "pages/classifier.py"
+RUN = "tiny-denoise"  # a plain conv AE with a 4-D code
+JOB_TIMEOUT_S = 60
+
+
+def open_page(run_name: str | None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page(PAGE)
+    if run_name:
+        at.session_state[SELECTED_RUN_KEY] = run_name
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def chart_tables(at: AppTest) -> list[pd.DataFrame]:
+    """Every dataset of every Altair chart on the page, as DataFrames."""
+    return [convert_arrow_bytes_to_pandas_df(dataset.data.data)
+            for chart in at.get("vega_lite_chart") for dataset in chart.proto.datasets]
+
+
+def start_probe(at: AppTest, epochs: int) -> str:
+    """Train with the encoder fine-tuned: the tiny run's 2-epoch codes alone know little of the
+    class, and fine-tuning on digits reaches a clear accuracy within a few epochs."""
+    at.number_input(key="classifier_epochs").set_value(epochs)
+    at.number_input(key="classifier_lr").set_value(0.01)
+    at.checkbox(key="classifier_fine_tune").check()
+    at.button(key="classifier_train").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at.session_state["classifier_jobs"][RUN]
+
+
+def test_train_classifier_then_results(app_runs, digits):
+    at = open_page(RUN)
+    assert any("No classifier for this run yet" in i.value for i in at.info)
+    job = get_registry().wait(start_probe(at, epochs=5), timeout=JOB_TIMEOUT_S)
+    assert job.status == "finished", job.message
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    test_size = len(digits.split("test")[1])
+    accuracy = float(at.metric[0].value.rstrip("%")) / 100
+    assert at.metric[0].label == "Test accuracy"
+    assert accuracy > 2 / digits.num_classes  # well above chance (10 %)
+
+    confusion = [t for t in chart_tables(at) if {"true", "predicted", "count"} <= set(t.columns)]
+    assert len(confusion) == 1
+    table = confusion[0]
+    names = [str(d) for d in range(10)]
+    assert sorted(table["true"].unique()) == names and sorted(table["predicted"].unique()) == names
+    assert table["count"].sum() == test_size
+    correct = table.loc[table["true"] == table["predicted"], "count"].sum()
+    assert abs(correct / test_size - accuracy) < 0.001  # the metric and the matrix agree
+
+    per_class = [t for t in chart_tables(at) if {"class", "accuracy"} <= set(t.columns)]
+    assert len(per_class) == 1 and sorted(per_class[0]["class"]) == names
+
+    confused = [im for im in at.get("image") if im.captions and "→" in im.captions[0]]
+    assert len(confused) == 1
+    wrong = round((1 - accuracy) * test_size)
+    assert 0 < len(confused[0].captions) <= wrong
+    for caption in confused[0].captions:
+        match = re.fullmatch(r"(\d) → (\d) \((\d+)%\)", caption)
+        assert match, caption
+        assert match[1] != match[2]
+
+    # A new browser session (a reload) finds the finished probe in the server's registry.
+    reloaded = open_page(RUN)
+    assert reloaded.metric[0].value == at.metric[0].value
+
+
+def test_stop_ends_a_running_classifier(app_runs):
+    at = open_page(RUN)
+    job_id = start_probe(at, epochs=200)
+    # While it runs, Train is disabled and Stop is offered (a full run renders the fragment once).
+    assert at.button(key="classifier_train").disabled
+    at.button(key="classifier_stop").click().run()
+    job = get_registry().wait(job_id, timeout=JOB_TIMEOUT_S)
+    assert job.status == "stopped"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.button(key="classifier_train").disabled
+    assert [w.value for w in at.warning] == [job.message]
+
+
+def test_no_runs_links_to_train(no_runs):
+    at = open_page(None)
+    assert any("No trained run yet" in i.value for i in at.info)
+    assert [link.label for link in at.main.get("page_link")] == ["Go to Train"]
+    assert not at.get("vega_lite_chart")
