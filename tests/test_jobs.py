@@ -295,3 +295,41 @@ def test_unknown_job_id_is_a_key_error(registry):
         registry.snapshot("nope")
     with pytest.raises(KeyError):
         registry.stop("nope")
+
+
+def saved_run(registry) -> str:
+    snap = registry.wait(registry.start(config(epochs=1)), WAIT)
+    assert snap.status == "finished"
+    return snap.run_name
+
+
+def test_probe_job_trains_a_classifier_on_a_saved_run(registry):
+    from core.analysis import ProbeConfig
+
+    run_name = saved_run(registry)
+    job_id = registry.start_probe(run_name, ProbeConfig(epochs=3, batch_size=64))
+    snap = registry.wait(job_id, WAIT)
+
+    assert snap.kind == "probe" and snap.status == "finished", snap.message
+    assert snap.run_name == run_name and snap.config.data.dataset == "digits"
+    result = snap.result
+    assert 0.0 <= result.accuracy <= 1.0 and result.confusion.shape == (10, 10)
+    assert snap.history == result.history and [row["epoch"] for row in snap.history] == [1, 2, 3]
+    assert snap.epoch == 3 and snap.total_epochs == 3 and snap.progress == 1.0
+    assert f"{result.accuracy:.1%}" in snap.message and one_sentence(snap.message)
+    assert saved_names(registry.root) == [run_name]  # a probe saves no run
+
+
+def test_probe_job_can_be_stopped_and_fails_plainly_on_a_missing_run(registry):
+    from core.analysis import ProbeConfig
+
+    run_name = saved_run(registry)
+    job_id = registry.start_probe(run_name, ProbeConfig(epochs=100_000, batch_size=64))
+    wait_until(lambda: registry.snapshot(job_id).history)
+    registry.stop(job_id)
+    snap = registry.wait(job_id, WAIT)
+    assert snap.status == "stopped" and snap.result is not None
+    assert snap.message.startswith(f"Stopped after {len(snap.history)} of 100000 epochs")
+
+    missing = registry.wait(registry.start_probe("no-such-run", ProbeConfig(epochs=1)), WAIT)
+    assert missing.status == "failed" and one_sentence(missing.message) and "no-such-run" in missing.message
