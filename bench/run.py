@@ -110,7 +110,8 @@ class Bench:
         results.set("core_cpu_us_per_image_1thread", core_us)
         results.set("baseline_cpu_us_per_image_1thread", baseline_us)
         results.set("train_speedup_1thread_cpu", baseline_us / core_us)
-        results.set("train_5_epochs_s", seconds)
+        results.set("quality_epochs", self.plan.quality_epochs)
+        results.set("quality_train_s", seconds)
         results.set("mnist_test_mse", self.result.test_metrics.get("mse"))
         say(f"core {core_rate:.0f} img/s, homework loop {baseline_rate:.0f} img/s, its DataLoader alone "
             f"{loader:.0f} img/s; one thread: core {core_us:.0f} vs homework {baseline_us:.0f} CPU us per image; "
@@ -224,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     results.set("mode", "quick" if plan.quick else "full")
     results.set("machine", machine_info())
     say(f"{results.get('mode')} run; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    load, cores = results.get("machine")["load_average_at_start"], results.get("machine")["cpu_count"]
+    if load and cores and load[0] > cores / 2:
+        say(f"the machine is busy (load {load[0]} on {cores} cores): wall-clock figures will be inflated and "
+            "noisy; train_speedup_1thread_cpu is the figure a busy machine disturbs least")
     with tempfile.TemporaryDirectory(prefix="ae-lab-bench-") as scratch:
         bench = Bench(plan, args.mnist_root, Path(scratch))
         # Training first: it makes the model the later steps use. The app last: its server and
@@ -241,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         print(results.to_json())
     else:
         print(results.table())
-        print(f"\ndata: {results.get('dataset')}; device: {results.get('device')}; mode: {results.get('mode')}; "
-              f"wall time {results.get('wall_s'):.0f} s; results in {path}")
+        print(f"\ndata: {results.get('dataset')}; codes projected: {results.get('codes')}; "
+              f"device: {results.get('device')}; mode: {results.get('mode')}; load at start: "
+              f"{results.get('machine')['load_average_at_start']}; wall time {results.get('wall_s'):.0f} s")
+        print(f"results: {path}")
         for name, reason in results.get("errors").items():
             print(f"FAILED {name}: {reason}")
     return 1 if results.get("errors") else 0
