@@ -165,7 +165,7 @@ def compare_chart(frame: pd.DataFrame, quantity: str) -> alt.Chart:
     y_title = COMPARE_QUANTITIES[quantity][2] if quantity in COMPARE_QUANTITIES else quantity
     pick = _legend_highlight("run")
     return (
-        alt.Chart(frame, title=f"{quantity.capitalize()} per epoch")
+        alt.Chart(frame, title=f"{quantity[:1].upper()}{quantity[1:]} per epoch")
         .mark_line(point=True)
         .encode(
             x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),

@@ -1,0 +1,89 @@
+"""app.py (AppTest): navigation runs the Data page first, and the shared sidebar shows the device
+training would use, the chosen dataset, the current run and the server's jobs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.train import resolve_device
+from ui.state import DATA_CONFIG_KEY, SELECTED_RUN_KEY, get_registry
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def navigation_as_served(monkeypatch):
+    """AppTest re-detects the pages/ folder before every run and then wraps app.py the way
+    Streamlit runs apps without st.navigation, which loses the sidebar. A real server decides once,
+    when app.py first calls st.navigation; do the same here."""
+    import streamlit.testing.v1.app_test as app_test
+    from streamlit.runtime.pages_manager import PagesManager
+
+    class ServedPagesManager(PagesManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(app_test, "PagesManager", ServedPagesManager)
+    monkeypatch.setattr(PagesManager, "uses_pages_directory", None)
+
+
+def sidebar(at: AppTest) -> dict[str, str]:
+    """'**Device:** CPU' -> {'Device': 'CPU'}; captions under the key 'caption'."""
+    shown = {}
+    for text in at.sidebar.markdown.values:
+        label, _, value = text.partition(":** ")
+        shown[label.strip("*")] = value
+    shown["caption"] = " | ".join(at.sidebar.caption.values)
+    return shown
+
+
+def test_app_opens_on_data_with_device_and_dataset_in_the_sidebar(no_runs):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert at.title[0].value == "Data"
+    shown = sidebar(at)
+    device = resolve_device("auto")
+    assert shown["Device"].startswith(device.type.upper())
+    if device.type == "cuda":
+        assert torch.cuda.get_device_name(device) in shown["Device"]
+    assert shown["Dataset"].startswith("Digits")
+    assert shown["Current run"] == "none yet"
+    assert "No training job running" in shown["caption"]
+
+
+def test_sidebar_follows_the_session_choices(no_runs):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state[DATA_CONFIG_KEY] = DataConfig(dataset="shapes", shapes_count=300, limit=200)
+    at.session_state[SELECTED_RUN_KEY] = "tiny-vae"
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    shown = sidebar(at)
+    assert shown["Dataset"] == "Shapes (generated) · first 200 images"
+    assert shown["Current run"] == "tiny-vae"
+    # Choosing another dataset on the Data page shows in the sidebar of that same run.
+    at.switch_page("pages/data.py").run()
+    at.selectbox(key="data_dataset").set_value("digits").run()
+    assert sidebar(at)["Dataset"].startswith("Digits")
+
+
+def test_sidebar_lists_running_and_queued_jobs(no_runs, monkeypatch):
+    monkeypatch.setenv("AE_LAB_MAX_JOBS", "1")
+    jobs = get_registry()
+    cfg = RunConfig(model=ModelConfig(latent=2),
+                    train=TrainConfig(epochs=1000, batch_size=16, device="cpu"))
+    first = jobs.start(RunConfig(**{**vars(cfg), "name": "busy"}))
+    second = jobs.start(RunConfig(**{**vars(cfg), "name": "waiting"}))
+    try:
+        at = AppTest.from_file(APP, default_timeout=60).run()
+        caption = sidebar(at)["caption"]
+        assert "busy: loading" in caption or "busy: running" in caption
+        assert "waiting: queued, position 1" in caption
+    finally:
+        jobs.stop(second)
+        jobs.stop(first)
+        jobs.wait(first, timeout=120)

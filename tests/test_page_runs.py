@@ -1,0 +1,97 @@
+"""The Runs page (AppTest through app.py): the saved runs with their metrics, two runs compared in
+one chart, deleting a run, and the message that links to Train when there is none."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+from streamlit.testing.v1 import AppTest
+
+from core.checkpoints import list_runs
+from ui.state import SELECTED_RUN_KEY
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def runs_page(**state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.switch_page("pages/runs.py")
+    return at.run()
+
+
+def charts(at: AppTest) -> list[tuple[str, object]]:
+    """(title, data) of every Altair chart on the page."""
+    import json
+
+    def walk(node):
+        yield node
+        for child in getattr(node, "children", {}).values():
+            yield from walk(child)
+    found = []
+    for node in walk(at._tree[0]):
+        if getattr(node, "type", None) == "vega_lite_chart":
+            title = json.loads(node.proto.spec).get("title")
+            for dataset in node.proto.datasets:
+                found.append((title, convert_arrow_bytes_to_pandas_df(dataset.data.data)))
+    return found
+
+
+def runs_table(at: AppTest):
+    return next(d.value for d in at.dataframe if "Run" in d.value.columns)
+
+
+def test_lists_every_run_with_its_metrics(app_runs):
+    at = runs_page()
+    assert not at.exception
+    table = runs_table(at).set_index("Run")
+    saved = {r["name"]: r for r in list_runs(app_runs)}
+    assert sorted(table.index) == sorted(saved) == ["tiny-cond", "tiny-conv", "tiny-denoise", "tiny-vae"]
+    for name, row in saved.items():
+        assert table.loc[name, "Test MSE"] == row["test_mse"] > 0
+        assert table.loc[name, "Validation loss"] == row["val_loss"]
+        assert table.loc[name, "Epochs"] == 2
+    assert table.loc["tiny-vae", "VAE"] and not table.loc["tiny-conv", "VAE"]
+    assert table.loc["tiny-denoise", "Noise"] == 0.4
+
+
+def test_comparing_two_runs_draws_both_runs_lines(app_runs):
+    at = runs_page(compare_runs=["tiny-conv", "tiny-denoise"])
+    assert not at.exception
+    loss = next(data for title, data in charts(at) if title == "Loss per epoch")
+    assert sorted(set(loss["run"])) == ["tiny-conv", "tiny-denoise"]
+    assert sorted(set(loss["split"])) == ["train", "validation"]
+    assert len(loss) == 2 * 2 * 2  # runs × splits × epochs
+    final = next(data for title, data in charts(at) if title == "Test MSE")
+    expected = {r["name"]: r["test_mse"] for r in list_runs(app_runs)}
+    assert final.set_index("run")["test_mse"].to_dict() == {n: expected[n] for n in ("tiny-conv", "tiny-denoise")}
+
+    # A VAE in the comparison offers its KL part.
+    at.multiselect(key="compare_runs").select("tiny-vae").run()
+    at.radio(key="compare_quantity").set_value("KL part").run()
+    kl = next(data for title, data in charts(at) if title == "KL part per epoch")
+    assert set(kl["run"]) == {"tiny-conv", "tiny-denoise", "tiny-vae"}
+    assert (kl[kl["run"] == "tiny-vae"]["value"] > 0).all()
+
+
+def test_delete_removes_the_run_after_confirming(app_runs):
+    at = runs_page(**{SELECTED_RUN_KEY: "tiny-cond"})
+    at.selectbox(key="delete_run_name").set_value("tiny-cond").run()
+    assert at.button(key="delete_run").disabled  # not before the confirmation
+    at.checkbox(key="delete_confirm").check().run()
+    at.button(key="delete_run").click().run()
+    assert not at.exception
+    assert not (app_runs / "tiny-cond").exists()
+    assert "tiny-cond" not in set(runs_table(at)["Run"])
+    assert len(runs_table(at)) == 3
+    assert SELECTED_RUN_KEY not in at.session_state
+    assert not at.checkbox(key="delete_confirm").value
+
+
+def test_no_runs_links_to_train(no_runs):
+    at = runs_page()
+    assert not at.exception
+    assert "train one first" in at.info[0].value
+    (link,) = at.get("page_link")
+    assert link.proto.page.endswith("train.py") or "train" in link.proto.page
