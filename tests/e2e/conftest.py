@@ -214,7 +214,7 @@ def start_app(tmp_path, artifacts_dir, request):
 @pytest.fixture
 def new_page(browser, request, artifacts_dir):
     """new_page() -> a Page in its own browser context (its own cookies: one student each).
-    When the test fails, every page still open is saved as FAILED-<n>.png with its text."""
+    When the test fails, every page still open is saved as FAILED-<n>.png with its text and HTML."""
     contexts = []
 
     def make():
@@ -234,6 +234,7 @@ def new_page(browser, request, artifacts_dir):
                     try:
                         page.screenshot(path=str(artifacts_dir / f"FAILED-{n}.png"))
                         (artifacts_dir / f"FAILED-{n}.txt").write_text(page.inner_text("body"))
+                        (artifacts_dir / f"FAILED-{n}.html").write_text(page.content())
                     except Exception:  # the page may be gone; the test's own error says why
                         pass
             context.close()

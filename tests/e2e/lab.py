@@ -97,6 +97,9 @@ def stop_training(page: Page, live: Locator) -> None:
     stop.click()
     expect(live).to_contain_text(re.compile("stopped", re.I), timeout=RERUN_TIMEOUT_MS * 2)
     expect(live).to_contain_text("Saved as run", timeout=RERUN_TIMEOUT_MS * 2)
+    # Once the job has ended the page stops polling and offers no Stop any more.
+    expect(keyed(live, "stop_job")).to_have_count(0, timeout=RERUN_TIMEOUT_MS)
+    wait_for_script(page)
 
 
 def saved_run_name(live: Locator) -> str:

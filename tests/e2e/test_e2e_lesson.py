@@ -19,17 +19,24 @@ from lab import (
 )
 from streamlit_ui import (
     RERUN_TIMEOUT_MS,
+    TRAINING_TIMEOUT_MS,
     assert_no_traceback,
     expect_images_loaded,
     go_to,
     main,
     nudge_slider,
     open_app,
+    set_number,
     wait_for_script,
 )
 
 # Enough epochs that the live state is seen long before the run could end on its own.
 EPOCHS = 30
+# A few epochs at a brisk learning rate, so the inspect pages show digits, not grey blurs.
+LEARNING_RATE = 0.01
+EPOCHS_BEFORE_STOP = 3
+CLASSIFIER_EPOCHS = 5
+DIGIT_NAMES = {str(d) for d in range(10)}
 
 
 def test_lesson_walk(start_app, new_page, shot):
@@ -42,7 +49,7 @@ def test_lesson_walk(start_app, new_page, shot):
     shot(page, "data-digits")
 
     # Train: a small conv AE with a 2-D code, started and watched live.
-    configure_conv(page, epochs=EPOCHS, latent=2)
+    configure_conv(page, epochs=EPOCHS, latent=2, learning_rate=LEARNING_RATE)
     shot(page, "train-settings")
     live = start_training(page)
     expect(live.get_by_role("progressbar")).to_be_visible(timeout=RERUN_TIMEOUT_MS * 4)
@@ -61,6 +68,7 @@ def test_lesson_walk(start_app, new_page, shot):
     expect_images_loaded(keyed(live, "live_recon"), at_least=2)
     shot(page, "train-live")
 
+    wait_for_epoch_points(live, series=2, epochs=EPOCHS_BEFORE_STOP)
     stop_training(page, live)
     run_name = saved_run_name(live)
     assert_no_traceback(page)
@@ -117,8 +125,17 @@ def test_lesson_walk(start_app, new_page, shot):
     assert_no_traceback(page)
     shot(page, "generate")
 
-    # Classifier: the page offers a head on the frozen encoder of this run.
+    # Classifier: a linear head on the frozen encoder, trained in the background; its accuracy
+    # and a confusion matrix with the digits on both axes.
     go_to(page, "Classifier")
-    expect(page.get_by_role("button", name="Train classifier")).to_be_visible()
+    set_number(page, "Epochs", CLASSIFIER_EPOCHS)
+    page.get_by_role("button", name="Train classifier").click()
+    expect(main(page).get_by_test_id("stMetric").filter(has_text="Test accuracy")).to_be_visible(
+        timeout=TRAINING_TIMEOUT_MS)
+    confusion = main(page).get_by_test_id("stVegaLiteChart").filter(has_text="Predicted class")
+    expect(confusion.locator("g.mark-rect.role-mark path").first).to_be_attached()
+    axis_labels = confusion.locator("g.role-axis-label text").all_text_contents()
+    assert set(axis_labels) == DIGIT_NAMES, axis_labels
+    assert len(axis_labels) == 2 * len(DIGIT_NAMES)  # predicted (top) and true (left)
     assert_no_traceback(page)
     shot(page, "classifier")
