@@ -1,0 +1,227 @@
+"""Latent space: the encoded test set as a scatter (raw, PCA or t-SNE), a click decodes a point,
+sliders move through the code space live, a manifold grid and an interpolation between images."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import analysis
+from ui import inspect_cache
+from ui.inspect_charts import PICKED, latent_scatter
+from ui.state import run_mtime
+from ui.widgets import run_picker, show_grid, upscale_for
+
+# The picked test image (its index in the test split). A click on the scatter sets it; tests
+# and other pages may set it directly.
+PICKED_KEY = "latent_picked_index"
+# Which (run, test image) the sliders were last reset to, so a new pick moves them once.
+SLIDER_ORIGIN_KEY = "latent_slider_origin"
+LABEL_KEY = "latent_label"
+MAX_SLIDERS = 16
+PROJECTIONS = {"raw": "Raw 2-D", "pca": "PCA", "tsne": "t-SNE"}
+AXIS_TITLES = {"raw": ("z[0]", "z[1]"), "pca": ("PC 1", "PC 2"), "tsne": ("t-SNE 1", "t-SNE 2")}
+COLOURINGS = {"class": "Class", "cluster": "k-means cluster", "factor": "Generating factor"}
+
+
+def slider_key(dim: int) -> str:
+    return f"latent_dim_{dim}"
+
+
+def picked_from(event, total: int) -> int | None:
+    """The clicked point's test index; a click is remembered in PICKED_KEY so the pick survives
+    a change of projection or colouring (which redraws the chart and clears its selection)."""
+    clicked = (event.selection.get(PICKED) or []) if event else []
+    if clicked and "index" in clicked[0]:
+        st.session_state[PICKED_KEY] = int(clicked[0]["index"])
+    picked = st.session_state.get(PICKED_KEY)
+    return int(picked) if picked is not None and 0 <= int(picked) < total else None
+
+
+def scatter_section(run, codes, labels, errors, dataset, test_indices) -> int | None:
+    """Projection and colouring controls, the scatter, and the picked point; returns the pick."""
+    total, latent = codes.shape
+    class_names = dataset.class_names
+    projection_col, points_col, colour_col = st.columns(3)
+    projection = projection_col.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get,
+                                      key="latent_projection", horizontal=True)
+    choices = [c for c in inspect_cache.LATENT_POINT_CHOICES if c < total] + \
+        [min(total, inspect_cache.MAX_LATENT_POINTS)]
+    points = points_col.select_slider(
+        "Points shown", choices, value=min(inspect_cache.DEFAULT_LATENT_POINTS, choices[-1]),
+        key="latent_points", help="The first test images; t-SNE takes longer the more points.")
+    colourings = ["class", "cluster"] + (["factor"] if dataset.factors else [])
+    colour_by = colour_col.radio("Colour by", colourings, format_func=COLOURINGS.get,
+                                 key="latent_colour", horizontal=True)
+
+    table = pd.DataFrame({"index": np.arange(points),
+                          "class": [class_names[int(c)] for c in labels[:points]],
+                          "error": errors[:points]})
+    colour, colour_title, quantitative = "class", "Class", False
+    if colour_by == "cluster":
+        k = st.slider("Clusters (k)", 2, 20, min(max(dataset.num_classes, 2), 20), key="latent_k")
+        table["cluster"] = inspect_cache.clusters(run.name, run_mtime(run.name), points, k, 0,
+                                                  _codes=codes)
+        colour, colour_title = "cluster", f"Cluster (k = {k})"
+    elif colour_by == "factor":
+        factor = st.selectbox("Generating factor", list(dataset.factors), key="latent_factor")
+        values = np.asarray(dataset.factors[factor])[test_indices][:points]
+        quantitative = np.issubdtype(values.dtype, np.floating)
+        table[factor] = values if quantitative or factor != "shape" else \
+            [class_names[int(v)] for v in values]
+        colour, colour_title = factor, factor.capitalize()
+
+    if projection == "tsne":
+        with st.spinner(f"Running t-SNE on {points:,} codes (done once, then cached)..."):
+            xy = inspect_cache.projected(run.name, run_mtime(run.name), points, projection, 0,
+                                         _codes=codes)
+    else:
+        xy = inspect_cache.projected(run.name, run_mtime(run.name), points, projection, 0,
+                                     _codes=codes)
+    table["x"], table["y"] = xy[:, 0], xy[:, 1]
+    if projection == "raw" and latent != 2:
+        st.caption(f"The latent has {latent} dimensions: the raw view shows only the first two "
+                   "coordinates; PCA or t-SNE show more of the structure.")
+    x_title, y_title = AXIS_TITLES[projection]
+    chart = latent_scatter(table, colour, colour_title, quantitative, x_title, y_title)
+    with st.container(key="latent_scatter"):
+        event = st.altair_chart(chart, on_select="rerun", key="latent_chart")
+        st.caption(f"{points:,} of {total:,} test images. Hover for details, click a point to "
+                   "decode it (double-click clears the highlight).")
+    return picked_from(event, total)
+
+
+def picked_section(run, picked, images, labels, codes, errors, class_names, scale) -> None:
+    with st.container(key="picked_point"):
+        if picked is None:
+            st.info("Click a point in the scatter to see that test image and what its code "
+                    "decodes to.")
+            return
+        label = int(labels[picked])
+        original_col, decoded_col, _ = st.columns([1, 1, 2])
+        with original_col:
+            show_grid(images[picked:picked + 1], scale=scale,
+                      caption=f"Test image #{picked} ({class_names[label]})")
+        with decoded_col:
+            show_grid(analysis.decode(run.model, codes[picked], label), scale=scale,
+                      caption=f"Its code decoded (MSE {errors[picked]:.4f})")
+
+
+def code_ranges(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Slider range per dimension: the codes' min and max (widened where a dimension is dead)."""
+    low, high = codes.min(axis=0).astype(float), codes.max(axis=0).astype(float)
+    flat = high - low < 1e-6
+    return np.where(flat, low - 1.0, low), np.where(flat, high + 1.0, high)
+
+
+@st.fragment
+def explore_section(run, codes, labels, origin, class_names, scale) -> None:
+    """Latent sliders decoding live, and the manifold grid around the sliders' code. A fragment:
+    moving a slider reruns only this part, not the scatter."""
+    total, latent = codes.shape
+    low, high = code_ranges(codes)
+    origin_code = codes[origin]
+    conditional = run.config.model.conditional
+    if st.session_state.get(SLIDER_ORIGIN_KEY) != (run.name, origin):
+        # A new pick (or run): the sliders and the label start from that image.
+        for dim in range(latent):
+            st.session_state[slider_key(dim)] = float(np.clip(origin_code[dim], low[dim], high[dim]))
+        st.session_state[LABEL_KEY] = class_names[int(labels[origin])]
+        st.session_state[SLIDER_ORIGIN_KEY] = (run.name, origin)
+
+    st.subheader("Latent sliders")
+    st.caption(f"Each slider is one latent coordinate, starting at test image #{origin}'s code; "
+               "the range is what the test set's codes span.")
+    if latent > MAX_SLIDERS:
+        dims = st.multiselect("Dimensions with sliders", list(range(latent)),
+                              default=list(range(MAX_SLIDERS)), max_selections=MAX_SLIDERS,
+                              key="latent_slider_dims",
+                              help="The other dimensions stay at the starting image's code.")
+    else:
+        dims = list(range(latent))
+    label = None
+    if conditional:
+        name = st.selectbox("Label for decoding", class_names, key=LABEL_KEY,
+                            help="A conditional decoder draws the code as this class.")
+        label = class_names.index(name)
+
+    code = origin_code.astype(np.float32).copy()
+    sliders_col, decoded_col = st.columns([3, 2])
+    with sliders_col:
+        columns = st.columns(2)
+        for n, dim in enumerate(dims):
+            with columns[n % 2]:
+                code[dim] = st.slider(f"z[{dim}]", float(low[dim]), float(high[dim]),
+                                      step=float((high[dim] - low[dim]) / 100), format="%.3f",
+                                      key=slider_key(dim))
+    with decoded_col, st.container(key="latent_decoded"):
+        show_grid(analysis.decode(run.model, code, label), scale=scale * 2, caption="Decoded from the sliders")
+
+    st.subheader("Manifold grid")
+    if latent < 2:
+        st.info("A manifold grid needs at least two latent dimensions.")
+        return
+    x_col, y_col, steps_col = st.columns(3)
+    dim_x = x_col.selectbox("Horizontal dimension", list(range(latent)), index=0,
+                            format_func=lambda d: f"z[{d}]", key="manifold_x")
+    dim_y = y_col.selectbox("Vertical dimension", list(range(latent)), index=1,
+                            format_func=lambda d: f"z[{d}]", key="manifold_y")
+    steps = steps_col.slider("Grid steps", 3, 15, 9, key="manifold_steps")
+    if dim_x == dim_y:
+        st.info("Pick two different dimensions for the grid.")
+        return
+    # Two standard deviations of the test codes (the wider of the two dimensions) either side of
+    # the sliders' code: the grid covers where the encoder actually puts images.
+    span = 2 * float(max(codes[:, dim_x].std(), codes[:, dim_y].std()))
+    grid = analysis.manifold_grid(run.model, code, dim_x, dim_y, span, steps, label=label)
+    with st.container(key="manifold_grid"):
+        show_grid(grid, nrow=steps, scale=scale,
+                  caption=f"z[{dim_x}] left to right, z[{dim_y}] bottom to top, each ±{span:.2f} "
+                          "around the sliders' code (two standard deviations of the test codes); "
+                          "the other coordinates as the sliders")
+
+
+@st.fragment
+def interpolation_section(run, images, labels, origin, class_names, scale) -> None:
+    st.subheader("Interpolation")
+    total = len(labels)
+    other = next((i for i in range(total) if labels[i] != labels[origin]), (origin + 1) % total)
+    a_col, b_col, steps_col = st.columns(3)
+    a = a_col.number_input("First test image", 0, total - 1, origin, key="interp_a")
+    b = b_col.number_input("Second test image", 0, total - 1, other, key="interp_b")
+    steps = steps_col.slider("Interpolation steps", 3, 16, 8, key="interp_steps")
+    conditional = run.config.model.conditional
+    frames = analysis.interpolate(run.model, images[a], images[b], steps,
+                                  label_a=int(labels[a]) if conditional else None,
+                                  label_b=int(labels[b]) if conditional else None)
+    with st.container(key="interpolation"):
+        show_grid(frames, nrow=steps, scale=scale,
+                  caption=f"Decoded straight line between the codes of test image #{a} "
+                          f"({class_names[int(labels[a])]}) and #{b} ({class_names[int(labels[b])]})")
+
+
+def main() -> None:
+    st.title("Latent space")
+    st.caption("Where the encoder puts every test image, and what the decoder makes of any point.")
+    run = run_picker("Run", key="latent_run")
+    if run is None:
+        return
+    try:
+        images, labels, dataset = inspect_cache.test_split(run)
+        encoded = inspect_cache.encoded_test_set(run.name, run_mtime(run.name), _run=run)
+        errors = inspect_cache.test_errors(run.name, run_mtime(run.name), _run=run)
+    except Exception as exc:  # core errors carry one plain sentence
+        st.error(str(exc))
+        return
+    codes = encoded["codes"]
+    scale = upscale_for(dataset.shape[-1])
+    test_indices = dataset.splits["test"].numpy()
+
+    picked = scatter_section(run, codes, labels.numpy(), errors, dataset, test_indices)
+    picked_section(run, picked, images, labels, codes, errors, dataset.class_names, scale * 2)
+    origin = picked if picked is not None else 0
+    explore_section(run, codes, labels.numpy(), origin, dataset.class_names, scale)
+    interpolation_section(run, images, labels.numpy(), origin, dataset.class_names, scale)
+
+
+main()

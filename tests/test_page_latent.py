@@ -1,0 +1,160 @@
+"""The Latent space page, rendered by AppTest through app.py's navigation. AppTest cannot click
+the scatter, so a pick is injected through session_state["latent_picked_index"]."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit import dataframe_util
+from streamlit.testing.v1 import AppTest
+
+from core.checkpoints import save_run
+from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.data import load_dataset
+from core.train import train
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+PAGE = "pages/latent.py"
+
+
+def open_page(run_name: str, picked: int | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state["selected_run"] = run_name
+    if picked is not None:
+        at.session_state["latent_picked_index"] = picked
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def scatter_points(at: AppTest):
+    chart = at.main.get_by_key("latent_scatter").get("vega_lite_chart")[0]
+    frames = [dataframe_util.convert_arrow_bytes_to_pandas_df(d.data.data)
+              for d in chart.proto.datasets]
+    return next(f for f in frames if {"index", "x", "y"} <= set(f.columns))
+
+
+def urls_in(at: AppTest, key: str) -> list[str]:
+    return [url for image in at.main.get_by_key(key).get("image") for url in image.value]
+
+
+@pytest.fixture(scope="module")
+def test_count() -> int:
+    """How many test images the tiny runs (all on digits, seed 0) encode."""
+    return len(load_dataset(DataConfig(dataset="digits", seed=0)).splits["test"])
+
+
+@pytest.mark.parametrize("projection", ["raw", "pca", "tsne"])
+def test_each_projection_plots_every_encoded_image(app_runs, test_count, projection):
+    at = open_page("tiny-cond")
+    at.radio(key="latent_projection").set_value(projection).run()
+    assert not at.exception
+    points = scatter_points(at)
+    assert len(points) == test_count and sorted(points["index"]) == list(range(test_count))
+    assert points[["x", "y"]].notna().all().all() and points["x"].std() > 0
+    # Latent 4: the raw view is only the first two coordinates, and the page says so.
+    note = any("first two" in c.value for c in at.main.caption)
+    assert note == (projection == "raw")
+
+
+def test_raw_view_of_a_two_dimensional_latent_needs_no_note(app_runs):
+    at = open_page("tiny-conv")
+    assert at.radio(key="latent_projection").value == "raw"
+    assert not any("first two" in c.value for c in at.main.caption)
+    assert len(at.slider) >= 2 and {"z[0]", "z[1]"} <= {s.label for s in at.slider}
+
+
+def test_an_injected_pick_shows_the_image_and_its_decoding(app_runs):
+    at = open_page("tiny-conv")
+    assert any("Click a point" in info.value for info in at.main.get_by_key("picked_point").info)
+    assert not at.main.get_by_key("picked_point").get("image")
+
+    at = open_page("tiny-conv", picked=5)
+    images = at.main.get_by_key("picked_point").get("image")
+    assert len(images) == 2
+    assert images[0].captions[0].startswith("Test image #5 (")
+    assert images[1].captions[0].startswith("Its code decoded")
+    assert images[0].value != images[1].value
+    # The sliders start at the picked image's code, so they decode the very same picture
+    # (st.image URLs are content hashes: equal URLs, equal bytes).
+    assert urls_in(at, "latent_decoded") == images[1].value
+    other = open_page("tiny-conv", picked=6)
+    assert urls_in(other, "latent_decoded") != urls_in(at, "latent_decoded")
+
+
+def test_moving_a_latent_slider_changes_the_decoded_image(app_runs):
+    at = open_page("tiny-vae", picked=0)
+    before = urls_in(at, "latent_decoded")
+    slider = at.slider(key="latent_dim_0")
+    target = slider.max if slider.value < (slider.min + slider.max) / 2 else slider.min
+    slider.set_value(target).run()
+    assert not at.exception
+    assert at.slider(key="latent_dim_0").value == pytest.approx(target)
+    after = urls_in(at, "latent_decoded")
+    assert len(after) == 1 and after != before
+
+
+def test_manifold_grid_and_interpolation_appear(app_runs):
+    at = open_page("tiny-cond")
+    grid = at.main.get_by_key("manifold_grid").get("image")
+    assert len(grid) == 1 and "z[0] left to right, z[1] bottom to top" in grid[0].captions[0]
+    before = grid[0].value
+    at.selectbox(key="manifold_y").set_value(3).run()
+    assert at.main.get_by_key("manifold_grid").get("image")[0].value != before
+    assert at.main.get_by_key("interpolation").get("image")
+
+
+def test_a_conditional_run_decodes_with_the_chosen_label(app_runs):
+    at = open_page("tiny-cond", picked=0)
+    label = at.selectbox(key="latent_label")
+    before = urls_in(at, "latent_decoded")
+    other = next(name for name in label.options if name != label.value)
+    label.set_value(other).run()
+    assert urls_in(at, "latent_decoded") != before
+
+
+def test_colour_by_kmeans_cluster(app_runs, test_count):
+    at = open_page("tiny-denoise")
+    at.radio(key="latent_colour").set_value("cluster").run()
+    at.slider(key="latent_k").set_value(3).run()
+    assert not at.exception
+    points = scatter_points(at)
+    assert len(points) == test_count
+    assert sorted(points["cluster"].unique()) == [0, 1, 2]
+    assert '"cluster"' in at.main.get_by_key("latent_scatter").get("vega_lite_chart")[0].proto.spec
+
+
+def test_a_broken_checkpoint_shows_one_sentence(app_runs):
+    weights = app_runs / "tiny-conv" / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[: len(weights.read_bytes()) // 2])
+    at = open_page("tiny-conv")
+    assert len(at.main.error) == 1
+    message = at.main.error[0].value
+    assert "tiny-conv" in message and message.endswith(".") and "\n" not in message
+    assert not at.main.get("vega_lite_chart")
+
+
+@pytest.fixture
+def shapes_run(app_runs):
+    """A tiny run on the generated shapes, whose generating factors can colour the scatter."""
+    cfg = RunConfig(data=DataConfig(dataset="shapes", image_size=8, shapes_count=80, seed=0),
+                    model=ModelConfig(family="dense", hidden=[16], latent=3),
+                    train=TrainConfig(epochs=1, batch_size=32, device="cpu"), name="tiny-shapes")
+    dataset = load_dataset(cfg.data)
+    save_run(app_runs, cfg.name, cfg, train(cfg, dataset))
+    return cfg.name, dataset
+
+
+def test_shapes_can_be_coloured_by_a_generating_factor(shapes_run):
+    name, dataset = shapes_run
+    at = open_page(name)
+    assert "Generating factor" in at.radio(key="latent_colour").options
+    at.radio(key="latent_colour").set_value("factor").run()
+    at.selectbox(key="latent_factor").set_value("hue").run()
+    assert not at.exception
+    points = scatter_points(at)
+    expected = dataset.factors["hue"][dataset.splits["test"].numpy()]
+    assert points["hue"].tolist() == pytest.approx(expected.tolist())
+    # Digits have no generating factors, so the choice is not offered there.
+    assert "Generating factor" not in open_page("tiny-conv").radio(key="latent_colour").options
