@@ -156,7 +156,7 @@ def _apply_splits(ds: Dataset, official_test: torch.Tensor | None, cfg: DataConf
 
 def _report(progress: Progress | None, done: int, total: int) -> None:
     # ~100 updates at most: a UI progress bar does not need one message per file.
-    if progress is not None and (done == total or done % max(1, total // 100) == 0):
+    if progress is not None and (done == total or done % max(1, math.ceil(total / 100)) == 0):
         progress(done, total)
 
 
@@ -247,12 +247,14 @@ def _torchvision_classes():
 _TORCHVISION = ("mnist", "fashion-mnist", "cifar10")
 
 
-def _download_host(tv_class) -> str:
-    url = tv_class.mirrors[0] if hasattr(tv_class, "mirrors") else tv_class.url
-    return urlparse(url).hostname or ""
+def _download_address(tv_class) -> tuple[str, int]:
+    """(host, port) of the first download URL. The port follows the URL: Fashion-MNIST is served
+    over plain http by a host that does not answer on 443, so a fixed 443 would call it offline."""
+    url = urlparse(tv_class.mirrors[0] if hasattr(tv_class, "mirrors") else tv_class.url)
+    return url.hostname or "", url.port or (80 if url.scheme == "http" else 443)
 
 
-def _network_reachable(host: str, port: int = 443, timeout: float = 5.0) -> bool:
+def _network_reachable(host: str, port: int, timeout: float = 5.0) -> bool:
     """One quick TCP connection to the download host. It runs in a thread joined with a deadline
     because the name lookup inside create_connection ignores `timeout` and can hang offline."""
     answer: list[bool] = []
@@ -281,12 +283,11 @@ def _load_torchvision(cfg: DataConfig, progress: Progress | None) -> tuple[Datas
     _report(progress, 0, 2)
     try:  # a copy already on disk in torchvision's layout is used as is
         train, test = _open_torchvision(tv_class, root, download=False)
-    except RuntimeError:
+    except Exception:  # missing: RuntimeError; a damaged IDX file: AssertionError, ValueError, ...
         if not cfg.download:
             raise DataError(f"{title} was not found (or is damaged) in {where}; turn on download, put the "
                             f"files there, or use an offline dataset ({', '.join(OFFLINE_DATASETS)}).") from None
-        host = _download_host(tv_class)
-        if not _network_reachable(host):
+        if not _network_reachable(*_download_address(tv_class)):
             raise DataError(f"Could not download {title}: no network connection; put the files under {where} "
                             f"or use an offline dataset ({', '.join(OFFLINE_DATASETS)}).") from None
         try:
