@@ -102,6 +102,13 @@ def stop_training(page: Page, live: Locator) -> None:
     wait_for_script(page)
 
 
+def expect_sidebar_idle(page: Page, current_run: str) -> None:
+    """Once the last job has ended, the sidebar says so and names the run just saved."""
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar).to_contain_text("No training job running.", timeout=RERUN_TIMEOUT_MS)
+    expect(sidebar).to_contain_text(f"Current run: {current_run}")
+
+
 def saved_run_name(live: Locator) -> str:
     match = re.search(r"Saved as run (\S+)\.", live.inner_text())
     assert match, f"no 'Saved as run NAME.' in the live area:\n{live.inner_text()}"

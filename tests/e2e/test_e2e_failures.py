@@ -6,7 +6,14 @@ import re
 
 from playwright.sync_api import expect
 
-from lab import choose_digits, configure_conv, keyed, saved_run_name, start_training
+from lab import (
+    choose_digits,
+    configure_conv,
+    expect_sidebar_idle,
+    keyed,
+    saved_run_name,
+    start_training,
+)
 from streamlit_ui import (
     RERUN_TIMEOUT_MS,
     TRAINING_TIMEOUT_MS,
@@ -80,5 +87,6 @@ def test_failures_are_plain(start_app, new_page, tmp_path, shot):
     expect(live.get_by_test_id("stAlertContentSuccess")).to_contain_text("Finished 2 epochs")
     assert saved_run_name(live) == "after-the-nan"
     expect(keyed(live, "live_loss_chart").locator("g.mark-symbol.role-mark path")).to_have_count(4)
+    expect_sidebar_idle(page, "after-the-nan")
     assert_no_traceback(page)
     shot(page, "train-after-divergence")
