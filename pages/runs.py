@@ -2,6 +2,7 @@
 chart (e.g. large / small × dropout 0 / 0.5) and their final metrics; delete a run."""
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -83,8 +84,9 @@ def compare_section(runs: list[dict]) -> None:
         if values.empty:
             st.caption(f"No {FINAL_METRICS[metric].lower()} recorded for these runs.")
         else:
+            # One band of fixed height per run, so one run is not one hair-thin bar.
             st.altair_chart(final_metric_chart(values, metric, FINAL_METRICS[metric])
-                            .properties(height=max(120, 40 * len(values))), key="final_metric_chart")
+                            .properties(height=alt.Step(32)), key="final_metric_chart")
 
 
 def delete_chosen_run() -> None:

@@ -63,12 +63,13 @@ def layer_section(cfg: RunConfig) -> bool:
     st.metric("Parameters", f"{total:,}")
     table = pd.DataFrame(rows).rename(columns={"layer": "Layer", "output_shape": "Output shape",
                                                "params": "Parameters"})
-    st.dataframe(table, hide_index=True, key="layer_table", height=min(36 * (len(table) + 1) + 4, 560))
+    st.dataframe(table, hide_index=True, key="layer_table", height=min(36 * (len(table) + 1) + 4, 560),
+                 column_config={"Parameters": st.column_config.NumberColumn(format="localized")})
     return True
 
 
 def settings_section() -> tuple[RunConfig, bool]:
-    left, right = st.columns([3, 2], gap="large")
+    left, right = st.columns([4, 3], gap="large")
     with left:
         cfg = model_and_training_form(chosen_data_config(), st.session_state.get(FORM_KEY))
     st.session_state[FORM_KEY] = cfg
@@ -153,25 +154,31 @@ def job_charts(job) -> None:
     left, right = st.columns(2)
     with left, st.container(key="live_loss_chart"):
         if job.history:
-            st.altair_chart(loss_chart(job.history).properties(height=260))
+            st.altair_chart(loss_chart(job.history).properties(height=340))
             if job.config.model.vae:
-                st.altair_chart(vae_parts_chart(job.history).properties(height=220))
+                st.altair_chart(vae_parts_chart(job.history).properties(height=300))
         else:
             st.caption("The loss per epoch appears here after the first epoch.")
     with right, st.container(key="live_batch_chart"):
         if job.batch_losses:
             st.altair_chart(batch_loss_chart(job.batch_losses, stride=job.batch_loss_stride)
-                            .properties(height=260))
+                            .properties(height=340))
         else:
             st.caption("The loss of every batch appears here once training starts.")
     with st.container(key="live_recon"):
         if job.film_originals is not None and len(job.film_originals):
             scale = upscale_for(job.film_originals.shape[-1])
             nrow = len(job.film_originals)
-            show_grid(job.film_originals, caption="Originals (fixed validation images)", nrow=nrow, scale=scale)
-            if job.latest_frame is not None:
-                show_grid(job.latest_frame, caption=f"Reconstructions after epoch {len(job.history)}",
-                          nrow=nrow, scale=scale)
+            left, right = st.columns(2)
+            with left:
+                show_grid(job.film_originals, caption="Originals (fixed validation images)", nrow=nrow,
+                          scale=scale)
+            with right:
+                if job.latest_frame is not None:
+                    show_grid(job.latest_frame, caption=f"Reconstructions after epoch {len(job.history)}",
+                              nrow=nrow, scale=scale)
+                else:
+                    st.caption("The reconstructions appear here after the first epoch.")
 
 
 def show_job(job) -> None:
@@ -217,7 +224,7 @@ def live_view() -> None:
 
 
 def live_section() -> None:
-    st.subheader("Training")
+    st.subheader("Live training")
     polling = any(job.status in ACTIVE_STATUSES for job in train_jobs())
     st.session_state[POLLING_KEY] = polling
     with st.container(key="live_training"):

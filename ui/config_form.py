@@ -88,21 +88,18 @@ def model_form(start: ModelConfig, noise_start: float) -> tuple[ModelConfig, flo
             mc.hidden = parse_sizes(text)
         except ValueError as exc:
             problems.append(str(exc))
-    c1, c2 = st.columns(2)
-    mc.latent = int(c1.number_input("Latent size", min_value=1, max_value=1024, value=start.latent, step=1,
+    mc.latent = int(st.number_input("Latent size", min_value=1, max_value=1024, value=start.latent, step=1,
                                     key="cfg_latent"))
-    mc.dropout = float(c2.slider("Dropout", 0.0, 0.9, float(start.dropout), 0.05, key="cfg_dropout"))
-    c1, c2 = st.columns(2)
-    mc.activation = c1.selectbox("Activation", ACTIVATIONS, index=ACTIVATIONS.index(start.activation),
+    mc.dropout = float(st.slider("Dropout", 0.0, 0.9, float(start.dropout), 0.05, key="cfg_dropout"))
+    mc.activation = st.selectbox("Activation", ACTIVATIONS, index=ACTIVATIONS.index(start.activation),
                                  key="cfg_activation", format_func=ACTIVATION_LABELS.get)
-    mc.output_activation = c2.selectbox("Output activation", OUTPUT_ACTIVATIONS,
+    mc.output_activation = st.selectbox("Output activation", OUTPUT_ACTIVATIONS,
                                         index=OUTPUT_ACTIVATIONS.index(start.output_activation),
                                         key="cfg_output_activation")
-    c1, c2 = st.columns(2)
-    mc.vae = c1.checkbox("Variational (VAE)", start.vae, key="cfg_vae",
+    mc.vae = st.checkbox("Variational (VAE)", start.vae, key="cfg_vae",
                          help="The encoder outputs a mean and a variance; the loss adds beta × KL.")
     if mc.vae:
-        mc.beta = float(c2.number_input("Beta (KL weight)", min_value=0.0, max_value=100.0,
+        mc.beta = float(st.number_input("Beta (KL weight)", min_value=0.0, max_value=100.0,
                                         value=float(start.beta), step=0.1, key="cfg_beta"))
     mc.conditional = st.checkbox("Conditional (the label goes into encoder and decoder)", start.conditional,
                                  key="cfg_conditional")
@@ -125,27 +122,23 @@ def available_devices() -> list[str]:
 
 def training_form(start: TrainConfig, noise: float) -> TrainConfig:
     tc = TrainConfig(noise_factor=noise)
-    c1, c2 = st.columns(2)
-    tc.optimizer = c1.selectbox("Optimiser", OPTIMIZERS, index=OPTIMIZERS.index(start.optimizer),
+    tc.optimizer = st.selectbox("Optimiser", OPTIMIZERS, index=OPTIMIZERS.index(start.optimizer),
                                 key="cfg_optimizer", format_func=OPTIMIZER_LABELS.get)
-    tc.lr = float(c2.number_input("Learning rate", min_value=1e-6, max_value=1e6, value=float(start.lr),
+    tc.lr = float(st.number_input("Learning rate", min_value=1e-6, max_value=1e6, value=float(start.lr),
                                   step=1e-4, format="%g", key="cfg_lr"))
-    c1, c2 = st.columns(2)
-    tc.batch_size = int(c1.number_input("Batch size", min_value=1, max_value=100_000, value=start.batch_size,
+    tc.batch_size = int(st.number_input("Batch size", min_value=1, max_value=100_000, value=start.batch_size,
                                         step=32, key="cfg_batch_size",
                                         help="Larger than the training set means full-batch training."))
-    tc.epochs = int(c2.number_input("Epochs", min_value=1, max_value=1000, value=start.epochs, step=1,
+    tc.epochs = int(st.number_input("Epochs", min_value=1, max_value=1000, value=start.epochs, step=1,
                                     key="cfg_epochs"))
-    c1, c2 = st.columns(2)
-    tc.weight_decay = float(c1.number_input("Weight decay (L2)", min_value=0.0, max_value=1.0,
+    tc.weight_decay = float(st.number_input("Weight decay (L2)", min_value=0.0, max_value=1.0,
                                             value=float(start.weight_decay), step=1e-4, format="%g",
                                             key="cfg_weight_decay"))
-    tc.loss = c2.selectbox("Loss", LOSSES, index=LOSSES.index(start.loss), key="cfg_loss",
+    tc.loss = st.selectbox("Loss", LOSSES, index=LOSSES.index(start.loss), key="cfg_loss",
                            format_func=LOSS_LABELS.get)
-    c1, c2 = st.columns(2)
-    tc.patience = int(c1.number_input("Early stopping patience (epochs, 0 = off)", min_value=0,
+    tc.patience = int(st.number_input("Early stopping patience (epochs, 0 = off)", min_value=0,
                                       max_value=1000, value=start.patience, step=1, key="cfg_patience"))
-    tc.seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=start.seed, step=1,
+    tc.seed = int(st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=start.seed, step=1,
                                   key="cfg_seed"))
     devices = available_devices()
     auto = resolve_device("auto").type.upper()
@@ -160,14 +153,17 @@ def model_and_training_form(data_cfg: DataConfig, start: RunConfig | None = None
     Sizes that cannot be parsed are reported with st.error where they are typed and leave the
     preset's sizes in the config."""
     start = start or RunConfig()
-    st.subheader("Architecture")
-    mc, noise, problems = model_form(start.model, start.train.noise_factor)
-    for problem in problems:
-        st.error(problem)
+    architecture, training = st.columns(2, gap="medium")
+    with architecture:
+        st.subheader("Architecture")
+        mc, noise, problems = model_form(start.model, start.train.noise_factor)
+        for problem in problems:
+            st.error(problem)
     # The page reads this to keep Start disabled while a size cannot be parsed.
     st.session_state[FORM_PROBLEMS_KEY] = problems
-    st.subheader("Training")
-    tc = training_form(start.train, noise)
-    name = st.text_input("Run name (optional)", start.name, key="cfg_name",
-                         help="Letters, digits, '.', '_' and '-'; empty picks a name from the settings.")
+    with training:
+        st.subheader("Training settings")
+        tc = training_form(start.train, noise)
+        name = st.text_input("Run name (optional)", start.name, key="cfg_name",
+                             help="Letters, digits, '.', '_' and '-'; empty picks a name from the settings.")
     return RunConfig(data=data_cfg, model=mc, train=tc, name=name.strip())

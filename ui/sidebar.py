@@ -9,6 +9,8 @@ from core.data import DATASETS
 from core.train import resolve_device
 from ui.state import SELECTED_RUN_KEY, active_jobs, chosen_data_config
 
+SIDEBAR_POLL_SECONDS = 2
+SIDEBAR_POLLING_KEY = "sidebar_jobs_polling"
 DATASET_LABELS = {
     "digits": "Digits (8×8, built in)",
     "shapes": "Shapes (generated)",
@@ -41,6 +43,25 @@ def describe_data(cfg) -> str:
     return label
 
 
+def jobs_status() -> None:
+    """The server's running and queued jobs; a fragment that polls only while there are any
+    (when the last one ends, a full rerun redraws it without polling)."""
+    jobs = active_jobs()
+    if not jobs:
+        if st.session_state.get(SIDEBAR_POLLING_KEY):
+            st.session_state[SIDEBAR_POLLING_KEY] = False
+            st.rerun()
+        st.caption("No training job running.")
+        return
+    running = [j for j in jobs if j.status != "queued"]
+    queued = sorted((j for j in jobs if j.status == "queued"), key=lambda j: j.queue_position or 0)
+    for job in running:
+        where = f", epoch {job.epoch}/{job.total_epochs}" if job.status == "running" else ""
+        st.caption(f":material/play_circle: {job.name}: {job.status}{where}")
+    for job in queued:
+        st.caption(f":material/schedule: {job.name}: queued, position {job.queue_position}")
+
+
 def render_sidebar(container) -> None:
     """Fill `container` (a slot in st.sidebar); app.py calls this after the page ran, so a
     dataset or run chosen on this very run is already shown."""
@@ -49,12 +70,6 @@ def render_sidebar(container) -> None:
         st.markdown(f"**Dataset:** {describe_data(chosen_data_config())}")
         run = st.session_state.get(SELECTED_RUN_KEY)
         st.markdown(f"**Current run:** {run}" if run else "**Current run:** none yet")
-        jobs = active_jobs()
-        running = [j for j in jobs if j.status != "queued"]
-        queued = sorted((j for j in jobs if j.status == "queued"), key=lambda j: j.queue_position or 0)
-        if not jobs:
-            st.caption("No training job running.")
-        for job in running:
-            st.caption(f":material/play_circle: {job.name}: {job.status}, epoch {job.epoch}/{job.total_epochs}")
-        for job in queued:
-            st.caption(f":material/schedule: {job.name}: queued, position {job.queue_position}")
+        polling = bool(active_jobs())
+        st.session_state[SIDEBAR_POLLING_KEY] = polling
+        st.fragment(jobs_status, run_every=SIDEBAR_POLL_SECONDS if polling else None)()
