@@ -33,8 +33,10 @@ ANNOUNCED_KEY = "train_announced_jobs"  # finished jobs whose run was already ma
 FOLLOW_KEY = "follow_job"
 JOBS_LISTED = 10
 RECONSTRUCTIONS_PAGE = "pages/reconstructions.py"
-STATUS_ICONS = {"queued": "⏳", "loading": "📥", "running": "▶️", "finished": "✅", "early_stopped": "✅",
-                "stopped": "⏹️", "diverged": "⚠️", "failed": "❌"}
+STATUS_ICONS = {"queued": ":material/schedule:", "loading": ":material/downloading:",
+                "running": ":material/play_circle:", "finished": ":material/check_circle:",
+                "early_stopped": ":material/check_circle:", "stopped": ":material/stop_circle:",
+                "diverged": ":material/warning:", "failed": ":material/error:"}
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -99,12 +101,12 @@ def followed_job(jobs: list):
 
 
 def job_label(job) -> str:
+    """A radio label. Streamlit sends the chosen label back, so labels must be unique (two runs
+    can share a name: the job id tells them apart) and should not change while a job runs."""
     text = f"{STATUS_ICONS.get(job.status, '')} {job.name} · {job.status.replace('_', ' ')}"
     if job.status == "queued" and job.queue_position:
         text += f" (position {job.queue_position})"
-    elif job.status == "running":
-        text += f" · epoch {job.epoch}/{job.total_epochs}"
-    return text
+    return f"{text} · job {job.id}"
 
 
 def follow_changed() -> None:

@@ -145,3 +145,22 @@ def test_a_start_beyond_the_limit_is_queued(one_job_at_a_time, no_runs, registry
     assert jobs.wait(first, timeout=JOB_TIMEOUT).status == "stopped"
     jobs.stop(second.id)
     assert jobs.wait(second.id, timeout=JOB_TIMEOUT).status == "stopped"
+
+
+def test_two_runs_with_one_name_stay_apart(no_runs, registry):
+    """Streamlit sends a radio's label back, so equal labels would follow the wrong job."""
+    at = train_page(cfg_epochs=1, cfg_batch_size=512, cfg_name="same")
+    at.button(key="start_job").click().run()
+    first = registry.snapshots()[0].id
+    registry.wait(first, timeout=JOB_TIMEOUT)
+    at.button(key="start_job").click().run()
+    second = registry.snapshots()[0].id
+    registry.wait(second, timeout=JOB_TIMEOUT)
+    at.run()
+    (follow,) = [r for r in at.radio if r.key == "follow_job"]
+    assert len(set(follow.options)) == 2
+    assert follow.value == second
+    assert at.session_state[SELECTED_RUN_KEY] == "same-2"  # the newer run, saved under a free name
+    follow.set_value(first).run()
+    assert at.query_params["job"] in (first, [first])
+    assert "Saved as run **same**." in [c.value for c in at.caption]
