@@ -84,7 +84,8 @@ def check_name(name: str) -> str:
 
 def _slug(text: str) -> str:
     """Turn any text into a valid run name (invalid characters become '-')."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-").lstrip(".")
+    # no leading '.' (hidden) or '-' (read as an option by the CLI), no dangling separators
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-.")
     return slug[:_MAX_NAME - 4] or "run"  # leave room for a "-NNN" suffix
 
 
