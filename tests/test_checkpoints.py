@@ -1,0 +1,322 @@
+"""core.checkpoints: round trip, atomic saves, and refusal of every kind of bad run folder."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+import torch
+
+import core.checkpoints as checkpoints
+from core.checkpoints import (CheckpointError, check_name, delete_run, list_runs, load_run, save_run,
+                              unique_run_name)
+from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.data import load_dataset
+from core.train import train
+
+LIST_KEYS = {"name", "dataset", "family", "preset", "latent", "vae", "conditional", "dropout", "noise",
+             "optimizer", "lr", "batch_size", "epochs_run", "train_loss", "val_loss", "test_mse", "test_mae",
+             "status", "created"}
+
+
+def _config(**model) -> RunConfig:
+    return RunConfig(data=DataConfig(dataset="digits", limit=300, seed=0),
+                     model=ModelConfig(**{"family": "conv", "preset": "small", "latent": 2, **model}),
+                     train=TrainConfig(epochs=2, batch_size=64, device="cpu", lr=3e-3, noise_factor=0.1))
+
+
+@pytest.fixture(scope="module")
+def small_digits():
+    return load_dataset(DataConfig(dataset="digits", limit=300, seed=0))
+
+
+@pytest.fixture(scope="module")
+def trained(small_digits):
+    cfg = _config()
+    return cfg, train(cfg, small_digits)
+
+
+@pytest.fixture(scope="module")
+def trained_latent4(small_digits):
+    cfg = _config(latent=4, vae=True, dropout=0.25)
+    return cfg, train(cfg, small_digits)
+
+
+def _one_sentence_about(message: str, name: str) -> None:
+    assert f"Run {name}" in message or f"run {name}" in message, message
+    assert "\n" not in message and "Traceback" not in message and message.endswith("."), message
+
+
+def test_save_and_load_round_trip_everything(tmp_path, trained):
+    cfg, result = trained
+    path = save_run(tmp_path, "first", cfg, result, extra_info={"source": "test"})
+    assert path == tmp_path / "first"
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "film.pt", "info.json", "metrics.json", "weights.pt"]
+    run = load_run(tmp_path, "first")
+    assert run.name == "first" and run.path == path
+    assert run.config == replace(cfg, model=result.model.cfg, name="first")  # data shape filled in
+    assert (run.config.model.in_channels, run.config.model.image_size) == (1, 8)
+    saved, loaded = result.model.state_dict(), run.model.state_dict()
+    assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
+    assert not run.model.training
+    assert run.history == [asdict(r) for r in result.history] and len(run.history) == 2
+    assert run.batch_losses == result.batch_losses
+    assert torch.equal(run.film_originals, result.film_originals)
+    assert len(run.film) == 2 and all(torch.equal(a, b) for a, b in zip(run.film, result.film))
+    assert run.test_metrics == result.test_metrics and set(run.test_metrics) == {"mse", "mae"}
+    assert run.info["status"] == "finished" and run.info["message"] == result.message
+    assert run.info["device"] == "cpu" and run.info["epochs_run"] == 2 and run.info["source"] == "test"
+    assert run.info["seconds"] == pytest.approx(sum(r.seconds for r in result.history))
+    assert "T" in run.info["created"]  # ISO time
+    x = torch.rand(3, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(run.model(x).recon, result.model.eval()(x).recon)
+
+
+def test_a_vae_with_dropout_round_trips(tmp_path, trained_latent4):
+    cfg, result = trained_latent4
+    save_run(tmp_path, "vae", cfg, result)
+    run = load_run(tmp_path, "vae")
+    assert run.config.model.vae and run.config.model.latent == 4 and run.config.model.dropout == 0.25
+    x = torch.rand(2, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(run.model(x).recon, result.model.eval()(x).recon)
+
+
+def test_an_existing_run_is_not_overwritten_silently(tmp_path, trained, trained_latent4):
+    cfg, result = trained
+    save_run(tmp_path, "taken", cfg, result)
+    with pytest.raises(CheckpointError, match="A run named taken already exists"):
+        save_run(tmp_path, "taken", *trained_latent4)
+    assert load_run(tmp_path, "taken").config.model.latent == 2
+    save_run(tmp_path, "taken", *trained_latent4, overwrite=True)
+    assert load_run(tmp_path, "taken").config.model.latent == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]  # nothing left aside
+
+
+def _fail_on_film(monkeypatch, exc: Exception) -> None:
+    """Make the second tensor file (film.pt, after weights.pt) fail: a crash mid-save."""
+    real = checkpoints._torch_bytes
+    calls = []
+
+    def failing(obj):
+        calls.append(obj)
+        if len(calls) == 2:
+            raise exc
+        return real(obj)
+
+    monkeypatch.setattr(checkpoints, "_torch_bytes", failing)
+
+
+def test_a_save_that_fails_midway_leaves_no_run(tmp_path, trained, monkeypatch):
+    cfg, result = trained
+    _fail_on_film(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
+    with pytest.raises(CheckpointError) as info:
+        save_run(tmp_path, "broken", cfg, result)
+    assert str(info.value) == "Could not save run broken: the disk is full; free some space and train again."
+    assert list(tmp_path.iterdir()) == []  # not even a hidden temporary folder
+    assert list_runs(tmp_path) == []
+    with pytest.raises(CheckpointError, match="no run named broken"):
+        load_run(tmp_path, "broken")
+
+
+def test_a_failed_overwrite_keeps_the_previous_run(tmp_path, trained, trained_latent4, monkeypatch):
+    save_run(tmp_path, "keep", *trained)
+    _fail_on_film(monkeypatch, RuntimeError("serialisation failed"))
+    with pytest.raises(CheckpointError, match="Could not save run keep"):
+        save_run(tmp_path, "keep", *trained_latent4, overwrite=True)
+    assert load_run(tmp_path, "keep").config.model.latent == 2
+    assert [r["name"] for r in list_runs(tmp_path)] == ["keep"]
+    assert [p.name for p in tmp_path.iterdir()] == ["keep"]
+
+
+def test_a_folder_whose_save_never_finished_is_not_a_run(tmp_path, trained):
+    # What a killed process leaves behind: every file but info.json, which is written last.
+    save_run(tmp_path, "whole", *trained)
+    half = tmp_path / "half"
+    half.mkdir()
+    for name in ("config.json", "weights.pt", "metrics.json"):
+        (half / name).write_bytes((tmp_path / "whole" / name).read_bytes())
+    (tmp_path / ".tmp-other-1234").mkdir()
+    assert [r["name"] for r in list_runs(tmp_path)] == ["whole"]
+    with pytest.raises(CheckpointError) as info:
+        load_run(tmp_path, "half")
+    assert "incomplete" in str(info.value)
+    _one_sentence_about(str(info.value), "half")
+
+
+class RunsCode:
+    """Unpickling this calls open(marker, "w"): proof that code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("file_name", ["weights.pt", "film.pt"])
+def test_a_checkpoint_with_pickled_code_is_refused_and_the_code_never_runs(tmp_path, trained, file_name):
+    save_run(tmp_path, "evil", *trained)
+    marker = tmp_path / "code-ran"
+    state = trained[1].model.state_dict()
+    payload = {**state, "extra": RunsCode(marker)} if file_name == "weights.pt" else {"originals": RunsCode(marker)}
+    torch.save(payload, tmp_path / "evil" / file_name)
+    assert not marker.exists()
+    with pytest.raises(CheckpointError) as info:
+        load_run(tmp_path, "evil")
+    assert f"its {file_name} contains code or objects that are not plain weights" in str(info.value)
+    _one_sentence_about(str(info.value), "evil")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("truncated", "is truncated or damaged"),
+    ("random", "is not a PyTorch weights file"),
+    ("json", "is not a PyTorch weights file"),
+    ("empty", "is empty"),
+    ("list", "does not hold a model's weights"),
+    ("missing", "is missing"),
+])
+def test_damaged_or_foreign_weights_are_refused_in_one_sentence(tmp_path, trained, content, reason):
+    save_run(tmp_path, "bad", *trained)
+    weights = tmp_path / "bad" / "weights.pt"
+    data = weights.read_bytes()
+    if content == "truncated":
+        weights.write_bytes(data[: len(data) // 2])
+    elif content == "random":
+        weights.write_bytes(os.urandom(4096))
+    elif content == "json":
+        weights.write_text(json.dumps({"weights": [1, 2, 3]}))
+    elif content == "empty":
+        weights.write_bytes(b"")
+    elif content == "list":
+        torch.save([torch.zeros(2)], weights)
+    else:
+        weights.unlink()
+    with pytest.raises(CheckpointError) as info:
+        load_run(tmp_path, "bad")
+    message = str(info.value)
+    assert message.startswith("Run bad cannot be loaded: its weights.pt") and reason in message
+    _one_sentence_about(message, "bad")
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(tmp_path, trained):
+    save_run(tmp_path, "mismatch", *trained)  # latent 2
+    config_file = tmp_path / "mismatch" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["model"]["latent"] = 4
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError) as info:
+        load_run(tmp_path, "mismatch")
+    message = str(info.value)
+    assert "weights do not fit its config (conv-small, latent 4)" in message
+    assert "layer decoder.0.weight has shape 128×2 but the model expects 128×4" in message
+    _one_sentence_about(message, "mismatch")
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path, trained, trained_latent4):
+    save_run(tmp_path, "plain", *trained)
+    torch.save(trained_latent4[1].model.state_dict(), tmp_path / "plain" / "weights.pt")  # a VAE's weights
+    with pytest.raises(CheckpointError) as info:
+        load_run(tmp_path, "plain")
+    assert "weights do not fit its config" in str(info.value)
+    _one_sentence_about(str(info.value), "plain")
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("garbage", "config.json is damaged or from another version"),
+    ("unknown key", "config.json is damaged or from another version"),
+    ("bad model", "config describes a model that cannot be built"),
+    ("missing", "config.json is missing"),
+])
+def test_a_damaged_config_is_refused(tmp_path, trained, damage, words):
+    save_run(tmp_path, "cfg", *trained)
+    config_file = tmp_path / "cfg" / "config.json"
+    config = json.loads(config_file.read_text())
+    if damage == "garbage":
+        config_file.write_text("{not json")
+    elif damage == "unknown key":
+        config["model"]["colour"] = "blue"
+        config_file.write_text(json.dumps(config))
+    elif damage == "bad model":
+        config["model"]["activation"] = "gelu"
+        config_file.write_text(json.dumps(config))
+    else:
+        config_file.unlink()
+    with pytest.raises(CheckpointError) as info:
+        load_run(tmp_path, "cfg")
+    assert words in str(info.value)
+    _one_sentence_about(str(info.value), "cfg")
+
+
+def test_damaged_metrics_or_film_still_load_the_model_with_a_warning(tmp_path, trained):
+    save_run(tmp_path, "partial", *trained)
+    (tmp_path / "partial" / "metrics.json").write_text("[broken")
+    (tmp_path / "partial" / "film.pt").write_bytes(b"nope")
+    run = load_run(tmp_path, "partial")
+    assert run.history == [] and run.film == [] and run.film_originals is None
+    assert len(run.info["load_warnings"]) == 2
+    assert run.info["status"] == "finished"
+
+
+def test_list_runs_gives_key_settings_and_metrics_newest_first(tmp_path, trained, trained_latent4):
+    assert list_runs(tmp_path / "does-not-exist") == []
+    save_run(tmp_path, "older", *trained)
+    save_run(tmp_path, "newer", *trained_latent4)
+    rows = list_runs(tmp_path)
+    assert [r["name"] for r in rows] == ["newer", "older"]
+    assert all(LIST_KEYS <= set(r) for r in rows)
+    newer, older = rows
+    cfg, result = trained
+    best = min(result.history, key=lambda r: r.val_loss)
+    assert older["dataset"] == "digits" and older["family"] == "conv" and older["preset"] == "small"
+    assert (older["latent"], older["vae"], older["conditional"], older["dropout"]) == (2, False, False, 0.0)
+    assert (older["noise"], older["optimizer"], older["lr"], older["batch_size"]) == (0.1, "adam", 3e-3, 64)
+    assert older["epochs_run"] == 2 and older["status"] == "finished"
+    assert older["val_loss"] == pytest.approx(best.val_loss) and older["train_loss"] == pytest.approx(best.train_loss)
+    assert older["test_mse"] == pytest.approx(result.test_metrics["mse"])
+    assert older["test_mae"] == pytest.approx(result.test_metrics["mae"])
+    assert (newer["latent"], newer["vae"], newer["dropout"]) == (4, True, 0.25)
+    json.dumps(rows)  # plain values only: the UI can put them in a table
+
+
+def test_a_complete_but_unreadable_run_is_listed_as_damaged(tmp_path, trained):
+    save_run(tmp_path, "rotten", *trained)
+    (tmp_path / "rotten" / "config.json").write_text("{")
+    (row,) = list_runs(tmp_path)
+    assert row["name"] == "rotten" and row["status"] == "damaged" and "delete it" in row["message"]
+
+
+def test_delete_run(tmp_path, trained):
+    save_run(tmp_path, "gone", *trained)
+    save_run(tmp_path, "stays", *trained)
+    delete_run(tmp_path, "gone")
+    assert [r["name"] for r in list_runs(tmp_path)] == ["stays"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stays"]
+    with pytest.raises(CheckpointError, match="There is no run named gone"):
+        delete_run(tmp_path, "gone")
+
+
+def test_unique_run_name(tmp_path, trained):
+    assert unique_run_name(tmp_path, "digits-conv") == "digits-conv"
+    save_run(tmp_path, "digits-conv", *trained)
+    assert unique_run_name(tmp_path, "digits-conv") == "digits-conv-2"
+    (tmp_path / "digits-conv-2").mkdir()
+    assert unique_run_name(tmp_path, "digits-conv") == "digits-conv-3"
+    assert unique_run_name(tmp_path, "my run / v1") == "my-run-v1"  # made a valid name
+    assert unique_run_name(tmp_path, "../..") == "run"
+    assert unique_run_name(tmp_path, "-v") == "v"  # a leading dash would read as a CLI option
+    check_name(unique_run_name(tmp_path, "x" * 300))
+
+
+@pytest.mark.parametrize("name", ["../outside", ".hidden", "a/b", "", "x" * 101, "spaced name"])
+def test_unsafe_run_names_are_refused(tmp_path, trained, name):
+    with pytest.raises(CheckpointError, match="name"):
+        save_run(tmp_path, name, *trained)
+    with pytest.raises(CheckpointError):
+        load_run(tmp_path, name)
+    assert not (tmp_path.parent / "outside").exists()
