@@ -36,6 +36,13 @@ def single(image: torch.Tensor, scale: int) -> np.ndarray:
     return analysis.image_grid(image.unsqueeze(0), nrow=1, padding=0, scale=scale)
 
 
+def show_row(images: list[torch.Tensor], captions: list[str], scale: int) -> None:
+    """Images side by side, each with its caption, all at their upscaled pixel size (st.image
+    would otherwise size the images of a list differently)."""
+    pictures = [single(image, scale) for image in images]
+    st.image(pictures, caption=captions, width=pictures[0].shape[1])
+
+
 def cycling_labels(n: int, num_classes: int) -> torch.Tensor:
     """Labels 0, 1, ..., K-1, 0, 1, ...: with K images per row, each column is one class."""
     return torch.arange(n, dtype=torch.int64) % num_classes
@@ -93,9 +100,9 @@ def show_style_transfer(run, dataset, images: torch.Tensor, labels: torch.Tensor
 
     original, decoded = st.columns([1, 6])
     with original:
-        st.image(single(image[0], scale), caption=f"Test image {index} ({true_name})")
+        show_row([image[0]], [f"Original: {true_name}"], scale)
     with decoded:
-        st.image([single(x, scale) for x in every], caption=list(names))
+        show_row(list(every), list(names), scale)
     st.caption(f"Test image {index}, a '{true_name}', encoded once, then decoded with each label "
                "in turn (captions: the label given to the decoder).")
 
@@ -105,10 +112,10 @@ def show_style_transfer(run, dataset, images: torch.Tensor, labels: torch.Tensor
     wrong_label = torch.tensor([names.index(wrong_name)], dtype=torch.int64)
     with_true = analysis.decode(model, code, true_label)
     with_wrong = analysis.decode(model, code, wrong_label)
-    st.image([single(image[0], scale), single(with_true[0], scale), single(with_wrong[0], scale)],
-             caption=[f"Test image {index} ({true_name})",
-                      f"Decoded with its true label '{true_name}'",
-                      f"Decoded with the wrong label '{wrong_name}'"])
+    # Twice the usual size: these three are the point of the section.
+    show_row([image[0], with_true[0], with_wrong[0]],
+             [f"Test image {index} ({true_name})", f"Decoded with its true label '{true_name}'",
+              f"Decoded with the wrong label '{wrong_name}'"], 2 * scale)
 
 
 def main() -> None:

@@ -88,17 +88,18 @@ def _curve_panel(long: pd.DataFrame, title: str, percent: bool) -> alt.Chart:
         .encode(
             x=alt.X("epoch:Q", title="Epoch", axis=alt.Axis(tickMinStep=1)),
             y=y,
-            color=alt.Color("curve:N", title=title),
+            # Legends below the plot: the chart often sits in half a page's width.
+            color=alt.Color("curve:N", title=None, legend=alt.Legend(orient="bottom")),
             tooltip=[alt.Tooltip("epoch:Q", title="Epoch"), alt.Tooltip("curve:N", title="Curve"),
-                     alt.Tooltip("value:Q", title="Value", format=".1%" if percent else ".4f")],
+                     alt.Tooltip("value:Q", title=title, format=".1%" if percent else ".4f")],
         )
-        .properties(height=240)
+        .properties(width=360, height=180)
     )
 
 
-def probe_history_chart(history: list[dict]) -> alt.HConcatChart | alt.Chart:
+def probe_history_chart(history: list[dict]) -> alt.VConcatChart | alt.Chart:
     """Per-epoch curves of the classifier: accuracies (columns whose name holds "acc") on a
-    0-100 % axis, everything else (losses) on its own axis beside them."""
+    0-100 % axis, and everything else (losses) on its own axis below them."""
     table = pd.DataFrame(history)
     if "epoch" not in table:
         table["epoch"] = np.arange(1, len(table) + 1)
@@ -111,8 +112,9 @@ def probe_history_chart(history: list[dict]) -> alt.HConcatChart | alt.Chart:
         if columns:
             long = table.melt(id_vars=["epoch"], value_vars=columns, var_name="curve",
                               value_name="value")
+            long["curve"] = long["curve"].str.replace("_", " ")
             panels.append(_curve_panel(long, title, percent))
     if len(panels) == 1:
         return panels[0]
-    # Two colour legends, one per panel.
-    return alt.hconcat(*panels).resolve_scale(color="independent")
+    # One colour legend per panel.
+    return alt.vconcat(*panels).resolve_scale(color="independent")
