@@ -254,8 +254,8 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _print_json(obj: dict) -> None:
-    print(json.dumps(obj), flush=True)
+def _print_json(obj: dict, out: TextIO) -> None:
+    print(json.dumps(obj), file=out, flush=True)
 
 
 def _load_data(cfg: DataConfig, err: TextIO):
@@ -331,7 +331,7 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         reporter.progress.line(f"{result.message} Saved as {name} in {root}.")
     else:
         reporter.progress.line(f"{result.message} Nothing was saved.")
-    _print_json(summary)
+    _print_json(summary, out)
     return 0 if result.history else EXIT_NOTHING_SAVED
 
 
@@ -388,7 +388,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UserError(f"The test split of run {run.name}'s dataset is empty, so there is nothing to evaluate.")
     metrics = evaluate(run.model, images, labels, resolve_device(args.device))
     _print_json({"run": run.name, "test_mse": _finite(metrics["mse"]), "test_mae": _finite(metrics["mae"]),
-                 "images": int(len(images)), "saved_test_mse": _finite(run.test_metrics.get("mse"))})
+                 "images": int(len(images)), "saved_test_mse": _finite(run.test_metrics.get("mse"))}, out)
     return 0
 
 
