@@ -1,0 +1,171 @@
+"""python -m core.cli: train / list / eval, once end to end as a real subprocess, otherwise
+through main() in this process (same code, no interpreter start-up per case)."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.checkpoints import list_runs, load_run
+from core.cli import config_from_args, build_parser, default_run_name, main
+
+REPO = Path(__file__).resolve().parents[1]
+SUMMARY_KEYS = {"run", "epochs", "train_loss", "val_loss", "test_mse", "seconds"}
+
+
+def run_main(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _plain_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err
+    last = lines[-1]
+    assert last.startswith("error: ") and last.endswith(".")
+    return last
+
+
+def test_train_list_eval_end_to_end_as_a_subprocess(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    train = subprocess.run(
+        [sys.executable, "-m", "core.cli", "train", "--dataset", "digits", "--model", "conv-small", "--epochs", "2",
+         "--out", str(tmp_path), "--name", "x", "--device", "cpu"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stderr
+    summary = json.loads(train.stdout.strip().splitlines()[-1])
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["run"] == "x" and summary["epochs"] == 2 and summary["status"] == "finished"
+    assert 0 < summary["test_mse"] < 0.2 and summary["val_loss"] > 0 and summary["seconds"] > 0
+    assert "epoch 2/2" in train.stderr and "Saved as x" in train.stderr
+
+    listing = subprocess.run([sys.executable, "-m", "core.cli", "list", "--out", str(tmp_path)],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0
+    header, rule, row = listing.stdout.strip().splitlines()
+    assert header.split()[:3] == ["name", "dataset", "model"]
+    assert row.split()[:4] == ["x", "digits", "conv-small", "16"]
+
+    evaluated = subprocess.run([sys.executable, "-m", "core.cli", "eval", "x", "--out", str(tmp_path), "--device", "cpu"],
+                               cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert evaluated.returncode == 0, evaluated.stderr
+    lines = evaluated.stdout.strip().splitlines()
+    assert len(lines) == 1
+    metrics = json.loads(lines[0])
+    assert metrics["run"] == "x" and metrics["images"] == 180
+    assert metrics["test_mse"] == pytest.approx(summary["test_mse"], rel=1e-5)
+    assert metrics["test_mae"] == pytest.approx(summary["test_mae"], rel=1e-5)
+
+
+def test_train_in_process_writes_a_run_like_the_app(tmp_path):
+    code, out, err = run_main("train", "--dataset", "digits", "--model", "dense", "--hidden", "32,16", "--latent", "2",
+                              "--vae", "--beta", "0.5", "--epochs", "1", "--batch-size", "256", "--limit", "400",
+                              "--optimizer", "rmsprop", "--lr", "0.002", "--noise", "0.2", "--seed", "3",
+                              "--device", "cpu", "--out", str(tmp_path))
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    name = "digits-dense-32-16-z2-vae-noise0.2"
+    assert summary["run"] == name == default_run_name(load_run(tmp_path, name).config)
+    run = load_run(tmp_path, name)
+    m, t, d = run.config.model, run.config.train, run.config.data
+    assert (m.family, m.hidden, m.latent, m.vae, m.beta) == ("dense", [32, 16], 2, True, 0.5)
+    assert (t.optimizer, t.lr, t.noise_factor, t.batch_size, t.epochs, t.seed) == ("rmsprop", 0.002, 0.2, 256, 1, 3)
+    assert (d.limit, d.seed) == (400, 3)
+    assert run.info["source"] == "cli"
+    # a second run with the same settings gets a fresh name instead of overwriting
+    code, out, _ = run_main("train", "--dataset", "digits", "--model", "dense", "--hidden", "32,16", "--latent", "2",
+                            "--vae", "--beta", "0.5", "--epochs", "1", "--limit", "400", "--noise", "0.2",
+                            "--device", "cpu", "--out", str(tmp_path))
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["run"] == name + "-2"
+    assert {r["name"] for r in list_runs(tmp_path)} == {name, name + "-2"}
+
+
+def test_unset_options_keep_the_config_defaults():
+    args = build_parser().parse_args(["train", "--dataset", "shapes", "--model", "conv-large"])
+    cfg = config_from_args(args)
+    from core.config import DataConfig, ModelConfig, TrainConfig
+
+    assert cfg.train == TrainConfig()
+    assert cfg.model == ModelConfig(family="conv", preset="large")
+    assert cfg.data == DataConfig(dataset="shapes")
+    custom = config_from_args(build_parser().parse_args(
+        ["train", "--dataset", "folder", "--folder", "pics", "--image-size", "64", "--channels", "1",
+         "--model", "conv-small", "--conv-channels", "8,16,32", "--conditional", "--balanced", "--dropout", "0.5",
+         "--activation", "tanh", "--patience", "2", "--name", "mine"]))
+    assert (custom.data.folder, custom.data.image_size, custom.data.channels, custom.data.balanced) == ("pics", 64, 1, True)
+    assert (custom.model.channels, custom.model.conditional, custom.model.dropout) == ([8, 16, 32], True, 0.5)
+    assert (custom.model.activation, custom.train.patience, custom.name) == ("tanh", 2, "mine")
+
+
+def test_list_with_no_runs_says_so(tmp_path):
+    code, out, _ = run_main("list", "--out", str(tmp_path / "empty"))
+    assert code == 0 and out.strip() == f"No saved runs in {tmp_path / 'empty'}."
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--dataset", "folder", "--folder", "/no/such/pictures", "--model", "conv-small"],
+     "The folder /no/such/pictures does not exist"),
+    (["train", "--dataset", "mnist", "--data-root", "/no/such/data", "--model", "conv-small"],
+     "MNIST was not found (or is damaged) in /no/such/data/MNIST/raw"),
+    (["train", "--dataset", "digits", "--model", "dense", "--dropout", "1.5", "--epochs", "1"],
+     "Dropout must be at least 0 and below 1"),
+    (["train", "--dataset", "digits", "--model", "conv-small", "--name", "../escape"], "is not a valid run name"),
+    (["train", "--dataset", "digits", "--model", "conv-small", "--lr", "-1", "--epochs", "1", "--device", "cpu"],
+     "learning rate must be a number of at least 0"),
+    (["eval", "ghost"], "There is no run named ghost"),
+])
+def test_bad_input_is_one_plain_sentence_and_a_nonzero_exit(tmp_path, argv, words):
+    code, out, err = run_main(*argv, "--out", str(tmp_path))
+    assert code == 2
+    assert words in _plain_error(err)
+    assert out == ""
+
+
+def test_a_taken_run_name_is_refused_before_training(tmp_path):
+    (tmp_path / "taken").mkdir()
+    code, _, err = run_main("train", "--dataset", "digits", "--model", "conv-small", "--name", "taken", "--out",
+                            str(tmp_path))
+    assert code == 2 and "A run named taken already exists" in _plain_error(err)
+    assert "epoch" not in err  # refused before any training
+
+
+def test_unknown_dataset_is_refused_by_the_parser_without_a_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--dataset", "imagenet", "--model", "conv-small"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'imagenet'" in err and "Traceback" not in err
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    code, _, err = run_main()
+    assert code == 2 and "train" in err and "eval" in err
+
+
+def test_eval_refuses_a_damaged_run_in_one_sentence(tmp_path):
+    code, _, err = run_main("train", "--dataset", "digits", "--model", "conv-small", "--epochs", "1", "--limit", "200",
+                            "--device", "cpu", "--out", str(tmp_path), "--name", "r")
+    assert code == 0, err
+    weights = tmp_path / "r" / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[:100])
+    code, out, err = run_main("eval", "r", "--out", str(tmp_path))
+    assert code == 2 and out == ""
+    assert "Run r cannot be loaded: its weights.pt is truncated or damaged" in _plain_error(err)
+
+
+def test_eval_notices_data_of_another_shape(tmp_path):
+    code, _, err = run_main("train", "--dataset", "shapes", "--image-size", "16", "--model", "conv-small",
+                            "--epochs", "1", "--limit", "100", "--device", "cpu", "--out", str(tmp_path), "--name", "s")
+    assert code == 0, err
+    config_file = tmp_path / "s" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["data"]["image_size"] = 24  # the data would now be drawn at another size
+    config_file.write_text(json.dumps(config))
+    code, _, err = run_main("eval", "s", "--out", str(tmp_path))
+    assert code == 2 and "Run s takes 3×16×16 images but the dataset now gives 3×24×24" in _plain_error(err)
