@@ -233,7 +233,8 @@ def new_page(browser, request, artifacts_dir):
                 for page in context.pages:
                     try:
                         page.screenshot(path=str(artifacts_dir / f"FAILED-{n}.png"))
-                        (artifacts_dir / f"FAILED-{n}.txt").write_text(page.inner_text("body"))
+                        (artifacts_dir / f"FAILED-{n}.txt").write_text(
+                            f"URL: {page.url}\n\n" + page.inner_text("body"))
                         (artifacts_dir / f"FAILED-{n}.html").write_text(page.content())
                     except Exception:  # the page may be gone; the test's own error says why
                         pass
