@@ -8,7 +8,7 @@ import streamlit as st
 from core.config import DataConfig
 from core.data import DATASETS, DataError, Dataset
 from ui.charts import class_counts_chart, class_counts_frame
-from ui.sidebar import dataset_label
+from ui.sidebar import dataset_label, describe_data
 from ui.state import DATA_CONFIG_KEY, chosen_data_config, dataset_for
 from ui.widgets import show_grid, upscale_for
 
@@ -116,7 +116,8 @@ def class_counts(dataset: Dataset) -> None:
     st.subheader("Images per class")
     counts = {split: dataset.class_counts(split) for split in ("train", "val", "test")}
     frame = class_counts_frame({SPLIT_LABELS[s].lower(): c for s, c in counts.items()})
-    st.altair_chart(class_counts_chart(frame, dataset.class_names).properties(height=280),
+    # The subheader above names the chart; no second title inside it.
+    st.altair_chart(class_counts_chart(frame, dataset.class_names).properties(height=280, title=""),
                     key="class_counts_chart")
     table = pd.DataFrame({SPLIT_LABELS[s]: pd.Series(c) for s, c in counts.items()})
     table["Total"] = table.sum(axis=1)
@@ -137,7 +138,8 @@ def skipped_files(dataset: Dataset) -> None:
 
 def main() -> None:
     st.title("Data")
-    cfg = data_form(chosen_data_config())
+    chosen = chosen_data_config()
+    cfg = data_form(chosen)
     if cfg.dataset == "folder" and not cfg.folder:
         st.info("Enter the path of an image folder with one sub-folder per class, then press Enter.")
         return
@@ -145,6 +147,8 @@ def main() -> None:
         dataset = load_with_progress(cfg)
     except DataError as exc:
         st.error(str(exc))
+        if DATA_CONFIG_KEY in st.session_state:
+            st.caption(f"Train keeps using {describe_data(chosen)} until a dataset loads here.")
         return
     # Only a dataset that loaded becomes the one Train uses.
     st.session_state[DATA_CONFIG_KEY] = cfg

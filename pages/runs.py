@@ -75,7 +75,7 @@ def compare_section(runs: list[dict]) -> None:
         if frame.empty:
             st.caption("These runs recorded no epochs to draw.")
         else:
-            st.altair_chart(compare_chart(frame, quantity).properties(height=360), key="compare_chart")
+            st.altair_chart(compare_chart(frame, quantity).properties(height=440), key="compare_chart")
     with right:
         metric = st.selectbox("Final metric", list(FINAL_METRICS), key="compare_metric",
                               format_func=FINAL_METRICS.get)

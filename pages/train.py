@@ -184,7 +184,7 @@ def job_charts(job) -> None:
 
 
 def show_job(job) -> None:
-    st.markdown(f"#### {job.name}")
+    st.markdown(f"#### {job.run_name or job.name}")
     status_message(job)
     if job.status not in ("queued", "loading", "failed"):
         bar_text = progress_text(job)

@@ -123,7 +123,7 @@ def class_counts_chart(frame: pd.DataFrame, class_order: Sequence[str]) -> alt.C
         .encode(
             x=alt.X("class:N", title="class", sort=list(class_order)),
             y=alt.Y("count:Q", title="images", stack="zero"),
-            color=alt.Color("split:N", title="split", sort=["train", "val", "test"]),
+            color=alt.Color("split:N", title="split", sort=["train", "validation", "test"]),
             order=alt.Order("split:N"),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.25)),
             tooltip=["class:N", "split:N", "count:Q"],
