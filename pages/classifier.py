@@ -110,12 +110,13 @@ def show_result(run, job) -> None:
         st.success("Every test image was classified correctly.")
         return
     scale = upscale_for(dataset.shape[-1])
-    pictures = [image_grid(images[item["index"]:item["index"] + 1], nrow=1, padding=0, scale=scale)
-                for item in result.most_confused]
-    # An explicit width: st.image would otherwise size the images of a list differently.
-    st.image(pictures, width=pictures[0].shape[1],
-             caption=[f"{item['true']} → {item['pred']} ({item['confidence']:.0%})"
-                      for item in result.most_confused])
+    per_row = 8
+    # One column per image: the gaps keep the dark-background digits apart.
+    for first in range(0, len(result.most_confused), per_row):
+        for column, item in zip(st.columns(per_row), result.most_confused[first:first + per_row]):
+            index = item["index"]
+            column.image(image_grid(images[index:index + 1], nrow=1, padding=0, scale=scale),
+                         caption=f"{item['true']} → {item['pred']} ({item['confidence']:.0%})")
     st.caption("The test images the classifier got wrong with the highest confidence: "
                "true class → predicted class (the predicted class's probability).")
 
@@ -128,6 +129,11 @@ def main() -> None:
     run = run_picker(key=RUN_KEY)
     if run is None:
         return
+    if run.config.model.conditional:
+        st.caption("This is a conditional model: its decoder is given the label, so its code has "
+                   "no need to hold the class, and a classifier on it usually does worse than on "
+                   "a plain autoencoder's code. (The encoder is given the same label, 0, for "
+                   "every image, so the label cannot leak into the code.)")
     registry = get_registry()
     job = probe_for(registry, run.name)
     running = job is not None and job.status in ACTIVE_STATUSES

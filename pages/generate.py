@@ -36,11 +36,14 @@ def single(image: torch.Tensor, scale: int) -> np.ndarray:
     return analysis.image_grid(image.unsqueeze(0), nrow=1, padding=0, scale=scale)
 
 
-def show_row(images: list[torch.Tensor], captions: list[str], scale: int) -> None:
-    """Images side by side, each with its caption, all at their upscaled pixel size (st.image
-    would otherwise size the images of a list differently)."""
-    pictures = [single(image, scale) for image in images]
-    st.image(pictures, caption=captions, width=pictures[0].shape[1])
+def show_row(images: list[torch.Tensor], captions: list[str], scale: int, per_row: int) -> None:
+    """Images side by side at their upscaled pixel size, each with its caption, `per_row` to a
+    row. One column per image: the gaps keep dark-background images apart."""
+    for first in range(0, len(images), per_row):
+        columns = st.columns(per_row)
+        for column, image, caption in zip(columns, images[first:first + per_row],
+                                          captions[first:first + per_row]):
+            column.image(single(image, scale), caption=caption)
 
 
 def cycling_labels(n: int, num_classes: int) -> torch.Tensor:
@@ -98,11 +101,9 @@ def show_style_transfer(run, dataset, images: torch.Tensor, labels: torch.Tensor
     code = analysis.encode(model, image, true_label)
     every = analysis.decode_with_every_label(model, code[0], dataset.num_classes)
 
-    original, decoded = st.columns([1, 6])
-    with original:
-        show_row([image[0]], [f"Original: {true_name}"], scale)
-    with decoded:
-        show_row(list(every), list(names), scale)
+    # The original first, then its code with each label: one row for up to eleven classes.
+    show_row([image[0], *every], [f"Original: {true_name}", *names], scale,
+             per_row=min(len(names) + 1, 12))
     st.caption(f"Test image {index}, a '{true_name}', encoded once, then decoded with each label "
                "in turn (captions: the label given to the decoder).")
 
@@ -115,7 +116,7 @@ def show_style_transfer(run, dataset, images: torch.Tensor, labels: torch.Tensor
     # Twice the usual size: these three are the point of the section.
     show_row([image[0], with_true[0], with_wrong[0]],
              [f"Test image {index} ({true_name})", f"Decoded with its true label '{true_name}'",
-              f"Decoded with the wrong label '{wrong_name}'"], 2 * scale)
+              f"Decoded with the wrong label '{wrong_name}'"], 2 * scale, per_row=6)
 
 
 def main() -> None:

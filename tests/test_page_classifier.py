@@ -70,11 +70,10 @@ def test_train_classifier_then_results(app_runs, digits):
     per_class = [t for t in chart_tables(at) if {"class", "accuracy"} <= set(t.columns)]
     assert len(per_class) == 1 and sorted(per_class[0]["class"]) == names
 
-    confused = [im for im in at.get("image") if im.captions and "→" in im.captions[0]]
-    assert len(confused) == 1
+    confused = [c for im in at.get("image") for c in im.captions if "→" in c]
     wrong = round((1 - accuracy) * test_size)
-    assert 0 < len(confused[0].captions) <= wrong
-    for caption in confused[0].captions:
+    assert 0 < len(confused) <= min(wrong, 16)
+    for caption in confused:
         match = re.fullmatch(r"(\d) → (\d) \((\d+)%\)", caption)
         assert match, caption
         assert match[1] != match[2]
