@@ -17,6 +17,9 @@ from core.config import DataConfig, RunConfig
 from core.data import Dataset, load_dataset
 from core.jobs import JobRegistry
 
+# Session keys shared by the pages: which dataset config the Data page chose, which run is selected.
+DATA_CONFIG_KEY = "data_config"  # a DataConfig
+SELECTED_RUN_KEY = "selected_run"  # a run name (str)
 # Job statuses that still change: the live views poll only while a job is in one of these.
 ACTIVE_STATUSES = ("queued", "loading", "running")
 # Loaded datasets kept in memory (each is at most a few hundred MB of uint8 tensors).
@@ -85,10 +88,6 @@ def get_dataset(data_cfg_json: str, progress: Callable[[int, int], None] | None 
     return dataset
 
 
-def is_dataset_loaded(data_cfg: DataConfig) -> bool:
-    return RunConfig(data=data_cfg).to_json() in _dataset_store().items
-
-
 def dataset_for(data_cfg: DataConfig, progress: Callable[[int, int], None] | None = None) -> Dataset:
     return get_dataset(RunConfig(data=data_cfg).to_json(), progress)
 
@@ -96,11 +95,6 @@ def dataset_for(data_cfg: DataConfig, progress: Callable[[int, int], None] | Non
 def chosen_data_config() -> DataConfig:
     """The DataConfig the Data page chose in this session (the built-in digits until then)."""
     return st.session_state.get(DATA_CONFIG_KEY) or DataConfig(dataset="digits")
-
-
-# Session keys shared by the pages: which dataset config the Data page chose, which run is selected.
-DATA_CONFIG_KEY = "data_config"  # a DataConfig
-SELECTED_RUN_KEY = "selected_run"  # a run name (str)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
