@@ -11,7 +11,7 @@ import contextlib
 import copy
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
