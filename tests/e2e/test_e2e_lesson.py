@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 from lab import (
     choose_digits,
     configure_conv,
+    expect_sidebar_idle,
     keyed,
     live_epoch,
     progress_percent,
@@ -71,6 +72,7 @@ def test_lesson_walk(start_app, new_page, shot):
     wait_for_epoch_points(live, series=2, epochs=EPOCHS_BEFORE_STOP)
     stop_training(page, live)
     run_name = saved_run_name(live)
+    expect_sidebar_idle(page, run_name)
     assert_no_traceback(page)
     shot(page, "train-stopped")
 
