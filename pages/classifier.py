@@ -115,7 +115,8 @@ def show_result(run, job) -> None:
     for first in range(0, len(result.most_confused), per_row):
         for column, item in zip(st.columns(per_row), result.most_confused[first:first + per_row]):
             index = item["index"]
-            column.image(image_grid(images[index:index + 1], nrow=1, padding=0, scale=scale),
+            picture = image_grid(images[index:index + 1], nrow=1, padding=0, scale=scale)
+            column.image(picture, width=picture.shape[1],
                          caption=f"{item['true']} → {item['pred']} ({item['confidence']:.0%})")
     st.caption("The test images the classifier got wrong with the highest confidence: "
                "true class → predicted class (the predicted class's probability).")

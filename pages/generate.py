@@ -43,7 +43,9 @@ def show_row(images: list[torch.Tensor], captions: list[str], scale: int, per_ro
         columns = st.columns(per_row)
         for column, image, caption in zip(columns, images[first:first + per_row],
                                           captions[first:first + per_row]):
-            column.image(single(image, scale), caption=caption)
+            picture = single(image, scale)
+            # An explicit width: a caption wider than the image would otherwise stretch it.
+            column.image(picture, caption=caption, width=picture.shape[1])
 
 
 def cycling_labels(n: int, num_classes: int) -> torch.Tensor:
