@@ -47,9 +47,13 @@ def scatter_section(run, codes, labels, errors, dataset, test_indices) -> int | 
                                       key="latent_projection", horizontal=True)
     choices = [c for c in inspect_cache.LATENT_POINT_CHOICES if c < total] + \
         [min(total, inspect_cache.MAX_LATENT_POINTS)]
-    points = points_col.select_slider(
-        "Points shown", choices, value=min(inspect_cache.DEFAULT_LATENT_POINTS, choices[-1]),
-        key="latent_points", help="The first test images; t-SNE takes longer the more points.")
+    if len(choices) > 1:
+        points = points_col.select_slider(
+            "Points shown", choices, value=min(inspect_cache.DEFAULT_LATENT_POINTS, choices[-1]),
+            key="latent_points", help="The first test images; t-SNE takes longer the more points.")
+    else:  # a small test set: nothing to choose
+        points = choices[0]
+        points_col.metric("Points shown", f"{points:,}")
     colourings = ["class", "cluster"] + (["factor"] if dataset.factors else [])
     colour_by = colour_col.radio("Colour by", colourings, format_func=COLOURINGS.get,
                                  key="latent_colour", horizontal=True)
