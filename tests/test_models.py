@@ -186,14 +186,19 @@ def test_layer_table_counts_every_parameter_and_ends_at_the_image(family, varian
     assert model.training  # the table is made in eval mode and the mode is restored
 
 
+def _encoder_conv_shapes(model) -> list[str]:
+    return [r["output_shape"] for r in layer_table(model)[0]
+            if r["layer"].startswith("encoder") and "Conv2d" in r["layer"]]
+
+
 def test_layer_table_shows_the_conv_shapes():
     _, model = make("conv-small", "plain", 1, 28)
-    rows, _ = layer_table(model)
-    convs = [r for r in rows if "Conv2d" in r["layer"] and "Transpose" not in r["layer"]]
-    assert [r["output_shape"] for r in convs] == ["16×14×14", "32×7×7"]
+    # each stage: a stride-2 conv, then a stride-1 conv at that size
+    assert _encoder_conv_shapes(model) == ["16×14×14", "16×14×14", "32×7×7", "32×7×7"]
     _, tiny = make("conv-large", "plain", 1, 8)
-    convs = [r for r in layer_table(tiny)[0] if "Conv2d" in r["layer"] and "Transpose" not in r["layer"]]
-    assert [r["output_shape"] for r in convs] == ["32×4×4", "64×2×2", "128×2×2"]  # 2×2 keeps stride 1
+    assert _encoder_conv_shapes(tiny)[::2] == ["32×4×4", "64×2×2", "128×2×2"]  # 2×2 keeps stride 1
+    rows, _ = layer_table(model)
+    assert any(r["layer"].endswith("BatchNorm2d 16") and r["params"] == 32 for r in rows)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
