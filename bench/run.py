@@ -212,6 +212,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="a short smoke run (fewer images, epochs and tries); its figures are not the reported ones")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write the results (default {DEFAULT_OUT})")
     parser.add_argument("--json-only", action="store_true", help="print the results JSON instead of the table")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch intra-op threads for the measurements in this process (default: torch's choice)")
     parser.add_argument("--mnist-root", type=Path, default=DEFAULT_MNIST,
                         help="a folder in torchvision's layout holding MNIST/raw (falls back to digits when absent)")
     return parser.parse_args(argv)
@@ -220,6 +222,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     started = time.perf_counter()
     results = Results()
     results.set("mode", "quick" if plan.quick else "full")
