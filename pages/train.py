@@ -31,6 +31,7 @@ FORM_KEY = "train_form_config"  # the RunConfig the form showed last, so leaving
 POLLING_KEY = "train_live_polling"  # whether this run's live fragment polls
 ANNOUNCED_KEY = "train_announced_jobs"  # finished jobs whose run was already made the current run
 FOLLOW_KEY = "follow_job"
+OWN_JOB_KEY = "train_own_job"  # the job this tab started: followed when ?job= is lost
 JOBS_LISTED = 10
 RECONSTRUCTIONS_PAGE = "pages/reconstructions.py"
 STATUS_ICONS = {"queued": ":material/schedule:", "loading": ":material/downloading:",
@@ -83,6 +84,7 @@ def settings_section() -> tuple[RunConfig, bool]:
 def start_job(cfg: RunConfig) -> None:
     job_id = get_registry().start(cfg)
     st.query_params["job"] = job_id
+    st.session_state[OWN_JOB_KEY] = job_id
 
 
 # ---------------------------------------------------------------- live view
@@ -92,25 +94,26 @@ def train_jobs() -> list:
 
 
 def followed_job(jobs: list):
-    """The job in ?job=, else the newest active one (a fresh tab shows what the server runs)."""
+    """The job in ?job=, else the one this tab started, else the newest active one (a fresh tab
+    shows what the server runs)."""
     by_id = {job.id: job for job in jobs}
-    wanted = st.query_params.get("job")
-    if wanted in by_id:
-        return by_id[wanted]
+    for wanted in (st.query_params.get("job"), st.session_state.get(OWN_JOB_KEY)):
+        if wanted in by_id:
+            return by_id[wanted]
     return next((job for job in jobs if job.status in ACTIVE_STATUSES), None)
 
 
 def job_label(job) -> str:
-    """A radio label. Streamlit sends the chosen label back, so labels must be unique (two runs
-    can share a name: the job id tells them apart) and should not change while a job runs."""
-    text = f"{STATUS_ICONS.get(job.status, '')} {job.name} · {job.status.replace('_', ' ')}"
-    if job.status == "queued" and job.queue_position:
-        text += f" (position {job.queue_position})"
-    return f"{text} · job {job.id}"
+    """A radio label. Streamlit sends the chosen label back and matches it against the current
+    labels, so a label must be unique (two runs can share a name: the job id tells them apart) and
+    must not change while the job runs (no status in it: the followed job's status is shown below)."""
+    return f"{job.name} · job {job.id}"
 
 
 def follow_changed() -> None:
-    st.query_params["job"] = st.session_state[FOLLOW_KEY]
+    chosen = st.session_state.get(FOLLOW_KEY)
+    if chosen in {job.id for job in train_jobs()}:
+        st.query_params["job"] = chosen
 
 
 def progress_text(job) -> str:
@@ -184,7 +187,7 @@ def job_charts(job) -> None:
 
 
 def show_job(job) -> None:
-    st.markdown(f"#### {job.run_name or job.name}")
+    st.markdown(f"#### {STATUS_ICONS.get(job.status, '')} {job.run_name or job.name}")
     status_message(job)
     if job.status not in ("queued", "loading", "failed"):
         bar_text = progress_text(job)

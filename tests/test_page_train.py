@@ -8,7 +8,7 @@ import pytest
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
-from core.config import ModelConfig
+from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import fill_model_shape
 from core.models import build_model
 from ui.state import SELECTED_RUN_KEY, get_registry
@@ -164,3 +164,26 @@ def test_two_runs_with_one_name_stay_apart(no_runs, registry):
     follow.set_value(first).run()
     assert at.query_params["job"] in (first, [first])
     assert "Saved as run **same**." in [c.value for c in at.caption]
+
+
+def test_a_queued_run_is_still_followed_after_it_ran(one_job_at_a_time, no_runs, registry):
+    """A second student's run waits in the queue, then runs and ends: the tab that started it
+    still shows it (the job list's labels must not change as the job goes queued -> running)."""
+    jobs = registry
+    first = jobs.start(RunConfig(data=DataConfig(dataset="digits"),
+                                 train=TrainConfig(epochs=1000, batch_size=16, device="cpu"), name="alice"))
+    at = train_page(cfg_epochs=1, cfg_batch_size=512, cfg_name="bob")
+    at.button(key="start_job").click().run()
+    bob = jobs.snapshots()[0]
+    assert bob.status == "queued"
+    (follow,) = [r for r in at.radio if r.key == "follow_job"]
+    labels_while_queued = list(follow.options)
+    jobs.stop(first)
+    jobs.wait(first, timeout=JOB_TIMEOUT)
+    assert jobs.wait(bob.id, timeout=JOB_TIMEOUT).status == "finished"
+    at.run()
+    (follow,) = [r for r in at.radio if r.key == "follow_job"]
+    assert sorted(follow.options) == sorted(labels_while_queued)
+    assert follow.value == bob.id
+    assert at.query_params["job"] in (bob.id, [bob.id])
+    assert "Saved as run **bob**." in [c.value for c in at.caption]
