@@ -36,7 +36,8 @@ def run_picker(label: str = "Run", key: str = "run_picker", runs: list[dict] | N
 
 def show_grid(images, caption: str | None = None, nrow: int = 8, scale: int = 1) -> None:
     """Images (float [0,1] or uint8, N×C×H×W) as one torchvision grid."""
-    st.image(image_grid(images, nrow=nrow, scale=scale), caption=caption)
+    # PNG: JPEG would blur 8×8 pixel art and the error maps.
+    st.image(image_grid(images, nrow=nrow, scale=scale), caption=caption, output_format="PNG")
 
 
 def upscale_for(image_size: int) -> int:
