@@ -23,8 +23,8 @@ SECOND_EPOCHS = 3
 
 
 def followed_heading(live, run_name: str):
-    """The heading the live area shows over the job this tab follows."""
-    return live.get_by_role("heading", name=re.compile(rf"^{re.escape(run_name)}$"))
+    """The heading the live area shows over the job this tab follows (after its status icon)."""
+    return live.get_by_role("heading", name=re.compile(rf"(^|\s){re.escape(run_name)}$"))
 
 
 def test_two_students(start_app, new_page, shot):
