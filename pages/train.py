@@ -67,7 +67,12 @@ def layer_section(cfg: RunConfig) -> bool:
     table = pd.DataFrame(rows).rename(columns={"layer": "Layer", "output_shape": "Output shape",
                                                "params": "Parameters"})
     st.dataframe(table, hide_index=True, key="layer_table", height=min(36 * (len(table) + 1) + 4, 560),
-                 column_config={"Parameters": st.column_config.NumberColumn(format="localized")})
+                 # The table sits in a narrow column: the long layer names give way so that the
+                 # parameter counts stay visible.
+                 column_config={"Layer": st.column_config.TextColumn(width="medium"),
+                                "Output shape": st.column_config.TextColumn(width="small"),
+                                "Parameters": st.column_config.NumberColumn(format="localized",
+                                                                            width="small")})
     return True
 
 
