@@ -42,7 +42,7 @@ class Plan:
     sweep_images: int = 2000
 
 
-FULL = Plan(False, quality_epochs=5, baseline_epochs_before=2, baseline_epochs_after=3, probe_epochs=10,
+FULL = Plan(False, quality_epochs=5, baseline_epochs_before=2, baseline_epochs_after=3, probe_epochs=20,
             job_epochs=2, watch_rounds=2, first_metric_tries=5, pca_tries=5, sweep_tries=3, cpu_cost_batches=50)
 QUICK = Plan(True, quality_epochs=2, baseline_epochs_before=1, baseline_epochs_after=1, probe_epochs=2,
              job_epochs=1, watch_rounds=1, first_metric_tries=3, pca_tries=3, sweep_tries=1, cpu_cost_batches=14)

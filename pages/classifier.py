@@ -20,10 +20,8 @@ TRAIN_KEY = "classifier_train"
 STOP_KEY = "classifier_stop"
 # run name -> id of the probe job this browser session started for it
 JOBS_KEY = "classifier_jobs"
-# A head on standardised codes learns fast: at 0.01 twenty epochs of the small teaching datasets
-# take seconds and converge, where core's 0.001 would still be climbing.
-DEFAULT_EPOCHS = 20
-DEFAULT_LR = 1e-2
+DEFAULT_EPOCHS = ProbeConfig.epochs
+DEFAULT_LR = ProbeConfig.lr
 # Charts get fixed keys so the browser keeps them (and tests find them) across reruns.
 CONFUSION_KEY = "classifier_confusion"
 PER_CLASS_KEY = "classifier_per_class"
