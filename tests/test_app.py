@@ -2,7 +2,6 @@
 training would use, the chosen dataset, the current run and the server's jobs."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,24 +11,11 @@ from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.train import resolve_device
 from ui.state import DATA_CONFIG_KEY, SELECTED_RUN_KEY, get_registry
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from apptest_helpers import APP, navigation_as_served  # noqa: F401
 
 
-@pytest.fixture(autouse=True)
-def navigation_as_served(monkeypatch):
-    """AppTest re-detects the pages/ folder before every run and then wraps app.py the way
-    Streamlit runs apps without st.navigation, which loses the sidebar. A real server decides once,
-    when app.py first calls st.navigation; do the same here."""
-    import streamlit.testing.v1.app_test as app_test
-    from streamlit.runtime.pages_manager import PagesManager
-
-    class ServedPagesManager(PagesManager):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(app_test, "PagesManager", ServedPagesManager)
-    monkeypatch.setattr(PagesManager, "uses_pages_directory", None)
+# The sidebar is under test: run app.py the way a real server does (see the fixture).
+pytestmark = pytest.mark.usefixtures("navigation_as_served")
 
 
 def sidebar(at: AppTest) -> dict[str, str]:

@@ -4,7 +4,6 @@ confused examples; Stop ends a long one; without runs the page links to Train.""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pandas as pd
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
@@ -12,20 +11,15 @@ from streamlit.testing.v1 import AppTest
 
 from ui.state import SELECTED_RUN_KEY, get_registry
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from apptest_helpers import open_app_page
+
 PAGE = "pages/classifier.py"
 RUN = "tiny-denoise"  # a plain conv AE with a 4-D code
 JOB_TIMEOUT_S = 60
 
 
 def open_page(run_name: str | None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page(PAGE)
-    if run_name:
-        at.session_state[SELECTED_RUN_KEY] = run_name
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app_page(PAGE, {SELECTED_RUN_KEY: run_name} if run_name else {})
 
 
 def chart_tables(at: AppTest) -> list[pd.DataFrame]:

@@ -2,56 +2,28 @@
 them, the shapes dataset, and the plain messages for a missing or unreadable folder."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 from core.config import DataConfig
 from core.data import load_dataset
 from ui.state import DATA_CONFIG_KEY
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from apptest_helpers import chart_frames, navigation_as_served, open_app_page  # noqa: F401
 
 
-@pytest.fixture(autouse=True)
-def navigation_as_served(monkeypatch):
-    """AppTest re-detects the pages/ folder before every run and then wraps app.py the way
-    Streamlit runs apps without st.navigation, which loses the sidebar. A real server decides once,
-    when app.py first calls st.navigation; do the same here."""
-    import streamlit.testing.v1.app_test as app_test
-    from streamlit.runtime.pages_manager import PagesManager
-
-    class ServedPagesManager(PagesManager):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(app_test, "PagesManager", ServedPagesManager)
-    monkeypatch.setattr(PagesManager, "uses_pages_directory", None)
+# The sidebar is under test: run app.py the way a real server does (see the fixture).
+pytestmark = pytest.mark.usefixtures("navigation_as_served")
 
 
 def data_page(**widgets) -> AppTest:
     """The Data page, with widget values (by key) set before its first run."""
-    at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in widgets.items():
-        at.session_state[key] = value
-    at.switch_page("pages/data.py")
-    return at.run()
+    return open_app_page("pages/data.py", widgets, check=False)
 
 
-def chart_frames(at: AppTest) -> list:
-    """The data behind every Altair chart on the page."""
-    def walk(node):
-        yield node
-        for child in getattr(node, "children", {}).values():
-            yield from walk(child)
-    return [convert_arrow_bytes_to_pandas_df(dataset.data.data)
-            for node in walk(at._tree[0]) if getattr(node, "type", None) == "vega_lite_chart"
-            for dataset in node.proto.datasets]
 
 
 def table_with(at: AppTest, column: str):

@@ -3,7 +3,6 @@ and N(0, I) samples of a plain AE, and a conditional run's every-label and wrong
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,8 @@ from core.analysis import image_grid
 from ui.state import SELECTED_RUN_KEY
 from ui.widgets import upscale_for
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from apptest_helpers import open_app_page
+
 PAGE = "pages/generate.py"
 DIGIT_SIZE = 8  # the built-in digits are 8×8 grey
 
@@ -49,13 +49,7 @@ def grid_shape(count: int, nrow: int = 8) -> tuple[int, int]:
 
 
 def open_page(run_name: str | None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page(PAGE)
-    if run_name:
-        at.session_state[SELECTED_RUN_KEY] = run_name
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app_page(PAGE, {SELECTED_RUN_KEY: run_name} if run_name else {})
 
 
 def image_with_caption(at: AppTest, text: str):

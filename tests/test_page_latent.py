@@ -2,7 +2,6 @@
 the scatter, so a pick is injected through session_state["latent_picked_index"]."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from streamlit import dataframe_util
@@ -13,19 +12,16 @@ from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import load_dataset
 from core.train import train
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
+from apptest_helpers import open_app_page
+
 PAGE = "pages/latent.py"
 
 
 def open_page(run_name: str, picked: int | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.session_state["selected_run"] = run_name
+    state = {"selected_run": run_name}
     if picked is not None:
-        at.session_state["latent_picked_index"] = picked
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+        state["latent_picked_index"] = picked
+    return open_app_page(PAGE, state)
 
 
 def scatter_points(at: AppTest):

@@ -1,7 +1,6 @@
 """The Noise page, rendered by AppTest through app.py's navigation."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from streamlit import dataframe_util
@@ -13,20 +12,16 @@ from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import load_dataset
 from core.train import train
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
+from apptest_helpers import open_app_page
+
 PAGE = "pages/noise.py"
 
 
 def open_page(selected: str | None = None, chosen: list[str] | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    if selected:
-        at.session_state["selected_run"] = selected
+    state = {"selected_run": selected} if selected else {}
     if chosen:
-        at.session_state["noise_runs"] = chosen
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+        state["noise_runs"] = chosen
+    return open_app_page(PAGE, state)
 
 
 def sweep_chart(at: AppTest):

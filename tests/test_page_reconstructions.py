@@ -1,7 +1,6 @@
 """The Reconstructions page, rendered by AppTest through app.py's navigation."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import re
 
@@ -9,18 +8,13 @@ from streamlit.testing.v1 import AppTest
 
 from core.checkpoints import load_run
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
+from apptest_helpers import open_app_page
+
 PAGE = "pages/reconstructions.py"
 
 
 def open_page(run_name: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    if run_name:
-        at.session_state["selected_run"] = run_name
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_app_page(PAGE, {"selected_run": run_name} if run_name else {})
 
 
 def metric(at: AppTest, label: str) -> str:

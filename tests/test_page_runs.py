@@ -2,7 +2,6 @@
 one chart, deleting a run, and the message that links to Train when there is none."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
@@ -10,15 +9,11 @@ from streamlit.testing.v1 import AppTest
 from core.checkpoints import list_runs
 from ui.state import SELECTED_RUN_KEY
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from apptest_helpers import open_app_page
 
 
 def runs_page(**state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.switch_page("pages/runs.py")
-    return at.run()
+    return open_app_page("pages/runs.py", state, check=False)
 
 
 def charts(at: AppTest) -> list[tuple[str, object]]:

@@ -2,10 +2,8 @@
 a background job that finishes and is saved, a diverging run's message, and a queued job."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
-from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -13,17 +11,13 @@ from core.data import fill_model_shape
 from core.models import build_model
 from ui.state import SELECTED_RUN_KEY, get_registry
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from apptest_helpers import chart_frames, open_app_page
 JOB_TIMEOUT = 120
 
 
 def train_page(**widgets) -> AppTest:
     """The Train page, with widget values (by key) set before its first run."""
-    at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in widgets.items():
-        at.session_state[key] = value
-    at.switch_page("pages/train.py")
-    return at.run()
+    return open_app_page("pages/train.py", widgets, check=False)
 
 
 def shown_parameters(at: AppTest) -> int:
@@ -35,14 +29,6 @@ def expected_parameters(digits, **model) -> int:
     return sum(p.numel() for p in build_model(fill_model_shape(ModelConfig(**model), digits)).parameters())
 
 
-def chart_frames(at: AppTest) -> list:
-    def walk(node):
-        yield node
-        for child in getattr(node, "children", {}).values():
-            yield from walk(child)
-    return [convert_arrow_bytes_to_pandas_df(dataset.data.data)
-            for node in walk(at._tree[0]) if getattr(node, "type", None) == "vega_lite_chart"
-            for dataset in node.proto.datasets]
 
 
 @pytest.fixture
