@@ -88,16 +88,19 @@ def _batches(count: int, batch_size: int) -> range:
 # ----------------------------------------------------------------------------- encoding and reconstruction
 
 
-def encode(model, images_uint8, labels=None, batch_size: int = 512) -> np.ndarray:
-    """The deterministic code of every image (a VAE's mean), N×latent float32."""
+def _float_batches(model, images_uint8, labels, batch_size: int):
+    """(float images on the model's device, their labels or None), one batch at a time."""
     device = _device(model)
     count = len(images_uint8)
     y = _model_labels(model, labels, count, device)
-    parts = []
+    for start in _batches(count, batch_size):
+        yield to_float(images_uint8[start : start + batch_size].to(device)), _slice(y, start, start + batch_size)
+
+
+def encode(model, images_uint8, labels=None, batch_size: int = 512) -> np.ndarray:
+    """The deterministic code of every image (a VAE's mean), N×latent float32."""
     with _inference(model):
-        for start in _batches(count, batch_size):
-            x = to_float(images_uint8[start : start + batch_size].to(device))
-            parts.append(model.encode(x, _slice(y, start, start + batch_size)).float().cpu())
+        parts = [model.encode(x, y).float().cpu() for x, y in _float_batches(model, images_uint8, labels, batch_size)]
     if not parts:
         return np.zeros((0, model.cfg.latent), dtype=np.float32)
     return torch.cat(parts).numpy()
@@ -127,15 +130,9 @@ def reconstruct(model, images_uint8, labels=None, noise: float = 0.0, seed: int 
 
 def per_image_errors(model, images_uint8, labels=None, batch_size: int = 512) -> np.ndarray:
     """Mean squared error of each image's reconstruction (N floats), to find the best and worst."""
-    device = _device(model)
-    count = len(images_uint8)
-    y = _model_labels(model, labels, count, device)
-    errors = []
     with _inference(model):
-        for start in _batches(count, batch_size):
-            x = to_float(images_uint8[start : start + batch_size].to(device))
-            recon = model(x, _slice(y, start, start + batch_size)).recon
-            errors.append((recon - x).pow(2).flatten(1).mean(1).float().cpu())
+        errors = [(model(x, y).recon - x).pow(2).flatten(1).mean(1).float().cpu()
+                  for x, y in _float_batches(model, images_uint8, labels, batch_size)]
     return torch.cat(errors).numpy() if errors else np.zeros(0, dtype=np.float32)
 
 
