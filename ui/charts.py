@@ -51,8 +51,8 @@ def epoch_lines(frame: pd.DataFrame, title: str, y_title: str = "loss") -> alt.C
         alt.Chart(frame, title=title)
         .mark_line(point=True)
         .encode(
-            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
-            y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False)),
+            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
             color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
             tooltip=["series:N", "epoch:Q", alt.Tooltip("value:Q", format=".5f")],
@@ -95,8 +95,9 @@ def batch_loss_chart(batch_losses: Sequence[float], window: int | None = None, s
         alt.Chart(frame, title="Training loss per batch")
         .mark_line()
         .encode(
-            x=alt.X("batch:Q", title="batch (all epochs)"),
-            y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+            x=alt.X("batch:Q", title="batch (all epochs)", axis=alt.Axis(tickMinStep=1, format="d")),
+            # "~g": a diverging run's 1e34 reads as 1e+34, not as 1.4999999999...
+            y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
             color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
             strokeWidth=alt.condition("datum.series == 'per batch'", alt.value(1), alt.value(2.5)),
             opacity=alt.condition(pick, alt.value(0.9), alt.value(0.1)),
@@ -168,8 +169,8 @@ def compare_chart(frame: pd.DataFrame, quantity: str) -> alt.Chart:
         alt.Chart(frame, title=f"{quantity[:1].upper()}{quantity[1:]} per epoch")
         .mark_line(point=True)
         .encode(
-            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
-            y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False)),
+            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
             color=alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", columns=2,
                                                                     labelLimit=400)),
             strokeDash=alt.StrokeDash("split:N", title="split", sort=["train", "validation"]),
