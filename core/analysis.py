@@ -128,6 +128,17 @@ def reconstruct(model, images_uint8, labels=None, noise: float = 0.0, seed: int 
     return noisy.cpu(), recon.float().cpu()
 
 
+def error_maps(originals, reconstructions) -> tuple[torch.Tensor, float]:
+    """|x - x̂| averaged over the colour channels, in a black-red-yellow-white heat colour map
+    scaled to the largest error shown (so small errors are still visible): (RGB images, float
+    N×3×H×W, and that largest error)."""
+    error = (to_float(originals) - to_float(reconstructions)).abs().mean(dim=1)
+    brightest = float(error.max()) if error.numel() else 0.0
+    t = error / max(brightest, 1e-8)
+    heat = torch.stack([(3 * t).clamp(0, 1), (3 * t - 1).clamp(0, 1), (3 * t - 2).clamp(0, 1)], dim=1)
+    return heat, brightest
+
+
 def per_image_errors(model, images_uint8, labels=None, batch_size: int = 512) -> np.ndarray:
     """Mean squared error of each image's reconstruction (N floats), to find the best and worst."""
     with _inference(model):
@@ -314,15 +325,16 @@ def interpolate(model, image_a, image_b, steps: int, label_a=None, label_b=None)
     return decode(model, codes, labels)
 
 
-def sample_codes(model, n: int, codes_for_fit=None, seed: int = 0) -> np.ndarray:
+def sample_codes(model, n: int, codes_for_fit=None, seed: int = 0, prior: bool = False) -> np.ndarray:
     """n random codes, float32 n×latent: a VAE's prior N(0, I); for a plain AE, a Gaussian with the
     mean and full covariance of codes_for_fit (its codes of real images), drawn by a numpy
-    Generator seeded with `seed`."""
+    Generator seeded with `seed`. prior=True draws from N(0, I) for any model (what sampling a
+    plain AE as if it were a VAE gives)."""
     if n < 1:
         raise ValueError(f"Ask for at least one sample, not {n}.")
     rng = np.random.default_rng(seed)
     latent = model.cfg.latent
-    if model.cfg.vae:
+    if model.cfg.vae or prior:
         return rng.standard_normal((n, latent)).astype(np.float32)
     if codes_for_fit is None or len(codes_for_fit) < 2:
         raise ValueError("A plain autoencoder has no prior to sample from; pass the codes of at least two "
@@ -335,12 +347,12 @@ def sample_codes(model, n: int, codes_for_fit=None, seed: int = 0) -> np.ndarray
     return rng.multivariate_normal(fit.mean(axis=0), covariance, size=n, method="eigh").astype(np.float32)
 
 
-def sample(model, n: int, codes_for_fit=None, labels=None, seed: int = 0) -> torch.Tensor:
-    """n generated images, float n×C×H×W, decoded from sample_codes(model, n, codes_for_fit, seed):
+def sample(model, n: int, codes_for_fit=None, labels=None, seed: int = 0, prior: bool = False) -> torch.Tensor:
+    """n generated images, float n×C×H×W, decoded from sample_codes(model, n, codes_for_fit, seed, prior):
     the VAE prior, or for a plain AE a Gaussian fitted to its codes, which shows why its samples
     look worse (its codes do not fill a Gaussian). A conditional model uses `labels` (one int, or
     one per sample) or, when None, cycles through the classes 0, 1, 2, ..."""
-    codes = sample_codes(model, n, codes_for_fit, seed)
+    codes = sample_codes(model, n, codes_for_fit, seed, prior)
     if model.cfg.conditional and labels is None:
         labels = np.arange(n) % model.cfg.num_classes
     return decode(model, codes, labels)
@@ -365,9 +377,12 @@ def image_grid(images, nrow: int = 8, padding: int = 2, scale: int = 1, pad_valu
     equal channels). Images are float in [0, 1] or uint8, N×C×H×W (or one C×H×W image); each is
     enlarged by the integer `scale` with nearest-neighbour pixels (so 8×8 digits are visible) before
     the grid is laid out, so the padding stays `padding` pixels wide. pad_value: the padding's grey
-    level in [0, 1] (white by default, which separates dark-background digits)."""
+    level in [0, 1] (white by default, which separates dark-background digits). A list of
+    batches (e.g. originals, then their reconstructions) is laid out one after the other."""
     from torchvision.utils import make_grid
 
+    if isinstance(images, (list, tuple)):
+        images = torch.cat([to_float(batch).detach().cpu() for batch in images])
     images = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images).detach().cpu()
     if images.dim() == 3:
         images = images.unsqueeze(0)

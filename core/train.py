@@ -93,6 +93,19 @@ def resolve_device(name: str = "auto") -> torch.device:
     raise ValueError(f"Unknown device '{name}'; choose one of auto, cpu, cuda or mps.")
 
 
+def available_devices() -> list[str]:
+    """The device names this machine can train on: "auto", "cpu", then the accelerators it has."""
+    return ["auto", "cpu", *(["cuda"] if torch.cuda.is_available() else []),
+            *(["mps"] if _mps_available() else [])]
+
+
+def device_label(device: torch.device) -> str:
+    """How to name a device to a user, e.g. "CUDA · NVIDIA H100", "MPS", "CPU"."""
+    if device.type == "cuda":
+        return f"CUDA · {torch.cuda.get_device_name(device)}"
+    return device.type.upper()
+
+
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())

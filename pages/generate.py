@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
-import torch
 
 from core import analysis
 from ui import inspect_cache
@@ -31,12 +30,12 @@ WHY_VAE = (
 )
 
 
-def single(image: torch.Tensor, scale: int) -> np.ndarray:
+def single(image, scale: int) -> np.ndarray:
     """One C×H×W image (float or uint8) as an upscaled H×W×3 array for st.image."""
-    return analysis.image_grid(image.unsqueeze(0), nrow=1, padding=0, scale=scale)
+    return analysis.image_grid(image, nrow=1, padding=0, scale=scale)
 
 
-def show_row(images: list[torch.Tensor], captions: list[str], scale: int, per_row: int) -> None:
+def show_row(images: list, captions: list[str], scale: int, per_row: int) -> None:
     """Images side by side at their upscaled pixel size, each with its caption, `per_row` to a
     row. One column per image: the gaps keep dark-background images apart."""
     for first in range(0, len(images), per_row):
@@ -48,23 +47,18 @@ def show_row(images: list[torch.Tensor], captions: list[str], scale: int, per_ro
             column.image(picture, caption=caption, width=picture.shape[1])
 
 
-def cycling_labels(n: int, num_classes: int) -> torch.Tensor:
-    """Labels 0, 1, ..., K-1, 0, 1, ...: with K images per row, each column is one class."""
-    return torch.arange(n, dtype=torch.int64) % num_classes
-
-
 def show_samples(run, dataset, n: int, seed: int, scale: int) -> None:
     model = run.model
     conditional = run.config.model.conditional
-    num_classes = dataset.num_classes
-    labels = cycling_labels(n, num_classes) if conditional else None
-    nrow = num_classes if conditional else 8
+    # A conditional model's samples cycle through the labels 0, 1, ..., K-1 (core.analysis.sample),
+    # so with K images per row each column is one class.
+    nrow = dataset.num_classes if conditional else 8
     per_column = (f" Each column is one class, left to right: {', '.join(dataset.class_names)}."
                   if conditional else "")
 
     if run.config.model.vae:
         st.subheader("Samples from the prior N(0, I)")
-        images = analysis.sample(model, n, labels=labels, seed=seed)
+        images = analysis.sample(model, n, seed=seed)
         show_grid(images, nrow=nrow, scale=scale,
                   caption=f"{n} random codes z ~ N(0, I), decoded.{per_column}")
         st.markdown(WHY_VAE)
@@ -72,10 +66,8 @@ def show_samples(run, dataset, n: int, seed: int, scale: int) -> None:
 
     st.subheader("Samples from a Gaussian fitted to the codes, and from N(0, I)")
     encoded = inspect_cache.encoded_test_set(run.name, run_mtime(run.name), _run=run)
-    fitted = analysis.sample(model, n, codes_for_fit=encoded["codes"], labels=labels, seed=seed)
-    generator = torch.Generator().manual_seed(int(seed))
-    prior_codes = torch.randn(n, run.config.model.latent, generator=generator).numpy()
-    prior = analysis.decode(model, prior_codes, labels)
+    fitted = analysis.sample(model, n, codes_for_fit=encoded["codes"], seed=seed)
+    prior = analysis.sample(model, n, seed=seed, prior=True)
     left, right = st.columns(2)
     with left:
         show_grid(fitted, nrow=nrow, scale=scale,
@@ -88,7 +80,7 @@ def show_samples(run, dataset, n: int, seed: int, scale: int) -> None:
     st.markdown(WHY_VAE)
 
 
-def show_style_transfer(run, dataset, images: torch.Tensor, labels: torch.Tensor, scale: int) -> None:
+def show_style_transfer(run, dataset, images, labels, scale: int) -> None:
     model = run.model
     names = dataset.class_names
     st.subheader("Style transfer: one code, every label")
@@ -112,9 +104,8 @@ def show_style_transfer(run, dataset, images: torch.Tensor, labels: torch.Tensor
     st.subheader("The same image with a wrong label")
     wrong_names = [n for n in names if n != true_name]
     wrong_name = st.selectbox("Wrong label", wrong_names, key=WRONG_LABEL_KEY)
-    wrong_label = torch.tensor([names.index(wrong_name)], dtype=torch.int64)
-    with_true = analysis.decode(model, code, true_label)
-    with_wrong = analysis.decode(model, code, wrong_label)
+    with_true = analysis.decode(model, code, int(true_label))
+    with_wrong = analysis.decode(model, code, names.index(wrong_name))
     # Twice the usual size: these three are the point of the section.
     show_row([image[0], with_true[0], with_wrong[0]],
              [f"Test image {index} ({true_name})", f"Decoded with its true label '{true_name}'",

@@ -104,9 +104,7 @@ def main() -> None:
                 images, labels, dataset = inspect_cache.test_split(run)
                 shown, shown_labels = images[:IMAGES_SHOWN], labels[:IMAGES_SHOWN]
                 # Seed 0 for every run: the same images get the same noise, whichever run sees them.
-                noisy, recon = analysis.reconstruct(run.model, shown,
-                                                    inspect_cache.model_labels(run, shown_labels),
-                                                    noise=factor, seed=0)
+                noisy, recon = analysis.reconstruct(run.model, shown, shown_labels, noise=factor, seed=0)
                 sweep = inspect_cache.noise_sweep(name, run_mtime(name),
                                                   inspect_cache.MAX_SWEEP_IMAGES, _run=run)
             except Exception as exc:  # core errors carry one plain sentence

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
-import torch
 
 from core import analysis
 from ui import inspect_cache
@@ -15,24 +14,12 @@ from ui.widgets import run_picker, show_grid, upscale_for
 EXTREMES_SHOWN = 8
 
 
-def error_heatmap(originals: torch.Tensor, reconstructions: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """|x - x̂| averaged over the colour channels, in a black-red-yellow-white heat colour map
-    scaled to the largest error shown (so small errors are still visible); returns the RGB
-    images (float N×3×H×W) and that largest error."""
-    error = (originals - reconstructions).abs().mean(dim=1)
-    brightest = float(error.max())
-    t = error / max(brightest, 1e-8)
-    heat = torch.stack([(3 * t).clamp(0, 1), (3 * t - 1).clamp(0, 1), (3 * t - 2).clamp(0, 1)], dim=1)
-    return heat, brightest
-
-
 def show_extremes(run, images, labels, class_names, indices, errors, title: str, scale: int) -> None:
     """Originals (top row) over their reconstructions (bottom row), with each image's error."""
     chosen = images[indices]
-    _, recon = analysis.reconstruct(run.model, chosen,
-                                    inspect_cache.model_labels(run, labels[indices]))
+    _, recon = analysis.reconstruct(run.model, chosen, labels[indices])
     st.markdown(f"**{title}**")
-    show_grid(torch.cat([analysis.to_float(chosen), recon]), nrow=len(indices), scale=scale,
+    show_grid([chosen, recon], nrow=len(indices), scale=scale,
               caption="Top: test images; bottom: reconstructions")
     st.caption(" · ".join(f"#{i} ({class_names[int(labels[i])]}): {errors[i]:.4f}" for i in indices))
 
@@ -64,8 +51,8 @@ def main() -> None:
     count = st.slider("Images shown", 4, 32, 8, 4, key="recon_count")
     shown, shown_labels = images[:count], labels[:count]
     originals = analysis.to_float(shown)
-    _, recon = analysis.reconstruct(run.model, shown, inspect_cache.model_labels(run, shown_labels))
-    heat, brightest = error_heatmap(originals, recon)
+    _, recon = analysis.reconstruct(run.model, shown, shown_labels)
+    heat, brightest = analysis.error_maps(originals, recon)
     show_grid(originals, caption="Test images", scale=scale)
     show_grid(recon, caption="Reconstructions", scale=scale)
     show_grid(heat, scale=scale,
@@ -93,7 +80,7 @@ def main() -> None:
     record = run.history[epoch - 1] if epoch <= len(run.history) else {}
     loss = f", validation loss {record['val_loss']:.4f}" if "val_loss" in record else ""
     originals_row = run.film_originals
-    show_grid(torch.cat([originals_row, run.film[epoch - 1]]), nrow=len(originals_row), scale=scale,
+    show_grid([originals_row, run.film[epoch - 1]], nrow=len(originals_row), scale=scale,
               caption=f"Top: fixed validation images; bottom: their reconstructions after epoch "
                       f"{epoch} of {frames}{loss}")
 

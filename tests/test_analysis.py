@@ -319,3 +319,29 @@ def test_stop_event_ends_the_probe_after_the_current_batch(runs, digits):
                                   on_epoch=lambda row: stop.set(), stop_event=stop)
     assert result.stopped and len(result.history) == 1 and result.best_epoch == 1
     assert result.confusion.sum() == len(digits.splits["test"])
+
+
+def test_error_maps_are_black_where_exact_and_white_at_the_largest_error():
+    originals = torch.zeros(2, 1, 4, 4)
+    reconstructions = originals.clone()
+    reconstructions[1, 0, 2, 3] = 0.5
+    heat, brightest = analysis.error_maps(originals, reconstructions)
+    assert heat.shape == (2, 3, 4, 4) and brightest == pytest.approx(0.5)
+    assert float(heat[0].max()) == 0.0  # a perfect reconstruction is all black
+    assert heat[1, :, 2, 3].tolist() == [1.0, 1.0, 1.0]  # the largest error is white
+
+
+def test_image_grid_lays_out_a_list_of_batches_one_after_the_other(test_images):
+    images, _ = test_images
+    originals = images[:4]
+    stacked = analysis.image_grid(torch.cat([analysis.to_float(originals), analysis.to_float(originals)]), nrow=4)
+    assert np.array_equal(analysis.image_grid([originals, analysis.to_float(originals)], nrow=4), stacked)
+
+
+def test_prior_samples_of_a_plain_autoencoder_are_standard_normal_codes(runs):
+    model = runs["tiny-conv"].model
+    codes = analysis.sample_codes(model, 4000, seed=3, prior=True)
+    assert abs(codes.mean()) < 0.05 and abs(codes.std() - 1) < 0.05
+    with pytest.raises(ValueError, match="no prior"):
+        analysis.sample_codes(model, 4, seed=3)  # without prior=True it needs codes to fit
+    assert torch.equal(analysis.sample(model, 4, seed=3, prior=True), analysis.decode(model, codes[:4]))

@@ -13,7 +13,8 @@ import core.train as train_module
 from core.config import LOSSES, OPTIMIZERS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import balanced_sample_weights, fill_model_shape
 from core.models import build_model
-from core.train import EpochRecord, add_noise, evaluate, make_optimizer, resolve_device, train
+from core.train import (EpochRecord, add_noise, available_devices, device_label, evaluate, make_optimizer,
+                        resolve_device, train)
 
 
 def config(epochs=1, family="dense", **train_settings) -> RunConfig:
@@ -293,3 +294,12 @@ def test_bad_settings_are_refused_with_one_sentence(small):
     with pytest.raises(ValueError, match="Unknown device 'tpu'"):
         resolve_device("tpu")
     assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_available_devices_are_the_ones_resolve_device_accepts():
+    devices = available_devices()
+    assert devices[:2] == ["auto", "cpu"]
+    for name in devices:
+        resolve_device(name)  # raises for a device this machine does not have
+    assert ("cuda" in devices) == torch.cuda.is_available()
+    assert device_label(torch.device("cpu")) == "CPU"

@@ -6,7 +6,6 @@ walk can find it.
 from __future__ import annotations
 
 import streamlit as st
-import torch
 
 from core.config import (
     ACTIVATIONS,
@@ -19,7 +18,7 @@ from core.config import (
     RunConfig,
     TrainConfig,
 )
-from core.train import resolve_device
+from core.train import available_devices, resolve_device
 
 OPTIMIZER_LABELS = {
     "adam": "Adam",
@@ -107,17 +106,6 @@ def model_form(start: ModelConfig, noise_start: float) -> tuple[ModelConfig, flo
                             0.05, key="cfg_noise",
                             help="Training inputs get noise × N(0, 1) added; the target stays clean."))
     return mc, noise, problems
-
-
-def available_devices() -> list[str]:
-    """auto, cpu, and the accelerators this machine really has."""
-    devices = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        devices.append("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        devices.append("mps")
-    return devices
 
 
 def training_form(start: TrainConfig, noise: float) -> TrainConfig:

@@ -30,16 +30,11 @@ def test_split(run):
     return images, labels, dataset
 
 
-def model_labels(run, labels):
-    """Labels only matter to a conditional model; others ignore them."""
-    return labels if run.config.model.conditional else None
-
-
 @st.cache_data(max_entries=8, show_spinner="Encoding the test set...")
 def encoded_test_set(run_name: str, mtime: float, _run) -> dict:
     """Codes of every test image: {"codes": N×latent float32, "labels": int64 N}."""
     images, labels, _ = test_split(_run)
-    codes = analysis.encode(_run.model, images, model_labels(_run, labels))
+    codes = analysis.encode(_run.model, images, labels)
     return {"codes": np.asarray(codes, dtype=np.float32), "labels": labels.numpy()}
 
 
@@ -47,7 +42,7 @@ def encoded_test_set(run_name: str, mtime: float, _run) -> dict:
 def test_errors(run_name: str, mtime: float, _run) -> np.ndarray:
     """Reconstruction MSE of every test image, in test-split order."""
     images, labels, _ = test_split(_run)
-    return np.asarray(analysis.per_image_errors(_run.model, images, model_labels(_run, labels)))
+    return np.asarray(analysis.per_image_errors(_run.model, images, labels))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -55,9 +50,7 @@ def projected(run_name: str, mtime: float, points: int, method: str, seed: int,
               _codes: np.ndarray) -> np.ndarray:
     """The first `points` codes in 2-D ("raw", "pca" or "tsne"); the page shows its own spinner
     for t-SNE, which is the slow one."""
-    codes = _codes[:points]
-    return np.asarray(analysis.project(codes, method, seed=seed, max_points=len(codes)),
-                      dtype=np.float32)
+    return np.asarray(analysis.project(_codes[:points], method, seed=seed), dtype=np.float32)
 
 
 @st.cache_data(max_entries=16, show_spinner="Clustering the codes...")
@@ -72,5 +65,5 @@ def noise_sweep(run_name: str, mtime: float, max_images: int, _run) -> list[dict
     """Reconstruction error of the run at noise factors 0, 0.1, ..., 1 (same seed for every run)."""
     images, labels, _ = test_split(_run)
     images, labels = images[:max_images], labels[:max_images]
-    return analysis.noise_sweep(_run.model, images, model_labels(_run, labels),
+    return analysis.noise_sweep(_run.model, images, labels,
                                 levels=np.linspace(0.0, 1.0, SWEEP_LEVELS), seed=0)

@@ -3,10 +3,9 @@ the jobs the server is running or has queued."""
 from __future__ import annotations
 
 import streamlit as st
-import torch
 
 from core.data import DATASETS
-from core.train import resolve_device
+from core.train import device_label, resolve_device
 from ui.state import SELECTED_RUN_KEY, active_jobs, chosen_data_config
 
 SIDEBAR_POLL_SECONDS = 2
@@ -22,12 +21,9 @@ DATASET_LABELS = {
 
 
 @st.cache_resource
-def device_label() -> str:
+def auto_device_label() -> str:
     """What `auto` trains on here, e.g. "CUDA · NVIDIA H100" or "CPU"."""
-    device = resolve_device("auto")
-    if device.type == "cuda":
-        return f"CUDA · {torch.cuda.get_device_name(device)}"
-    return device.type.upper()
+    return device_label(resolve_device("auto"))
 
 
 def dataset_label(name: str) -> str:
@@ -66,7 +62,7 @@ def render_sidebar(container) -> None:
     """Fill `container` (a slot in st.sidebar); app.py calls this after the page ran, so a
     dataset or run chosen on this very run is already shown."""
     with container:
-        st.markdown(f"**Device:** {device_label()}")
+        st.markdown(f"**Device:** {auto_device_label()}")
         st.markdown(f"**Dataset:** {describe_data(chosen_data_config())}")
         run = st.session_state.get(SELECTED_RUN_KEY)
         st.markdown(f"**Current run:** {run}" if run else "**Current run:** none yet")
