@@ -278,6 +278,15 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _read_metrics(path: Path) -> dict | None:
+    """A run folder's metrics.json as a dict; None when it is missing or damaged."""
+    try:
+        metrics = _read_json(path / METRICS_FILE)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return metrics if isinstance(metrics, dict) else None
+
+
 def _load_tensors(path: Path, name: str) -> Any:
     """torch.load with weights_only=True, every failure turned into one sentence."""
     what = f"Run {name} cannot be loaded: its {path.name}"
@@ -372,11 +381,8 @@ def load_run(root, name: str) -> Run:
     except (OSError, ValueError, UnicodeDecodeError):
         info = {}
         warnings_.append("info.json is damaged")
-    try:
-        metrics = _read_json(path / METRICS_FILE)
-        if not isinstance(metrics, dict):
-            raise ValueError
-    except (OSError, ValueError, UnicodeDecodeError):
+    metrics = _read_metrics(path)
+    if metrics is None:
         metrics = {}
         warnings_.append("metrics.json is missing or damaged, so the run has no loss history")
 
@@ -407,6 +413,16 @@ def load_run(root, name: str) -> Run:
         test_metrics=dict(metrics.get("test_metrics") or {}),
         info=info,
     )
+
+
+def load_history(root, name: str) -> list[dict]:
+    """A run's per-epoch records (EpochRecord dicts) from its metrics.json alone: comparing runs
+    needs no weights or film."""
+    metrics = _read_metrics(_run_dir(root, name))
+    if metrics is None:
+        raise CheckpointError(f"Run {name} has no loss history: its metrics.json is missing or damaged; "
+                              "delete the run or train it again.")
+    return [dict(r) for r in metrics.get("history") or [] if isinstance(r, dict)]
 
 
 # ---------------------------------------------------------------- list / delete

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import core.checkpoints as checkpoints
-from core.checkpoints import (CheckpointError, check_name, delete_run, list_runs, load_run, save_run,
+from core.checkpoints import (CheckpointError, check_name, delete_run, list_runs, load_history, load_run, save_run,
                               unique_run_name)
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import load_dataset
@@ -320,3 +320,13 @@ def test_unsafe_run_names_are_refused(tmp_path, trained, name):
     with pytest.raises(CheckpointError):
         load_run(tmp_path, name)
     assert not (tmp_path.parent / "outside").exists()
+
+
+def test_load_history_reads_the_epochs_without_the_weights(tmp_path, trained):
+    save_run(tmp_path, "h", *trained)
+    (tmp_path / "h" / "weights.pt").write_bytes(b"")  # the weights are not needed for the history
+    history = load_history(tmp_path, "h")
+    assert [r["epoch"] for r in history] == [r.epoch for r in trained[1].history]
+    (tmp_path / "h" / "metrics.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="Run h has no loss history"):
+        load_history(tmp_path, "h")

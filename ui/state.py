@@ -12,7 +12,7 @@ from typing import Callable
 
 import streamlit as st
 
-from core.checkpoints import DEFAULT_ROOT, list_runs, load_run
+from core.checkpoints import DEFAULT_ROOT, list_runs, load_history, load_run
 from core.config import DataConfig, RunConfig
 from core.data import Dataset, load_dataset
 from core.jobs import JobRegistry
@@ -99,5 +99,6 @@ def chosen_data_config() -> DataConfig:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def run_history(name: str, mtime: float) -> list[dict]:
-    """A saved run's per-epoch records, kept apart from the (larger) loaded model."""
-    return list(get_run(name, mtime).history)
+    """A saved run's per-epoch records, read without loading its weights (comparing many runs
+    must not push the runs the Inspect pages use out of get_run's cache)."""
+    return load_history(checkpoints_root(), name)
