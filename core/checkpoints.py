@@ -89,6 +89,23 @@ def _slug(text: str) -> str:
     return slug[:_MAX_NAME - 4] or "run"  # leave room for a "-NNN" suffix
 
 
+def default_run_name(cfg: RunConfig) -> str:
+    """e.g. mnist-conv-small-z16, fashion-mnist-dense-1000-500-250-z2-vae."""
+    m = cfg.model
+    if m.family == "conv":
+        arch = "conv-" + ("-".join(map(str, m.channels)) if m.channels else m.preset)
+    else:
+        arch = "dense-" + "-".join(map(str, m.hidden))
+    parts = [cfg.data.dataset, arch, f"z{m.latent}"]
+    if m.vae:
+        parts.append("vae")
+    if m.conditional:
+        parts.append("cond")
+    if cfg.train.noise_factor > 0:
+        parts.append(f"noise{cfg.train.noise_factor:g}")
+    return "-".join(parts)
+
+
 def unique_run_name(root, base: str) -> str:
     """`base` if no run (or folder) of that name exists in root, else base-2, base-3, ...
     Characters not allowed in run names are replaced by '-'."""

@@ -153,23 +153,6 @@ def _set(obj: Any, attr: str, value: Any) -> None:
         setattr(obj, attr, value)
 
 
-def default_run_name(cfg: RunConfig) -> str:
-    """e.g. mnist-conv-small-z16, fashion-mnist-dense-1000-500-250-z2-vae."""
-    m = cfg.model
-    if m.family == "conv":
-        arch = "conv-" + ("-".join(map(str, m.channels)) if m.channels else m.preset)
-    else:
-        arch = "dense-" + "-".join(map(str, m.hidden))
-    parts = [cfg.data.dataset, arch, f"z{m.latent}"]
-    if m.vae:
-        parts.append("vae")
-    if m.conditional:
-        parts.append("cond")
-    if cfg.train.noise_factor > 0:
-        parts.append(f"noise{cfg.train.noise_factor:g}")
-    return "-".join(parts)
-
-
 # ---------------------------------------------------------------- progress
 
 class ProgressLine:
@@ -275,7 +258,7 @@ def _load_data(cfg: DataConfig, err: TextIO):
 
 
 def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from core.checkpoints import check_name, save_run, unique_run_name
+    from core.checkpoints import check_name, default_run_name, save_run, unique_run_name
     from core.data import fill_model_shape
     from core.models import build_model
     from core.train import train

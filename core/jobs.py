@@ -19,10 +19,9 @@ from typing import Callable
 
 import torch
 
-from core.checkpoints import CheckpointError, DEFAULT_ROOT, load_run, save_run, unique_run_name
-from core.cli import default_run_name
-from core.config import RunConfig
-from core.data import DataError, load_dataset
+from core.checkpoints import CheckpointError, DEFAULT_ROOT, default_run_name, load_run, save_run, unique_run_name
+from core.config import DataConfig, RunConfig
+from core.data import Dataset, DataError, load_dataset
 from core.train import EpochRecord, train
 
 MAX_JOBS_ENV = "AE_LAB_MAX_JOBS"
@@ -75,7 +74,6 @@ class _Job:
     total_epochs: int
     work: Callable[["_Job"], None]
     id: str = ""  # given by the registry
-    created: float = field(default_factory=time.time)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop_event: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
@@ -84,7 +82,6 @@ class _Job:
     epoch: int = 0
     batch: int = 0
     batches_per_epoch: int = 0
-    finished_progress: float | None = None  # set when the job ends
     history: list = field(default_factory=list)
     batch_losses: list[float] = field(default_factory=list)
     batch_loss_stride: int = 1
@@ -130,8 +127,8 @@ class _Job:
 
     def on_probe_epoch(self, record: dict) -> None:
         with self.lock:
-            self.history.append(dict(record))
-            self.epoch = int(record.get("epoch", len(self.history)))
+            self.history.append(record)
+            self.epoch = record["epoch"]
 
     # -------------------------------------------------- status
 
@@ -140,8 +137,10 @@ class _Job:
             self.status = status
 
     def progress(self) -> float:
-        if self.finished_progress is not None:
-            return self.finished_progress
+        # Nothing moves epoch, batch or history after finish(); a run that ended early on its own
+        # terms (early stopping) is complete all the same.
+        if self.status in ("finished", "early_stopped"):
+            return 1.0
         if self.kind == "train":
             if self.total_epochs < 1 or self.batches_per_epoch < 1:
                 return 0.0
@@ -155,7 +154,6 @@ class _Job:
             if run_name is not None:
                 self.run_name = run_name
             self.result = result
-            self.finished_progress = 1.0 if status in ("finished", "early_stopped") else self.progress()
             self.finished_at = time.time()
 
     def snapshot(self, queue_position: int | None) -> JobSnapshot:
@@ -201,8 +199,12 @@ def _max_jobs_from_env() -> int:
 class JobRegistry:
     """Starts, queues, stops and reports jobs; every public method is safe from any thread."""
 
-    def __init__(self, root=DEFAULT_ROOT, max_concurrent: int | None = None):
+    def __init__(self, root=DEFAULT_ROOT, max_concurrent: int | None = None,
+                 load_data: Callable[[DataConfig], Dataset] = load_dataset):
         self.root = root
+        # The app passes its shared dataset store, so a job reuses the dataset its pages already
+        # loaded instead of parsing (or decoding, or generating) it again.
+        self.load_data = load_data
         self.max_concurrent = _max_jobs_from_env() if max_concurrent is None else int(max_concurrent)
         if self.max_concurrent < 1:
             raise ValueError(f"At most {self.max_concurrent} jobs at once would run nothing; allow 1 or more.")
@@ -275,7 +277,7 @@ class JobRegistry:
 
     def _train_job(self, job: _Job) -> None:
         cfg = job.config
-        dataset = load_dataset(cfg.data)
+        dataset = self.load_data(cfg.data)
         job.set_status("running")
         started = time.perf_counter()
         result = train(cfg, dataset, reporter=job, stop_event=job.stop_event)
@@ -294,7 +296,7 @@ class JobRegistry:
         run = load_run(self.root, run_name)
         with job.lock:
             job.config = run.config
-        dataset = load_dataset(run.config.data)
+        dataset = self.load_data(run.config.data)
         job.set_status("running")
         result = train_probe(run.model, dataset, probe_cfg, on_epoch=job.on_probe_epoch, stop_event=job.stop_event)
         epochs = len(result.history)

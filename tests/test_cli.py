@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from core.checkpoints import list_runs, load_run
-from core.cli import config_from_args, build_parser, default_run_name, main
+from core.checkpoints import default_run_name
+from core.cli import config_from_args, build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = {"run", "epochs", "train_loss", "val_loss", "test_mse", "seconds"}

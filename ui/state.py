@@ -33,7 +33,8 @@ def checkpoints_root() -> str:
 
 @st.cache_resource
 def get_registry() -> JobRegistry:
-    return JobRegistry(root=checkpoints_root())
+    # The store is looked up here, on the script thread: job threads have no Streamlit context.
+    return JobRegistry(root=checkpoints_root(), load_data=_dataset_store().get)
 
 
 def active_jobs() -> list:
@@ -65,31 +66,31 @@ class _DatasetStore:
         self.lock = threading.Lock()
         self.items: OrderedDict[str, Dataset] = OrderedDict()
 
+    def get(self, data_cfg: DataConfig, progress: Callable[[int, int], None] | None = None) -> Dataset:
+        """The dataset for data_cfg; loaded once, then served from memory. A DataError is raised,
+        not remembered, so fixing the folder and trying again works."""
+        key = RunConfig(data=data_cfg).to_json()
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        dataset = load_dataset(data_cfg, progress)
+        with self.lock:
+            self.items[key] = dataset
+            while len(self.items) > MAX_CACHED_DATASETS:
+                self.items.popitem(last=False)
+        return dataset
+
 
 @st.cache_resource
 def _dataset_store() -> _DatasetStore:
     return _DatasetStore()
 
 
-def get_dataset(data_cfg_json: str, progress: Callable[[int, int], None] | None = None) -> Dataset:
-    """The dataset for a DataConfig (passed as JSON so the key is plain text); loaded once,
-    then served from memory. `progress(done, total)` is called while loading. A DataError is
-    raised, not remembered, so fixing the folder and trying again works."""
-    store = _dataset_store()
-    with store.lock:
-        if data_cfg_json in store.items:
-            store.items.move_to_end(data_cfg_json)
-            return store.items[data_cfg_json]
-    dataset = load_dataset(RunConfig.from_json(data_cfg_json).data, progress)
-    with store.lock:
-        store.items[data_cfg_json] = dataset
-        while len(store.items) > MAX_CACHED_DATASETS:
-            store.items.popitem(last=False)
-    return dataset
-
-
 def dataset_for(data_cfg: DataConfig, progress: Callable[[int, int], None] | None = None) -> Dataset:
-    return get_dataset(RunConfig(data=data_cfg).to_json(), progress)
+    """The dataset for a DataConfig, from the store every session and job shares;
+    `progress(done, total)` is called while loading."""
+    return _dataset_store().get(data_cfg, progress)
 
 
 def chosen_data_config() -> DataConfig:
