@@ -181,31 +181,17 @@ def noise_sweep(model, images_uint8, labels=None, levels=DEFAULT_NOISE_LEVELS, s
 # ----------------------------------------------------------------------------- the latent space
 
 
-def subsample_indices(count: int, max_points: int | None, seed: int = 0) -> np.ndarray:
-    """Sorted indices of a seeded random choice of max_points out of count rows (all rows when
-    max_points is None or not smaller than count): the rows project() keeps when it caps points."""
-    if max_points is None or max_points >= count:
-        return np.arange(count)
-    if max_points < 1:
-        raise ValueError(f"The number of points to show must be at least 1, not {max_points}.")
-    return np.sort(np.random.default_rng(seed).choice(count, size=int(max_points), replace=False))
-
-
-def project(codes, method: str = "pca", seed: int = 0, max_points: int | None = None,
-            n_jobs: int = -1) -> np.ndarray:
+def project(codes, method: str = "pca", seed: int = 0, n_jobs: int = -1) -> np.ndarray:
     """The codes in 2-D, float32 N×2: "raw" (the first two coordinates; a 1-d code gets a zero
     second axis), "pca" (scikit-learn PCA) or "tsne" (see _tsne for the method and why).
 
-    max_points caps the work: with more rows than that, only the seeded subsample
-    codes[subsample_indices(len(codes), max_points, seed)] is projected and the result has one row
-    per kept index, in that order; call subsample_indices to pick the matching labels or images.
-    n_jobs: CPU threads for t-SNE (-1: all cores)."""
+    The caller chooses how many codes to project (the Latent page takes the first N, so the
+    points line up with its labels and clusters). n_jobs: CPU threads for t-SNE (-1: all cores)."""
     if method not in PROJECTIONS:
         raise ValueError(f"Unknown projection '{method}'; choose one of {', '.join(PROJECTIONS)}.")
     codes = np.asarray(codes, dtype=np.float32)
     if codes.ndim != 2 or codes.shape[1] < 1:
         raise ValueError(f"Codes must be a table of shape N×latent, not {codes.shape}.")
-    codes = codes[subsample_indices(len(codes), max_points, seed)]
     if not np.isfinite(codes).all():
         raise ValueError("Some codes are NaN or infinite, so they cannot be projected; retrain the model.")
     if method == "raw" or codes.shape[1] == 1 or len(codes) < 3:

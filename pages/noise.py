@@ -125,7 +125,7 @@ def main() -> None:
         st.altair_chart(noise_sweep_chart(pd.DataFrame(sweeps), factor), key="noise_sweep_chart")
         st.caption(f"Mean error of each run's reconstruction against the clean image, over up to "
                    f"{inspect_cache.MAX_SWEEP_IMAGES:,} test images at "
-                   f"{inspect_cache.SWEEP_LEVELS} noise levels; the dashed line is the slider. "
+                   f"{len(analysis.DEFAULT_NOISE_LEVELS)} noise levels; the dashed line is the slider. "
                    "Click a run in the legend to highlight it.")
 
 

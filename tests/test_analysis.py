@@ -166,15 +166,6 @@ def test_tsne_falls_back_to_scikit_learn_without_opentsne(monkeypatch):
     assert trustworthiness(codes, embedding, n_neighbors=10) > 0.9
 
 
-def test_max_points_projects_a_seeded_subsample():
-    codes, _ = clusters(seed=4)
-    kept = analysis.subsample_indices(len(codes), 50, seed=7)
-    assert len(kept) == 50 and len(set(kept)) == 50 and np.all(np.diff(kept) > 0)
-    assert np.array_equal(kept, analysis.subsample_indices(len(codes), 50, seed=7))
-    assert np.array_equal(analysis.project(codes, "raw", seed=7, max_points=50), codes[kept, :2])
-    assert analysis.project(codes, "pca", max_points=1000).shape == (300, 2)
-
-
 def test_unknown_projection_is_refused():
     with pytest.raises(ValueError, match="choose one of raw, pca, tsne"):
         analysis.project(np.zeros((5, 2)), "umap")

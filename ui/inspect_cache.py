@@ -20,7 +20,6 @@ MAX_LATENT_POINTS = 10_000
 LATENT_POINT_CHOICES = (500, 1000, 2000, 3000, 5000, 10_000)
 # The noise sweep is an average: a couple of thousand images make a smooth curve.
 MAX_SWEEP_IMAGES = 2000
-SWEEP_LEVELS = 11
 
 
 def test_split(run):
@@ -65,5 +64,4 @@ def noise_sweep(run_name: str, mtime: float, max_images: int, _run) -> list[dict
     """Reconstruction error of the run at noise factors 0, 0.1, ..., 1 (same seed for every run)."""
     images, labels, _ = test_split(_run)
     images, labels = images[:max_images], labels[:max_images]
-    return analysis.noise_sweep(_run.model, images, labels,
-                                levels=np.linspace(0.0, 1.0, SWEEP_LEVELS), seed=0)
+    return analysis.noise_sweep(_run.model, images, labels, seed=0)
