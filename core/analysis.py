@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.data import Dataset
-from core.train import _SEED_LOCK, add_noise, resolve_device
+from core.train import _SEED_LOCK, add_noise, resolve_device, to_float  # to_float: part of this module's API too
 
 # The number of levels the Noise page sweeps: 0, 0.1, ..., 1.
 DEFAULT_NOISE_LEVELS = np.linspace(0.0, 1.0, 11)
@@ -71,14 +71,6 @@ def _as_codes(codes, model: nn.Module) -> torch.Tensor:
     if z.dim() == 1:
         z = z.unsqueeze(0)
     return z.to(_device(model))
-
-
-def to_float(images_uint8) -> torch.Tensor:
-    """uint8 images -> float in [0, 1] (on the same device); float input is returned as float32."""
-    images = torch.as_tensor(images_uint8)
-    if images.dtype == torch.uint8:
-        return images.float().div_(255)
-    return images.float()
 
 
 def _batches(count: int, batch_size: int) -> range:

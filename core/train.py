@@ -158,6 +158,14 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
     raise ValueError(f"Unknown optimiser '{name}'; choose one of {', '.join(OPTIMIZERS)}.")
 
 
+def to_float(images_uint8) -> torch.Tensor:
+    """uint8 images -> float in [0, 1] (on the same device); float input is returned as float32."""
+    images = torch.as_tensor(images_uint8)
+    if images.dtype == torch.uint8:
+        return images.float().div_(255)
+    return images.float()
+
+
 def add_noise(x: torch.Tensor, factor: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """clip(x + factor * N(0, 1), 0, 1); x is returned unchanged when factor is 0."""
     if factor <= 0:
@@ -180,7 +188,7 @@ def evaluate(model, images_uint8: torch.Tensor, labels, device, batch_size: int 
     squared = torch.zeros((), dtype=torch.float64, device=device)
     absolute = torch.zeros((), dtype=torch.float64, device=device)
     for start in range(0, count, batch_size):
-        x = images_uint8[start : start + batch_size].to(device).float().div_(255)
+        x = to_float(images_uint8[start : start + batch_size].to(device))
         y = labels[start : start + batch_size].to(device) if labels is not None else None
         recon = model(x, y).recon
         diff = recon - x
@@ -331,7 +339,7 @@ def train(
         sums = torch.zeros(2, dtype=torch.float64, device=device)
         with torch.no_grad():
             for start in range(0, val_x.shape[0], eval_batch):
-                x = val_x[start : start + eval_batch].float().div_(255)
+                x = to_float(val_x[start : start + eval_batch])
                 y = val_y[start : start + eval_batch]
                 out = model(add_noise(x, tc.noise_factor, val_noise), y)
                 recon, kl = _loss_parts(out, x, tc.loss, mc.vae)
@@ -373,7 +381,7 @@ def train(
             if is_stopped():
                 status = "stopped"
                 break
-            x = train_x[idx].float().div_(255)
+            x = to_float(train_x[idx])
             out = model(add_noise(x, tc.noise_factor, noise_generator), train_y[idx])
             recon, kl = _loss_parts(out, x, tc.loss, mc.vae)
             loss = recon + mc.beta * kl if mc.vae else recon
