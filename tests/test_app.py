@@ -11,7 +11,7 @@ from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.train import resolve_device
 from ui.state import DATA_CONFIG_KEY, SELECTED_RUN_KEY, get_registry
 
-from apptest_helpers import APP, navigation_as_served  # noqa: F401
+from apptest_helpers import navigation_as_served, open_app_page  # noqa: F401
 
 
 # The sidebar is under test: run app.py the way a real server does (see the fixture).
@@ -29,8 +29,7 @@ def sidebar(at: AppTest) -> dict[str, str]:
 
 
 def test_app_opens_on_data_with_device_and_dataset_in_the_sidebar(no_runs):
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    assert not at.exception
+    at = open_app_page()
     assert at.title[0].value == "Data"
     shown = sidebar(at)
     device = resolve_device("auto")
@@ -43,11 +42,10 @@ def test_app_opens_on_data_with_device_and_dataset_in_the_sidebar(no_runs):
 
 
 def test_sidebar_follows_the_session_choices(no_runs):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state[DATA_CONFIG_KEY] = DataConfig(dataset="shapes", shapes_count=300, limit=200)
-    at.session_state[SELECTED_RUN_KEY] = "tiny-vae"
-    at.switch_page("pages/train.py").run()
-    assert not at.exception
+    at = open_app_page("pages/train.py", {
+        DATA_CONFIG_KEY: DataConfig(dataset="shapes", shapes_count=300, limit=200),
+        SELECTED_RUN_KEY: "tiny-vae",
+    })
     shown = sidebar(at)
     assert shown["Dataset"] == "Shapes (generated) · first 200 images"
     assert shown["Current run"] == "tiny-vae"
@@ -65,7 +63,7 @@ def test_sidebar_lists_running_and_queued_jobs(no_runs, monkeypatch):
     first = jobs.start(RunConfig(**{**vars(cfg), "name": "busy"}))
     second = jobs.start(RunConfig(**{**vars(cfg), "name": "waiting"}))
     try:
-        at = AppTest.from_file(APP, default_timeout=60).run()
+        at = open_app_page()
         caption = sidebar(at)["caption"]
         assert "busy: loading" in caption or "busy: running" in caption
         assert "waiting: queued, position 1" in caption

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import re
 
-import pandas as pd
-from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 from ui.state import SELECTED_RUN_KEY, get_registry
 
-from apptest_helpers import open_app_page
+from apptest_helpers import chart_frames, open_app_page
 
 PAGE = "pages/classifier.py"
 RUN = "tiny-denoise"  # a plain conv AE with a 4-D code
@@ -20,12 +18,6 @@ JOB_TIMEOUT_S = 60
 
 def open_page(run_name: str | None) -> AppTest:
     return open_app_page(PAGE, {SELECTED_RUN_KEY: run_name} if run_name else {})
-
-
-def chart_tables(at: AppTest) -> list[pd.DataFrame]:
-    """Every dataset of every Altair chart on the page, as DataFrames."""
-    return [convert_arrow_bytes_to_pandas_df(dataset.data.data)
-            for chart in at.get("vega_lite_chart") for dataset in chart.proto.datasets]
 
 
 def start_probe(at: AppTest, epochs: int) -> str:
@@ -52,7 +44,7 @@ def test_train_classifier_then_results(app_runs, digits):
     assert at.metric[0].label == "Test accuracy"
     assert accuracy > 2 / digits.num_classes  # well above chance (10 %)
 
-    confusion = [t for t in chart_tables(at) if {"true", "predicted", "count"} <= set(t.columns)]
+    confusion = [t for t in chart_frames(at) if {"true", "predicted", "count"} <= set(t.columns)]
     assert len(confusion) == 1
     table = confusion[0]
     names = [str(d) for d in range(10)]
@@ -61,7 +53,7 @@ def test_train_classifier_then_results(app_runs, digits):
     correct = table.loc[table["true"] == table["predicted"], "count"].sum()
     assert abs(correct / test_size - accuracy) < 0.001  # the metric and the matrix agree
 
-    per_class = [t for t in chart_tables(at) if {"class", "accuracy"} <= set(t.columns)]
+    per_class = [t for t in chart_frames(at) if {"class", "accuracy"} <= set(t.columns)]
     assert len(per_class) == 1 and sorted(per_class[0]["class"]) == names
 
     confused = [c for im in at.get("image") for c in im.captions if "→" in c]

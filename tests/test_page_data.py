@@ -3,9 +3,7 @@ them, the shapes dataset, and the plain messages for a missing or unreadable fol
 from __future__ import annotations
 
 
-import numpy as np
 import pytest
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core.config import DataConfig
@@ -13,6 +11,7 @@ from core.data import load_dataset
 from ui.state import DATA_CONFIG_KEY
 
 from apptest_helpers import chart_frames, navigation_as_served, open_app_page  # noqa: F401
+from idx_helpers import write_image_folder
 
 
 # The sidebar is under test: run app.py the way a real server does (see the fixture).
@@ -21,9 +20,7 @@ pytestmark = pytest.mark.usefixtures("navigation_as_served")
 
 def data_page(**widgets) -> AppTest:
     """The Data page, with widget values (by key) set before its first run."""
-    return open_app_page("pages/data.py", widgets, check=False)
-
-
+    return open_app_page("pages/data.py", widgets)
 
 
 def table_with(at: AppTest, column: str):
@@ -37,7 +34,7 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 def test_digits_shows_the_real_class_counts_and_split_sizes(no_runs, digits):
     at = data_page()
-    assert not at.exception and not at.error
+    assert not at.error
     shown = metrics(at)
     assert shown["Images"] == f"{len(digits.labels):,}"
     for split, label in (("train", "Train"), ("val", "Validation"), ("test", "Test")):
@@ -61,7 +58,7 @@ def test_digits_shows_the_real_class_counts_and_split_sizes(no_runs, digits):
 
 def test_shapes_dataset_loads_with_its_classes(no_runs):
     at = data_page(data_dataset="shapes", data_shapes_count=300, data_image_size=16)
-    assert not at.exception and not at.error
+    assert not at.error
     expected = load_dataset(DataConfig(dataset="shapes", shapes_count=300, image_size=16))
     shown = metrics(at)
     assert shown["Images"] == "300"
@@ -74,7 +71,6 @@ def test_shapes_dataset_loads_with_its_classes(no_runs):
 def test_missing_folder_shows_one_plain_sentence(no_runs, tmp_path):
     missing = tmp_path / "no-such-folder"
     at = data_page(data_dataset="folder", data_folder=str(missing))
-    assert not at.exception
     assert len(at.error) == 1
     message = at.error[0].value
     assert str(missing) in message and "does not exist" in message
@@ -90,20 +86,15 @@ def test_folder_of_non_images_shows_the_message(no_runs, tmp_path):
         (tmp_path / name / "one.jpg").write_text("this is not a picture")
         (tmp_path / name / "two.png").write_bytes(b"")
     at = data_page(data_dataset="folder", data_folder=str(tmp_path))
-    assert not at.exception
     assert len(at.error) == 1 and "No readable images" in at.error[0].value
 
 
 def test_folder_lists_what_it_skipped(no_runs, tmp_path):
-    tmp_path = tmp_path / "images"  # not next to the checkpoints folder no_runs made
-    rng = np.random.default_rng(0)
-    for name in ("red", "blue"):
-        (tmp_path / name).mkdir(parents=True)
-        for i in range(6):
-            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / name / f"{i}.png")
+    # Not next to the checkpoints folder no_runs made.
+    tmp_path = write_image_folder(tmp_path / "images", classes=("red", "blue"), per_class=6, size=20)
     (tmp_path / "red" / "broken.jpg").write_text("not an image")
     at = data_page(data_dataset="folder", data_folder=str(tmp_path), data_image_size=16, data_channels=1)
-    assert not at.exception and not at.error
+    assert not at.error
     assert "1 file(s) could not be used" in at.warning[0].value
     skipped = table_with(at, "Why it was skipped")
     assert list(skipped["File"]) == [str(tmp_path / "red" / "broken.jpg")]
@@ -114,5 +105,4 @@ def test_folder_lists_what_it_skipped(no_runs, tmp_path):
 @pytest.mark.parametrize("dataset", ["mnist"])
 def test_torchvision_dataset_without_files_says_so(no_runs, tmp_path, dataset):
     at = data_page(data_dataset=dataset, data_root=str(tmp_path), data_download=False)
-    assert not at.exception
     assert len(at.error) == 1 and "Traceback" not in at.error[0].value

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 
 import pytest
-from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
 from core.checkpoints import save_run
@@ -12,7 +11,7 @@ from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import load_dataset
 from core.train import train
 
-from apptest_helpers import open_app_page
+from apptest_helpers import chart_frames, open_app_page
 
 PAGE = "pages/latent.py"
 
@@ -25,9 +24,8 @@ def open_page(run_name: str, picked: int | None = None) -> AppTest:
 
 
 def scatter_points(at: AppTest):
-    chart = at.main.get_by_key("latent_scatter").get("vega_lite_chart")[0]
-    frames = [dataframe_util.convert_arrow_bytes_to_pandas_df(d.data.data)
-              for d in chart.proto.datasets]
+    """The scatter's points: the dataset with index, x and y of the chart in latent_scatter."""
+    frames = chart_frames(at.main.get_by_key("latent_scatter"))
     return next(f for f in frames if {"index", "x", "y"} <= set(f.columns))
 
 
@@ -36,9 +34,9 @@ def urls_in(at: AppTest, key: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def test_count() -> int:
+def test_count(digits) -> int:
     """How many test images the tiny runs (all on digits, seed 0) encode."""
-    return len(load_dataset(DataConfig(dataset="digits", seed=0)).splits["test"])
+    return len(digits.splits["test"])
 
 
 @pytest.mark.parametrize("projection", ["raw", "pca", "tsne"])

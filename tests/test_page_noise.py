@@ -3,7 +3,6 @@ from __future__ import annotations
 
 
 import pytest
-from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
 from core import analysis
@@ -12,7 +11,7 @@ from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import load_dataset
 from core.train import train
 
-from apptest_helpers import open_app_page
+from apptest_helpers import chart_frames, open_app_page
 
 PAGE = "pages/noise.py"
 
@@ -24,17 +23,15 @@ def open_page(selected: str | None = None, chosen: list[str] | None = None) -> A
     return open_app_page(PAGE, state)
 
 
-def sweep_chart(at: AppTest):
-    charts = at.main.get("vega_lite_chart")
-    assert len(charts) == 1
-    return charts[0]
+def sweep_frames(at: AppTest):
+    """The data behind the page's one chart, the noise sweep."""
+    assert len(at.main.get("vega_lite_chart")) == 1
+    return chart_frames(at.main)
 
 
 def sweep_rows(at: AppTest):
     """The rows behind the sweep chart's lines (the dataset that has a run column)."""
-    frames = [dataframe_util.convert_arrow_bytes_to_pandas_df(d.data.data)
-              for d in sweep_chart(at).proto.datasets]
-    return next(f for f in frames if "run" in f.columns)
+    return next(f for f in sweep_frames(at) if "run" in f.columns)
 
 
 def image_urls(at: AppTest) -> list[str]:
@@ -76,9 +73,7 @@ def test_moving_the_noise_slider_changes_the_noisy_images(app_runs):
     at.slider(key="noise_factor").set_value(0.8).run()
     after = image_urls(at)
     assert after[0] != before[0] and after[1] != before[1]
-    rule_data = [dataframe_util.convert_arrow_bytes_to_pandas_df(d.data.data)
-                 for d in sweep_chart(at).proto.datasets]
-    assert any(list(f.columns) == ["noise"] and f["noise"].tolist() == [0.8] for f in rule_data)
+    assert any(list(f.columns) == ["noise"] and f["noise"].tolist() == [0.8] for f in sweep_frames(at))
 
 
 @pytest.fixture
