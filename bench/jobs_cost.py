@@ -15,10 +15,13 @@ JOB_TIMEOUT_S = 600
 
 
 def _watch(registry, job_id: str, stop: threading.Event, reads: list[int]) -> None:
-    """What the Train page's fragment does every half second: take a snapshot and read it."""
-    while not stop.wait(WATCH_INTERVAL_S):
+    """What the Train page's fragment does when it first shows the job and then every half
+    second: take a snapshot and read it."""
+    while True:
         snapshot = registry.snapshot(job_id)
         reads.append(len(snapshot.batch_losses) + len(snapshot.history))
+        if stop.wait(WATCH_INTERVAL_S):
+            return
 
 
 def job_images_per_s(registry, cfg: RunConfig, watched: bool) -> tuple[float, int]:

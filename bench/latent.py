@@ -43,12 +43,12 @@ def pca_seconds(codes: np.ndarray, tries: int) -> float:
 
 
 def noise_sweep_seconds(model, images_uint8, tries: int) -> tuple[float, list[dict]]:
-    """core.analysis.noise_sweep over its 11 default levels (0, 0.1, ..., 1), median of tries."""
+    """core.analysis.noise_sweep over its default levels (DEFAULT_NOISE_LEVELS: 0, 0.1, ..., 1),
+    median of tries."""
     from core.analysis import noise_sweep
 
-    levels = np.linspace(0.0, 1.0, 11)
     times, sweep = [], []
     for _ in range(tries):
-        sweep, seconds = timed(noise_sweep, model, images_uint8, levels=levels)
+        sweep, seconds = timed(noise_sweep, model, images_uint8)
         times.append(seconds)
     return statistics.median(times), sweep

@@ -85,18 +85,11 @@ def print_ops(model_cfg, steps: int) -> None:
     model = build_model(model_cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=tr.HOMEWORK_LR)
     x = torch.rand(tr.HOMEWORK_BATCH, model_cfg.in_channels, model_cfg.image_size, model_cfg.image_size)
-
-    def one_step():
-        loss = F.mse_loss(model(x).recon, x)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
     for _ in range(3):
-        one_step()
+        tr.homework_step(model, optimizer, x)
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         for _ in range(steps):
-            one_step()
+            tr.homework_step(model, optimizer, x)
     print(prof.key_averages(group_by_input_shape=True).table(
         sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=28, max_shapes_column_width=70))
 

@@ -129,13 +129,14 @@ class Bench:
     # 5
     def noise(self, results: Results) -> None:
         from bench.latent import noise_sweep_seconds
+        from core.analysis import DEFAULT_NOISE_LEVELS
 
         self._need_model()
         test_images, _ = self.data.core.split("test")
         images = test_images[: self.plan.sweep_images]
         seconds, sweep = noise_sweep_seconds(self.result.model, images, self.plan.sweep_tries)
-        if len(sweep) != 11:
-            raise RuntimeError(f"noise_sweep returned {len(sweep)} levels instead of 11.")
+        if len(sweep) != len(DEFAULT_NOISE_LEVELS):
+            raise RuntimeError(f"noise_sweep returned {len(sweep)} levels instead of {len(DEFAULT_NOISE_LEVELS)}.")
         results.set("noise_sweep_s", seconds)
         say(f"noise sweep over {len(images)} images: {seconds:.3f} s")
 

@@ -89,6 +89,16 @@ def run_config(data: BenchData, epochs: int, device: torch.device, seed: int = 0
                      train=TrainConfig(epochs=epochs, device=str(device), seed=seed), name="bench-conv-z16")
 
 
+def homework_step(model, optimizer, x: torch.Tensor) -> torch.Tensor:
+    """One step of the homework loop on batch x: MSE of the reconstruction, zero_grad, backward,
+    step. Returns the loss (reading it with .item() waits for the device, as the homework does)."""
+    loss = F.mse_loss(model(x).recon, x)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def warm_up(model_cfg: ModelConfig, device: torch.device, batches: int = 5) -> None:
     """A few steps on random data so kernel selection and allocator growth, which both paths
     would otherwise pay in their first batches, are paid before either is timed."""
@@ -96,10 +106,7 @@ def warm_up(model_cfg: ModelConfig, device: torch.device, batches: int = 5) -> N
     optimizer = torch.optim.Adam(model.parameters(), lr=HOMEWORK_LR)
     x = torch.rand(HOMEWORK_BATCH, model_cfg.in_channels, model_cfg.image_size, model_cfg.image_size, device=device)
     for _ in range(batches):
-        loss = F.mse_loss(model(x).recon, x)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        homework_step(model, optimizer, x)
     _sync(device)
 
 
@@ -118,14 +125,10 @@ def homework_epochs(data: BenchData, epochs: int, device: torch.device, seed: in
     for _ in range(epochs):
         model.train()
         started = time.perf_counter()
-        seen, running_loss = 0, 0.0
+        seen = 0
         for images, _labels in loader:
             images = images.to(device)
-            loss = F.mse_loss(model(images).recon, images)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            running_loss += loss.item()
+            homework_step(model, optimizer, images).item()
             seen += images.shape[0]
         _sync(device)
         rates.append(seen / (time.perf_counter() - started))
@@ -199,11 +202,7 @@ def single_thread_cpu_cost(data: BenchData, batches: int = 40, skip: int = 5) ->
         optimizer = torch.optim.Adam(model.parameters(), lr=HOMEWORK_LR)
         stamps = []
         for images, _labels in DataLoader(data.homework, batch_size=HOMEWORK_BATCH, shuffle=True):
-            loss = F.mse_loss(model(images).recon, images)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            loss.item()
+            homework_step(model, optimizer, images).item()
             stamps.append(time.thread_time())
             if len(stamps) >= batches:
                 break

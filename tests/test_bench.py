@@ -11,7 +11,7 @@ import pytest
 import torch
 from torchvision import transforms
 
-from bench.app_start import _children, rss_mb
+from bench.app_start import _children, process_rss_mb, rss_mb
 from bench.report import EXTRA_KEYS, FIGURES, REQUIRED_KEYS, Results, Target, format_value
 from bench.run import step
 from bench.training import PilImages, load_bench_data
@@ -82,11 +82,6 @@ def test_format_value():
     assert format_value(0.01234, "s") == "0.0123 s"
 
 
-def _own_rss_mb() -> float:
-    line = next(l for l in open("/proc/self/status") if l.startswith("VmRSS:"))
-    return int(line.split()[1]) / 1024
-
-
 def test_rss_counts_the_process_and_its_children():
     child = subprocess.Popen([sys.executable, "-c", "import time; x = b'1' * (64 << 20); print(1, flush=True); "
                               "time.sleep(30)"], stdout=subprocess.PIPE)
@@ -94,7 +89,7 @@ def test_rss_counts_the_process_and_its_children():
         child.stdout.readline()  # the child holds its 64 MiB once it has printed
         assert child.pid in _children(os.getpid())
         assert rss_mb(child.pid) >= 64
-        assert rss_mb(os.getpid()) >= _own_rss_mb() + 64 - 1  # ours plus the child's
+        assert rss_mb(os.getpid()) >= process_rss_mb(os.getpid()) + 64 - 1  # ours plus the child's
     finally:
         child.kill()
         child.wait()

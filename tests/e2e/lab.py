@@ -23,8 +23,9 @@ from streamlit_ui import (
 )
 
 DIGITS = "Digits (8×8, built in)"
-# Vega draws one SVG path per data point of a `mark_line(point=True)` chart in a
-# `g.mark-symbol.role-mark` group (legend symbols are role-legend-symbol, not counted).
+# Vega draws one SVG path per data point of a point mark (a scatter, or a `mark_line(point=True)`
+# chart's points) in a `g.mark-symbol.role-mark` group (legend symbols are role-legend-symbol,
+# not counted).
 POINT_MARKS = "g.mark-symbol.role-mark path"
 EPOCH_TEXT = re.compile(r"epoch (\d+)/(\d+)")
 

@@ -5,8 +5,6 @@ auto-waiting Playwright locator or `expect(...)`, never a fixed sleep.
 """
 from __future__ import annotations
 
-import re
-
 from playwright.sync_api import Locator, Page, expect
 
 APP_LOAD_TIMEOUT_MS = 60_000
@@ -64,18 +62,6 @@ def choose(page: Page, label: str, option: str, scope: Locator | None = None) ->
     wait_for_script(page)
 
 
-def choose_matching(page: Page, label: str, pattern: str, scope: Locator | None = None) -> str:
-    """Pick the first option whose text matches `pattern` (case-insensitive); return its text."""
-    box = (scope or page).get_by_role("combobox", name=label, exact=True)
-    box.click()
-    option = page.get_by_role("option", name=re.compile(pattern, re.I)).first
-    text = option.inner_text().strip()
-    option.click()
-    expect(box).to_have_value(text)
-    wait_for_script(page)
-    return text
-
-
 def pick_radio(page: Page, label: str, option: str, scope: Locator | None = None) -> None:
     group = (scope or page).get_by_role("radiogroup", name=label, exact=True)
     group.get_by_text(option, exact=True).click()
@@ -106,10 +92,6 @@ def nudge_slider(page: Page, slider: Locator, key: str = "ArrowRight", times: in
     wait_for_script(page)
 
 
-def image_sources(scope: Locator) -> list[str]:
-    return [img.get_attribute("src") or "" for img in scope.locator("[data-testid=stImage] img").all()]
-
-
 def expect_images_loaded(scope: Locator, at_least: int = 1, timeout: int = RERUN_TIMEOUT_MS) -> None:
     """At least `at_least` st.image pictures, each actually decoded by the browser."""
     images = scope.locator("[data-testid=stImage] img")
@@ -118,8 +100,3 @@ def expect_images_loaded(scope: Locator, at_least: int = 1, timeout: int = RERUN
         img.scroll_into_view_if_needed()
         img.page.wait_for_function(
             "i => i.complete && i.naturalWidth > 0", arg=img.element_handle(), timeout=timeout)
-
-
-def progress_value(page: Page, scope: Locator | None = None) -> float:
-    bar = (scope or page).get_by_role("progressbar").first
-    return float(bar.get_attribute("aria-valuenow") or 0)

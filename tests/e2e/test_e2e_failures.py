@@ -7,6 +7,7 @@ import re
 from playwright.sync_api import expect
 
 from lab import (
+    POINT_MARKS,
     choose_digits,
     configure_conv,
     expect_sidebar_idle,
@@ -86,7 +87,7 @@ def test_failures_are_plain(start_app, new_page, tmp_path, shot):
     expect(live).to_contain_text("Saved as run after-the-nan", timeout=TRAINING_TIMEOUT_MS)
     expect(live.get_by_test_id("stAlertContentSuccess")).to_contain_text("Finished 2 epochs")
     assert saved_run_name(live) == "after-the-nan"
-    expect(keyed(live, "live_loss_chart").locator("g.mark-symbol.role-mark path")).to_have_count(4)
+    expect(keyed(live, "live_loss_chart").locator(POINT_MARKS)).to_have_count(4)
     expect_sidebar_idle(page, "after-the-nan")
     assert_no_traceback(page)
     shot(page, "train-after-divergence")

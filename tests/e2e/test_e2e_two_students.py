@@ -9,7 +9,6 @@ from playwright.sync_api import expect
 from lab import (
     choose_digits,
     configure_conv,
-    keyed,
     start_training,
     stop_training,
     wait_for_epoch_points,
