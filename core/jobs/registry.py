@@ -1,4 +1,4 @@
-"""Background jobs: training runs and probe classifiers in daemon threads, held by one registry.
+"""The job registry: training runs and probe classifiers in daemon threads, held by one registry.
 
 The registry is process-wide (the app keeps one in st.cache_resource), so a page reload or a
 second browser tab finds the running jobs. The worker thread never touches the UI: it writes
@@ -22,7 +22,8 @@ import torch
 from core.checkpoints import CheckpointError, DEFAULT_ROOT, default_run_name, load_run, save_run, unique_run_name
 from core.config import DataConfig, RunConfig
 from core.data import Dataset, DataError, load_dataset
-from core.train import EpochRecord, train
+from core.jobs.local import LocalRunner
+from core.train import EpochRecord
 
 MAX_JOBS_ENV = "AE_LAB_MAX_JOBS"
 # A job keeps every batch loss up to this many; a longer run averages neighbouring pairs and
@@ -200,8 +201,11 @@ class JobRegistry:
     """Starts, queues, stops and reports jobs; every public method is safe from any thread."""
 
     def __init__(self, root=DEFAULT_ROOT, max_concurrent: int | None = None,
-                 load_data: Callable[[DataConfig], Dataset] = load_dataset):
+                 load_data: Callable[[DataConfig], Dataset] = load_dataset, runner=None):
         self.root = root
+        # Where the work happens (core.jobs.local.LocalRunner: this process); the registry's
+        # queue, snapshots and saving are the same whatever the runner.
+        self.runner = runner if runner is not None else LocalRunner()
         # The app passes its shared dataset store, so a job reuses the dataset its pages already
         # loaded instead of parsing (or decoding, or generating) it again.
         self.load_data = load_data
@@ -280,7 +284,7 @@ class JobRegistry:
         dataset = self.load_data(cfg.data)
         job.set_status("running")
         started = time.perf_counter()
-        result = train(cfg, dataset, reporter=job, stop_event=job.stop_event)
+        result = self.runner.train(cfg, dataset, job, job.stop_event)
         seconds = time.perf_counter() - started
         run_name = None
         if result.history:  # a stopped or diverged run is saved too, with its best weights
@@ -290,15 +294,12 @@ class JobRegistry:
         job.finish(result.status, result.message, run_name=run_name)
 
     def _probe_job(self, job: _Job, run_name: str, probe_cfg) -> None:
-        # Imported here so that core.jobs does not depend on the analysis module to import.
-        from core.analysis import train_probe
-
         run = load_run(self.root, run_name)
         with job.lock:
             job.config = run.config
         dataset = self.load_data(run.config.data)
         job.set_status("running")
-        result = train_probe(run.model, dataset, probe_cfg, on_epoch=job.on_probe_epoch, stop_event=job.stop_event)
+        result = self.runner.train_probe(run.model, dataset, probe_cfg, job.on_probe_epoch, job.stop_event)
         epochs = len(result.history)
         accuracy = f"the classifier labels {result.accuracy:.1%} of the test images correctly"
         if job.stop_event.is_set() and epochs < job.total_epochs:
