@@ -30,7 +30,7 @@ POLL_SECONDS = 0.5
 FORM_KEY = "train_form_config"  # the RunConfig the form showed last, so leaving the page keeps it
 POLLING_KEY = "train_live_polling"  # whether this run's live fragment polls
 ANNOUNCED_KEY = "train_announced_jobs"  # finished jobs whose run was already made the current run
-FOLLOW_KEY = "follow_job"
+FOLLOW_KEY = "follow_job"  # + "_<followed job id>": see live_view
 OWN_JOB_KEY = "train_own_job"  # the job this tab started: followed when ?job= is lost
 JOBS_LISTED = 10
 RECONSTRUCTIONS_PAGE = "pages/reconstructions.py"
@@ -113,12 +113,6 @@ def job_label(job) -> str:
     labels, so a label must be unique (two runs can share a name: the job id tells them apart) and
     must not change while the job runs (no status in it: the followed job's status is shown below)."""
     return f"{job.name} · job {job.id}"
-
-
-def follow_changed() -> None:
-    chosen = st.session_state.get(FOLLOW_KEY)
-    if chosen in {job.id for job in train_jobs()}:
-        st.query_params["job"] = chosen
 
 
 def progress_text(job) -> str:
@@ -218,10 +212,20 @@ def live_view() -> None:
     if job is not None and job.id not in {j.id for j in listed}:
         listed.append(job)
     if len(listed) > 1:
-        st.session_state[FOLLOW_KEY] = job.id if job is not None else listed[0].id
+        # One radio per followed job, read before it is drawn and never written to by the script.
+        # A poll the browser sent before Start's answer arrived still carries the radio's old
+        # choice; had the script moved a single radio to the new job (and reacted to changes in
+        # an on_change callback), that stale choice would read as the student picking the old job
+        # again (issue 9: a tab switched to an old finished job). A stale value now belongs to a
+        # radio that is no longer drawn, and is never read.
+        shown = job if job is not None else listed[0]
+        chosen = st.session_state.get(f"{FOLLOW_KEY}_{shown.id}")
+        if chosen != shown.id and chosen in {j.id for j in listed}:  # a click on the radio shown last
+            st.query_params["job"] = chosen
+            job = shown = next(j for j in listed if j.id == chosen)
         labels = {j.id: job_label(j) for j in listed}
-        st.radio("Jobs on this server (choose one to follow)", list(labels), key=FOLLOW_KEY,
-                 format_func=labels.get, on_change=follow_changed)
+        st.radio("Jobs on this server (choose one to follow)", list(labels), key=f"{FOLLOW_KEY}_{shown.id}",
+                 index=list(labels).index(shown.id), format_func=labels.get)
     elif job is None:
         job = listed[0]
     if job is not None:

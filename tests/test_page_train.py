@@ -127,7 +127,7 @@ def test_a_start_beyond_the_limit_is_queued(one_job_at_a_time, no_runs, registry
     assert second.name == "second-one" and second.status == "queued"
     assert "Queued: position 1 — it starts when the running job ends." in [i.value for i in at.info]
     # The job list shows both, and following the first one shows its Stop button.
-    (follow,) = [r for r in at.radio if r.key == "follow_job"]
+    (follow,) = [r for r in at.radio if r.key.startswith("follow_job")]
     assert len(follow.options) == 2
     follow.set_value(first).run()
     assert followed_job(at) == first
@@ -147,7 +147,7 @@ def test_two_runs_with_one_name_stay_apart(no_runs, registry):
     second = registry.snapshots()[0].id
     registry.wait(second, timeout=JOB_TIMEOUT)
     at.run()
-    (follow,) = [r for r in at.radio if r.key == "follow_job"]
+    (follow,) = [r for r in at.radio if r.key.startswith("follow_job")]
     assert len(set(follow.options)) == 2
     assert follow.value == second
     assert at.session_state[SELECTED_RUN_KEY] == "same-2"  # the newer run, saved under a free name
@@ -166,14 +166,43 @@ def test_a_queued_run_is_still_followed_after_it_ran(one_job_at_a_time, no_runs,
     at.button(key="start_job").click().run()
     bob = jobs.snapshots()[0]
     assert bob.status == "queued"
-    (follow,) = [r for r in at.radio if r.key == "follow_job"]
+    (follow,) = [r for r in at.radio if r.key.startswith("follow_job")]
     labels_while_queued = list(follow.options)
     jobs.stop(first)
     jobs.wait(first, timeout=JOB_TIMEOUT)
     assert jobs.wait(bob.id, timeout=JOB_TIMEOUT).status == "finished"
     at.run()
-    (follow,) = [r for r in at.radio if r.key == "follow_job"]
+    (follow,) = [r for r in at.radio if r.key.startswith("follow_job")]
     assert sorted(follow.options) == sorted(labels_while_queued)
     assert follow.value == bob.id
     assert followed_job(at) == bob.id
     assert "Saved as run **bob**." in [c.value for c in at.caption]
+
+
+def test_a_stale_poll_right_after_start_keeps_following_the_new_job(one_job_at_a_time, no_runs, registry):
+    """Issue 9: right after Start, one of five tabs switched to an old finished job. The live view
+    polls every half second; a poll the browser sent before Start's answer arrived carries the job
+    list's old choice. That stale value must not count as the student choosing the old job again."""
+    jobs = registry
+    digits_cfg = dict(data=DataConfig(dataset="digits"), name="old-run")
+    old = jobs.start(RunConfig(train=TrainConfig(epochs=1, batch_size=512, device="cpu"), **digits_cfg))
+    assert jobs.wait(old, timeout=JOB_TIMEOUT).status == "finished"
+    blocker = jobs.start(RunConfig(data=DataConfig(dataset="digits"),
+                                   train=TrainConfig(epochs=1000, batch_size=16, device="cpu"), name="blocker"))
+    at = train_page(cfg_epochs=1, cfg_batch_size=512, cfg_name="mine")
+    (follow,) = [r for r in at.radio if r.key.startswith("follow_job")]
+    follow.set_value(old).run()  # the student looks at the old run first
+    assert followed_job(at) == old
+    # What the browser shows (and would send with a poll) just before Start is pressed.
+    before_start = at._tree.get_widget_states()
+    at.button(key="start_job").click().run()
+    mine = jobs.snapshots()[0]
+    assert mine.name == "mine" and mine.status == "queued"
+    assert followed_job(at) == mine.id
+    at._run(before_start)  # the stale poll (AppTest has no public way to send old widget states)
+    assert not at.exception
+    assert followed_job(at) == mine.id
+    assert "Queued: position 1 — it starts when the running job ends." in [i.value for i in at.info]
+    (follow,) = [r for r in at.radio if r.key.startswith("follow_job")]
+    assert follow.value == mine.id
+    jobs.stop(blocker)
