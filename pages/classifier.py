@@ -10,6 +10,7 @@ from ui import inspect_cache
 from ui.probe_charts import confusion_chart, per_class_accuracy_chart, probe_history_chart
 from ui.state import ACTIVE_STATUSES, get_registry
 from ui.widgets import run_picker, upscale_for
+from ui.projector import show_chart
 
 RUN_KEY = "classifier_run"
 EPOCHS_KEY = "classifier_epochs"
@@ -65,7 +66,7 @@ def live_progress(job_id: str) -> None:
         st.progress(min(max(float(job.progress), 0.0), 1.0),
                     text=f"{text} · {accuracy}" if accuracy else text)
     if job.history:
-        st.altair_chart(probe_history_chart(job.history), key=HISTORY_KEY)
+        show_chart(probe_history_chart(job.history), key=HISTORY_KEY)
     if st.button("Stop", key=STOP_KEY, icon=":material/stop:"):
         get_registry().stop(job_id)
         st.caption("Stopping after the current batch...")
@@ -89,19 +90,19 @@ def show_result(run, job) -> None:
                    "validation images, are the ones tested.")
 
     st.subheader("Confusion matrix")
-    st.altair_chart(confusion_chart(result.confusion, result.class_names), key=CONFUSION_KEY)
+    show_chart(confusion_chart(result.confusion, result.class_names), key=CONFUSION_KEY)
     st.caption("Rows: the true class; columns: what the classifier said. The diagonal holds the "
                "correct answers; a dark cell off it is a pair of classes the codes mix up.")
 
     left, right = st.columns(2)
     with left:
         st.subheader("Accuracy per class")
-        st.altair_chart(per_class_accuracy_chart(result.per_class_accuracy, result.accuracy),
+        show_chart(per_class_accuracy_chart(result.per_class_accuracy, result.accuracy),
                         key=PER_CLASS_KEY)
     with right:
         st.subheader("Training curves")
         if result.history:
-            st.altair_chart(probe_history_chart(result.history), key=HISTORY_KEY)
+            show_chart(probe_history_chart(result.history), key=HISTORY_KEY)
 
     st.subheader("Most confused examples")
     if not result.most_confused:

@@ -11,6 +11,7 @@ from ui.charts import class_counts_chart, class_counts_frame
 from ui.sidebar import dataset_label, describe_data
 from ui.state import DATA_CONFIG_KEY, chosen_data_config, dataset_for
 from ui.widgets import show_grid, upscale_for
+from ui.projector import show_chart
 
 TORCHVISION = ("mnist", "fashion-mnist", "cifar10")
 SPLIT_LABELS = {"train": "Train", "val": "Validation", "test": "Test"}
@@ -117,7 +118,7 @@ def class_counts(dataset: Dataset) -> None:
     counts = {split: dataset.class_counts(split) for split in ("train", "val", "test")}
     frame = class_counts_frame({SPLIT_LABELS[s].lower(): c for s, c in counts.items()})
     # The subheader above names the chart; no second title inside it.
-    st.altair_chart(class_counts_chart(frame, dataset.class_names).properties(height=280, title=""),
+    show_chart(class_counts_chart(frame, dataset.class_names).properties(height=280, title=""),
                     key="class_counts_chart")
     table = pd.DataFrame({SPLIT_LABELS[s]: pd.Series(c) for s, c in counts.items()})
     table["Total"] = table.sum(axis=1)

@@ -11,6 +11,7 @@ from ui import inspect_cache
 from ui.inspect_charts import PICKED, latent_scatter
 from ui.state import run_mtime
 from ui.widgets import run_picker, show_grid, upscale_for
+from ui.projector import show_chart
 
 # The picked test image (its index in the test split). A click on the scatter sets it; tests
 # and other pages may set it directly.
@@ -87,9 +88,10 @@ def scatter_section(run, codes, labels, errors, dataset, test_indices) -> int | 
         st.caption(f"The latent has {latent} dimensions: the raw view shows only the first two "
                    "coordinates; PCA or t-SNE show more of the structure.")
     x_title, y_title = AXIS_TITLES[projection]
-    chart = latent_scatter(table, colour, colour_title, quantitative, x_title, y_title)
+    chart = latent_scatter(table, colour, colour_title, quantitative, x_title, y_title,
+                           class_order=class_names)
     with st.container(key="latent_scatter"):
-        event = st.altair_chart(chart, on_select="rerun", key="latent_chart")
+        event = show_chart(chart, on_select="rerun", key="latent_chart")
         st.caption(f"{points:,} of {total:,} test images. Hover for details, click a point to "
                    "decode it (double-click clears the highlight).")
     return picked_from(event, total)

@@ -12,8 +12,9 @@ from core.checkpoints import CONFIG_FILE
 from core.config import RunConfig
 from ui import inspect_cache
 from ui.inspect_charts import noise_sweep_chart
-from ui.state import SELECTED_RUN_KEY, checkpoints_root, get_run, run_mtime, saved_runs
+from ui.state import SELECTED_RUN_KEY, checkpoints_root, get_run, run_color_map, run_mtime, saved_runs
 from ui.widgets import need_a_run, show_grid, upscale_for
+from ui.projector import show_chart
 
 RUNS_KEY = "noise_runs"
 NOISE_KEY = "noise_factor"
@@ -122,7 +123,7 @@ def main() -> None:
 
     if sweeps:
         st.subheader("Error against noise factor")
-        st.altair_chart(noise_sweep_chart(pd.DataFrame(sweeps), factor), key="noise_sweep_chart")
+        show_chart(noise_sweep_chart(pd.DataFrame(sweeps), factor, run_color_map()), key="noise_sweep_chart")
         st.caption(f"Mean error of each run's reconstruction against the clean image, over up to "
                    f"{inspect_cache.MAX_SWEEP_IMAGES:,} test images at "
                    f"{len(analysis.DEFAULT_NOISE_LEVELS)} noise levels; the dashed line is the slider. "

@@ -10,6 +10,7 @@ from ui import inspect_cache
 from ui.inspect_charts import error_histogram
 from ui.state import run_mtime
 from ui.widgets import run_picker, show_grid, upscale_for
+from ui.projector import show_chart
 
 EXTREMES_SHOWN = 8
 
@@ -68,7 +69,7 @@ def main() -> None:
     with worst:
         show_extremes(run, images, labels, dataset.class_names, order[::-1][:k].tolist(), errors,
                       "Worst (highest MSE)", scale)
-    st.altair_chart(error_histogram(errors, float(errors.mean())), key="recon_error_histogram")
+    show_chart(error_histogram(errors, float(errors.mean())), key="recon_error_histogram")
     st.caption("Per-image reconstruction MSE over the test set; the dashed line is the mean.")
 
     st.subheader("Training film")

@@ -8,8 +8,9 @@ import streamlit as st
 
 from core.checkpoints import CheckpointError, delete_run
 from ui.charts import COMPARE_QUANTITIES, TIME_QUANTITIES, compare_chart, compare_frame, final_metric_chart
-from ui.state import SELECTED_RUN_KEY, checkpoints_root, run_history, run_mtime, saved_runs
+from ui.state import SELECTED_RUN_KEY, checkpoints_root, run_color_map, run_history, run_mtime, saved_runs
 from ui.widgets import need_a_run
+from ui.projector import show_chart
 
 COMPARE_KEY = "compare_runs"
 DELETE_ERROR_KEY = "delete_run_error"
@@ -75,7 +76,7 @@ def compare_section(runs: list[dict]) -> None:
         if frame.empty:
             st.caption("These runs recorded no epochs to draw.")
         else:
-            st.altair_chart(compare_chart(frame, quantity).properties(height=440), key="compare_chart")
+            show_chart(compare_chart(frame, quantity, run_color_map()).properties(height=440), key="compare_chart")
     with right:
         metric = st.selectbox("Final metric", list(FINAL_METRICS), key="compare_metric",
                               format_func=FINAL_METRICS.get)
@@ -85,7 +86,7 @@ def compare_section(runs: list[dict]) -> None:
             st.caption(f"No {FINAL_METRICS[metric].lower()} recorded for these runs.")
         else:
             # One band of fixed height per run, so one run is not one hair-thin bar.
-            st.altair_chart(final_metric_chart(values, metric, FINAL_METRICS[metric])
+            show_chart(final_metric_chart(values, metric, FINAL_METRICS[metric], run_color_map())
                             .properties(height=alt.Step(32)), key="final_metric_chart")
 
 

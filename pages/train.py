@@ -25,6 +25,7 @@ from ui.state import (
     get_registry,
 )
 from ui.widgets import show_grid, upscale_for
+from ui.projector import show_chart
 
 POLL_SECONDS = 0.5
 FORM_KEY = "train_form_config"  # the RunConfig the form showed last, so leaving the page keeps it
@@ -158,14 +159,14 @@ def job_charts(job) -> None:
     left, right = st.columns(2)
     with left, st.container(key="live_loss_chart"):
         if job.history:
-            st.altair_chart(loss_chart(job.history).properties(height=340))
+            show_chart(loss_chart(job.history).properties(height=340))
             if job.config.model.vae:
-                st.altair_chart(vae_parts_chart(job.history).properties(height=300))
+                show_chart(vae_parts_chart(job.history).properties(height=300))
         else:
             st.caption("The loss per epoch appears here after the first epoch.")
     with right, st.container(key="live_batch_chart"):
         if job.batch_losses:
-            st.altair_chart(batch_loss_chart(job.batch_losses, stride=job.batch_loss_stride)
+            show_chart(batch_loss_chart(job.batch_losses, stride=job.batch_loss_stride)
                             .properties(height=340))
         else:
             st.caption("The loss of every batch appears here once training starts.")

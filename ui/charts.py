@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 import altair as alt
 import pandas as pd
 
+from ui.palette import category_scale, run_scale
+
 # Per-epoch quantities of an EpochRecord, with the names the charts show.
 EPOCH_SERIES = {
     "train_loss": "train loss",
@@ -122,9 +124,13 @@ def class_counts_chart(frame: pd.DataFrame, class_order: Sequence[str]) -> alt.C
         alt.Chart(frame, title="Images per class")
         .mark_bar()
         .encode(
-            x=alt.X("class:N", title="class", sort=list(class_order)),
+            # Every class labelled (labelOverlap off), however many there are.
+            x=alt.X("class:N", title="class", sort=list(class_order),
+                    axis=alt.Axis(labelOverlap=False, labelAngle=0 if max(map(len, class_order), default=0) <= 3
+                                  else -45)),
             y=alt.Y("count:Q", title="images", stack="zero"),
-            color=alt.Color("split:N", title="split", sort=["train", "validation", "test"]),
+            color=alt.Color("split:N", title="split", sort=["train", "validation", "test"],
+                            scale=category_scale(["train", "validation", "test"])),
             order=alt.Order("split:N"),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.25)),
             tooltip=["class:N", "split:N", "count:Q"],
@@ -161,7 +167,13 @@ def compare_frame(histories: dict[str, Sequence], quantity: str) -> pd.DataFrame
     return pd.DataFrame(rows, columns=["run", "split", "epoch", "value"])
 
 
-def compare_chart(frame: pd.DataFrame, quantity: str) -> alt.Chart:
+def _run_color(frame: pd.DataFrame, run_colors: dict[str, str] | None, **kwargs) -> alt.Color:
+    """Colour by run: each run's stable colour (ui.palette.run_colors) when given."""
+    scale = run_scale(list(frame["run"]), run_colors) if run_colors is not None else alt.Undefined
+    return alt.Color("run:N", scale=scale, **kwargs)
+
+
+def compare_chart(frame: pd.DataFrame, quantity: str, run_colors: dict[str, str] | None = None) -> alt.Chart:
     """Several runs in one chart: colour = run, dash = train / validation; click the legend."""
     y_title = COMPARE_QUANTITIES[quantity][2] if quantity in COMPARE_QUANTITIES else quantity
     pick = _legend_highlight("run")
@@ -171,8 +183,8 @@ def compare_chart(frame: pd.DataFrame, quantity: str) -> alt.Chart:
         .encode(
             x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
-            color=alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", columns=2,
-                                                                    labelLimit=400)),
+            color=_run_color(frame, run_colors, title="run",
+                             legend=alt.Legend(orient="bottom", columns=2, labelLimit=400)),
             strokeDash=alt.StrokeDash("split:N", title="split", sort=["train", "validation"]),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
             tooltip=["run:N", "split:N", "epoch:Q", alt.Tooltip("value:Q", format=".5f")],
@@ -182,7 +194,8 @@ def compare_chart(frame: pd.DataFrame, quantity: str) -> alt.Chart:
     )
 
 
-def final_metric_chart(frame: pd.DataFrame, metric: str, title: str) -> alt.Chart:
+def final_metric_chart(frame: pd.DataFrame, metric: str, title: str,
+                       run_colors: dict[str, str] | None = None) -> alt.Chart:
     """One bar per run for a final metric (frame has columns run and `metric`)."""
     pick = _legend_highlight("run")
     return (
@@ -191,7 +204,7 @@ def final_metric_chart(frame: pd.DataFrame, metric: str, title: str) -> alt.Char
         .encode(
             x=alt.X(f"{metric}:Q", title=metric),
             y=alt.Y("run:N", title=None, sort="x", axis=alt.Axis(labelLimit=300)),
-            color=alt.Color("run:N", legend=None),
+            color=_run_color(frame, run_colors, legend=None),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.3)),
             tooltip=["run:N", alt.Tooltip(f"{metric}:Q", format=".5f")],
         )

@@ -8,11 +8,14 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from ui.palette import REFERENCE_COLOR, category_scale, run_scale
+
 # The name of the latent scatter's click selection; the page reads it back from the chart event.
 PICKED = "picked"
 
 
-def noise_sweep_chart(rows: pd.DataFrame, current_noise: float) -> alt.LayerChart:
+def noise_sweep_chart(rows: pd.DataFrame, current_noise: float,
+                      run_colors: dict[str, str] | None = None) -> alt.LayerChart:
     """Reconstruction MSE against noise factor, one line per run, with a rule at the slider.
 
     `rows` has the columns run, noise, mse, mae (one row per run and noise level)."""
@@ -20,7 +23,8 @@ def noise_sweep_chart(rows: pd.DataFrame, current_noise: float) -> alt.LayerChar
     base = alt.Chart(rows).encode(
         x=alt.X("noise:Q", title="Noise factor", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("mse:Q", title="Reconstruction MSE (vs clean image)"),
-        color=alt.Color("run:N", title="Run"),
+        color=alt.Color("run:N", title="Run", scale=run_scale(list(rows["run"]), run_colors)
+                        if run_colors is not None else alt.Undefined),
     )
     lines = base.mark_line().encode(
         opacity=alt.condition(highlight, alt.value(1.0), alt.value(0.2))
@@ -35,14 +39,25 @@ def noise_sweep_chart(rows: pd.DataFrame, current_noise: float) -> alt.LayerChar
     )
     rule = (
         alt.Chart(pd.DataFrame({"noise": [float(current_noise)]}))
-        .mark_rule(strokeDash=[4, 4], color="gray")
+        .mark_rule(strokeDash=[4, 4], color=REFERENCE_COLOR)
         .encode(x="noise:Q", tooltip=[alt.Tooltip("noise:Q", title="Slider", format=".2f")])
     )
     return alt.layer(lines, points, rule).properties(height=320)
 
 
+def _colour_scale(points: pd.DataFrame, colour: str, quantitative: bool, class_order) -> alt.Scale:
+    """viridis for a number; the palette in class order for classes (class 3 keeps its colour
+    whichever classes the shown points hold); the palette in sorted order otherwise."""
+    if quantitative:
+        return alt.Scale(scheme="viridis")
+    if colour == "class" and class_order is not None:
+        return category_scale(list(class_order))
+    return category_scale(sorted(pd.unique(points[colour]), key=lambda v: (str(type(v)), v)))
+
+
 def latent_scatter(points: pd.DataFrame, colour: str, colour_title: str,
-                   quantitative: bool = False, x_title: str = "x", y_title: str = "y") -> alt.Chart:
+                   quantitative: bool = False, x_title: str = "x", y_title: str = "y",
+                   class_order=None) -> alt.Chart:
     """The encoded test set as points; click one to pick it (selection named PICKED).
 
     `points` has the columns index (position in the test split), x, y, class, error and the
@@ -59,7 +74,8 @@ def latent_scatter(points: pd.DataFrame, colour: str, colour_title: str,
             x=alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False)),
             y=alt.Y("y:Q", title=y_title, scale=alt.Scale(zero=False)),
             color=alt.Color(f"{colour}:{'Q' if quantitative else 'N'}", title=colour_title,
-                            scale=alt.Scale(scheme="viridis") if quantitative else alt.Undefined),
+                            scale=_colour_scale(points, colour, quantitative, class_order),
+                            legend=alt.Legend(labelOverlap=False, symbolLimit=0)),
             opacity=alt.condition(picked, alt.value(0.9), alt.value(0.25)),
             size=alt.condition(picked, alt.value(120), alt.value(45)),
             tooltip=tooltips,
@@ -84,7 +100,7 @@ def error_histogram(errors, mean_error: float) -> alt.LayerChart:
     )
     rule = (
         alt.Chart(pd.DataFrame({"error": [float(mean_error)]}))
-        .mark_rule(strokeDash=[4, 4], color="firebrick")
+        .mark_rule(strokeDash=[4, 4], color=REFERENCE_COLOR)
         .encode(x="error:Q", tooltip=[alt.Tooltip("error:Q", title="Mean MSE", format=".4f")])
     )
     return alt.layer(bars, rule).properties(height=240)

@@ -28,8 +28,10 @@ def confusion_chart(confusion: np.ndarray, class_names: list[str]) -> alt.LayerC
     names = list(class_names)
     # The class names fix both axes, in the dataset's order (not alphabetical).
     x = alt.X("predicted:N", title="Predicted class", sort=names, scale=alt.Scale(domain=names),
-              axis=alt.Axis(labelAngle=0 if max(map(len, names)) <= 3 else -45, orient="top"))
-    y = alt.Y("true:N", title="True class", sort=names, scale=alt.Scale(domain=names))
+              axis=alt.Axis(labelAngle=0 if max(map(len, names)) <= 3 else -45, orient="top",
+                            labelOverlap=False))
+    y = alt.Y("true:N", title="True class", sort=names, scale=alt.Scale(domain=names),
+              axis=alt.Axis(labelOverlap=False))
     base = alt.Chart(table).encode(x=x, y=y)
     tooltip = [alt.Tooltip("true:N", title="True"), alt.Tooltip("predicted:N", title="Predicted"),
                alt.Tooltip("count:Q", title="Images"),
@@ -58,7 +60,10 @@ def per_class_accuracy_chart(per_class: dict[str, float], overall: float | None 
         alt.Chart(table)
         .mark_bar()
         .encode(
-            x=alt.X("class:N", title="Class", sort=names, axis=alt.Axis(labelAngle=0)),
+            # Every class labelled (labelOverlap off), however many there are.
+            x=alt.X("class:N", title="Class", sort=names,
+                    axis=alt.Axis(labelOverlap=False, labelAngle=0 if max(map(len, names), default=0) <= 3
+                                  else -45)),
             y=alt.Y("accuracy:Q", title="Accuracy", scale=alt.Scale(domain=[0, 1]),
                     axis=alt.Axis(format="%")),
             color=alt.Color("accuracy:Q", scale=alt.Scale(scheme="redyellowgreen", domain=[0, 1]),
@@ -71,7 +76,7 @@ def per_class_accuracy_chart(per_class: dict[str, float], overall: float | None 
     if overall is not None:
         layers.append(
             alt.Chart(pd.DataFrame({"overall": [float(overall)]}))
-            .mark_rule(strokeDash=[4, 4], color="gray")
+            .mark_rule(strokeDash=[4, 4], color="#444444")
             .encode(y="overall:Q",
                     tooltip=[alt.Tooltip("overall:Q", title="Overall accuracy", format=".1%")])
         )

@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.data import DATASETS
 from core.train import device_label, resolve_device
+from ui.projector import projector_toggle
 from ui.state import SELECTED_RUN_KEY, active_jobs, chosen_data_config
 
 SIDEBAR_POLL_SECONDS = 2
@@ -62,6 +63,7 @@ def render_sidebar(container) -> None:
     """Fill `container` (a slot in st.sidebar); app.py calls this after the page ran, so a
     dataset or run chosen on this very run is already shown."""
     with container:
+        projector_toggle()
         st.markdown(f"**Device:** {auto_device_label()}")
         st.markdown(f"**Dataset:** {describe_data(chosen_data_config())}")
         run = st.session_state.get(SELECTED_RUN_KEY)

@@ -16,6 +16,7 @@ from core.checkpoints import DEFAULT_ROOT, list_runs, load_history, load_run
 from core.config import DataConfig, RunConfig
 from core.data import Dataset, load_dataset
 from core.jobs import JobRegistry
+from ui.palette import run_colors
 
 # Session keys shared by the pages: which dataset config the Data page chose, which run is selected.
 DATA_CONFIG_KEY = "data_config"  # a DataConfig
@@ -55,6 +56,11 @@ def run_mtime(name: str) -> float:
 
 def saved_runs() -> list[dict]:
     return list_runs(checkpoints_root())
+
+
+def run_color_map() -> dict[str, str]:
+    """Every saved run's colour, the same on every page (ui.palette.run_colors: by age)."""
+    return run_colors([r["name"] for r in reversed(saved_runs())])
 
 
 class _DatasetStore:

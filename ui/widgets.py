@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.analysis import image_grid
+from ui import projector
 from ui.state import SELECTED_RUN_KEY, get_run, run_mtime, saved_runs
 
 TRAIN_PAGE = "pages/train.py"
@@ -41,5 +42,6 @@ def show_grid(images, caption: str | None = None, nrow: int = 8, scale: int = 1)
 
 
 def upscale_for(image_size: int) -> int:
-    """Integer upscaling so tiny images (8×8 digits) are visible on screen."""
-    return max(1, 64 // max(image_size, 1))
+    """Integer upscaling so tiny images (8×8 digits) are visible on screen, larger in projector
+    mode (ui.projector)."""
+    return projector.upscale_for(image_size)

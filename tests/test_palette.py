@@ -1,0 +1,69 @@
+"""The shared palette: clearly distinct colours, also for colour-blind viewers; stable run colours;
+the projector's image scale."""
+from __future__ import annotations
+
+import itertools
+import tomllib
+from pathlib import Path
+
+import pytest
+from coloraide import Color
+
+from ui.palette import PALETTE, REFERENCE_COLOR, category_scale, colors_for, run_colors, run_scale
+
+ROOT = Path(__file__).resolve().parents[1]
+# CIEDE2000 distances: ~2 is a just-noticeable difference; 20+ reads as another colour at a glance.
+MIN_DISTANCE = 20
+# As a deuteranope / protanope sees them (Brettel-style simulation): 10 palette entries cannot
+# all be far apart for a dichromat, but none may collapse into the same colour.
+MIN_DISTANCE_DICHROMAT = 12
+# The colours 2-4-run comparisons use must stay well apart even for a dichromat.
+MIN_DISTANCE_FIRST_FOUR_DICHROMAT = 25
+
+
+def min_pair(colors: list[str], simulate: str | None = None) -> tuple[float, tuple[str, str]]:
+    shown = [Color(c) if simulate is None else Color(c).filter(simulate) for c in colors]
+    return min((a.delta_e(b, method="2000"), (ca, cb))
+               for (ca, a), (cb, b) in itertools.combinations(zip(colors, shown), 2))
+
+
+def test_palette_colours_are_distinct():
+    assert len(set(PALETTE)) == len(PALETTE) >= 10
+    distance, pair = min_pair(list(PALETTE))
+    assert distance >= MIN_DISTANCE, f"{pair} are only {distance:.1f} apart"
+
+
+@pytest.mark.parametrize("deficiency", ["deutan", "protan"])
+def test_palette_survives_colour_blindness(deficiency):
+    distance, pair = min_pair(list(PALETTE), deficiency)
+    assert distance >= MIN_DISTANCE_DICHROMAT, f"{deficiency}: {pair} are only {distance:.1f} apart"
+    distance, pair = min_pair(list(PALETTE[:4]), deficiency)
+    assert distance >= MIN_DISTANCE_FIRST_FOUR_DICHROMAT, f"{deficiency}: {pair} ({distance:.1f})"
+
+
+def test_no_colour_is_faint_on_white():
+    # WCAG's 3:1 for graphics would rule out orange; 2:1 rules out yellow and light greys.
+    white = Color("white")
+    for color in (*PALETTE, REFERENCE_COLOR):
+        assert Color(color).contrast(white) >= 2.0, color
+
+
+def test_streamlit_theme_uses_the_same_palette():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert [c.upper() for c in config["theme"]["chartCategoricalColors"]] == [c.upper() for c in PALETTE]
+    assert config["client"]["toolbarMode"] in ("viewer", "minimal")
+
+
+def test_run_colours_are_stable_when_runs_are_added():
+    before = run_colors(["a", "b", "c"])
+    after = run_colors(["a", "b", "c", "d"])
+    assert {k: after[k] for k in before} == before
+    assert len(set(after.values())) == 4
+    scale = run_scale(["c", "a"], after)
+    assert scale.domain == ["c", "a"] and scale.range == [after["c"], after["a"]]
+
+
+def test_category_scale_cycles_in_order():
+    assert colors_for(3) == list(PALETTE[:3])
+    assert colors_for(len(PALETTE) + 1)[-1] == PALETTE[0]
+    assert category_scale(["x", "y"]).range == list(PALETTE[:2])
