@@ -7,6 +7,8 @@ One folder per run, root/<name>/:
     metrics.json  {"history": [EpochRecord as dict], "batch_losses": [...], "test_metrics": {...}}
     film.pt       {"originals": uint8 N×C×H×W, "frames": uint8 F×N×C×H×W} (plain tensors only)
     info.json     status, message, device, created (ISO time), seconds, epochs_run, + extra info
+    resume.pt     {"model": last weights, "optimizer": state_dict, "shuffle_rng", "noise_rng"}
+                  (plain tensors and numbers); absent for a diverged run or an older save
 
 A run is written into a hidden temporary folder inside root and renamed into place, with
 info.json written last, so a crash or a full disk never leaves something that looks like a run:
@@ -41,6 +43,7 @@ WEIGHTS_FILE = "weights.pt"
 METRICS_FILE = "metrics.json"
 FILM_FILE = "film.pt"
 INFO_FILE = "info.json"  # written last: its presence marks a complete run
+RESUME_FILE = "resume.pt"  # the last epoch's weights, optimiser and generator states (for resuming)
 
 _TMP_PREFIX = ".tmp-"  # folders being written
 _OLD_PREFIX = ".old-"  # a run being replaced or deleted
@@ -250,6 +253,8 @@ def save_run(root, name: str, config: RunConfig, result, extra_info: dict | None
             "test_metrics": {k: float(v) for k, v in (result.test_metrics or {}).items()},
         })
         _write_bytes(tmp / FILM_FILE, _torch_bytes(_film_tensors(result)))
+        if getattr(result, "resume_state", None):
+            _write_bytes(tmp / RESUME_FILE, _torch_bytes(result.resume_state))
         _write_json(tmp / INFO_FILE, info)  # last: marks the folder complete
         _fsync_dir(tmp)
         if target.exists():
@@ -440,6 +445,39 @@ def load_history(root, name: str) -> list[dict]:
         raise CheckpointError(f"Run {name} has no loss history: its metrics.json is missing or damaged; "
                               "delete the run or train it again.")
     return [dict(r) for r in metrics.get("history") or [] if isinstance(r, dict)]
+
+
+def load_resume(root, name: str):
+    """What core.train.train(resume=...) needs to continue run `name`: its last weights and
+    optimiser state (resume.pt, weights_only), its best weights, history, batch losses and film.
+    CheckpointError when the run cannot be continued (diverged, saved before resume.pt existed,
+    damaged)."""
+    from core.train import EpochRecord, ResumeFrom  # core.train imports nothing from here
+
+    run = load_run(root, name)
+    path = run.path / RESUME_FILE
+    if not path.is_file():
+        raise CheckpointError(f"Run {name} cannot be resumed: it has no saved optimiser state (it diverged "
+                              "or was saved by an older version); train a new run instead.")
+    state = _load_tensors(path, name)
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict) \
+            or not isinstance(state.get("optimizer"), dict):
+        raise CheckpointError(f"Run {name} cannot be resumed: its {RESUME_FILE} is damaged; "
+                              "train a new run instead.")
+    _check_fit(name, run.config, run.model, state["model"])
+    fields = set(EpochRecord.__dataclass_fields__)
+    try:
+        history = [EpochRecord(**{k: (math.nan if r.get(k) is None and k != "epoch" else r[k]) for k in fields})
+                   for r in run.history]
+    except (KeyError, TypeError, AttributeError):
+        raise CheckpointError(f"Run {name} cannot be resumed: its metrics.json is damaged; "
+                              "train a new run instead.") from None
+    if [r.epoch for r in history] != list(range(1, len(history) + 1)):
+        raise CheckpointError(f"Run {name} cannot be resumed: its epochs are not numbered 1, 2, 3...; "
+                              "train a new run instead.")
+    best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    return ResumeFrom(state=state, best_state=best_state, history=history,
+                      batch_losses=list(run.batch_losses), film=list(run.film))
 
 
 # ---------------------------------------------------------------- list / delete

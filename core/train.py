@@ -63,6 +63,21 @@ class TrainResult:
     test_metrics: dict[str, float]
     device: str
     best_epoch: int = 0  # the epoch whose weights were kept; 0 when none finished (initial weights)
+    # What resuming needs beyond the best weights: the last epoch's weights, the optimiser's state
+    # and the generators' states (plain tensors and numbers, so torch.save / weights_only load it).
+    # None when no epoch finished or the run diverged (its last weights are not worth continuing).
+    resume_state: dict | None = None
+
+
+@dataclass
+class ResumeFrom:
+    """A saved run to continue: train() starts at epoch len(history) + 1 and runs to cfg.train.epochs."""
+
+    state: dict  # TrainResult.resume_state as saved: {"model", "optimizer", "shuffle_rng", "noise_rng"}
+    best_state: dict  # the saved (best) weights
+    history: list[EpochRecord]
+    batch_losses: list[float]
+    film: list[torch.Tensor]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -282,8 +297,11 @@ def train(
     dataset: Dataset,
     reporter: TrainReporter | None = None,
     stop_event: threading.Event | None = None,
+    resume: ResumeFrom | None = None,
 ) -> TrainResult:
-    """Train the autoencoder cfg describes on dataset; see docs/core-api.md for the guarantees."""
+    """Train the autoencoder cfg describes on dataset; see docs/core-api.md for the guarantees.
+    With `resume`, training continues a saved run: its last weights, optimiser and generator
+    states, and its history, film and best weights, up to cfg.train.epochs epochs in all."""
     tc, mc = cfg.train, cfg.model
     _check_settings(cfg)
     device = resolve_device(tc.device)
@@ -303,6 +321,9 @@ def train(
     optimizer = make_optimizer(tc.optimizer, model.parameters(), tc.lr, tc.weight_decay)
     shuffle_generator = torch.Generator().manual_seed(tc.seed)
     noise_generator = _device_generator(device, tc.seed + 1)
+    first_epoch = 1
+    if resume is not None:
+        first_epoch = _resume_setup(resume, tc.epochs, model, optimizer, shuffle_generator, noise_generator)
 
     sample_weights = balanced_sample_weights(train_y).float().cpu() if cfg.data.balanced else None
     # The uint8 splits are small: one copy on the device, batches are made by indexing it.
@@ -322,12 +343,15 @@ def train(
     if reporter is not None:
         reporter.on_start(tc.epochs, batches_per_epoch, film_originals)
 
-    history: list[EpochRecord] = []
-    batch_losses: list[float] = []
-    film: list[torch.Tensor] = []
-    best_state = _cpu_state(model)
+    history: list[EpochRecord] = list(resume.history) if resume else []
+    batch_losses: list[float] = list(resume.batch_losses) if resume else []
+    film: list[torch.Tensor] = list(resume.film) if resume else []
+    best_state = dict(resume.best_state) if resume else _cpu_state(model)
     best_val = math.inf
     best_epoch = 0
+    for record in history:  # a resumed run keeps its best epoch unless a new one beats it
+        if math.isfinite(record.val_loss) and record.val_loss < best_val:
+            best_val, best_epoch = record.val_loss, record.epoch
     epochs_without_improvement = 0
     status = "finished"
     diverged_at = ""  # what went non-finite and where, for the message
@@ -351,7 +375,7 @@ def train(
         with torch.no_grad():
             return _to_uint8(model(film_x.float().div(255), film_y).recon)
 
-    for epoch in range(1, tc.epochs + 1):
+    for epoch in range(first_epoch, tc.epochs + 1):
         if is_stopped():
             status = "stopped"
             break
@@ -434,6 +458,11 @@ def train(
             status = "early_stopped"
             break
 
+    resume_state = None
+    if history and status != "diverged":
+        resume_state = {"model": _cpu_state(model), "optimizer": _cpu_tree(optimizer.state_dict()),
+                        "shuffle_rng": shuffle_generator.get_state(),
+                        **({"noise_rng": noise_generator.get_state().cpu()} if noise_generator is not None else {})}
     model.load_state_dict(best_state)
     test_metrics: dict[str, float] = {}
     test_x, test_y = dataset.split("test")
@@ -452,7 +481,39 @@ def train(
         test_metrics=test_metrics,
         device=str(device),
         best_epoch=best_epoch,
+        resume_state=resume_state,
     )
+
+
+def _cpu_tree(value):
+    """A copy of an optimiser's state_dict with every tensor on the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _cpu_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu_tree(v) for v in value)
+    return value
+
+
+def _resume_setup(resume: ResumeFrom, epochs: int, model, optimizer, shuffle_generator, noise_generator) -> int:
+    """Load a saved run's last weights and optimiser and generator states; the first epoch to train."""
+    first_epoch = len(resume.history) + 1
+    if epochs < first_epoch:
+        raise ValueError(f"The run already has {first_epoch - 1} epochs; ask for more than that to resume it.")
+    try:
+        model.load_state_dict(resume.state["model"])
+        optimizer.load_state_dict(resume.state["optimizer"])  # moves its tensors to the model's device
+    except (KeyError, ValueError, RuntimeError, TypeError):
+        raise ValueError("The run's saved optimiser state does not fit its model or optimiser; "
+                         "train it again instead of resuming it.") from None
+    try:
+        shuffle_generator.set_state(resume.state["shuffle_rng"])
+        if noise_generator is not None and "noise_rng" in resume.state:
+            noise_generator.set_state(resume.state["noise_rng"])
+    except (KeyError, RuntimeError, TypeError):
+        pass  # another device's generator: the batches differ from an unbroken run, nothing else
+    return first_epoch
 
 
 def _nonfinite(value: float) -> str:

@@ -54,7 +54,8 @@ def test_save_and_load_round_trip_everything(tmp_path, trained):
     cfg, result = trained
     path = save_run(tmp_path, "first", cfg, result, extra_info={"source": "test"})
     assert path == tmp_path / "first"
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "film.pt", "info.json", "metrics.json", "weights.pt"]
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "film.pt", "info.json", "metrics.json", "resume.pt",
+                                                   "weights.pt"]
     run = load_run(tmp_path, "first")
     assert run.name == "first" and run.path == path
     assert run.config == replace(cfg, model=result.model.cfg, name="first")  # data shape filled in

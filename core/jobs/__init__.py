@@ -3,6 +3,7 @@
 `core.jobs.registry` holds JobRegistry and JobSnapshot; `core.jobs.local` runs jobs in threads of
 this process (the default). Import from `core.jobs`."""
 from core.jobs.local import LocalRunner
-from core.jobs.registry import MAX_BATCH_LOSSES, MAX_JOBS_ENV, USER_ERRORS, JobRegistry, JobSnapshot
+from core.jobs.registry import (MAX_BATCH_LOSSES, MAX_JOBS_ENV, USER_ERRORS, JobPermissionError, JobRegistry,
+                                JobSnapshot)
 
-__all__ = ["JobRegistry", "JobSnapshot", "LocalRunner", "MAX_BATCH_LOSSES", "MAX_JOBS_ENV", "USER_ERRORS"]
+__all__ = ["JobPermissionError", "JobRegistry", "JobSnapshot", "LocalRunner", "MAX_BATCH_LOSSES", "MAX_JOBS_ENV", "USER_ERRORS"]

@@ -13,7 +13,7 @@ from typing import Callable
 
 from core.config import RunConfig
 from core.data import Dataset
-from core.train import TrainReporter, TrainResult, train
+from core.train import ResumeFrom, TrainReporter, TrainResult, train
 
 
 class LocalRunner:
@@ -26,8 +26,10 @@ class LocalRunner:
         return "this machine"
 
     def train(self, cfg: RunConfig, dataset: Dataset, reporter: TrainReporter,
-              stop_event: threading.Event) -> TrainResult:
-        return train(cfg, dataset, reporter=reporter, stop_event=stop_event)
+              stop_event: threading.Event, resume: ResumeFrom | None = None) -> TrainResult:
+        if resume is None:
+            return train(cfg, dataset, reporter=reporter, stop_event=stop_event)
+        return train(cfg, dataset, reporter=reporter, stop_event=stop_event, resume=resume)
 
     def train_probe(self, model, dataset: Dataset, probe_cfg, on_epoch: Callable[[dict], None],
                     stop_event: threading.Event):

@@ -9,6 +9,7 @@ the rest wait in a first-in, first-out queue.
 from __future__ import annotations
 
 import copy
+import hmac
 import os
 import secrets
 import threading
@@ -19,7 +20,8 @@ from typing import Callable
 
 import torch
 
-from core.checkpoints import CheckpointError, DEFAULT_ROOT, default_run_name, load_run, save_run, unique_run_name
+from core.checkpoints import (CheckpointError, DEFAULT_ROOT, default_run_name, load_resume, load_run, save_run,
+                              unique_run_name)
 from core.config import DataConfig, RunConfig
 from core.data import Dataset, DataError, load_dataset
 from core.jobs.local import LocalRunner
@@ -31,8 +33,14 @@ MAX_JOBS_ENV = "AE_LAB_MAX_JOBS"
 # dataset at batch 32 for 20 epochs would otherwise copy 37k floats per poll).
 MAX_BATCH_LOSSES = 20_000
 
+
+
+class JobPermissionError(PermissionError):
+    """Someone other than a job's owner (or the teacher) asked to stop it; one sentence."""
+
+
 # Exceptions whose message is already one sentence for the user.
-USER_ERRORS = (DataError, ValueError, CheckpointError)
+USER_ERRORS = (DataError, ValueError, CheckpointError, JobPermissionError)
 
 
 @dataclass
@@ -62,6 +70,8 @@ class JobSnapshot:
     # Each batch_losses value is the mean of this many consecutive batches (1 unless the run
     # has more than MAX_BATCH_LOSSES batches): plot batch_losses[i] at batch (i + 1) * stride.
     batch_loss_stride: int = 1
+    owner: str | None = None  # who may stop it (start(owner=...)); None: anyone
+    resume_from: str | None = None  # a resume job: the saved run it continues (and saves into)
 
 
 @dataclass(eq=False)
@@ -94,6 +104,9 @@ class _Job:
     started_at: float | None = None
     finished_at: float | None = None
     result: object | None = None
+    owner: str | None = None
+    resume_from: str | None = None
+    stopped_by_shutdown: bool = False
 
     # -------------------------------------------------- TrainReporter
 
@@ -181,6 +194,8 @@ class _Job:
                 finished_at=self.finished_at,
                 result=self.result,
                 batch_loss_stride=self.batch_loss_stride,
+                owner=self.owner,
+                resume_from=self.resume_from,
             )
 
 
@@ -222,14 +237,30 @@ class JobRegistry:
 
     # -------------------------------------------------- starting
 
-    def start(self, cfg: RunConfig) -> str:
-        """Queue a training run of cfg (copied: later changes to cfg do not reach it); returns its id."""
+    def start(self, cfg: RunConfig, owner: str | None = None) -> str:
+        """Queue a training run of cfg (copied: later changes to cfg do not reach it); returns its id.
+        `owner` (e.g. a browser's id): only that owner, or a stop without `by`, can stop it."""
         cfg = copy.deepcopy(cfg)
         name = cfg.name or default_run_name(cfg)
         return self._add(_Job(name=name, kind="train", config=cfg, total_epochs=cfg.train.epochs,
-                              work=self._train_job))
+                              work=self._train_job, owner=owner))
 
-    def start_probe(self, run_name: str, probe_cfg) -> str:
+    def resume(self, run_name: str, epochs: int, owner: str | None = None) -> str:
+        """Queue `epochs` more epochs of the saved run `run_name`, from its last weights and optimiser
+        state; the curves continue and the run is saved again under its own name."""
+        epochs = int(epochs)
+        if epochs < 1:
+            raise ValueError(f"Resume for at least 1 more epoch, not {epochs}.")
+        cfg = load_run(self.root, run_name).config  # checks the name and that the run loads
+        done = len(load_resume(self.root, run_name).history)
+        with self._lock:
+            if any(job.resume_from == run_name and not job.done.is_set() for job in self._jobs.values()):
+                raise ValueError(f"Run {run_name} is already being resumed; wait for that job or stop it.")
+        cfg.train.epochs = done + epochs
+        return self._add(_Job(name=run_name, kind="train", config=cfg, total_epochs=cfg.train.epochs,
+                              work=self._train_job, owner=owner, resume_from=run_name))
+
+    def start_probe(self, run_name: str, probe_cfg, owner: str | None = None) -> str:
         """Queue a probe classifier (core.analysis.train_probe) on the saved run `run_name`."""
         probe_cfg = copy.deepcopy(probe_cfg)
 
@@ -237,15 +268,16 @@ class JobRegistry:
             self._probe_job(job, run_name, probe_cfg)
 
         job = _Job(name=f"{run_name} classifier", kind="probe", config=RunConfig(name=run_name),
-                   total_epochs=int(probe_cfg.epochs), work=work)
+                   total_epochs=int(probe_cfg.epochs), work=work, owner=owner)
         job.run_name = run_name
         return self._add(job)
 
-    def _add(self, job: _Job) -> str:
+    def _add(self, job: _Job, job_id: str | None = None) -> str:
         with self._lock:
             # Random rather than counted: a page holding an id from a previous registry (its
-            # cache cleared) must not find a different job under it.
-            job.id = secrets.token_hex(4)
+            # cache cleared) must not find a different job under it. A queued job restored after
+            # a restart keeps its id, so the tab that started it follows it again.
+            job.id = job_id if job_id and job_id not in self._jobs else secrets.token_hex(4)
             while job.id in self._jobs:
                 job.id = secrets.token_hex(4)
             self._jobs[job.id] = job
@@ -281,16 +313,38 @@ class JobRegistry:
 
     def _train_job(self, job: _Job) -> None:
         cfg = job.config
+        resume = None
+        if job.resume_from is not None:
+            resume = load_resume(self.root, job.resume_from)
+            with job.lock:  # the live curves continue from the saved ones
+                job.history = list(resume.history)
+                job.batch_losses = list(resume.batch_losses)
+                job.epoch = len(resume.history)
         dataset = self.load_data(cfg.data)
         job.set_status("running")
         started = time.perf_counter()
-        result = self.runner.train(cfg, dataset, job, job.stop_event)
+        if resume is None:
+            result = self.runner.train(cfg, dataset, job, job.stop_event)
+        else:  # only runners that can resume are asked to
+            result = self.runner.train(cfg, dataset, job, job.stop_event, resume=resume)
         seconds = time.perf_counter() - started
         run_name = None
-        if result.history:  # a stopped or diverged run is saved too, with its best weights
+        extra = {"seconds": round(seconds, 3)}
+        if job.stopped_by_shutdown:
+            extra["stopped_by"] = "server shutdown"
+        if resume is not None and len(result.history) > len(resume.history):
+            # Saved again under its own name (atomically: the previous save stays until the new
+            # one is complete), so its curves, film and best weights are one run.
+            extra["seconds"] = round(sum(r.seconds for r in result.history), 3)
+            with self._save_lock:
+                run_name = job.resume_from
+                save_run(self.root, run_name, cfg, result, extra_info=extra, overwrite=True)
+        elif resume is not None:
+            run_name = job.resume_from  # nothing new was trained: the saved run is unchanged
+        elif result.history:  # a stopped or diverged run is saved too, with its best weights
             with self._save_lock:
                 run_name = unique_run_name(self.root, job.name)
-                save_run(self.root, run_name, cfg, result, extra_info={"seconds": round(seconds, 3)})
+                save_run(self.root, run_name, cfg, result, extra_info=extra)
         job.finish(result.status, result.message, run_name=run_name)
 
     def _probe_job(self, job: _Job, run_name: str, probe_cfg) -> None:
@@ -316,10 +370,15 @@ class JobRegistry:
         except KeyError:
             raise KeyError(f"There is no job {job_id}; it may belong to a server that has restarted.") from None
 
-    def stop(self, job_id: str) -> None:
-        """A queued job leaves the queue at once; a running one stops after its current batch."""
+    def stop(self, job_id: str, by: str | None = None) -> None:
+        """A queued job leaves the queue at once; a running one stops after its current batch.
+        `by`: who asks (an owner id); a job with an owner refuses anyone else with a
+        JobPermissionError. No `by` means this process itself (the CLI, a teacher the app has
+        checked, the server shutting down) and always may."""
         with self._lock:
             job = self._job(job_id)
+            if by is not None and job.owner is not None and not hmac.compare_digest(by.encode(), job.owner.encode()):
+                raise JobPermissionError(f"Only the person who started {job.name} (or the teacher) can stop it.")
             if job_id in self._queue:
                 self._queue.remove(job_id)
                 job.finish("stopped", "Stopped while waiting in the queue; nothing was trained or saved.")
