@@ -3,10 +3,12 @@
     python -m core.cli train --dataset mnist --model conv-small --latent 16 --epochs 5
     python -m core.cli list
     python -m core.cli eval mnist-conv-small-z16
+    python -m core.cli train --dataset digits --model conv-small --epochs 2 --ray local
 
 `train` builds the same RunConfig the app builds, trains with core.train.train and saves with
 core.checkpoints.save_run, so its runs appear in the app like any other. Progress goes to
-stderr; the last line on stdout is one JSON object, easy to read from a script (grid searches).
+stderr; the last line on stdout is one JSON object, easy to read from a script (grid searches);
+its "backend" says where the training ran ("local": this process; "ray": a Ray cluster, --ray).
 User errors print one line "error: <sentence>" on stderr and exit with code 2.
 """
 from __future__ import annotations
@@ -93,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     out = t.add_argument_group("output")
     out.add_argument("--out", default=DEFAULT_ROOT, help=f"checkpoints folder (default {DEFAULT_ROOT})")
     out.add_argument("--name", help="run name (default: made from the dataset and model)")
+    _add_ray_option(t)
 
     ls = commands.add_parser("list", help="list the saved runs")
     ls.add_argument("--out", default=DEFAULT_ROOT, help=f"checkpoints folder (default {DEFAULT_ROOT})")
@@ -104,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--folder", help="where to find the run's image folder, if it moved")
     ev.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     return parser
+
+
+def _add_ray_option(parser: argparse.ArgumentParser) -> None:
+    """--ray for every subcommand that trains: where the training runs (this process by default)."""
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="train on a Ray cluster: 'local' starts one in this process, 'auto' joins the one "
+                             "`ray start` runs here, host:port joins that head node")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -261,7 +271,6 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from core.checkpoints import check_name, default_run_name, save_run, unique_run_name
     from core.data import fill_model_shape
     from core.models import build_model
-    from core.train import train
 
     cfg = config_from_args(args)
     root = Path(args.out)
@@ -286,14 +295,16 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         reporter.progress.line("stopping after the current batch; the best weights so far will be saved "
                                "(Ctrl-C again quits without saving)")
 
+    runner = _runner(args)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
     started = time.perf_counter()
     try:
-        result = train(cfg, dataset, reporter=reporter, stop_event=stop_event)
+        result = runner.train(cfg, dataset, reporter, stop_event)
     finally:
         if in_main_thread:
             signal.signal(signal.SIGINT, previous)
+        runner.shutdown()
     seconds = time.perf_counter() - started
     reporter.progress.clear()
 
@@ -303,7 +314,7 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "train_loss": None, "val_loss": None,
         "test_mse": _finite(result.test_metrics.get("mse")), "test_mae": _finite(result.test_metrics.get("mae")),
         "seconds": round(seconds, 3), "device": result.device, "dataset": cfg.data.dataset,
-        "model": default_run_name(cfg),
+        "model": default_run_name(cfg), "backend": runner.backend,
     }
     if result.history:
         best = min(result.history, key=lambda r: r.val_loss if math.isfinite(r.val_loss) else math.inf)
@@ -316,6 +327,18 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         reporter.progress.line(f"{result.message} Nothing was saved.")
     _print_json(summary, out)
     return 0 if result.history else EXIT_NOTHING_SAVED
+
+
+def _runner(args: argparse.Namespace):
+    """Where `train` runs: this process, or the Ray cluster --ray names (an unreachable one is an
+    error here, not a silent fallback: the command line asked for it)."""
+    from core.jobs import LocalRunner
+
+    if not getattr(args, "ray", None):
+        return LocalRunner()
+    from core.jobs.ray_runner import RayRunner
+
+    return RayRunner(args.ray)
 
 
 def _fmt_number(value: Any) -> str:
@@ -378,8 +401,9 @@ def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from core.checkpoints import CheckpointError
     from core.data import DataError
+    from core.jobs import RunnerError
 
-    return (UserError, CheckpointError, DataError, ValueError)
+    return (UserError, CheckpointError, DataError, ValueError, RunnerError)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:

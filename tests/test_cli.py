@@ -43,6 +43,7 @@ def test_train_list_eval_end_to_end_as_a_subprocess(tmp_path):
     summary = json.loads(train.stdout.strip().splitlines()[-1])
     assert SUMMARY_KEYS <= set(summary)
     assert summary["run"] == "x" and summary["epochs"] == 2 and summary["status"] == "finished"
+    assert summary["backend"] == "local"
     assert 0 < summary["test_mse"] < 0.2 and summary["val_loss"] > 0 and summary["seconds"] > 0
     assert "epoch 2/2" in train.stderr and "Saved as x" in train.stderr
 
@@ -120,6 +121,8 @@ def test_list_with_no_runs_says_so(tmp_path):
     (["train", "--dataset", "digits", "--model", "conv-small", "--lr", "-1", "--epochs", "1", "--device", "cpu"],
      "learning rate must be a number of at least 0"),
     (["eval", "ghost"], "There is no run named ghost"),
+    (["train", "--dataset", "digits", "--model", "conv-small", "--epochs", "1", "--ray", "127.0.0.1:9"],
+     "Could not reach the Ray cluster at 127.0.0.1:9"),
 ])
 def test_bad_input_is_one_plain_sentence_and_a_nonzero_exit(tmp_path, argv, words):
     code, out, err = run_main(*argv, "--out", str(tmp_path))

@@ -39,8 +39,12 @@ class JobPermissionError(PermissionError):
     """Someone other than a job's owner (or the teacher) asked to stop it; one sentence."""
 
 
+class RunnerError(Exception):
+    """A runner could not do a job's work (a cluster out of reach, a worker lost); one sentence."""
+
+
 # Exceptions whose message is already one sentence for the user.
-USER_ERRORS = (DataError, ValueError, CheckpointError, JobPermissionError)
+USER_ERRORS = (DataError, ValueError, CheckpointError, JobPermissionError, RunnerError)
 
 
 @dataclass

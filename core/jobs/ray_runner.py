@@ -1,0 +1,417 @@
+"""A runner that sends jobs to a Ray cluster: the registry, its snapshots and the live view stay the same.
+
+Each job is one Ray actor (`_JobWorker`) that asks for configurable resources (CPUs, a fraction of
+a GPU, custom resources that pin jobs to nodes), runs core's own train() / train_probe() and keeps
+the progress events in a buffer. The job's thread on the server polls that buffer a few times a
+second (one call returns every event since the last, so a fast run's batches travel together) and
+replays the events into the registry's reporter, so the charts move as they do locally. Stop is a
+call that sets the worker's threading.Event. The finished TrainResult (CPU tensors) comes back as
+the call's value and the registry saves it in the server's own checkpoints folder, so no shared
+filesystem is assumed; the data goes into Ray's object store once per dataset (ray.put), so the
+workers need no copy of the data folder, and core itself travels as a runtime_env py_module.
+
+Ray is imported only when a RayRunner is made: importing this module costs nothing.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+from core.config import RunConfig
+from core.data import Dataset
+from core.jobs.registry import RunnerError
+
+RAY_ADDRESS_ENV = "AE_LAB_RAY_ADDRESS"  # "local" (an embedded cluster), "auto" or "host:port"
+CPUS_ENV = "AE_LAB_RAY_CPUS_PER_JOB"
+GPUS_ENV = "AE_LAB_RAY_GPUS_PER_JOB"
+RESOURCES_ENV = "AE_LAB_RAY_RESOURCES"  # custom resources per job, "name=amount,name=amount"
+START_TIMEOUT_ENV = "AE_LAB_RAY_START_TIMEOUT"  # seconds a job may wait for a node with room
+
+DEFAULT_CPUS_PER_JOB = 1.0
+# With GPUs in the cluster and no setting: four jobs share one GPU (the teaching models are small).
+DEFAULT_GPU_SHARE = 0.25
+DEFAULT_START_TIMEOUT = 300.0
+POLL_SECONDS = 0.25  # how often the server reads a job's events (and how late Stop can reach it)
+ANSWER_TIMEOUT = 60.0  # a worker that does not answer a poll for this long is treated as lost
+CONNECT_TIMEOUT = 3.0
+MAX_CACHED_DATASETS = 4
+CORE_DIR = Path(__file__).resolve().parent.parent
+
+
+class _JobWorker:
+    """One job inside a Ray worker process; a threaded actor, so poll() and stop() are answered
+    while train() runs. Its events wait in a list that poll() hands over and empties."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._events: list[tuple] = []
+
+    def where(self) -> dict:
+        """Where this worker runs: the server logs it and the tests check it."""
+        import ray
+
+        return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
+                "host": socket.gethostname(), "cwd": os.getcwd()}
+
+    def train(self, cfg: RunConfig, dataset: Dataset):
+        from core.train import train
+
+        return train(cfg, dataset, reporter=self, stop_event=self._stop)
+
+    def train_probe(self, model, dataset: Dataset, probe_cfg):
+        from core.analysis import train_probe
+
+        return train_probe(model, dataset, probe_cfg, on_epoch=lambda row: self._push(("probe_epoch", row)),
+                           stop_event=self._stop)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def poll(self) -> list[tuple]:
+        with self._lock:
+            events, self._events = self._events, []
+        return events
+
+    def _push(self, event: tuple) -> None:
+        with self._lock:
+            self._events.append(event)
+
+    # core.train.TrainReporter
+    def on_start(self, total_epochs, batches_per_epoch, film_originals) -> None:
+        self._push(("start", total_epochs, batches_per_epoch, film_originals))
+
+    def on_batch(self, epoch, batch, loss) -> None:
+        self._push(("batch", epoch, batch, loss))
+
+    def on_epoch(self, record, film_frame) -> None:
+        self._push(("epoch", record, film_frame))
+
+
+def _number_from_env(name: str, default: float | None) -> float | None:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise RunnerError(f"{name}={text!r} is not a number; set it to e.g. 1 or 0.5.") from None
+    if value < 0:
+        raise RunnerError(f"{name} must be 0 or more, not {text}.")
+    return value
+
+
+def _resources_from_env() -> dict[str, float]:
+    text = os.environ.get(RESOURCES_ENV, "").strip()
+    resources: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, amount = part.partition("=")
+        try:
+            resources[name.strip()] = float(amount) if amount.strip() else 1.0
+        except ValueError:
+            raise RunnerError(f"{RESOURCES_ENV} takes name=amount pairs separated by commas, e.g. "
+                              f"'gpu_node=0.1'; '{part}' is not one.") from None
+    return resources
+
+
+def _check_reachable(address: str) -> None:
+    """A host:port nobody listens on would keep ray.init retrying for a minute; say so in seconds."""
+    text = address.removeprefix("ray://")
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise RunnerError(f"The Ray address '{address}' is not 'local', 'auto' or host:port; set "
+                          f"{RAY_ADDRESS_ENV} to one of those.")
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT):
+            pass
+    except OSError:
+        raise RunnerError(f"Could not reach the Ray cluster at {address}; start it there with `ray start --head` "
+                          f"or fix {RAY_ADDRESS_ENV}.") from None
+
+
+def _plural(count: float, word: str) -> str:
+    shown = f"{count:g}"
+    return f"{shown} {word}" + ("" if shown == "1" else "s")
+
+
+class RayRunner:
+    """Runs each job as a Ray actor on the cluster at `address` (see the module docstring).
+
+    address: "local" starts an embedded cluster in this process; "auto" joins the cluster
+    `ray start` runs on this machine; "host:port" joins that head node. cpus / gpus / resources
+    are what each job asks for (default from AE_LAB_RAY_CPUS_PER_JOB, AE_LAB_RAY_GPUS_PER_JOB,
+    AE_LAB_RAY_RESOURCES; GPUs default to a quarter per job when the cluster has any, else none).
+    runtime_env is merged into the one that ships core to the workers (e.g. a working_dir).
+    Raises RunnerError (one sentence) when the cluster cannot be reached."""
+
+    backend = "ray"
+
+    def __init__(self, address: str = "local", cpus: float | None = None, gpus: float | None = None,
+                 resources: dict[str, float] | None = None, start_timeout: float | None = None,
+                 runtime_env: dict | None = None, init_args: dict | None = None):
+        try:
+            import ray
+        except ImportError:
+            raise RunnerError("Ray is not installed here; install it with `pip install 'ray[default]'` or unset "
+                              f"{RAY_ADDRESS_ENV} to train on this machine.") from None
+        self._ray = ray
+        self.address = (address or "local").strip()
+        env = {"py_modules": [str(CORE_DIR)]} | dict(runtime_env or {})
+        self._started_cluster = False
+        if self.address not in ("local", "auto"):
+            _check_reachable(self.address)
+        # One process holds one Ray connection: a second runner (e.g. after the app's cache was
+        # cleared) uses the connection the first one made.
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = dict(runtime_env=env, logging_level="WARNING", log_to_driver=False)
+            if self.address == "local":
+                kwargs.update(include_dashboard=False)
+            else:
+                kwargs.update(address=self.address)
+            kwargs.update(init_args or {})
+            try:
+                ray.init(**kwargs)
+            except (ConnectionError, RuntimeError, TimeoutError) as exc:
+                where = "on this machine (is `ray start --head` running?)" if self.address == "auto" \
+                    else f"at {self.address}"
+                raise RunnerError(f"Could not connect to a Ray cluster {where}; start one or unset "
+                                  f"{RAY_ADDRESS_ENV} to train on this machine.") from exc
+            self._started_cluster = True
+        self._worker_class = ray.remote(_JobWorker)
+        self.cpus = _number_from_env(CPUS_ENV, DEFAULT_CPUS_PER_JOB) if cpus is None else float(cpus)
+        gpus = _number_from_env(GPUS_ENV, None) if gpus is None else float(gpus)
+        if gpus is None:
+            gpus = DEFAULT_GPU_SHARE if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        self.gpus = gpus
+        self.resources = _resources_from_env() if resources is None else dict(resources)
+        self.start_timeout = (_number_from_env(START_TIMEOUT_ENV, DEFAULT_START_TIMEOUT)
+                              if start_timeout is None else float(start_timeout))
+        self._data_lock = threading.Lock()
+        self._data_refs: OrderedDict[str, tuple[Dataset, Any]] = OrderedDict()
+        self._workers_lock = threading.Lock()
+        self._workers: set = set()
+        # Where each job's worker ran, in start order: {"node_id", "pid", "host", "cwd"}.
+        self.placements: list[dict] = []
+        # on_placed(where) is called from the job's thread once its worker runs (tests use it to find the pid).
+        self.on_placed: Callable[[dict], None] | None = None
+        self._described: tuple[float, str] = (0.0, "")
+
+    # -------------------------------------------------- what the sidebar shows
+
+    def describe(self) -> str:
+        """E.g. "Ray: 3 nodes, 2 GPUs"; read from the cluster at most every 10 seconds."""
+        now = time.monotonic()
+        if now - self._described[0] < 10 and self._described[1]:
+            return self._described[1]
+        try:
+            nodes = [n for n in self._ray.nodes() if n.get("Alive")]
+            gpus = sum(n.get("Resources", {}).get("GPU", 0) for n in nodes)
+            text = f"Ray: {_plural(len(nodes), 'node')}, {_plural(gpus, 'GPU')}"
+        except Exception:  # a lost connection must not break the sidebar
+            text = "Ray: the cluster does not answer"
+        self._described = (now, text)
+        return text
+
+    def request(self) -> dict[str, float]:
+        """What one job asks the cluster for."""
+        wanted = {"CPU": self.cpus, "GPU": self.gpus} | self.resources
+        return {name: amount for name, amount in wanted.items() if amount > 0}
+
+    def _describe_request(self) -> str:
+        parts = [f"{amount:g} {name}" for name, amount in self.request().items()]
+        return ", ".join(parts) or "no resources"
+
+    def _check_feasible(self) -> None:
+        """Refuse at once what no node of the cluster could ever give (waiting would be forever)."""
+        wanted = self.request()
+        for node in self._ray.nodes():
+            have = node.get("Resources", {}) if node.get("Alive") else {}
+            if all(have.get(name, 0) >= amount for name, amount in wanted.items()):
+                return
+        raise RunnerError(f"No node of the Ray cluster has {self._describe_request()} for one job; add such a node "
+                          f"or ask for less with {CPUS_ENV}, {GPUS_ENV} or {RESOURCES_ENV}.")
+
+    # -------------------------------------------------- data
+
+    def _dataset_ref(self, dataset: Dataset):
+        """The dataset's object in Ray's store, put there once per dataset: a job on the same data
+        (the same loaded object, or one loaded again with equal tensors) reuses it."""
+        key = f"{dataset.name}|{dataset.source}|{tuple(dataset.images.shape)}"
+        with self._data_lock:
+            held = self._data_refs.get(key)
+            if held is not None and (held[0] is dataset or _same_data(held[0], dataset)):
+                self._data_refs.move_to_end(key)
+                return held[1]
+            ref = self._ray.put(dataset)
+            self._data_refs[key] = (dataset, ref)
+            while len(self._data_refs) > MAX_CACHED_DATASETS:
+                self._data_refs.popitem(last=False)
+            return ref
+
+    # -------------------------------------------------- the runner protocol
+
+    def train(self, cfg: RunConfig, dataset: Dataset, reporter, stop_event: threading.Event):
+        if self.gpus <= 0 and cfg.train.device.strip().lower().startswith("cuda"):
+            raise RunnerError(f"This job asks for CUDA but the Ray jobs get no GPU; set {GPUS_ENV} (e.g. 0.25) or "
+                              "choose the device auto or cpu.")
+        data_ref = self._dataset_ref(dataset)
+
+        def feed(event: tuple) -> None:
+            kind = event[0]
+            if kind == "batch":
+                reporter.on_batch(*event[1:])
+            elif kind == "epoch":
+                reporter.on_epoch(*event[1:])
+            elif kind == "start":
+                reporter.on_start(*event[1:])
+
+        result = self._run(lambda worker: worker.train.remote(cfg, data_ref), feed, stop_event)
+        return result if result is not None else _stopped_while_waiting(cfg)
+
+    def train_probe(self, model, dataset: Dataset, probe_cfg, on_epoch: Callable[[dict], None],
+                    stop_event: threading.Event):
+        data_ref = self._dataset_ref(dataset)
+        result = self._run(lambda worker: worker.train_probe.remote(model, data_ref, probe_cfg),
+                           lambda event: on_epoch(event[1]), stop_event)
+        if result is None:
+            raise RunnerError("Stopped while waiting for a Ray worker; nothing was trained.")
+        return result
+
+    def shutdown(self) -> None:
+        """Ends the jobs' workers; an embedded cluster this runner started is shut down too."""
+        with self._workers_lock:
+            workers, self._workers = list(self._workers), set()
+        for worker in workers:
+            try:
+                self._ray.kill(worker)
+            except Exception:
+                pass
+        if self._started_cluster and self._ray.is_initialized():
+            self._ray.shutdown()
+            self._started_cluster = False
+
+    # -------------------------------------------------- one job on one worker
+
+    def _run(self, start: Callable, feed: Callable[[tuple], None], stop_event: threading.Event):
+        """Start a worker, run `start(worker)` on it, replay its events until it ends; returns the
+        call's value, or None when stopped before a worker was free."""
+        ray = self._ray
+        self._check_feasible()
+        options: dict[str, Any] = dict(num_cpus=self.cpus, max_concurrency=3, max_restarts=0)
+        if self.gpus > 0:
+            options["num_gpus"] = self.gpus
+        if self.resources:
+            options["resources"] = self.resources
+        worker = self._worker_class.options(**options).remote()
+        with self._workers_lock:
+            self._workers.add(worker)
+        try:
+            where = self._wait_for_worker(worker, stop_event)
+            if where is None:
+                return None
+            self.placements.append(where)
+            if self.on_placed is not None:
+                self.on_placed(where)
+            work = start(worker)
+            stop_sent = False
+            while True:
+                done, _ = ray.wait([work], timeout=POLL_SECONDS)
+                if stop_event.is_set() and not stop_sent:
+                    worker.stop.remote()
+                    stop_sent = True
+                # Polled after the wait: once the work is done, this poll holds its last events.
+                for event in ray.get(worker.poll.remote(), timeout=ANSWER_TIMEOUT):
+                    feed(event)
+                if done:
+                    return ray.get(work)
+        except ray.exceptions.RayTaskError as exc:
+            # The job's own error (bad settings, a diverging probe...): raised as it would be locally.
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, Exception):
+                raise cause from None
+            raise RunnerError(f"The job failed on its Ray worker: {_first_line(exc)}.") from None
+        except ray.exceptions.GetTimeoutError:
+            raise RunnerError(f"The Ray worker running this job stopped answering for {ANSWER_TIMEOUT:g} s; "
+                              "start the job again.") from None
+        except ray.exceptions.OutOfMemoryError:
+            raise RunnerError("The Ray worker running this job ran out of memory; use a smaller model or batch, "
+                              "or a node with more memory.") from None
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                ray.exceptions.ObjectLostError):
+            raise RunnerError("The Ray worker running this job died (its process was killed or its node was lost); "
+                              "start the job again.") from None
+        except ray.exceptions.RayError as exc:
+            raise RunnerError(f"Ray could not run this job ({type(exc).__name__}); start it again.") from None
+        finally:
+            with self._workers_lock:
+                self._workers.discard(worker)
+            try:  # frees the worker's resources at once (it has nothing more to do)
+                ray.kill(worker)
+            except Exception:
+                pass
+
+    def _wait_for_worker(self, worker, stop_event: threading.Event) -> dict | None:
+        """Wait until the cluster has room and the worker answers; None if stopped meanwhile."""
+        ray = self._ray
+        answer = worker.where.remote()
+        deadline = time.monotonic() + self.start_timeout
+        next_check = time.monotonic() + 5
+        while True:
+            done, _ = ray.wait([answer], timeout=POLL_SECONDS)
+            if done:
+                return ray.get(answer)
+            if stop_event.is_set():
+                return None
+            now = time.monotonic()
+            if now >= next_check:  # a node may have left since the job was submitted
+                self._check_feasible()
+                next_check = now + 5
+            if now >= deadline:
+                raise RunnerError(f"No Ray node had {self._describe_request()} free for {self.start_timeout:g} s; "
+                                  f"free some, add a node or raise {START_TIMEOUT_ENV}.")
+
+
+def _same_data(a: Dataset, b: Dataset) -> bool:
+    import torch
+
+    return (a.class_names == b.class_names and a.splits.keys() == b.splits.keys()
+            and torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+            and all(torch.equal(a.splits[name], b.splits[name]) for name in a.splits))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0].strip() if text else type(exc).__name__).rstrip(".")
+
+
+def _stopped_while_waiting(cfg: RunConfig):
+    """The TrainResult of a run stopped before any worker took it (nothing trained, nothing saved)."""
+    import torch
+
+    from core.train import TrainResult
+
+    return TrainResult(model=None, status="stopped",
+                       message="Stopped before the first epoch finished, so nothing was learned or saved.",
+                       history=[], batch_losses=[], film_originals=torch.zeros(0, dtype=torch.uint8), film=[],
+                       test_metrics={}, device="ray")
+
+
+def runner_from_address(address: str | None):
+    """The runner for an AE_LAB_RAY_ADDRESS / --ray value, and a sentence when it fell back.
+
+    Empty: (LocalRunner(), None). Otherwise a RayRunner; when the cluster cannot be reached, the
+    local runner and the sentence saying so (the app keeps working on this machine)."""
+    from core.jobs.local import LocalRunner
+
+    address = (address or "").strip()
+    if not address:
+        return LocalRunner(), None
+    try:
+        return RayRunner(address), None
+    except RunnerError as exc:
+        return LocalRunner(), f"{str(exc).rstrip('.')}; training on this machine instead."
