@@ -38,7 +38,18 @@ def test_app_opens_on_data_with_device_and_dataset_in_the_sidebar(no_runs):
         assert torch.cuda.get_device_name(device) in shown["Device"]
     assert shown["Dataset"].startswith("Digits")
     assert shown["Current run"] == "none yet"
+    assert shown["Jobs run on"] == "this machine"
     assert "No training job running" in shown["caption"]
+
+
+def test_a_ray_cluster_out_of_reach_leaves_the_app_on_this_machine(no_runs, monkeypatch):
+    monkeypatch.setenv("AE_LAB_RAY_ADDRESS", "127.0.0.1:9")  # the discard port: nobody listens
+    at = open_app_page()
+    assert sidebar(at)["Jobs run on"] == "this machine"
+    (warning,) = at.sidebar.warning.values
+    assert warning == ("Could not reach the Ray cluster at 127.0.0.1:9; start it there with `ray start --head` or "
+                       "fix AE_LAB_RAY_ADDRESS; training on this machine instead.")
+    assert get_registry().runner.backend == "local"
 
 
 def test_sidebar_follows_the_session_choices(no_runs):

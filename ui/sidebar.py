@@ -7,7 +7,7 @@ import streamlit as st
 from core.data import DATASETS
 from core.train import device_label, resolve_device
 from ui.projector import projector_toggle
-from ui.state import SELECTED_RUN_KEY, active_jobs, chosen_data_config
+from ui.state import SELECTED_RUN_KEY, active_jobs, chosen_data_config, get_runner
 
 SIDEBAR_POLL_SECONDS = 2
 SIDEBAR_POLLING_KEY = "sidebar_jobs_polling"
@@ -65,6 +65,10 @@ def render_sidebar(container) -> None:
     with container:
         projector_toggle()
         st.markdown(f"**Device:** {auto_device_label()}")
+        runner, notice = get_runner()
+        st.markdown(f"**Jobs run on:** {runner.describe()}")
+        if notice:
+            st.warning(notice, icon=":material/cloud_off:")
         st.markdown(f"**Dataset:** {describe_data(chosen_data_config())}")
         run = st.session_state.get(SELECTED_RUN_KEY)
         st.markdown(f"**Current run:** {run}" if run else "**Current run:** none yet")

@@ -15,7 +15,8 @@ import streamlit as st
 from core.checkpoints import DEFAULT_ROOT, list_runs, load_history, load_run
 from core.config import DataConfig, RunConfig
 from core.data import Dataset, load_dataset
-from core.jobs import JobRegistry
+from core.jobs import JobRegistry, runner_from_address
+from core.jobs.ray_runner import RAY_ADDRESS_ENV  # a constant: this imports no Ray
 from ui.palette import run_colors
 
 # Session keys shared by the pages: which dataset config the Data page chose, which run is selected.
@@ -35,7 +36,14 @@ def checkpoints_root() -> str:
 @st.cache_resource
 def get_registry() -> JobRegistry:
     # The store is looked up here, on the script thread: job threads have no Streamlit context.
-    return JobRegistry(root=checkpoints_root(), load_data=_dataset_store().get)
+    return JobRegistry(root=checkpoints_root(), load_data=_dataset_store().get, runner=get_runner()[0])
+
+
+@st.cache_resource(show_spinner="Connecting to the Ray cluster...")
+def get_runner():
+    """(runner, notice): where jobs run. AE_LAB_RAY_ADDRESS sends them to Ray (Ray is imported only
+    then); a cluster out of reach leaves this machine's runner and one sentence for the sidebar."""
+    return runner_from_address(os.environ.get(RAY_ADDRESS_ENV, ""))
 
 
 def active_jobs() -> list:
