@@ -103,6 +103,15 @@ def test_losses_on_ray_equal_the_in_process_run(registry, tmp_path):
     assert registry.runner.describe() == "Ray: 1 node, 0 GPUs"
 
 
+def test_a_saved_run_resumes_on_ray_exactly_like_an_unbroken_run(registry, tmp_path):
+    assert registry.wait(registry.start(config(epochs=2, name="resumed")), WAIT).status == "finished"
+    snap = registry.wait(registry.resume("resumed", 1), WAIT)
+    assert snap.status == "finished", snap.message
+    unbroken = train(config(epochs=3), load_dataset(config().data))
+    saved = load_run(tmp_path / "runs", "resumed")
+    assert [r["train_loss"] for r in saved.history] == [r.train_loss for r in unbroken.history]
+
+
 def test_epochs_arrive_live_and_stop_reaches_the_worker(registry, tmp_path):
     job_id = registry.start(config(epochs=5000, name="stopped-on-ray"))
     # Two finished epochs seen while the job is still running: the events stream, they are not

@@ -59,10 +59,12 @@ class _JobWorker:
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
                 "host": socket.gethostname(), "cwd": os.getcwd()}
 
-    def train(self, cfg: RunConfig, dataset: Dataset):
+    def train(self, cfg: RunConfig, dataset: Dataset, resume=None):
         from core.train import train
 
-        return train(cfg, dataset, reporter=self, stop_event=self._stop)
+        if resume is None:
+            return train(cfg, dataset, reporter=self, stop_event=self._stop)
+        return train(cfg, dataset, reporter=self, stop_event=self._stop, resume=resume)
 
     def train_probe(self, model, dataset: Dataset, probe_cfg):
         from core.analysis import train_probe
@@ -255,7 +257,9 @@ class RayRunner:
 
     # -------------------------------------------------- the runner protocol
 
-    def train(self, cfg: RunConfig, dataset: Dataset, reporter, stop_event: threading.Event):
+    def train(self, cfg: RunConfig, dataset: Dataset, reporter, stop_event: threading.Event, resume=None):
+        """core.train.train on a worker; `resume` (a ResumeFrom: the saved run's states, read by the
+        server) travels with the call, so a resumed run needs no shared folder either."""
         if self.gpus <= 0 and cfg.train.device.strip().lower().startswith("cuda"):
             raise RunnerError(f"This job asks for CUDA but the Ray jobs get no GPU; set {GPUS_ENV} (e.g. 0.25) or "
                               "choose the device auto or cpu.")
@@ -270,7 +274,7 @@ class RayRunner:
             elif kind == "start":
                 reporter.on_start(*event[1:])
 
-        result = self._run(lambda worker: worker.train.remote(cfg, data_ref), feed, stop_event)
+        result = self._run(lambda worker: worker.train.remote(cfg, data_ref, resume), feed, stop_event)
         return result if result is not None else _stopped_while_waiting(cfg)
 
     def train_probe(self, model, dataset: Dataset, probe_cfg, on_epoch: Callable[[dict], None],
