@@ -5,7 +5,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui.owners import owner_id
 from ui.sidebar import render_sidebar
+from ui.state import restart_notice
 
 HERE = Path(__file__).parent
 
@@ -34,6 +36,8 @@ navigation = {
     for section, pages in SECTIONS.items()
 }
 page = st.navigation({section: pages for section, pages in navigation.items() if pages})
+owner_id()  # this browser's id for the jobs it starts, kept in the URL across page switches
+restart_notice()
 sidebar_slot = st.sidebar.container()
 try:
     page.run()

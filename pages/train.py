@@ -16,6 +16,7 @@ from core.data import DataError, fill_model_shape
 from core.models import build_model, layer_table
 from ui.charts import batch_loss_chart, loss_chart, vae_parts_chart
 from ui.config_form import FORM_PROBLEMS_KEY, model_and_training_form
+from ui.owners import can_stop, owner_id, stop_job
 from ui.sidebar import describe_data
 from ui.state import (
     ACTIVE_STATUSES,
@@ -88,7 +89,7 @@ def settings_section() -> tuple[RunConfig, bool]:
 
 
 def start_job(cfg: RunConfig) -> None:
-    job_id = get_registry().start(cfg)
+    job_id = get_registry().start(cfg, owner=owner_id())
     st.query_params["job"] = job_id
     st.session_state[OWN_JOB_KEY] = job_id
 
@@ -193,9 +194,15 @@ def show_job(job) -> None:
         bar_text = progress_text(job)
         st.progress(min(max(job.progress, 0.0), 1.0), text=bar_text)
     if job.status in ACTIVE_STATUSES:
-        if st.button("Stop", key="stop_job", icon=":material/stop:", type="secondary"):
-            get_registry().stop(job.id)
-            st.toast(f"Stopping {job.name}...")
+        if not can_stop(job):  # another student's job: seen, not stopped
+            st.button("Stop", key="stop_job", icon=":material/stop:", type="secondary", disabled=True)
+            st.caption("Only the student who started this job (or the teacher) can stop it.")
+        elif st.button("Stop", key="stop_job", icon=":material/stop:", type="secondary"):
+            problem = stop_job(job.id)
+            if problem:
+                st.error(problem)
+            else:
+                st.toast(f"Stopping {job.name}...")
     else:
         saved_run_link(job)
     if job.status not in ("queued", "failed"):

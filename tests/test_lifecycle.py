@@ -145,3 +145,80 @@ def test_only_the_owner_stops_a_job_and_a_stop_without_by_always_may(registry):
     assert registry.snapshot(bob).status == "stopped"
     registry.stop(alice)  # the process itself (CLI, teacher checked by the app, shutdown)
     assert registry.wait(alice, WAIT).status == "stopped"
+
+
+# ---------------------------------------------------------------- shutdown and restart
+
+def test_shutdown_saves_the_running_job_and_a_new_registry_restores_the_queue(tmp_path):
+    from core.jobs.restart import STATE_FILE, restart_message
+
+    root = tmp_path / "runs"
+    old = JobRegistry(root=root, max_concurrent=1)
+    running = old.start(config(epochs=10_000, name="alice"), owner="owner-a")
+    queued = old.start(config(epochs=3, name="bob"), owner="owner-b")
+    wait_until(lambda: len(old.snapshot(running).history) >= 2)
+    state = old.shutdown(timeout=WAIT)
+    assert state["complete"] and state["lost"] == 0
+    assert old.snapshot(running).status == "stopped" and old.snapshot(queued).status == "stopped"
+    (saved,) = state["saved"]
+    assert saved["run"] == "alice" and saved["epoch"] >= 2
+    assert [row["name"] for row in list_runs(root)] == ["alice"]
+    assert load_run(root, "alice").info["stopped_by"] == "server shutdown"
+    assert (root / STATE_FILE).is_file()
+    assert old.start(config(epochs=1, name="late")) and old.snapshots()[0].status == "queued"  # nothing starts
+
+    new = JobRegistry(root=root, max_concurrent=1)
+    note = new.restore()
+    assert not (root / STATE_FILE).exists()  # acted on once
+    assert note["restored"] == 1 and note["saved"][0]["run"] == "alice"
+    back = new.snapshot(queued)  # the same id: the tab that queued it follows it again
+    assert back.name == "bob" and back.owner == "owner-b" and back.config.train.epochs == 3
+    assert new.wait(queued, WAIT).status == "finished"
+    assert restart_message(note) == (f"The server restarted: 1 run was saved at epoch {saved['epoch']}, "
+                                     "1 queued run was restored.")
+    assert JobRegistry(root=root).restore() is None  # a second start has nothing to restore
+
+
+def test_restart_message_reads_like_the_issue_asks():
+    from core.jobs.restart import restart_message
+
+    note = {"saved": [{"run": "a", "epoch": 12}, {"run": "b", "epoch": 12}], "lost": 0, "restored": 3}
+    assert restart_message(note) == "The server restarted: 2 runs were saved at epoch 12, 3 queued runs were restored."
+    note = {"saved": [{"run": "a", "epoch": 12}, {"run": "b", "epoch": 3}], "lost": 1, "restored": 0}
+    assert restart_message(note) == ("The server restarted: 2 runs were saved (a at epoch 12, b at epoch 3), "
+                                     "1 running job was stopped before its first epoch, so nothing of it was kept.")
+
+
+def test_a_damaged_state_file_is_set_aside_and_damaged_entries_skipped(tmp_path):
+    from core.jobs.restart import STATE_FILE, write_state
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    (root / STATE_FILE).write_text("{not json")
+    assert JobRegistry(root=root).restore() is None
+    assert (root / (STATE_FILE + ".damaged")).is_file()
+    write_state(root, {"queued": [{"id": "x", "config": "nonsense"},
+                                  {"id": "y", "owner": 5, "config": config().to_dict()},
+                                  {"id": "z", "name": "ok", "config": config(epochs=1).to_dict()}],
+                       "saved": [{"run": 3, "epoch": "x"}], "lost": 0})
+    reg = JobRegistry(root=root)
+    note = reg.restore()
+    assert note == {"saved": [], "lost": 0, "restored": 1, "at": note["at"]}
+    assert [s.id for s in reg.snapshots()] == ["z"]
+    reg.wait("z", WAIT)
+
+
+def test_leftover_temp_folders_of_a_killed_save_are_removed_on_start(tmp_path):
+    import os
+
+    root = tmp_path / "runs"
+    old = root / ".tmp-alice-1234abcd"
+    young = root / ".tmp-bob-5678abcd"  # another process may be saving into it right now
+    for folder in (old, young):
+        folder.mkdir(parents=True)
+        (folder / "weights.pt").write_bytes(b"half")
+    long_ago = time.time() - 3600
+    os.utime(old / "weights.pt", (long_ago, long_ago))
+    os.utime(old, (long_ago, long_ago))
+    JobRegistry(root=root).restore()
+    assert not old.exists() and young.exists()

@@ -7,6 +7,7 @@ import streamlit as st
 from core.data import DATASETS
 from core.train import device_label, resolve_device
 from ui.projector import projector_toggle
+from ui.owners import teacher_sign_in
 from ui.state import SELECTED_RUN_KEY, active_jobs, chosen_data_config, get_runner
 
 SIDEBAR_POLL_SECONDS = 2
@@ -75,3 +76,4 @@ def render_sidebar(container) -> None:
         polling = bool(active_jobs())
         st.session_state[SIDEBAR_POLLING_KEY] = polling
         st.fragment(jobs_status, run_every=SIDEBAR_POLL_SECONDS if polling else None)()
+        teacher_sign_in()

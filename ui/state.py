@@ -17,6 +17,7 @@ from core.config import DataConfig, RunConfig
 from core.data import Dataset, load_dataset
 from core.jobs import JobRegistry, runner_from_address
 from core.jobs.ray_runner import RAY_ADDRESS_ENV  # a constant: this imports no Ray
+from core.jobs.restart import install_shutdown_hook, restart_message
 from ui.palette import run_colors
 
 # Session keys shared by the pages: which dataset config the Data page chose, which run is selected.
@@ -33,10 +34,36 @@ def checkpoints_root() -> str:
     return os.environ.get("AE_LAB_CHECKPOINTS", DEFAULT_ROOT)
 
 
+RESTART_NOTE_SHOWN_KEY = "restart_note_dismissed"
+RESTART_NOTE_FOR_S = 3600  # sessions opened this long after a restart are no longer told of it
+
+
 @st.cache_resource
 def get_registry() -> JobRegistry:
     # The store is looked up here, on the script thread: job threads have no Streamlit context.
-    return JobRegistry(root=checkpoints_root(), load_data=_dataset_store().get, runner=get_runner()[0])
+    registry = JobRegistry(root=checkpoints_root(), load_data=_dataset_store().get,
+                           runner=get_runner()[0])
+    # What the last server's shutdown saved and queued comes back; this server's shutdown
+    # (SIGTERM/SIGINT, see core.jobs.restart) saves its running jobs and writes its queue.
+    registry.restore()
+    install_shutdown_hook(registry.shutdown)
+    return registry
+
+
+def restart_notice() -> None:
+    """Say once, at the top of the page, what a server restart saved and restored (dismissable)."""
+    import time
+
+    note = get_registry().restart_note
+    if not note or st.session_state.get(RESTART_NOTE_SHOWN_KEY) or time.time() - note["at"] > RESTART_NOTE_FOR_S:
+        return
+    with st.container(key="restart_note"):
+        left, right = st.columns([6, 1], vertical_alignment="center")
+        hint = " Continue them with Resume on the Runs page." if note["saved"] else ""
+        left.info(restart_message(note) + hint, icon=":material/restart_alt:")
+        if right.button("Dismiss", key="dismiss_restart_note"):
+            st.session_state[RESTART_NOTE_SHOWN_KEY] = True
+            st.rerun()
 
 
 @st.cache_resource(show_spinner="Connecting to the Ray cluster...")

@@ -24,6 +24,7 @@ from core.checkpoints import (CheckpointError, DEFAULT_ROOT, default_run_name, l
                               unique_run_name)
 from core.config import DataConfig, RunConfig
 from core.data import Dataset, DataError, load_dataset
+from core.jobs import restart
 from core.jobs.local import LocalRunner
 from core.train import EpochRecord
 
@@ -238,6 +239,9 @@ class JobRegistry:
         # Choosing a free run name and saving into it must be one step, or two jobs ending
         # together could pick the same name.
         self._save_lock = threading.Lock()
+        self._shutting_down = False
+        # Set by restore(): what the last server's shutdown saved and queued, for the page.
+        self.restart_note: dict | None = None
 
     # -------------------------------------------------- starting
 
@@ -291,7 +295,7 @@ class JobRegistry:
 
     def _start_waiting_jobs(self) -> None:
         """Start queued jobs while there is room; the caller holds self._lock."""
-        while self._queue and len(self._running) < self.max_concurrent:
+        while self._queue and len(self._running) < self.max_concurrent and not self._shutting_down:
             job = self._jobs[self._queue.popleft()]
             self._running.add(job.id)
             with job.lock:
@@ -401,6 +405,69 @@ class JobRegistry:
         with self._lock:
             positions = {job_id: i for i, job_id in enumerate(self._queue, 1)}
             return [job.snapshot(positions.get(job.id)) for job in reversed(self._jobs.values())]
+
+    # -------------------------------------------------- restart (core.jobs.restart)
+
+    def shutdown(self, timeout: float = 30.0) -> dict | None:
+        """The server is stopping: write the queue to disk, stop the running jobs at the end of
+        their current batch and wait (up to `timeout` s) until they have saved; the state file then
+        also names the runs saved. Returns the state written (None when nothing ran or waited)."""
+        with self._lock:
+            if self._shutting_down:
+                return None
+            self._shutting_down = True
+            queued = [self._jobs[job_id] for job_id in self._queue if self._jobs[job_id].kind == "train"]
+            running = [self._jobs[job_id] for job_id in self._running if self._jobs[job_id].kind == "train"]
+            for job in queued:
+                self._queue.remove(job.id)
+        if not queued and not running:
+            return None
+        entries = [{"id": job.id, "name": job.name, "owner": job.owner, "resume_from": job.resume_from,
+                    "config": job.config.to_dict()} for job in queued]
+        state = {"written": time.time(), "queued": entries, "saved": [], "lost": len(running), "complete": False}
+        restart.write_state(self.root, state)  # first: a second signal or a kill cannot lose the queue
+        for job in queued:
+            job.finish("stopped", "The server stopped; this job is queued again when it restarts.")
+            job.done.set()
+        for job in running:
+            job.stopped_by_shutdown = True
+            job.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for job in running:
+            job.done.wait(max(deadline - time.monotonic(), 0.0))
+        saved = [{"run": job.run_name, "epoch": len(job.history), "owner": job.owner}
+                 for job in running if job.done.is_set() and job.run_name]
+        state.update(saved=saved, lost=len(running) - len(saved), complete=True)
+        restart.write_state(self.root, state)
+        return state
+
+    def restore(self) -> dict | None:
+        """Once, when the app starts: queue again what the last server's shutdown wrote (same ids
+        and owners) and remove leftover temporary folders. Sets and returns restart_note
+        ({"saved": [{"run", "epoch", "owner"}], "lost": n, "restored": n, "at": time}) or None."""
+        restart.clean_leftovers(self.root)
+        state = restart.take_state(self.root)
+        if state is None:
+            return None
+        restored = 0
+        for entry in state.get("queued") or []:
+            try:
+                cfg = RunConfig.from_dict(entry["config"])
+                owner, resume_from = entry.get("owner"), entry.get("resume_from")
+                if not all(v is None or isinstance(v, str) for v in (owner, resume_from, entry.get("id"))):
+                    raise TypeError("owner, resume_from and id are strings")
+                job = _Job(name=str(entry.get("name") or cfg.name or default_run_name(cfg)), kind="train",
+                           config=cfg, total_epochs=cfg.train.epochs, work=self._train_job, owner=owner,
+                           resume_from=resume_from)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue  # a damaged entry: the others are still worth restoring
+            self._add(job, job_id=entry.get("id"))
+            restored += 1
+        saved = [s for s in state.get("saved") or [] if isinstance(s, dict) and isinstance(s.get("run"), str)
+                 and isinstance(s.get("epoch"), int)]
+        lost = state.get("lost") if isinstance(state.get("lost"), int) else 0
+        self.restart_note = {"saved": saved, "lost": lost, "restored": restored, "at": time.time()}
+        return self.restart_note
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobSnapshot:
         """Block until the job ends (or `timeout` seconds pass) and return its snapshot."""
