@@ -67,6 +67,27 @@ FIGURES: tuple[Figure, ...] = (
 )
 REQUIRED_KEYS: tuple[str, ...] = tuple(f.key for f in FIGURES)
 
+# `python -m bench --classroom N` (issue 11): a class of N jobs at once; the targets are for an
+# H200-class GPU (on a CPU only the eager figures exist and the ratios stay empty).
+CLASSROOM_FIGURES: tuple[Figure, ...] = (
+    Figure("graph_speedup_1job", "11. one job: CUDA-graph img/s / eager img/s", "x", Target(">=", 4.0),
+           "graph_img_s_1job over eager_img_s_1job, epochs after the first"),
+    Figure("classroom_speedup", "11. N jobs at once: graph total / eager total", "x", Target(">=", 15.0),
+           "classroom_img_s_total over classroom_eager_img_s_total"),
+    Figure("classroom_job_spread", "11. slowest job / fastest job (graphs)", "x", Target("<=", 2.0),
+           "classroom_slowest_job_s over classroom_fastest_job_s"),
+    Figure("snapshot_p99_ms", "11. registry.snapshot() p99 while N jobs train", "ms", Target("<", 5.0),
+           "what each Train page's poll costs"),
+    Figure("graph_val_loss_gap", "11. final val loss, graph vs eager, same seeds", "fraction", Target("<", 0.02),
+           "mean relative gap over the N + 1 seeds; see graph_val_loss_gap_max, eager_repeat_val_loss_gap"),
+)
+CLASSROOM_KEYS: tuple[str, ...] = tuple(f.key for f in CLASSROOM_FIGURES) + (
+    "classroom_jobs", "classroom_epochs", "classroom_dataset", "classroom_img_s_total", "classroom_eager_img_s_total",
+    "classroom_slowest_job_s", "classroom_fastest_job_s", "classroom_wall_s", "classroom_eager_wall_s",
+    "graph_img_s_1job", "eager_img_s_1job", "graph_val_loss_gap_max", "eager_repeat_val_loss_gap", "classroom_note",
+    "gpu",
+)
+
 # Extra keys: the raw figures behind the ratios and what the run was (top level, next to the
 # required ones, so a reader of results.json sees how each ratio came about).
 EXTRA_KEYS: tuple[str, ...] = (
@@ -90,7 +111,7 @@ class Results:
     reason goes to errors, so one broken step never hides the others' numbers."""
 
     def __init__(self) -> None:
-        self.values: dict[str, Any] = {key: None for key in (*REQUIRED_KEYS, *EXTRA_KEYS)}
+        self.values: dict[str, Any] = {key: None for key in (*REQUIRED_KEYS, *EXTRA_KEYS, *CLASSROOM_KEYS)}
         self.values["errors"] = {}
 
     def set(self, key: str, value: Any) -> None:
@@ -115,7 +136,9 @@ class Results:
     def rows(self) -> list[tuple[str, str, str, str, str]]:
         """(figure, value, target, met?, compared with) per figure, as text."""
         rows = []
-        for figure in FIGURES:
+        classroom = CLASSROOM_FIGURES if self.values.get("classroom_jobs") is not None else ()
+        main = FIGURES if self.values.get("mode") != "classroom" else ()
+        for figure in (*main, *classroom):
             value = self.values[figure.key]
             rows.append((figure.label, format_value(value, figure.unit), str(figure.target or "-"),
                          self.verdict(figure), figure.reference))
@@ -153,6 +176,8 @@ def format_value(value: Any, unit: str = "") -> str:
         return f"{value:.2f}x"
     if unit == "fraction":
         return f"{value * 100:+.1f}%"
+    if unit == "ms":
+        return f"{value:.3g} ms"
     if unit == "MiB":
         return f"{value:.0f} MiB"
     if unit == "s":

@@ -202,6 +202,11 @@ class Bench:
         results.set("app_start_s", start.rendered_s)
         results.set("server_rss_mb", start.rss_mb)
 
+    def classroom(self, results: Results, jobs: int, epochs: int) -> None:
+        from bench.classroom import measure
+
+        measure(results, self.mnist_root, self.scratch / "classroom", jobs=jobs, epochs=epochs, say=say)
+
     def _need_model(self) -> None:
         if self.result is None:
             raise RuntimeError("Skipped: the training step, which makes the model this step uses, failed.")
@@ -215,6 +220,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json-only", action="store_true", help="print the results JSON instead of the table")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch intra-op threads for the measurements in this process (default: torch's choice)")
+    parser.add_argument("--classroom", type=int, nargs="?", const=30, default=None, metavar="N",
+                        help="only the classroom figures: N jobs (default 30) at once, CUDA graphs vs eager "
+                             "(the full bench includes them, with N=30, on a CUDA GPU)")
+    parser.add_argument("--classroom-epochs", type=int, default=5, help="epochs per classroom job (default 5)")
     parser.add_argument("--mnist-root", type=Path, default=DEFAULT_MNIST,
                         help="a folder in torchvision's layout holding MNIST/raw (falls back to digits when absent)")
     return parser.parse_args(argv)
@@ -236,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
             "noisy; train_speedup_1thread_cpu is the figure a busy machine disturbs least")
     with tempfile.TemporaryDirectory(prefix="ae-lab-bench-") as scratch:
         bench = Bench(plan, args.mnist_root, Path(scratch))
+        if args.classroom is not None:
+            results.set("mode", "classroom")
+            step(results, "classroom", bench.classroom, args.classroom, args.classroom_epochs)
+            return _finish(results, args, started)
         # Training first: it makes the model the later steps use. The app last: its server and
         # browser would otherwise compete with the timed steps.
         step(results, "training", bench.training)
@@ -245,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         step(results, "first metric", bench.first_metric)
         step(results, "watching", bench.watching)
         step(results, "app start", bench.app)
+        if torch.cuda.is_available():  # the classroom figures are about a GPU; a CPU has its own --classroom
+            step(results, "classroom", bench.classroom, 30, 5)
+    return _finish(results, args, started)
+
+
+def _finish(results: Results, args: argparse.Namespace, started: float) -> int:
     results.set("wall_s", time.perf_counter() - started)
     path = results.write(args.out)
     if args.json_only:

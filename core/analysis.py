@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.data import Dataset
-from core.train import _SEED_LOCK, add_noise, resolve_device, to_float  # to_float: part of this module's API too
+from core.train import _SEED_LOCK, add_noise, inference_batch_size, resolve_device, to_float  # to_float: part of this module's API too
 
 # The number of levels the Noise page sweeps: 0, 0.1, ..., 1.
 DEFAULT_NOISE_LEVELS = np.linspace(0.0, 1.0, 11)
@@ -77,6 +77,18 @@ def _batches(count: int, batch_size: int) -> range:
     return range(0, count, max(1, int(batch_size)))
 
 
+def _batch_size(model: nn.Module, batch_size: int | None, values_per_item: int) -> int:
+    """The caller's batch size, or (None) core.train.inference_batch_size for the model's device:
+    thousands of images per batch on a GPU, cache-sized batches on the CPU."""
+    if batch_size is not None:
+        return max(1, int(batch_size))
+    return inference_batch_size(_device(model), values_per_item)
+
+
+def _pixels(images) -> int:
+    return int(np.prod(tuple(images.shape[1:]))) if len(images.shape) > 1 else 1
+
+
 # ----------------------------------------------------------------------------- encoding and reconstruction
 
 
@@ -84,12 +96,13 @@ def _float_batches(model, images_uint8, labels, batch_size: int):
     """(float images on the model's device, their labels or None), one batch at a time."""
     device = _device(model)
     count = len(images_uint8)
+    batch_size = _batch_size(model, batch_size, _pixels(images_uint8))
     y = _model_labels(model, labels, count, device)
     for start in _batches(count, batch_size):
         yield to_float(images_uint8[start : start + batch_size].to(device)), _slice(y, start, start + batch_size)
 
 
-def encode(model, images_uint8, labels=None, batch_size: int = 512) -> np.ndarray:
+def encode(model, images_uint8, labels=None, batch_size: int | None = None) -> np.ndarray:
     """The deterministic code of every image (a VAE's mean), N×latent float32."""
     with _inference(model):
         parts = [model.encode(x, y).float().cpu() for x, y in _float_batches(model, images_uint8, labels, batch_size)]
@@ -105,7 +118,7 @@ def _reconstruct_batches(model, x: torch.Tensor, y: torch.Tensor | None, batch_s
 
 
 def reconstruct(model, images_uint8, labels=None, noise: float = 0.0, seed: int = 0,
-                batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+                batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(the model's input: the images with noise added, the reconstruction), both float CPU tensors.
 
     The noise is core.train.add_noise from a CPU generator seeded with `seed`, drawn for the whole
@@ -115,6 +128,7 @@ def reconstruct(model, images_uint8, labels=None, noise: float = 0.0, seed: int 
     y = _model_labels(model, labels, len(images_uint8), device)
     x = to_float(torch.as_tensor(images_uint8).to(device))
     noisy = add_noise(x, float(noise), torch.Generator().manual_seed(int(seed)))
+    batch_size = _batch_size(model, batch_size, _pixels(x))
     with _inference(model):
         recon = _reconstruct_batches(model, noisy, y, batch_size) if len(x) else torch.zeros_like(x)
     return noisy.cpu(), recon.float().cpu()
@@ -131,7 +145,7 @@ def error_maps(originals, reconstructions) -> tuple[torch.Tensor, float]:
     return heat, brightest
 
 
-def per_image_errors(model, images_uint8, labels=None, batch_size: int = 512) -> np.ndarray:
+def per_image_errors(model, images_uint8, labels=None, batch_size: int | None = None) -> np.ndarray:
     """Mean squared error of each image's reconstruction (N floats), to find the best and worst."""
     with _inference(model):
         errors = [(model(x, y).recon - x).pow(2).flatten(1).mean(1).float().cpu()
@@ -148,9 +162,9 @@ def noise_sweep(model, images_uint8, labels=None, levels=DEFAULT_NOISE_LEVELS, s
     reconstruct(noise=f, seed=seed) shows. Speed: the clean images go to the device once, and each
     level is one pass of batches with the sums kept on the device until the end. batch_size None:
     256 on the CPU (measured: the activations of 256 images stay in cache, 1,024 are ~30% slower),
-    2,048 on an accelerator."""
+    core.train.inference_batch_size on an accelerator (thousands of images per batch)."""
     device = _device(model)
-    batch_size = batch_size or (256 if device.type == "cpu" else 2048)
+    batch_size = batch_size or (256 if device.type == "cpu" else _batch_size(model, None, _pixels(images_uint8)))
     levels = [float(level) for level in np.atleast_1d(np.asarray(levels, dtype=float))]
     if len(images_uint8) == 0:
         return [{"noise": level, "mse": float("nan"), "mae": float("nan")} for level in levels]
@@ -251,11 +265,12 @@ def kmeans_labels(codes, k: int, seed: int = 0) -> np.ndarray:
 # ----------------------------------------------------------------------------- decoding and generation
 
 
-def decode(model, codes, labels=None, batch_size: int = 512) -> torch.Tensor:
+def decode(model, codes, labels=None, batch_size: int | None = None) -> torch.Tensor:
     """Images decoded from codes (N×latent, or one code), float N×C×H×W on the CPU.
     A conditional model needs labels: one int for all, or one per code."""
     z = _as_codes(codes, model)
     y = _model_labels(model, labels, len(z), z.device)
+    batch_size = _batch_size(model, batch_size, model.cfg.in_channels * model.cfg.image_size ** 2)
     with _inference(model):
         parts = [model.decode(z[s : s + batch_size], _slice(y, s, s + batch_size)).float().cpu()
                  for s in _batches(len(z), batch_size)]
@@ -487,7 +502,7 @@ def train_probe(model, dataset: Dataset, cfg: ProbeConfig,
         """Class probabilities of a whole split (eval mode), N×num_classes on the device."""
         probe.eval()
         count = len(targets[split])
-        step = max(cfg.batch_size, 1024)
+        step = max(cfg.batch_size, inference_batch_size(device, int(np.prod(inputs[split].shape[1:])) or 1))
         with torch.inference_mode():
             return torch.cat([F.softmax(probe(*batch_input(split, slice(s, s + step))), dim=1)
                               for s in range(0, count, step)])

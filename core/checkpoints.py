@@ -233,6 +233,9 @@ def save_run(root, name: str, config: RunConfig, result, extra_info: dict | None
         "status": result.status,
         "message": result.message,
         "device": str(result.device),
+        # Which training step ran (CUDA graph or eager) and why: older results lack these.
+        "step": getattr(result, "step", "eager"),
+        "step_reason": getattr(result, "step_reason", ""),
         "created": datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds"),
         "seconds": float(sum(r.get("seconds", 0.0) or 0.0 for r in history)),
         "epochs_run": len(history),

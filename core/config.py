@@ -66,6 +66,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     film_images: int = 8  # fixed validation images reconstructed after every epoch
+    cuda_graphs: bool = True  # on CUDA, capture the training step in a graph and replay it (core.cuda_graph)
 
 
 @dataclass

@@ -170,9 +170,14 @@ class Autoencoder(nn.Module):
             raise ValueError("This model is conditional, so it needs the class labels along with the images.")
         if y.shape != (n,):
             raise ValueError(f"Expected {n} class labels, one per image, but got a tensor of shape {tuple(y.shape)}.")
-        if n and (int(y.min()) < 0 or int(y.max()) >= self.cfg.num_classes):
+        # The range check reads the labels on the host; while a CUDA graph is being captured no
+        # host read is allowed (the training step's labels come from the dataset, always in range).
+        capturing = like.is_cuda and torch.cuda.is_current_stream_capturing()
+        if n and not capturing and (int(y.min()) < 0 or int(y.max()) >= self.cfg.num_classes):
             raise ValueError(f"Class labels must lie between 0 and {self.cfg.num_classes - 1} for this model.")
-        return F.one_hot(y.long(), self.cfg.num_classes).to(like.dtype)
+        # scatter_ rather than F.one_hot, which may check the labels on the host itself.
+        hot = torch.zeros(n, self.cfg.num_classes, dtype=like.dtype, device=like.device)
+        return hot.scatter_(1, y.long().view(n, 1), 1.0)
 
     def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         if tuple(x.shape[1:]) != self.image_shape:

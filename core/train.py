@@ -6,6 +6,7 @@ talks to a TrainReporter (the background job) and returns a TrainResult.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -15,6 +16,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from core import cuda_graph
 from core.config import LOSSES, OPTIMIZERS, RunConfig
 from core.data import Dataset, balanced_sample_weights, fill_model_shape
 from core.models import Autoencoder, build_model, kl_divergence
@@ -22,6 +24,13 @@ from core.models import Autoencoder, build_model, kl_divergence
 # On an accelerator, turning each batch loss into a Python float forces a device sync; the
 # losses are gathered and read every this many batches instead (on the CPU: every batch).
 ACCELERATOR_SYNC_EVERY = 10
+# With a CUDA graph, batch losses stay on the device and are read at most this often (and
+# whenever the graph's loss log is full): the live chart still moves ten times a second, and a
+# NaN/inf loss is seen within this time (or cuda_graph.LOG_CAPACITY batches) of appearing.
+FLUSH_SECONDS = 0.1
+# Optimisers whose step can be captured: torch's capturable=True keeps their step counters on
+# the device (SGD has no host-side state at all).
+CAPTURABLE_OPTIMIZERS = ("adam", "adamw", "sgd", "sgd_momentum", "rmsprop", "rprop")
 
 # torch.manual_seed sets a process-wide generator; building the model under this lock keeps the
 # initial weights reproducible even while another job is seeding at the same moment. Dropout masks
@@ -67,6 +76,8 @@ class TrainResult:
     # and the generators' states (plain tensors and numbers, so torch.save / weights_only load it).
     # None when no epoch finished or the run diverged (its last weights are not worth continuing).
     resume_state: dict | None = None
+    step: str = "eager"  # how batches were trained: "cuda-graph" (captured, replayed) or "eager"
+    step_reason: str = ""  # one sentence: why that path (e.g. why no graph)
 
 
 @dataclass
@@ -130,8 +141,8 @@ class RpropWithWeightDecay(torch.optim.Rprop):
     """torch's Rprop takes no weight_decay; this adds the same coupled L2 term SGD and Adam use
     (grad += weight_decay * param) before each step, so the setting means the same everywhere."""
 
-    def __init__(self, params, lr: float, weight_decay: float = 0.0):
-        super().__init__(params, lr=lr)
+    def __init__(self, params, lr: float, weight_decay: float = 0.0, capturable: bool = False):
+        super().__init__(params, lr=lr, capturable=capturable)
         for group in self.param_groups:
             group["weight_decay"] = weight_decay
 
@@ -151,25 +162,28 @@ class RpropWithWeightDecay(torch.optim.Rprop):
         return loss
 
 
-def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """One of OPTIMIZERS with the given learning rate and (coupled L2; AdamW: decoupled) weight decay."""
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0,
+                   capturable: bool = False) -> torch.optim.Optimizer:
+    """One of OPTIMIZERS with the given learning rate and (coupled L2; AdamW: decoupled) weight decay.
+    capturable=True (CUDA only) keeps the optimiser's step counters on the device, so that its step
+    can be captured in a CUDA graph."""
     if lr < 0 or not math.isfinite(lr):
         raise ValueError(f"The learning rate must be a number of at least 0, not {lr}.")
     if weight_decay < 0 or not math.isfinite(weight_decay):
         raise ValueError(f"The weight decay must be a number of at least 0, not {weight_decay}.")
     params = list(params)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, capturable=capturable)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, capturable=capturable)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd_momentum":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay, capturable=capturable)
     if name == "rprop":
-        return RpropWithWeightDecay(params, lr=lr, weight_decay=weight_decay)
+        return RpropWithWeightDecay(params, lr=lr, weight_decay=weight_decay, capturable=capturable)
     raise ValueError(f"Unknown optimiser '{name}'; choose one of {', '.join(OPTIMIZERS)}.")
 
 
@@ -301,10 +315,36 @@ def train(
 ) -> TrainResult:
     """Train the autoencoder cfg describes on dataset; see docs/core-api.md for the guarantees.
     With `resume`, training continues a saved run: its last weights, optimiser and generator
-    states, and its history, film and best weights, up to cfg.train.epochs epochs in all."""
-    tc, mc = cfg.train, cfg.model
+    states, and its history, film and best weights, up to cfg.train.epochs epochs in all.
+
+    On CUDA every job trains on a stream of its own, so that the jobs of a class overlap on the
+    GPU instead of queueing behind each other on the default stream."""
     _check_settings(cfg)
-    device = resolve_device(tc.device)
+    device = resolve_device(cfg.train.device)
+    if device.type != "cuda":
+        return _train(cfg, dataset, reporter, stop_event, device, resume)
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        return _train(cfg, dataset, reporter, stop_event, device, resume)
+
+
+def _graph_plan(cfg: RunConfig, device: torch.device, full_batches: int) -> tuple[bool, str]:
+    """Whether to capture the training step in a CUDA graph, and one sentence saying why (not)."""
+    if device.type != "cuda":
+        return False, f"Eager steps: CUDA graphs need a CUDA device, and this run trains on {device.type.upper()}."
+    if not cfg.train.cuda_graphs:
+        return False, "Eager steps: CUDA graphs are turned off in the training settings."
+    if cfg.train.optimizer not in CAPTURABLE_OPTIMIZERS:
+        return False, f"Eager steps: the {cfg.train.optimizer} optimiser cannot be captured in a CUDA graph."
+    if full_batches * cfg.train.epochs <= cuda_graph.WARMUP_STEPS + 1:
+        return False, "Eager steps: the run has too few full batches for a CUDA graph to pay off."
+    return True, "CUDA graph: each full batch replays one captured step (forward, backward, optimiser)."
+
+
+def _train(cfg: RunConfig, dataset: Dataset, reporter: TrainReporter | None,
+           stop_event: threading.Event | None, device: torch.device, resume: ResumeFrom | None) -> TrainResult:
+    tc, mc = cfg.train, cfg.model
     fill_model_shape(mc, dataset)
 
     train_x, train_y = dataset.split("train")
@@ -318,7 +358,10 @@ def train(
         torch.manual_seed(tc.seed)
         model = build_model(mc)
     model.to(device)
-    optimizer = make_optimizer(tc.optimizer, model.parameters(), tc.lr, tc.weight_decay)
+    count = train_x.shape[0]
+    batch_size = min(tc.batch_size, count)
+    use_graph, step_reason = _graph_plan(cfg, device, count // batch_size)
+    optimizer = make_optimizer(tc.optimizer, model.parameters(), tc.lr, tc.weight_decay, capturable=use_graph)
     shuffle_generator = torch.Generator().manual_seed(tc.seed)
     noise_generator = _device_generator(device, tc.seed + 1)
     first_epoch = 1
@@ -332,11 +375,9 @@ def train(
     film_x, film_y = val_x[: max(tc.film_images, 0)], val_y[: max(tc.film_images, 0)]
     film_originals = film_x.cpu()
 
-    count = train_x.shape[0]
-    batch_size = min(tc.batch_size, count)
     batches_per_epoch = len(_epoch_batches(count, batch_size, None, torch.Generator().manual_seed(0)))
     pixels = train_x[0].numel()
-    eval_batch = max(batch_size, min(1024, max(1, (1 << 21) // pixels)))
+    eval_batch = max(batch_size, inference_batch_size(device, pixels))
     sync_every = 1 if device.type == "cpu" else ACCELERATOR_SYNC_EVERY
     is_stopped = stop_event.is_set if stop_event is not None else (lambda: False)
 
@@ -347,6 +388,9 @@ def train(
     batch_losses: list[float] = list(resume.batch_losses) if resume else []
     film: list[torch.Tensor] = list(resume.film) if resume else []
     best_state = dict(resume.best_state) if resume else _cpu_state(model)
+    graphed: cuda_graph.GraphedStep | None = None
+    eager_full_steps = 0  # full-size eager steps so far: the warm-up before capture
+    last_flush = time.perf_counter()
     best_val = math.inf
     best_epoch = 0
     for record in history:  # a resumed run keeps its best epoch unless a new one beats it
@@ -375,6 +419,16 @@ def train(
         with torch.no_grad():
             return _to_uint8(model(film_x.float().div(255), film_y).recon)
 
+    def graph_step(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The whole step for the batch at idx, as captured: the same operations as the eager step."""
+        x = to_float(train_x[idx])
+        out = model(add_noise(x, tc.noise_factor, noise_generator), train_y[idx])
+        recon, kl = _loss_parts(out, x, tc.loss, mc.vae)
+        loss = recon + mc.beta * kl if mc.vae else recon
+        loss.backward()
+        optimizer.step()
+        return loss.detach(), recon.detach(), kl.detach()
+
     for epoch in range(first_epoch, tc.epochs + 1):
         if is_stopped():
             status = "stopped"
@@ -385,13 +439,21 @@ def train(
         pending: list[tuple[int, torch.Tensor]] = []
         seen = 0
 
+        graph_numbers: list[int] = []  # batch numbers replayed since the last flush, in order
+
         def flush() -> bool:
-            """Read the pending batch losses; False when one of them is not finite."""
-            nonlocal diverged_at
-            values = torch.stack([loss for _, loss in pending]).tolist()
+            """Read the pending batch losses (eager ones and the graph's log, in batch order);
+            False when one of them is not finite."""
+            nonlocal diverged_at, last_flush
+            values = torch.stack([loss for _, loss in pending]).tolist() if pending else []
             numbers = [number for number, _ in pending]
+            if graphed is not None and graph_numbers:
+                numbers += graph_numbers
+                values += graphed.read_log()
+                graph_numbers.clear()
             pending.clear()
-            for number, value in zip(numbers, values):
+            last_flush = time.perf_counter()
+            for number, value in sorted(zip(numbers, values)):
                 if not math.isfinite(value):
                     diverged_at = f"the loss became {_nonfinite(value)} at epoch {epoch}, batch {number}"
                     return False
@@ -405,6 +467,24 @@ def train(
             if is_stopped():
                 status = "stopped"
                 break
+            if use_graph and graphed is None and eager_full_steps >= cuda_graph.WARMUP_STEPS \
+                    and len(idx) == batch_size:
+                try:
+                    graphed = cuda_graph.GraphedStep(
+                        graph_step, optimizer, batch_size, device, torch.cuda.current_stream(device),
+                        generators=(noise_generator,) if noise_generator is not None and tc.noise_factor > 0 else ())
+                except RuntimeError as exc:  # capture refused: keep training, eagerly, and say why
+                    use_graph = False
+                    step_reason = f"Eager steps: capturing the step in a CUDA graph failed ({_first_line(exc)})."
+                    optimizer.zero_grad(set_to_none=True)
+            if graphed is not None and len(idx) == batch_size:
+                graphed.replay(idx)
+                graph_numbers.append(number)
+                seen += batch_size
+                if (graphed.log_full or time.perf_counter() - last_flush >= FLUSH_SECONDS) and not flush():
+                    status = "diverged"
+                    break
+                continue
             x = to_float(train_x[idx])
             out = model(add_noise(x, tc.noise_factor, noise_generator), train_y[idx])
             recon, kl = _loss_parts(out, x, tc.loss, mc.vae)
@@ -414,13 +494,18 @@ def train(
             if len(pending) >= sync_every and not flush():
                 status = "diverged"
                 break
-            optimizer.zero_grad(set_to_none=True)
+            # Once a graph is captured, its gradients live in the graph's memory: zero them in place
+            # (not None) so that an eager step of another batch size uses and keeps the same tensors.
+            optimizer.zero_grad(set_to_none=graphed is None)
             loss.backward()
             optimizer.step()
             sums += torch.stack([loss.detach(), recon.detach(), kl.detach()]).double() * x.shape[0]
             seen += x.shape[0]
-        if pending and not flush():
+            eager_full_steps += len(idx) == batch_size
+        if (pending or graph_numbers) and not flush():
             status = "diverged"
+        if graphed is not None:
+            sums += graphed.take_sums()
         if status != "finished":
             break
         train_loss, train_recon, train_kl = (sums / max(seen, 1)).tolist()
@@ -482,6 +567,8 @@ def train(
         device=str(device),
         best_epoch=best_epoch,
         resume_state=resume_state,
+        step="cuda-graph" if graphed is not None else "eager",
+        step_reason=step_reason,
     )
 
 
@@ -514,6 +601,19 @@ def _resume_setup(resume: ResumeFrom, epochs: int, model, optimizer, shuffle_gen
     except (KeyError, RuntimeError, TypeError):
         pass  # another device's generator: the batches differ from an unbroken run, nothing else
     return first_epoch
+
+
+def inference_batch_size(device: torch.device, pixels: int) -> int:
+    """Images per batch for evaluation, encoding and sweeps: large on a GPU (few launches, and the
+    memory is there), bounded on the CPU (cache-sized batches are faster there)."""
+    values = (1 << 25) if torch.device(device).type == "cuda" else (1 << 21)
+    cap = 16384 if torch.device(device).type == "cuda" else 1024
+    return max(1, min(cap, values // max(int(pixels), 1)))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0].strip() if text else type(exc).__name__).rstrip(".")
 
 
 def _nonfinite(value: float) -> str:

@@ -26,9 +26,14 @@ from core.config import DataConfig, RunConfig
 from core.data import Dataset, DataError, load_dataset
 from core.jobs import restart
 from core.jobs.local import LocalRunner
-from core.train import EpochRecord
+from core.train import EpochRecord, resolve_device
 
 MAX_JOBS_ENV = "AE_LAB_MAX_JOBS"
+# On a CUDA GPU: at most this many jobs at once by default, each given this much GPU memory
+# (a teaching model, its optimiser, the dataset's uint8 copy and a graph's activations for
+# MNIST-sized data need well under 1 GiB; CIFAR-10 large conv about 1 GiB).
+GPU_MAX_JOBS = 32
+GPU_JOB_BYTES = 1 << 30
 # A job keeps every batch loss up to this many; a longer run averages neighbouring pairs and
 # doubles the stride, so memory and the cost of each snapshot stay bounded (a 60k-image
 # dataset at batch 32 for 20 epochs would otherwise copy 37k floats per poll).
@@ -210,11 +215,29 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _max_jobs_from_env() -> int:
-    text = os.environ.get(MAX_JOBS_ENV, "1")
+    text = os.environ.get(MAX_JOBS_ENV, "").strip()
+    if not text:
+        return default_max_jobs()
     try:
         return int(text)
     except ValueError:
         raise ValueError(f"{MAX_JOBS_ENV}={text!r} is not a whole number; set it to 1 or more.") from None
+
+
+def default_max_jobs(device: str = "auto") -> int:
+    """How many jobs run at once when AE_LAB_MAX_JOBS is not set: on a CUDA GPU a whole class
+    (up to GPU_MAX_JOBS, fewer when the free GPU memory cannot hold that many jobs of
+    GPU_JOB_BYTES each), since graph-captured steps of thirty small models share one GPU with
+    little loss each; on the CPU (and Apple's MPS) 1, since parallel jobs there only split the
+    same cores."""
+    try:
+        resolved = resolve_device(device)
+    except ValueError:
+        return 1
+    if resolved.type != "cuda":
+        return 1
+    free, _total = torch.cuda.mem_get_info(resolved)
+    return max(1, min(GPU_MAX_JOBS, int(free // GPU_JOB_BYTES)))
 
 
 class JobRegistry:
