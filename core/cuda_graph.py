@@ -19,6 +19,7 @@ the optimiser state) and runs any batch of another size eagerly.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from typing import Callable
 
 import torch
@@ -28,6 +29,10 @@ import torch
 WARMUP_STEPS = 3
 # The on-device loss log holds this many batches; the host flushes it before it fills.
 LOG_CAPACITY = 512
+# A NaN/inf loss is seen by the host within this many replays: each replay copies a one-byte
+# "non-finite loss so far" flag into pinned host memory behind an event; the host reads the flags
+# of replays the GPU has finished without waiting, and waits only if it runs this far ahead.
+NONFINITE_WITHIN = 8
 # Only one capture at a time in this process: captures are rare (one per job) and short, and one
 # at a time keeps the allocator's capture bookkeeping simple to reason about.
 _CAPTURE_LOCK = threading.Lock()
@@ -52,7 +57,14 @@ class GraphedStep:
         self.log = torch.zeros(LOG_CAPACITY, dtype=torch.float32, device=device)
         self.cursor = torch.zeros(1, dtype=torch.long, device=device)
         self.sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, recon, kl × images
+        self.nonfinite = torch.zeros(1, dtype=torch.bool, device=device)  # any non-finite loss so far
         self.logged = 0  # replays since the last read_log(), known on the host
+        self.stream = stream
+        self._flags = torch.zeros(NONFINITE_WITHIN, dtype=torch.bool, pin_memory=True)
+        self._events = [torch.cuda.Event() for _ in range(NONFINITE_WITHIN)]
+        self._in_flight: deque[int] = deque()  # ring slots whose copy may not have landed yet
+        self._replays = 0
+        self.saw_nonfinite = False
         self.graph = torch.cuda.CUDAGraph()
         for generator in generators:  # custom generators must be registered to advance per replay
             self.graph.register_generator_state(generator)
@@ -72,13 +84,27 @@ class GraphedStep:
                 self.log.index_copy_(0, self.cursor, loss.float().view(1))
                 self.cursor.add_(1)
                 self.sums.add_(torch.stack([loss, recon, kl]).double() * batch_size)
+                self.nonfinite.logical_or_(~torch.isfinite(loss))
             finally:
                 self.graph.capture_end()  # also ends a failed capture, so the stream works again
 
-    def replay(self, idx: torch.Tensor) -> None:
+    def replay(self, idx: torch.Tensor) -> bool:
+        """Train one batch; True once a non-finite loss has been seen (then read_log() says where)."""
         self.static_idx.copy_(idx, non_blocking=True)
         self.graph.replay()
         self.logged += 1
+        slot = self._replays % NONFINITE_WITHIN
+        self._replays += 1
+        if len(self._in_flight) == NONFINITE_WITHIN:  # the oldest slot is reused: its copy must have landed
+            oldest = self._in_flight.popleft()
+            self._events[oldest].synchronize()
+            self.saw_nonfinite |= bool(self._flags[oldest])
+        self._flags[slot : slot + 1].copy_(self.nonfinite, non_blocking=True)
+        self._events[slot].record(self.stream)
+        self._in_flight.append(slot)
+        while self._in_flight and self._events[self._in_flight[0]].query():  # landed: read, no wait
+            self.saw_nonfinite |= bool(self._flags[self._in_flight.popleft()])
+        return self.saw_nonfinite
 
     @property
     def log_full(self) -> bool:

@@ -25,8 +25,8 @@ from core.models import Autoencoder, build_model, kl_divergence
 # losses are gathered and read every this many batches instead (on the CPU: every batch).
 ACCELERATOR_SYNC_EVERY = 10
 # With a CUDA graph, batch losses stay on the device and are read at most this often (and
-# whenever the graph's loss log is full): the live chart still moves ten times a second, and a
-# NaN/inf loss is seen within this time (or cuda_graph.LOG_CAPACITY batches) of appearing.
+# whenever the graph's loss log is full): the live chart still moves ten times a second. A NaN/inf
+# loss is seen sooner, within cuda_graph.NONFINITE_WITHIN batches, through a flag the graph sets.
 FLUSH_SECONDS = 0.1
 # Optimisers whose step can be captured: torch's capturable=True keeps their step counters on
 # the device (SGD has no host-side state at all).
@@ -478,10 +478,11 @@ def _train(cfg: RunConfig, dataset: Dataset, reporter: TrainReporter | None,
                     step_reason = f"Eager steps: capturing the step in a CUDA graph failed ({_first_line(exc)})."
                     optimizer.zero_grad(set_to_none=True)
             if graphed is not None and len(idx) == batch_size:
-                graphed.replay(idx)
+                nonfinite = graphed.replay(idx)
                 graph_numbers.append(number)
                 seen += batch_size
-                if (graphed.log_full or time.perf_counter() - last_flush >= FLUSH_SECONDS) and not flush():
+                if (nonfinite or graphed.log_full or time.perf_counter() - last_flush >= FLUSH_SECONDS) \
+                        and not flush():
                     status = "diverged"
                     break
                 continue

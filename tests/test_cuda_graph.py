@@ -161,7 +161,7 @@ def test_a_diverging_graph_run_stops_and_keeps_the_best_weights(digits):
     result = train(cfg, digits)
     assert result.step == "cuda-graph", result.step_reason
     assert result.status == "diverged"
-    assert "lower learning rate" in result.message
+    assert "lower learning rate" in result.message and "batch" in result.message
     assert all(torch.isfinite(p).all() for p in result.model.state_dict().values())
 
 
@@ -175,3 +175,31 @@ def test_a_class_of_jobs_trains_at_once_on_the_gpu(digits, tmp_path):
     assert all(info["step"] == "cuda-graph" for info in infos), [i["step_reason"] for i in infos]
     # They overlapped: every job started before the first one finished.
     assert max(s.started_at for s in snaps) < min(s.finished_at for s in snaps)
+
+
+@cuda
+def test_a_nonfinite_loss_is_seen_within_a_few_replays():
+    from core.cuda_graph import NONFINITE_WITHIN, GraphedStep
+
+    device = torch.device("cuda")
+    weight = torch.nn.Parameter(torch.ones(1, device=device))
+    optimizer = torch.optim.SGD([weight], lr=0.0)
+    stream = torch.cuda.Stream(device)
+
+    def step(idx):  # log of a negative number is NaN: the batch at index 0 "diverges"
+        loss = (weight * torch.log(idx[:1].float() - 0.5)).sum()
+        loss.backward()
+        optimizer.step()
+        return loss.detach(), loss.detach(), torch.zeros((), device=device)
+
+    good, bad = torch.full((1,), 9, device=device), torch.zeros(1, dtype=torch.long, device=device)
+    with torch.cuda.stream(stream):
+        for _ in range(2):
+            optimizer.zero_grad()
+            step(good)[0].item()
+        graphed = GraphedStep(step, optimizer, 1, device, stream)
+        assert not any(graphed.replay(good) for _ in range(20))
+        seen_after = next(i for i in range(NONFINITE_WITHIN + 1) if graphed.replay(bad if i == 0 else good))
+        values = graphed.read_log()
+    assert seen_after <= NONFINITE_WITHIN
+    assert math.isnan(values[20]) and all(math.isfinite(v) for v in values[:20])
