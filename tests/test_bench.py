@@ -12,7 +12,7 @@ import torch
 from torchvision import transforms
 
 from bench.app_start import _children, process_rss_mb, rss_mb
-from bench.report import EXTRA_KEYS, FIGURES, REQUIRED_KEYS, Results, Target, format_value
+from bench.report import CLASSROOM_FIGURES, CLASSROOM_KEYS, EXTRA_KEYS, FIGURES, REQUIRED_KEYS, Results, Target, format_value
 from bench.run import step
 from bench.training import PilImages, load_bench_data
 
@@ -61,7 +61,7 @@ def test_results_json_holds_every_key_and_nulls_for_failed_steps(tmp_path):
     assert step(results, "latent projection", lambda r: 1 / 0) is False
     path = results.write(tmp_path / "sub" / "results.json")
     written = json.loads(path.read_text())
-    assert set(written) == set(REQUIRED_KEYS) | set(EXTRA_KEYS)
+    assert set(written) >= set(REQUIRED_KEYS) | set(EXTRA_KEYS) | set(CLASSROOM_KEYS)
     assert written["tsne_s"] is None
     assert written["errors"]["latent projection"].startswith("ZeroDivisionError")
     assert written["core_epoch_images_per_s"] == [100.0, 110.0]
@@ -111,3 +111,25 @@ def test_pil_images_match_to_tensor_on_every_pixel_value():
     dataset = PilImages(images, torch.tensor([7]), transforms.ToTensor())
     image, label = dataset[0]
     assert torch.equal(image, images[0].float() / 255) and label == 7
+
+
+def test_classroom_on_the_cpu_measures_the_eager_path_and_says_so(tmp_path):
+    """`python -m bench --classroom N` on a machine without CUDA: N jobs through the registry,
+    eager only; the graph figures stay empty instead of pretending."""
+    from bench.classroom import measure
+
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU the classroom measures both paths; this checks the CPU's")
+    results = Results()
+    results.set("mode", "classroom")
+    notes = []
+    measure(results, tmp_path / "no-mnist-here", tmp_path / "scratch", jobs=2, epochs=1, say=notes.append)
+    assert results.get("classroom_dataset").startswith("digits")
+    assert results.get("classroom_jobs") == 2
+    assert results.get("classroom_eager_img_s_total") > 0 and results.get("eager_img_s_1job") > 0
+    assert results.get("classroom_slowest_job_s") >= results.get("classroom_fastest_job_s") > 0
+    assert results.get("classroom_img_s_total") is None and results.get("graph_img_s_1job") is None
+    assert any("no CUDA" in note for note in notes)
+    rows = results.rows()
+    assert len(rows) == len(CLASSROOM_FIGURES)  # classroom mode: only its own figures
+    assert len(list((tmp_path / "scratch" / "eager").iterdir())) == 2  # both runs were saved by the registry
