@@ -499,6 +499,7 @@ def _run_summary(path: Path) -> dict:
         "optimizer": None, "lr": None, "batch_size": None, "epochs_run": 0, "best_epoch": None,
         "train_loss": None, "val_loss": None, "test_mse": None, "test_mae": None,
         "status": "damaged", "message": "", "device": None, "seconds": None,
+        "experiment": None, "factors": {},
         "created": datetime.fromtimestamp(info_path.stat().st_mtime, timezone.utc).astimezone().isoformat(
             timespec="seconds"),
     }
@@ -527,9 +528,16 @@ def _run_summary(path: Path) -> dict:
         "test_mse": tests.get("mse"), "test_mae": tests.get("mae"),
         "status": info.get("status", "unknown"), "message": info.get("message", ""),
         "device": info.get("device"), "seconds": info.get("seconds"),
+        "experiment": info.get("experiment"),
+        "factors": info.get("factors") if isinstance(info.get("factors"), dict) else {},
         "created": info.get("created") or row["created"],
     })
     return row
+
+
+def run_summary(root, name: str) -> dict:
+    """The list_runs row of one run (without listing the whole folder)."""
+    return _run_summary(_run_dir(root, name))
 
 
 def list_runs(root) -> list[dict]:
@@ -537,7 +545,9 @@ def list_runs(root) -> list[dict]:
 
     Keys: name, path, dataset, family, preset, model, latent, vae, conditional, dropout, noise,
     optimizer, lr, batch_size, epochs_run, best_epoch, train_loss, val_loss (both of the best
-    epoch, whose weights were saved), test_mse, test_mae, status, message, device, seconds, created.
+    epoch, whose weights were saved), test_mse, test_mae, status, message, device, seconds,
+    experiment (the experiment the run belongs to, or None), factors (its factor values, dotted
+    config path -> value; {} outside an experiment), created.
     Temporary and incomplete folders (no info.json) are skipped; a complete folder whose files
     cannot be read is listed with status "damaged" so it can still be seen and deleted."""
     root = Path(root)

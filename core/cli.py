@@ -48,39 +48,40 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from core.checkpoints import DEFAULT_ROOT
-
-    parser = argparse.ArgumentParser(prog="python -m core.cli", description="Autoencoder Lab from the terminal.")
-    commands = parser.add_subparsers(dest="command", metavar="{train,list,eval}")
-
-    t = commands.add_parser("train", help="train an autoencoder and save it as a run",
-                            description="Train an autoencoder and save it as a run (the app lists it too).")
-    data = t.add_argument_group("data")
-    data.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+def _add_run_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    """The data, model and training options of `train`; an experiment's base takes the same ones
+    (none required there: what is not given keeps the preset's or the default's value)."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", required=required, choices=DATASET_NAMES)
     data.add_argument("--data-root", help="folder holding (or to hold) torchvision datasets, e.g. MNIST/raw")
     data.add_argument("--folder", help="--dataset folder: a folder with one sub-folder of images per class")
     data.add_argument("--image-size", type=int, help="folder/shapes: side the images are resized (drawn) to")
     data.add_argument("--channels", type=int, choices=(1, 3), help="folder: 1 (grey) or 3 (colour)")
-    data.add_argument("--download", action="store_true", help="allow downloading a missing torchvision dataset")
-    data.add_argument("--balanced", action="store_true", help="class-balanced sampling of training batches")
+    data.add_argument("--download", action="store_true", default=None,
+                      help="allow downloading a missing torchvision dataset")
+    data.add_argument("--balanced", action="store_true", default=None,
+                      help="class-balanced sampling of training batches")
     data.add_argument("--limit", type=int, help="use at most this many images (0 = all)")
+    data.add_argument("--exclude-classes", type=_int_list,
+                      help="class numbers left out of training and validation (the test split keeps all), e.g. 0,1")
     data.add_argument("--val-fraction", type=float)
     data.add_argument("--test-fraction", type=float)
 
-    model = t.add_argument_group("model")
-    model.add_argument("--model", required=True, choices=MODEL_CHOICES)
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", required=required, choices=MODEL_CHOICES)
     model.add_argument("--hidden", type=_int_list, help="dense hidden sizes, e.g. 1000,500,250")
     model.add_argument("--conv-channels", type=_int_list, help="conv channels instead of the preset's, e.g. 16,32")
     model.add_argument("--latent", type=int)
     model.add_argument("--dropout", type=float)
     model.add_argument("--activation", choices=ACTIVATIONS)
     model.add_argument("--output-activation", choices=OUTPUT_ACTIVATIONS)
-    model.add_argument("--vae", action="store_true", help="variational autoencoder (KL term weighted by --beta)")
+    model.add_argument("--vae", action="store_true", default=None,
+                       help="variational autoencoder (KL term weighted by --beta)")
     model.add_argument("--beta", type=float)
-    model.add_argument("--conditional", action="store_true", help="feed the class label to encoder and decoder")
+    model.add_argument("--conditional", action="store_true", default=None,
+                       help="feed the class label to encoder and decoder")
 
-    train = t.add_argument_group("training")
+    train = parser.add_argument_group("training")
     train.add_argument("--noise", type=float, help="denoising: noise factor added to the inputs")
     train.add_argument("--optimizer", choices=OPTIMIZERS)
     train.add_argument("--lr", type=float)
@@ -92,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="fixes the data split and the training (default 0)")
     train.add_argument("--device", choices=DEVICE_CHOICES)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    from core.checkpoints import DEFAULT_ROOT
+
+    parser = argparse.ArgumentParser(prog="python -m core.cli", description="Autoencoder Lab from the terminal.")
+    commands = parser.add_subparsers(dest="command", metavar="{train,list,eval,experiment,search,experiments}")
+
+    t = commands.add_parser("train", help="train an autoencoder and save it as a run",
+                            description="Train an autoencoder and save it as a run (the app lists it too).")
+    _add_run_options(t, required=True)
     out = t.add_argument_group("output")
     out.add_argument("--out", default=DEFAULT_ROOT, help=f"checkpoints folder (default {DEFAULT_ROOT})")
     out.add_argument("--name", help="run name (default: made from the dataset and model)")
@@ -106,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data-root", help="where to find the run's torchvision dataset, if it moved")
     ev.add_argument("--folder", help="where to find the run's image folder, if it moved")
     ev.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+
+    _add_experiment_commands(commands, DEFAULT_ROOT)
     return parser
 
 
@@ -116,24 +129,79 @@ def _add_ray_option(parser: argparse.ArgumentParser) -> None:
                              "`ray start` runs here, host:port joins that head node")
 
 
+def _add_experiment_commands(commands, default_root: str) -> None:
+    from core.experiments import OBJECTIVES, PRESETS
+
+    ex = commands.add_parser(
+        "experiment", help="run a preset or a grid of runs as one experiment",
+        description="Run every variant of a preset or a grid as background jobs (the app lists the experiment "
+                    "and its runs); the options of train override the base settings.")
+    what = ex.add_argument_group("experiment")
+    what.add_argument("--preset", choices=list(PRESETS), help="a homework question's experiment")
+    what.add_argument("--grid", action="append", default=[], metavar="PATH=VALUES",
+                      help="a factor and its values, e.g. model.latent=2,4,6 (repeat for a product)")
+    _add_run_options(ex, required=False)
+    _add_experiment_output(ex, default_root)
+    _add_ray_option(ex)
+
+    se = commands.add_parser(
+        "search", help="an Optuna search over settings, run as one experiment",
+        description="Search settings with Optuna: each trial is a run; poor trials are pruned by the median "
+                    "rule on their per-epoch validation loss.")
+    what = se.add_argument_group("search")
+    what.add_argument("--space", action="append", default=[], metavar="PATH=RANGE",
+                      help="e.g. train.lr=1e-4:1e-1:log, model.latent=2,4,8,16, model.dropout=0:0.5 "
+                           "(default: the search preset's lr, latent, dropout and batch size)")
+    what.add_argument("--trials", type=int, default=20, help="how many trials (default 20)")
+    what.add_argument("--objective", choices=list(OBJECTIVES), default="val_loss")
+    what.add_argument("--direction", choices=("minimize", "maximize"),
+                      help="default: minimize a loss, maximize an accuracy")
+    what.add_argument("--prune", action=argparse.BooleanOptionalAction, default=None,
+                      help="stop trials whose validation loss trails the median (default: on, except for "
+                           "probe_accuracy)")
+    what.add_argument("--seed-sampler", type=int, default=0, help="the sampler's seed (default 0)")
+    _add_run_options(se, required=False)
+    _add_experiment_output(se, default_root)
+    _add_ray_option(se)
+
+    xs = commands.add_parser("experiments", help="list the saved experiments")
+    xs.add_argument("--out", default=default_root, help=f"checkpoints folder (default {default_root})")
+
+
+def _add_experiment_output(parser: argparse.ArgumentParser, default_root: str) -> None:
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", default=default_root, help=f"checkpoints folder (default {default_root})")
+    out.add_argument("--name", help="experiment name (default: the preset's, or grid / search)")
+    out.add_argument("--jobs", type=int, default=1, help="runs trained at the same time (default 1)")
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The RunConfig the app would build from the same choices; unset options keep the defaults."""
-    data, model, train = DataConfig(), ModelConfig(), TrainConfig()
-    data.dataset = args.dataset
+    cfg = apply_run_options(RunConfig(), args)
+    cfg.name = args.name or ""
+    return cfg
+
+
+def apply_run_options(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
+    """Set on cfg (in place; returned) every data, model and training option given on the
+    command line; options not given leave cfg as it is."""
+    data, model, train = cfg.data, cfg.model, cfg.train
+    _set(data, "dataset", args.dataset)
     _set(data, "data_root", args.data_root)
     _set(data, "folder", args.folder)
     _set(data, "image_size", args.image_size)
     _set(data, "channels", args.channels)
     _set(data, "limit", args.limit)
+    _set(data, "exclude_classes", args.exclude_classes)
     _set(data, "val_fraction", args.val_fraction)
     _set(data, "test_fraction", args.test_fraction)
     _set(data, "seed", args.seed)
-    data.download = bool(args.download)
-    data.balanced = bool(args.balanced)
+    _set(data, "download", args.download)
+    _set(data, "balanced", args.balanced)
 
     if args.model == "dense":
         model.family = "dense"
-    else:
+    elif args.model:
         model.family, model.preset = "conv", args.model.split("-", 1)[1]
     _set(model, "hidden", args.hidden)
     _set(model, "channels", args.conv_channels)
@@ -142,8 +210,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     _set(model, "activation", args.activation)
     _set(model, "output_activation", args.output_activation)
     _set(model, "beta", args.beta)
-    model.vae = bool(args.vae)
-    model.conditional = bool(args.conditional)
+    _set(model, "vae", args.vae)
+    _set(model, "conditional", args.conditional)
 
     _set(train, "noise_factor", args.noise)
     _set(train, "optimizer", args.optimizer)
@@ -155,7 +223,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     _set(train, "patience", args.patience)
     _set(train, "seed", args.seed)
     _set(train, "device", args.device)
-    return RunConfig(data=data, model=model, train=train, name=args.name or "")
+    return cfg
 
 
 def _set(obj: Any, attr: str, value: Any) -> None:
@@ -398,19 +466,169 @@ def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- experiments
+
+def _experiment_from_args(args: argparse.Namespace):
+    from core.experiments import PRESETS, ExperimentConfig, SearchConfig, parse_space, parse_values, preset_experiment
+    from core.experiments.presets import DEFAULT_EPOCHS
+
+    def split(option: str, text: str) -> tuple[str, str]:
+        path, sep, values = text.partition("=")
+        if not sep or not path.strip() or not values.strip():
+            raise UserError(f"--{option} {text!r} needs the form path=values, e.g. model.latent=2,4,6.")
+        return path.strip(), values.strip()
+
+    if args.command == "experiment":
+        if bool(args.preset) == bool(args.grid):
+            raise UserError("Give either --preset NAME or one or more --grid path=values (not both).")
+        if args.preset:
+            exp = preset_experiment(args.preset)
+        else:
+            base = RunConfig()
+            base.train.epochs = DEFAULT_EPOCHS
+            exp = ExperimentConfig(name="grid", base=base)
+            for text in args.grid:
+                path, values = split("grid", text)
+                exp.grid[path] = parse_values(values)
+    else:
+        preset = PRESETS["search"]
+        exp = preset_experiment("search")
+        if args.space:
+            exp.search = SearchConfig(space={})
+            for text in args.space:
+                path, values = split("space", text)
+                exp.search.space[path] = parse_space(path, values)
+        prune = args.prune if args.prune is not None else args.objective != "probe_accuracy"
+        exp.search.trials, exp.search.objective, exp.search.prune = args.trials, args.objective, prune
+        exp.search.direction, exp.search.seed = args.direction or "", args.seed_sampler
+        exp.question = preset.question if not args.space else ""
+        exp.preset = "search"
+    apply_run_options(exp.base, args)
+    exp.name = args.name or exp.name
+    if args.jobs < 1:
+        raise UserError("--jobs must be 1 or more.")
+    return exp.check()
+
+
+def _shared_loader(err: TextIO):
+    """load_data for the registry: each dataset is read once and shared by every variant."""
+    from core.data import load_dataset
+
+    lock = threading.Lock()
+    loaded: dict[str, Any] = {}
+
+    def load(cfg: DataConfig):
+        key = RunConfig(data=cfg).to_json()
+        with lock:
+            if key not in loaded:
+                loaded[key] = _load_data(cfg, err)
+            return loaded[key]
+    return load
+
+
+def _variant_line(total: int, v: dict) -> str:
+    text = f"[{v['index'] + 1}/{total}] {v['label']}: {v['status']}"
+    if v["status"] == "running" and v["epoch"]:
+        text += f" epoch {v['epoch']}/{v['total_epochs']}"
+    if v.get("val_loss") is not None:
+        text += f"  val {v['val_loss']:.4f}"
+    if v.get("test_mse") is not None:
+        text += f"  test MSE {v['test_mse']:.4f}"
+    if v.get("trial_state") in ("pruned", "failed"):
+        text += f" ({v['trial_state']})"
+    return text
+
+
+def cmd_experiment(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.jobs import JobRegistry
+
+    exp = _experiment_from_args(args)
+    load = _shared_loader(err)
+    registry = JobRegistry(root=args.out, max_concurrent=args.jobs, load_data=load, runner=_runner(args))
+    try:
+        return _drive_experiment(exp, registry, load, args, out, err)
+    finally:
+        registry.runner.shutdown()
+
+
+def _drive_experiment(exp, registry, load, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.experiments import ExperimentManager, experiment_summary, variant_count
+
+    manager = ExperimentManager(registry, poll_seconds=0.2)
+    progress = ProgressLine(err)
+    count = variant_count(exp)
+    kind = f"{count} trials" if exp.search else f"{count} runs"
+    progress.line(f"experiment {exp.name}: {kind}, {args.jobs} at a time (Ctrl-C stops it; finished runs are kept)")
+    if exp.question:
+        progress.line(exp.question)
+    name = manager.start(exp)
+    shown: dict[int, str] = {}
+    interrupted = False
+    while True:
+        try:
+            record = manager.wait(name, timeout=1.0)
+        except KeyboardInterrupt:
+            if interrupted:
+                raise
+            interrupted = True
+            manager.stop(name)
+            progress.line("stopping the experiment: queued runs are dropped, running ones saved")
+            continue
+        total = max(count, len(record["variants"]))
+        for v in record["variants"]:
+            line = _variant_line(total, v)
+            if v["status"] not in ("queued", "loading") and shown.get(v["index"]) != line:
+                shown[v["index"]] = line
+                if v["status"] == "running":
+                    progress.draw(line)
+                else:
+                    progress.line(line)
+        if not manager.is_running(name):
+            break
+    summary = experiment_summary(record, args.out, load_data=load)
+    progress.line(f"{record['message']} Experiment {name} in {args.out}.")
+    _print_json(summary, out)
+    return 0 if any(r["run"] for r in summary["runs"]) else EXIT_NOTHING_SAVED
+
+
+def cmd_experiments(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.experiments import list_records
+
+    records = list_records(args.out)
+    if not records:
+        print(f"No saved experiments in {args.out}.", file=out)
+        return 0
+    rows = []
+    for r in records:
+        saved = sum(1 for v in r.get("variants", []) if v.get("run"))
+        best = r.get("best") or {}
+        rows.append({"name": r["name"], "preset": r["config"].get("preset") or "grid", "status": r.get("status"),
+                     "runs": f"{saved}/{len(r.get('variants', []))}", "best": best.get("run") or "-",
+                     "value": _fmt_number(best.get("value")), "created": (r.get("created") or "")[:19]})
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(row[c])) for row in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns).rstrip(), file=out)
+    print("  ".join("-" * widths[c] for c in columns), file=out)
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip(), file=out)
+    return 0
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from core.checkpoints import CheckpointError
     from core.data import DataError
+    from core.experiments import ExperimentError
     from core.jobs import RunnerError
 
-    return (UserError, CheckpointError, DataError, ValueError, RunnerError)
+    return (UserError, CheckpointError, DataError, ExperimentError, ValueError, RunnerError)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"train": cmd_train, "list": cmd_list, "eval": cmd_eval}
+    commands = {"train": cmd_train, "list": cmd_list, "eval": cmd_eval, "experiment": cmd_experiment,
+                "search": cmd_experiment, "experiments": cmd_experiments}
     if args.command not in commands:
         parser.print_help(err)
         return EXIT_USER_ERROR

@@ -29,6 +29,9 @@ class DataConfig:
     shapes_count: int = 3000
     balanced: bool = False  # class-balanced sampling of training batches
     seed: int = 0  # fixes the split (and the generated shapes)
+    # Classes left out of the train and validation splits (the test split keeps every class):
+    # a model that never saw a class reconstructs it worse, which is how anomalies are scored.
+    exclude_classes: list[int] = field(default_factory=list)
 
 
 @dataclass

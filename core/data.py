@@ -151,7 +151,23 @@ def _apply_splits(ds: Dataset, official_test: torch.Tensor | None, cfg: DataConf
         ends = np.cumsum([0, len(train), len(val), len(test)]).tolist()
         train, val, test = (torch.arange(a, b) for a, b in zip(ends[:-1], ends[1:]))
     ds.splits = {"train": train, "val": val, "test": test}
+    if cfg.exclude_classes:
+        _exclude_classes(ds, cfg.exclude_classes)
     return ds
+
+
+def _exclude_classes(ds: Dataset, classes: list[int]) -> None:
+    """Drop `classes` from the train and validation splits; the test split keeps every class."""
+    unknown = sorted({int(c) for c in classes if not 0 <= int(c) < ds.num_classes})
+    if unknown:
+        raise DataError(f"Class {unknown[0]} cannot be left out: {ds.name} has classes 0 to "
+                        f"{ds.num_classes - 1}; pick one of those.")
+    left_out = torch.tensor(sorted({int(c) for c in classes}), dtype=torch.int64)
+    for split in ("train", "val"):
+        index = ds.splits[split]
+        ds.splits[split] = index[~torch.isin(ds.labels[index], left_out)]
+    if len(ds.splits["train"]) == 0:
+        raise DataError("Leaving out those classes leaves no training images; leave out fewer classes.")
 
 
 def _report(progress: Progress | None, done: int, total: int) -> None:

@@ -117,6 +117,7 @@ class _Job:
     owner: str | None = None
     resume_from: str | None = None
     stopped_by_shutdown: bool = False
+    info: dict = field(default_factory=dict)  # train: extra keys for the saved run's info.json
 
     # -------------------------------------------------- TrainReporter
 
@@ -268,13 +269,14 @@ class JobRegistry:
 
     # -------------------------------------------------- starting
 
-    def start(self, cfg: RunConfig, owner: str | None = None) -> str:
+    def start(self, cfg: RunConfig, owner: str | None = None, info: dict | None = None) -> str:
         """Queue a training run of cfg (copied: later changes to cfg do not reach it); returns its id.
-        `owner` (e.g. a browser's id): only that owner, or a stop without `by`, can stop it."""
+        `owner` (e.g. a browser's id): only that owner, or a stop without `by`, can stop it.
+        `info` (JSON values) is added to the saved run's info.json, e.g. the experiment it belongs to."""
         cfg = copy.deepcopy(cfg)
         name = cfg.name or default_run_name(cfg)
         return self._add(_Job(name=name, kind="train", config=cfg, total_epochs=cfg.train.epochs,
-                              work=self._train_job, owner=owner))
+                              work=self._train_job, owner=owner, info=copy.deepcopy(info or {})))
 
     def resume(self, run_name: str, epochs: int, owner: str | None = None) -> str:
         """Queue `epochs` more epochs of the saved run `run_name`, from its last weights and optimiser
@@ -282,14 +284,17 @@ class JobRegistry:
         epochs = int(epochs)
         if epochs < 1:
             raise ValueError(f"Resume for at least 1 more epoch, not {epochs}.")
-        cfg = load_run(self.root, run_name).config  # checks the name and that the run loads
+        run = load_run(self.root, run_name)  # checks the name and that the run loads
+        cfg = run.config
+        # A resumed run stays in its experiment, with its factor values.
+        info = {key: run.info[key] for key in ("experiment", "factors") if key in run.info}
         done = len(load_resume(self.root, run_name).history)
         with self._lock:
             if any(job.resume_from == run_name and not job.done.is_set() for job in self._jobs.values()):
                 raise ValueError(f"Run {run_name} is already being resumed; wait for that job or stop it.")
         cfg.train.epochs = done + epochs
         return self._add(_Job(name=run_name, kind="train", config=cfg, total_epochs=cfg.train.epochs,
-                              work=self._train_job, owner=owner, resume_from=run_name))
+                              work=self._train_job, owner=owner, resume_from=run_name, info=info))
 
     def start_probe(self, run_name: str, probe_cfg, owner: str | None = None) -> str:
         """Queue a probe classifier (core.analysis.train_probe) on the saved run `run_name`."""
@@ -360,7 +365,7 @@ class JobRegistry:
             result = self.runner.train(cfg, dataset, job, job.stop_event, resume=resume)
         seconds = time.perf_counter() - started
         run_name = None
-        extra = {"seconds": round(seconds, 3)}
+        extra = {**job.info, "seconds": round(seconds, 3)}
         if job.stopped_by_shutdown:
             extra["stopped_by"] = "server shutdown"
         if resume is not None and len(result.history) > len(resume.history):

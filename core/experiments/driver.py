@@ -1,0 +1,447 @@
+"""Running an experiment: a driver thread per experiment that queues its variants through the job
+registry's public API (start, snapshot, stop, start_probe) and keeps experiment.json up to date.
+
+A grid queues every variant at once (the registry runs `max_concurrent` of them, the rest wait).
+A search keeps up to `max_concurrent` Optuna trials in flight: study.ask() -> a run, each finished
+epoch's validation loss -> trial.report(), trial.should_prune() -> registry.stop(), and the run's
+end -> study.tell(). Only the registry's public API is used, so experiments run wherever the
+registry's runner puts the work.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+from core.checkpoints import CheckpointError, run_summary
+from core.experiments.config import ExperimentConfig, describe_factors, expand_grid, variant_config
+from core.experiments.store import (ACTIVE_STATUSES, ExperimentError, list_records, load_record, save_record,
+                                    unique_experiment_name)
+
+# Job statuses that still change (core.jobs' queued / loading / running).
+JOB_ACTIVE = ("queued", "loading", "running")
+POLL_SECONDS = 0.25
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def new_variant(index: int, factors: dict) -> dict:
+    return {"index": index, "factors": dict(factors), "label": describe_factors(factors), "job": None,
+            "probe_job": None, "run": None, "status": "queued", "message": "", "epoch": 0, "total_epochs": 0,
+            "train_loss": None, "val_loss": None, "test_mse": None, "test_mae": None, "probe_accuracy": None,
+            "epochs_run": 0, "seconds": None, "trial": None, "trial_state": None, "value": None}
+
+
+def objective_value(variant: dict, objective: str) -> float | None:
+    return _finite(variant.get(objective))
+
+
+def best_variant(record: dict) -> dict | None:
+    """The variant with the best objective value (the search's direction, else lowest loss /
+    highest accuracy); None while no variant has one."""
+    exp = ExperimentConfig.from_dict(record["config"])
+    objective = exp.search.objective if exp.search else exp.objective
+    maximize = (exp.search.resolved_direction() == "maximize") if exp.search else objective == "probe_accuracy"
+    scored = [v for v in record["variants"] if v.get("run") and objective_value(v, objective) is not None
+              and v.get("trial_state") in (None, "complete")]
+    if not scored:
+        return None
+    pick = max if maximize else min
+    return pick(scored, key=lambda v: objective_value(v, objective))
+
+
+class _Driver:
+    """Runs one experiment on its own daemon thread; its record changes only under `lock`."""
+
+    def __init__(self, manager: "ExperimentManager", exp: ExperimentConfig, record: dict):
+        self.manager = manager
+        self.registry = manager.registry
+        self.root = manager.root
+        self.exp = exp
+        self.record = record
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"ae-lab-experiment-{exp.name}", daemon=True)
+
+    # -------------------------------------------------- record
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return copy.deepcopy(self.record)
+
+    def _save(self) -> None:
+        save_record(self.root, self.snapshot())
+
+    def _set(self, **fields) -> None:
+        with self.lock:
+            self.record.update(fields)
+
+    # -------------------------------------------------- thread
+
+    def _run(self) -> None:
+        started = time.time()
+        self._set(status="running", started_at=started)
+        try:
+            self._save()
+            if self.exp.search is not None:
+                self._run_search()
+            else:
+                self._run_grid()
+            self._finish(started)
+        except Exception as exc:  # the record must end with a status the page can show, whatever happened
+            self._stop_jobs()
+            self._set(status="failed", message=f"The experiment failed: {_one_line(exc)}",
+                      finished_at=time.time(), seconds=round(time.time() - started, 3))
+            try:
+                self._save()
+            except ExperimentError:
+                pass
+        finally:
+            self.done.set()
+
+    def _finish(self, started: float) -> None:
+        record = self.snapshot()
+        variants = record["variants"]
+        saved = sum(1 for v in variants if v.get("run"))
+        failed = sum(1 for v in variants if v["status"] in ("failed", "diverged"))
+        if self.stop_event.is_set():
+            status, message = "stopped", f"Stopped; {saved} of {len(variants)} runs were saved."
+        elif variants and saved == 0:
+            status, message = "failed", "No run of this experiment finished; read the runs' messages below."
+        else:
+            status = "finished"
+            message = f"{saved} run{'s' if saved != 1 else ''} saved"
+            message += f", {failed} failed or diverged." if failed else "."
+        best = best_variant(record)
+        self._set(status=status, message=message, finished_at=time.time(), seconds=round(time.time() - started, 3),
+                  best={"run": best["run"], "value": objective_value(best, self._objective()),
+                        "label": best["label"]} if best else None)
+        self._save()
+
+    def _objective(self) -> str:
+        return self.exp.search.objective if self.exp.search else self.exp.objective
+
+    def _stop_jobs(self) -> None:
+        for variant in self.snapshot()["variants"]:
+            for key in ("job", "probe_job"):
+                if variant.get(key) and variant["status"] in JOB_ACTIVE + ("probing",):
+                    try:
+                        self.registry.stop(variant[key])
+                    except KeyError:
+                        pass
+
+    # -------------------------------------------------- one variant
+
+    def _start_variant(self, variant: dict, extra_info: dict | None = None) -> None:
+        cfg = variant_config(self.exp, variant["factors"], variant["index"])
+        info = {"experiment": self.exp.name, "factors": variant["factors"], **(extra_info or {})}
+        job_id = self.registry.start(cfg, info=info)
+        with self.lock:
+            variant.update(job=job_id, status="queued", total_epochs=cfg.train.epochs)
+
+    def _poll_variant(self, variant: dict) -> bool:
+        """Bring one variant up to date from its job(s); True once it has ended for good."""
+        if variant["status"] == "probing":
+            return self._poll_probe(variant)
+        try:
+            snap = self.registry.snapshot(variant["job"])
+        except KeyError:
+            with self.lock:
+                variant.update(status="failed", message="Its job is gone (the server may have restarted).")
+            return True
+        last = snap.history[-1] if snap.history else None
+        with self.lock:
+            variant.update(status=snap.status, epoch=snap.epoch, total_epochs=snap.total_epochs,
+                           epochs_run=len(snap.history))
+            if variant.get("trial_state") != "pruned":  # keep the sentence saying why it stopped
+                variant["message"] = snap.message
+            if last is not None:
+                variant.update(train_loss=_finite(last.train_loss), val_loss=_finite(last.val_loss))
+        if snap.status in JOB_ACTIVE:
+            return False
+        self._read_run(variant, snap.run_name)
+        if snap.run_name and self._objective() == "probe_accuracy" and not self.stop_event.is_set():
+            from core.analysis import ProbeConfig
+
+            probe_id = self.registry.start_probe(snap.run_name, ProbeConfig())
+            with self.lock:
+                variant.update(probe_job=probe_id, status="probing", final_status=snap.status)
+            return False
+        return True
+
+    def _poll_probe(self, variant: dict) -> bool:
+        try:
+            snap = self.registry.snapshot(variant["probe_job"])
+        except KeyError:
+            snap = None
+        if snap is not None and snap.status in JOB_ACTIVE:
+            return False
+        accuracy = getattr(snap.result, "accuracy", None) if snap is not None else None
+        with self.lock:
+            variant.update(status=variant.pop("final_status", "finished"), probe_accuracy=_finite(accuracy))
+        return True
+
+    def _read_run(self, variant: dict, run_name: str | None) -> None:
+        """The saved run's best-epoch losses and test metrics (the snapshot has no test metrics)."""
+        if not run_name:
+            return
+        try:
+            row = run_summary(self.root, run_name)
+        except CheckpointError:
+            return
+        with self.lock:
+            variant.update(run=run_name, train_loss=_finite(row.get("train_loss")),
+                           val_loss=_finite(row.get("val_loss")), test_mse=_finite(row.get("test_mse")),
+                           test_mae=_finite(row.get("test_mae")), epochs_run=row.get("epochs_run") or 0,
+                           seconds=_finite(row.get("seconds")))
+
+    # -------------------------------------------------- grid
+
+    def _run_grid(self) -> None:
+        variants = self.record["variants"]
+        for variant in variants:
+            if self.stop_event.is_set():
+                break
+            self._start_variant(variant)
+        self._save()
+        stopped = False
+        pending = [v for v in variants if v["job"]]
+        for variant in variants:
+            if not variant["job"]:
+                with self.lock:
+                    variant.update(status="stopped", message="Stopped before it was queued.")
+        while pending:
+            if self.stop_event.is_set() and not stopped:
+                self._stop_jobs()
+                stopped = True
+            pending = [v for v in pending if not self._poll_variant(v)]
+            self._save()
+            if pending:
+                time.sleep(self.manager.poll_seconds)
+
+    # -------------------------------------------------- search
+
+    def _run_search(self) -> None:
+        from core.experiments.search import open_study, suggest
+
+        import optuna
+
+        study = open_study(self.exp, self.root)
+        search = self.exp.search
+        in_flight: dict[int, tuple[Any, dict, bool]] = {}  # variant index -> (trial, variant, pruned)
+        asked = 0
+        stopped = False
+        while True:
+            room = max(int(getattr(self.registry, "max_concurrent", 1)), 1)
+            while not self.stop_event.is_set() and asked < search.trials and len(in_flight) < room:
+                trial = study.ask()
+                params = suggest(trial, self.exp)
+                variant = new_variant(asked, params)
+                variant.update(trial=trial.number, trial_state="running")
+                with self.lock:
+                    self.record["variants"].append(variant)
+                self._start_variant(variant, {"trial": trial.number})
+                in_flight[variant["index"]] = (trial, variant, False)
+                asked += 1
+            if self.stop_event.is_set() and not stopped:
+                self._stop_jobs()
+                stopped = True
+            for index, (trial, variant, pruned) in list(in_flight.items()):
+                pruned = self._report_epochs(trial, variant, pruned, search.prune)
+                in_flight[index] = (trial, variant, pruned)
+                if not self._poll_variant(variant):
+                    continue
+                del in_flight[index]
+                self._tell(study, trial, variant, pruned, optuna)
+            self._update_search_summary(study)
+            self._save()
+            if not in_flight and (asked >= search.trials or self.stop_event.is_set()):
+                break
+            time.sleep(self.manager.poll_seconds)
+
+    def _report_epochs(self, trial, variant: dict, pruned: bool, prune: bool) -> bool:
+        """trial.report() each newly finished epoch's validation loss; stop the run once the pruner
+        says so. Returns whether the trial is pruned."""
+        if variant["status"] == "probing" or pruned:
+            return pruned
+        try:
+            snap = self.registry.snapshot(variant["job"])
+        except KeyError:
+            return pruned
+        for record in snap.history[variant.get("reported_epochs", 0):]:
+            value = _finite(record.val_loss)
+            with self.lock:
+                variant["reported_epochs"] = record.epoch
+            if value is None:
+                continue
+            trial.report(value, step=int(record.epoch))
+            if prune and trial.should_prune():
+                if snap.status in JOB_ACTIVE:
+                    self.registry.stop(variant["job"])
+                with self.lock:
+                    variant.update(trial_state="pruned", message=f"Pruned after epoch {record.epoch}: its "
+                                   "validation loss trailed the median of earlier trials.")
+                return True
+        return pruned
+
+    def _tell(self, study, trial, variant: dict, pruned: bool, optuna) -> None:
+        if variant.get("run"):
+            trial.set_user_attr("run", variant["run"])
+        value = objective_value(variant, self._objective())
+        if pruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            state = "pruned"
+        elif variant["status"] in ("finished", "early_stopped") and value is not None:
+            study.tell(trial, value)
+            state = "complete"
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            state = "failed"
+        with self.lock:
+            variant.update(trial_state=state, value=value)
+
+    def _update_search_summary(self, study) -> None:
+        from core.experiments.search import best_trial
+
+        best = best_trial(study)
+        states = [v.get("trial_state") for v in self.record["variants"]]
+        with self.lock:
+            self.record["search"] = {
+                "trials": len(states), "complete": states.count("complete"), "pruned": states.count("pruned"),
+                "failed": states.count("failed"),
+                "best_params": dict(best.params) if best else None, "best_value": best.value if best else None,
+                "best_trial": best.number if best else None,
+            }
+
+
+class ExperimentManager:
+    """Starts, stops and reports experiments; one per registry (the app keeps it beside the
+    registry in st.cache_resource). Every public method is safe from any thread."""
+
+    def __init__(self, registry, root=None, poll_seconds: float = POLL_SECONDS):
+        self.registry = registry
+        self.root = registry.root if root is None else root
+        self.poll_seconds = poll_seconds
+        self._lock = threading.Lock()
+        self._drivers: dict[str, _Driver] = {}
+
+    def start(self, exp: ExperimentConfig) -> str:
+        """Save and start `exp` (its name made unique among the saved experiments); returns the name."""
+        exp.check()
+        with self._lock:
+            name = unique_experiment_name(self.root, exp.name)
+            exp = replace(exp, name=name)
+            variants = [] if exp.search else [new_variant(i, f) for i, f in enumerate(expand_grid(exp))]
+            record = {"name": name, "config": exp.to_dict(), "status": "queued", "message": "",
+                      "created": _now_iso(), "started_at": None, "finished_at": None, "seconds": None,
+                      "variants": variants, "best": None, "search": None}
+            save_record(self.root, record)
+            driver = _Driver(self, exp, record)
+            self._drivers[name] = driver
+        driver.thread.start()
+        return name
+
+    def stop(self, name: str) -> None:
+        """Stop the whole experiment: queued variants are dropped, running ones stop after their
+        current batch (and are saved with their best weights), finished ones are kept."""
+        with self._lock:
+            driver = self._drivers.get(name)
+        if driver is None or driver.done.is_set():
+            return
+        with driver.lock:
+            driver.record["status"] = "stopping"
+        driver.stop_event.set()
+
+    def is_running(self, name: str) -> bool:
+        with self._lock:
+            driver = self._drivers.get(name)
+        return driver is not None and not driver.done.is_set()
+
+    def record(self, name: str) -> dict:
+        """The experiment's record: live from its driver, else from experiment.json (one that says
+        it is running but has no driver in this process was cut off by a restart: "interrupted")."""
+        with self._lock:
+            driver = self._drivers.get(name)
+        if driver is not None:
+            return driver.snapshot()
+        return _interrupted_if_orphaned(load_record(self.root, name))
+
+    def records(self) -> list[dict]:
+        """Every saved experiment, newest first (live records for those running here)."""
+        out = []
+        for record in list_records(self.root):
+            with self._lock:
+                driver = self._drivers.get(record["name"])
+            out.append(driver.snapshot() if driver is not None else _interrupted_if_orphaned(record))
+        return out
+
+    def wait(self, name: str, timeout: float | None = None) -> dict:
+        with self._lock:
+            driver = self._drivers.get(name)
+        if driver is not None:
+            driver.done.wait(timeout)
+        return self.record(name)
+
+
+def _interrupted_if_orphaned(record: dict) -> dict:
+    if record.get("status") in ACTIVE_STATUSES:
+        record = dict(record, status="interrupted",
+                      message="The server stopped while this experiment ran; its finished runs are kept.")
+    return record
+
+
+def experiment_summary(record: dict, root, load_data=None) -> dict:
+    """What the CLI prints last: experiment, runs (run, factors, status, val_loss, test_mse, ...),
+    best (run and value), seconds; a search adds trials, pruned, best_params and importances; an
+    anomaly experiment adds each run's AUC (load_data(DataConfig) -> Dataset reads its test images)."""
+    exp = ExperimentConfig.from_dict(record["config"])
+    runs = [{"run": v.get("run"), "factors": v["factors"], "status": v["status"], "message": v.get("message", ""),
+             "val_loss": v.get("val_loss"), "test_mse": v.get("test_mse"), "epochs": v.get("epochs_run", 0)}
+            for v in record["variants"]]
+    best = record.get("best") or None
+    summary: dict[str, Any] = {"experiment": record["name"], "preset": exp.preset or None,
+                               "status": record["status"], "message": record.get("message", ""), "runs": runs,
+                               "best": {"run": best["run"], "value": best["value"]} if best else None,
+                               "objective": exp.search.objective if exp.search else exp.objective,
+                               "seconds": record.get("seconds")}
+    if exp.search is not None:
+        from core.experiments.search import importances, load_study
+
+        for row, variant in zip(runs, record["variants"]):
+            row.update(trial=variant.get("trial"), state=variant.get("trial_state"), value=variant.get("value"))
+        search = record.get("search") or {}
+        study = load_study(root, record["name"])
+        found, why = importances(study) if study is not None else ({}, "The search has no study yet.")
+        summary.update(trials=len(runs), pruned=search.get("pruned", 0), best_params=search.get("best_params"),
+                       importances=found or None, importances_note=why or None)
+    if exp.preset == "anomaly" and load_data is not None:
+        from core.checkpoints import load_run
+        from core.experiments.anomaly import anomaly_report
+
+        for row in runs:
+            if not row["run"]:
+                continue
+            run = load_run(root, row["run"])
+            report = anomaly_report(run.model, load_data(run.config.data), run.config.data.exclude_classes)
+            row["held_out"], row["auc"] = report.held_out, report.auc
+    return summary

@@ -1,0 +1,79 @@
+"""python -m core.cli experiment / search / experiments through main(): progress on stderr, one
+JSON line last with the keys scripts rely on, plain one-line errors."""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from core.checkpoints import list_runs
+from core.cli import main
+
+BASE = ["--dataset", "digits", "--epochs", "1", "--limit", "300", "--device", "cpu"]
+RUN_KEYS = {"run", "factors", "status", "val_loss", "test_mse"}
+
+
+def run_main(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_experiment_grid_prints_every_run_and_the_best_then_lists_it(tmp_path):
+    code, out, err = run_main("experiment", "--grid", "model.latent=2,4", "--grid", "model.vae=false,true",
+                              *BASE, "--out", str(tmp_path), "--name", "zv", "--jobs", "2")
+    assert code == 0, err
+    summary = last_json(out)
+    assert {"experiment", "runs", "best", "seconds"} <= set(summary) and summary["experiment"] == "zv"
+    assert [r["factors"] for r in summary["runs"]] == [
+        {"model.latent": 2, "model.vae": False}, {"model.latent": 2, "model.vae": True},
+        {"model.latent": 4, "model.vae": False}, {"model.latent": 4, "model.vae": True}]
+    assert all(RUN_KEYS <= set(r) and r["run"] and r["status"] == "finished" for r in summary["runs"])
+    best = min(summary["runs"], key=lambda r: r["val_loss"])
+    assert summary["best"] == {"run": best["run"], "value": best["val_loss"]}
+    assert "[4/4]" in err  # progress went to stderr
+    saved = {r["name"]: r for r in list_runs(tmp_path)}
+    assert all(saved[r["run"]]["factors"] == r["factors"] for r in summary["runs"])
+
+    code, out, _ = run_main("experiments", "--out", str(tmp_path))
+    assert code == 0 and "zv" in out and "4/4" in out
+
+
+def test_anomaly_preset_reports_an_auc_per_held_out_class(tmp_path):
+    code, out, err = run_main("experiment", "--preset", "anomaly", *BASE, "--out", str(tmp_path), "--jobs", "2")
+    assert code == 0, err
+    runs = last_json(out)["runs"]
+    assert [r["held_out"] for r in runs] == [[0], [4], [7]]
+    assert all(0.0 <= r["auc"] <= 1.0 for r in runs)
+
+
+def test_search_adds_trials_pruned_best_params_and_importances(tmp_path):
+    code, out, err = run_main("search", "--space", "train.lr=1e-3:3e-2:log", "--space", "model.latent=2,8",
+                              "--trials", "3", *BASE, "--out", str(tmp_path))
+    assert code == 0, err
+    summary = last_json(out)
+    assert {"experiment", "runs", "best", "seconds", "trials", "pruned", "best_params", "importances"} <= set(summary)
+    assert summary["trials"] == 3 and len(summary["runs"]) == 3
+    assert set(summary["best_params"]) == {"train.lr", "model.latent"}
+    assert 1e-3 <= summary["best_params"]["train.lr"] <= 3e-2
+    # Importances come from Optuna once 3 trials completed (fewer: None and a sentence why).
+    complete = sum(r["state"] == "complete" for r in summary["runs"])
+    assert (summary["importances"] is not None) == (complete >= 3)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["experiment", *BASE], "Give either --preset"),
+    (["experiment", "--grid", "model.latnt=2,4", *BASE], "'model.latnt' is not a setting"),
+    (["experiment", "--grid", "model.latent", *BASE], "needs the form path=values"),
+    (["search", "--space", "train.lr=0:1:log", *BASE], "log-scale range must start above 0"),
+])
+def test_experiment_mistakes_are_one_plain_line(tmp_path, argv, words):
+    code, out, err = run_main(*argv, "--out", str(tmp_path))
+    assert code == 2 and out == ""
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and words in last and "Traceback" not in err
