@@ -383,6 +383,7 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "test_mse": _finite(result.test_metrics.get("mse")), "test_mae": _finite(result.test_metrics.get("mae")),
         "seconds": round(seconds, 3), "device": result.device, "dataset": cfg.data.dataset,
         "model": default_run_name(cfg), "backend": runner.backend,
+        "step": getattr(result, "step", "eager"),  # "cuda-graph" or "eager"; the run's info says why
     }
     if result.history:
         best = min(result.history, key=lambda r: r.val_loss if math.isfinite(r.val_loss) else math.inf)

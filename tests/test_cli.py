@@ -44,6 +44,7 @@ def test_train_list_eval_end_to_end_as_a_subprocess(tmp_path):
     assert SUMMARY_KEYS <= set(summary)
     assert summary["run"] == "x" and summary["epochs"] == 2 and summary["status"] == "finished"
     assert summary["backend"] == "local"
+    assert summary["step"] == "eager"  # the CPU: no CUDA graph
     assert 0 < summary["test_mse"] < 0.2 and summary["val_loss"] > 0 and summary["seconds"] > 0
     assert "epoch 2/2" in train.stderr and "Saved as x" in train.stderr
 
