@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from core.config import RunConfig
+from core.config import ConfigError, RunConfig
 from core.models import Autoencoder, build_model
 
 DEFAULT_ROOT = "checkpoints"
@@ -47,7 +47,7 @@ RESUME_FILE = "resume.pt"  # the last epoch's weights, optimiser and generator s
 
 _TMP_PREFIX = ".tmp-"  # folders being written
 _OLD_PREFIX = ".old-"  # a run being replaced or deleted
-_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")  # always with fullmatch
 _MAX_NAME = 100
 
 
@@ -78,7 +78,8 @@ def check_name(name: str) -> str:
     with one), so a name can never point outside root or at a half-written run."""
     if not isinstance(name, str) or not name:
         raise CheckpointError("A run needs a name; use letters, digits, '.', '_' or '-'.")
-    if len(name) > _MAX_NAME or not _NAME_RE.match(name) or name.startswith("."):
+    # fullmatch: with match() and '$', a trailing newline slipped through
+    if len(name) > _MAX_NAME or not _NAME_RE.fullmatch(name) or name.startswith("."):
         raise CheckpointError(
             f"'{name}' is not a valid run name; use up to {_MAX_NAME} letters, digits, '.', '_' or '-', "
             "not starting with a dot.")
@@ -107,6 +108,26 @@ def default_run_name(cfg: RunConfig) -> str:
     if cfg.train.noise_factor > 0:
         parts.append(f"noise{cfg.train.noise_factor:g}")
     return "-".join(parts)
+
+
+def reserve_run_name(root, name: str, on_taken: str = "refuse") -> str:
+    """Reserve root/<name> for a save, atomically across threads and processes, by creating its
+    (empty) folder: os.mkdir either makes it or fails because someone else did. on_taken:
+    "refuse" raises CheckpointError when the name is taken, "next" takes name-2, name-3, ...
+    Returns the reserved name; save_run then renames its finished temporary folder onto it."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    base = check_name(name) if on_taken == "refuse" else _slug(name)
+    candidate, n = base, 2
+    while True:
+        try:
+            os.mkdir(root / candidate)
+            return candidate
+        except FileExistsError:
+            if on_taken == "refuse":
+                raise CheckpointError(f"A run named {name} already exists in {root}; choose another name or "
+                                      "delete it first.") from None
+        candidate, n = f"{base}-{n}", n + 1
 
 
 def unique_run_name(root, base: str) -> str:
@@ -212,19 +233,27 @@ def _film_tensors(result) -> dict[str, torch.Tensor]:
 
 
 def save_run(root, name: str, config: RunConfig, result, extra_info: dict | None = None,
-             overwrite: bool = False) -> Path:
+             overwrite: bool = False, on_taken: str = "refuse") -> Path:
     """Write a finished (or stopped) training result as root/name and return that path.
 
     Atomic: everything goes into a hidden temporary folder inside root first and is renamed
-    into place at the end. An existing run of that name is refused (CheckpointError) unless
-    overwrite=True, in which case the old one is moved aside, the new one renamed in, and only
-    then the old one deleted. Disk and permission errors become one-sentence CheckpointErrors
-    and leave no temporary folder behind."""
-    check_name(name)
+    into place at the end. Unless overwrite=True, the name is first reserved across processes
+    (reserve_run_name): on_taken="refuse" raises CheckpointError when it is taken, "next" saves
+    as name-2, name-3, ... (an unnamed run), "rename" does the same and says so in the run's
+    message (a named run: its weights are kept under the new name). With overwrite=True an
+    existing run is moved aside, the new one renamed in, and only then the old one deleted.
+    Disk and permission errors become one-sentence CheckpointErrors and leave no temporary
+    folder (and no reservation) behind. The returned path's name is the name saved under."""
+    check_name(name) if on_taken == "refuse" or overwrite else _slug(name)
     root = Path(root)
+    reserved, requested = None, name
+    if not overwrite:
+        try:
+            reserved = reserve_run_name(root, name, "refuse" if on_taken == "refuse" else "next")
+        except OSError as exc:
+            raise _save_error(name, root, exc) from None
+        name = reserved
     target = root / name
-    if target.exists() and not overwrite:
-        raise CheckpointError(f"A run named {name} already exists in {root}; choose another name or delete it first.")
     model = result.model
     # The model's own config (its shape filled from the data) is what rebuilds it exactly.
     saved_config = replace(config, model=getattr(model, "cfg", config.model), name=name)
@@ -241,8 +270,12 @@ def save_run(root, name: str, config: RunConfig, result, extra_info: dict | None
         "epochs_run": len(history),
     }
     info.update(extra_info or {})
+    if on_taken == "rename" and name != requested:
+        info["message"] = f"{info['message']} {taken_note(requested, name)}".strip()
+        info["requested_name"] = requested
 
     tmp: Path | None = None
+    saved = False
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = root / f"{_TMP_PREFIX}{name}-{secrets.token_hex(4)}"
@@ -260,10 +293,11 @@ def save_run(root, name: str, config: RunConfig, result, extra_info: dict | None
             _write_bytes(tmp / RESUME_FILE, _torch_bytes(result.resume_state))
         _write_json(tmp / INFO_FILE, info)  # last: marks the folder complete
         _fsync_dir(tmp)
-        if target.exists():
-            if not overwrite:  # appeared while we were writing
-                raise CheckpointError(
-                    f"A run named {name} already exists in {root}; choose another name or delete it first.")
+        if reserved is not None:
+            os.rename(tmp, target)  # onto our own empty reservation: atomic on POSIX
+            tmp = None
+            saved = True
+        elif target.exists():
             old = root / f"{_OLD_PREFIX}{name}-{secrets.token_hex(4)}"
             os.rename(target, old)
             try:
@@ -272,19 +306,44 @@ def save_run(root, name: str, config: RunConfig, result, extra_info: dict | None
                 os.rename(old, target)  # put the previous run back: nothing lost
                 raise
             tmp = None
+            saved = True
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, target)
             tmp = None
+            saved = True
         _fsync_dir(root)
-    except CheckpointError:
-        raise
     except (OSError, RuntimeError) as exc:
         raise _save_error(name, root, exc) from None
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+        if reserved is not None and not saved:  # give the name back
+            try:
+                os.rmdir(target)
+            except OSError:
+                pass
     return target
+
+
+def taken_note(requested: str, saved_as: str) -> str:
+    """The sentence a named run's message gets when it was saved under another name: its name
+    was not a valid run name (rewritten), or was taken by the time it was saved; "" when neither."""
+    if saved_as == requested:
+        return ""
+    if _slug(requested) != requested:
+        return (f"'{requested}' is not a valid run name (letters, digits, '.', '_' and '-'), so the run was "
+                f"saved as {saved_as}.")
+    return f"The name {requested} was taken, so the run was saved as {saved_as}."
+
+
+def valid_run_name(name: str) -> str:
+    """The name a run asked to be called `name` is saved under when that name is free: `name`
+    itself when valid, else it rewritten into a valid one (what the UI shows before Start)."""
+    try:
+        return check_name(name)
+    except CheckpointError:
+        return _slug(name)
 
 
 # ---------------------------------------------------------------- load
@@ -303,13 +362,64 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _is_number(value: Any, none_ok: bool = True) -> bool:
+    """JSON numbers (NaN/inf were written as null, hence none_ok); bools are not numbers."""
+    return (value is None and none_ok) or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _metrics_problem(metrics: Any) -> str | None:
+    """What is wrong with a metrics.json's content (a clause), or None. Every field is checked,
+    so nothing that reads a run later meets a string where it expects a number."""
+    if not isinstance(metrics, dict):
+        return "metrics.json is not a JSON object"
+    history = metrics.get("history", [])
+    if not isinstance(history, list):
+        return "the history in metrics.json is not a list"
+    for n, record in enumerate(history, start=1):
+        if not isinstance(record, dict):
+            return f"entry {n} of the history in metrics.json is not an object"
+        if not isinstance(record.get("epoch"), int) or isinstance(record.get("epoch"), bool):
+            return f"entry {n} of the history in metrics.json has no whole epoch number"
+        bad = sorted(k for k, v in record.items() if k != "epoch" and not _is_number(v))
+        if bad:
+            return f"entry {n} of the history in metrics.json has a {bad[0]} that is not a number"
+    losses = metrics.get("batch_losses", [])
+    if not isinstance(losses, list) or not all(_is_number(x) for x in losses):
+        return "the batch losses in metrics.json are not a list of numbers"
+    tests = metrics.get("test_metrics", {})
+    if not isinstance(tests, dict) or not all(_is_number(v) for v in tests.values()):
+        return "the test metrics in metrics.json are not numbers"
+    return None
+
+
+# info.json key -> (check, what it must be); other keys (extra info) are free.
+_INFO_FIELDS = {
+    "status": (lambda v: isinstance(v, str), "text"),
+    "message": (lambda v: isinstance(v, str), "text"),
+    "device": (lambda v: v is None or isinstance(v, str), "text"),
+    "created": (lambda v: isinstance(v, str), "text"),
+    "seconds": (lambda v: _is_number(v), "a number"),
+    "epochs_run": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+}
+
+
+def _info_problem(info: Any) -> str | None:
+    if not isinstance(info, dict):
+        return "info.json is not a JSON object"
+    for key, (check, what) in _INFO_FIELDS.items():
+        if key in info and not check(info[key]):
+            return f"the {key} in info.json is not {what}"
+    return None
+
+
 def _read_metrics(path: Path) -> dict | None:
-    """A run folder's metrics.json as a dict; None when it is missing or damaged."""
+    """A run folder's metrics.json as a dict; None when it is missing or damaged (any field of
+    the wrong type counts as damaged)."""
     try:
         metrics = _read_json(path / METRICS_FILE)
     except (OSError, ValueError, UnicodeDecodeError):
         return None
-    return metrics if isinstance(metrics, dict) else None
+    return metrics if _metrics_problem(metrics) is None else None
 
 
 def _load_tensors(path: Path, name: str) -> Any:
@@ -376,6 +486,9 @@ def load_run(root, name: str) -> Run:
     except FileNotFoundError:
         raise CheckpointError(f"Run {name} cannot be loaded: its config.json is missing; "
                               "delete the run and train again.") from None
+    except ConfigError as exc:
+        raise CheckpointError(f"Run {name} cannot be loaded: its config.json is damaged ({exc.reason}); "
+                              "delete the run and train again.") from None
     except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError):
         raise CheckpointError(f"Run {name} cannot be loaded: its config.json is damaged or from another "
                               "version; delete the run and train again.") from None
@@ -401,7 +514,7 @@ def load_run(root, name: str) -> Run:
     warnings_: list[str] = []
     try:
         info = _read_json(path / INFO_FILE)
-        if not isinstance(info, dict):
+        if _info_problem(info):
             raise ValueError
     except (OSError, ValueError, UnicodeDecodeError):
         info = {}
@@ -420,7 +533,8 @@ def load_run(root, name: str) -> Run:
         warnings_.append("film.pt is missing or damaged, so the run has no reconstruction film")
     else:
         if isinstance(film_data, dict):
-            film_originals = film_data.get("originals")
+            originals = film_data.get("originals")
+            film_originals = originals if isinstance(originals, torch.Tensor) and originals.dim() == 4 else None
             frames = film_data.get("frames")
             film = list(frames.unbind(0)) if isinstance(frames, torch.Tensor) and frames.dim() == 5 else []
     if warnings_:
@@ -504,15 +618,23 @@ def _run_summary(path: Path) -> dict:
             timespec="seconds"),
     }
     try:
+        problem = None
         info = _read_json(info_path)
-        config = RunConfig.from_json((path / CONFIG_FILE).read_text(encoding="utf-8"))
-        metrics = _read_json(path / METRICS_FILE)
-        if not isinstance(info, dict) or not isinstance(metrics, dict):
-            raise ValueError("not an object")
+        problem = _info_problem(info)
+        if problem is None:
+            config = RunConfig.from_json((path / CONFIG_FILE).read_text(encoding="utf-8"))
+            metrics = _read_json(path / METRICS_FILE)
+            problem = _metrics_problem(metrics)
+    except ConfigError as exc:
+        problem = f"its config.json is damaged: {exc.reason}"
+    except FileNotFoundError as exc:
+        problem = f"its {Path(exc.filename or '').name or 'files'} is missing"
     except (OSError, ValueError, TypeError, AttributeError, UnicodeDecodeError):
-        row["message"] = f"Run {path.name} is damaged (a file is missing or unreadable); delete it."
+        problem = "a file is unreadable or not valid JSON"
+    if problem is not None:
+        row["message"] = f"Run {path.name} is damaged ({problem}); delete it."
         return row
-    history = [r for r in metrics.get("history") or [] if isinstance(r, dict)]
+    history = list(metrics.get("history") or [])
     best = _best_record(history)
     tests = metrics.get("test_metrics") or {}
     row.update({
@@ -555,11 +677,14 @@ def list_runs(root) -> list[dict]:
         return []
     rows = []
     for entry in root.iterdir():
-        if entry.name.startswith(".") or not entry.is_dir() or not _NAME_RE.match(entry.name):
+        if entry.name.startswith(".") or not entry.is_dir() or not _NAME_RE.fullmatch(entry.name):
             continue
         if not (entry / INFO_FILE).is_file():
             continue
-        rows.append(_run_summary(entry))
+        try:
+            rows.append(_run_summary(entry))
+        except FileNotFoundError:  # deleted while listing
+            continue
     rows.sort(key=lambda r: r["name"])
     rows.sort(key=lambda r: _created_key(r["created"]), reverse=True)
     return rows

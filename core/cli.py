@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--out", default=DEFAULT_ROOT, help=f"checkpoints folder (default {DEFAULT_ROOT})")
     out.add_argument("--name", help="run name (default: made from the dataset and model)")
     _add_ray_option(t)
+    out.add_argument("--no-limits", action="store_true",
+                     help="lift the AE_LAB_MAX_* limits on model size, image size, latent size, epochs and "
+                          "folder walks (they protect a shared server; your own machine may allow more)")
 
     ls = commands.add_parser("list", help="list the saved runs")
     ls.add_argument("--out", default=DEFAULT_ROOT, help=f"checkpoints folder (default {DEFAULT_ROOT})")
@@ -319,11 +322,11 @@ def _print_json(obj: dict, out: TextIO) -> None:
     print(json.dumps(obj), file=out, flush=True)
 
 
-def _load_data(cfg: DataConfig, err: TextIO):
+def _load_data(cfg: DataConfig, err: TextIO, limits=None):
     from core.data import load_dataset
 
     progress = ProgressLine(err)
-    dataset = load_dataset(cfg, progress=_loading_progress(progress, cfg.dataset))
+    dataset = load_dataset(cfg, progress=_loading_progress(progress, cfg.dataset), limits=limits)
     progress.clear()
     sizes = " / ".join(f"{split} {int(dataset.splits[split].numel())}" for split in ("train", "val", "test")
                        if split in dataset.splits)
@@ -336,19 +339,23 @@ def _load_data(cfg: DataConfig, err: TextIO):
 
 
 def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from core.checkpoints import check_name, default_run_name, save_run, unique_run_name
+    from core.checkpoints import check_name, default_run_name, save_run, taken_note
     from core.data import fill_model_shape
     from core.models import build_model
+    from core.serving.limits import WorkLimits, check_model, check_run
 
     cfg = config_from_args(args)
+    limits = WorkLimits.unlimited() if args.no_limits else WorkLimits.from_env()
+    check_run(cfg, limits)  # before any data is read or any layer allocated
     root = Path(args.out)
     if args.name:
         check_name(args.name)
         if (root / args.name).exists():
             raise UserError(f"A run named {args.name} already exists in {root}; choose another --name or delete it.")
 
-    dataset = _load_data(cfg.data, err)
+    dataset = _load_data(cfg.data, err, limits)
     fill_model_shape(cfg.model, dataset)
+    check_model(cfg.model, limits)
     params = sum(p.numel() for p in build_model(cfg.model).parameters())  # also checks the settings early
     reporter = CliReporter(err)
     reporter.progress.line(f"model {default_run_name(cfg)}: {params:,} parameters; training for "
@@ -388,10 +395,18 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if result.history:
         best = min(result.history, key=lambda r: r.val_loss if math.isfinite(r.val_loss) else math.inf)
         summary.update(train_loss=_finite(best.train_loss), val_loss=_finite(best.val_loss), best_epoch=best.epoch)
-        name = args.name or unique_run_name(root, default_run_name(cfg))
-        path = save_run(root, name, cfg, result, extra_info={"seconds": round(seconds, 3), "source": "cli"})
+        # The name is reserved atomically: another process saving at the same moment never makes
+        # this one lose its weights (an unnamed run takes the next free name; a named one that was
+        # taken meanwhile is kept under a new name, and the message says so).
+        path = save_run(root, args.name or default_run_name(cfg), cfg, result,
+                        extra_info={"seconds": round(seconds, 3), "source": "cli"},
+                        on_taken="rename" if args.name else "next")
+        name = path.name
+        renamed = f" {taken_note(args.name, name)}" if args.name and name != args.name else ""
         summary.update(run=name, path=str(path))
-        reporter.progress.line(f"{result.message} Saved as {name} in {root}.")
+        if renamed:
+            summary["message"] = result.message + renamed
+        reporter.progress.line(f"{result.message}{renamed} Saved as {name} in {root}.")
     else:
         reporter.progress.line(f"{result.message} Nothing was saved.")
     _print_json(summary, out)
@@ -634,7 +649,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         parser.print_help(err)
         return EXIT_USER_ERROR
     try:
-        return commands[args.command](args, out, err)
+        try:
+            return commands[args.command](args, out, err)
+        except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+            from core.serving.limits import out_of_memory_message
+
+            message = out_of_memory_message(exc, getattr(args, "device", "") or "")
+            if message is None:
+                raise
+            raise UserError(message) from None
     except _user_errors() as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"\nerror: {message}" if _progress_pending(err) else f"error: {message}", file=err)

@@ -3,8 +3,9 @@ checkpoint and the CLI read it, and a run's config.json rebuilds the exact model
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, get_type_hints
 
 DATASET_NAMES = ("digits", "shapes", "mnist", "fashion-mnist", "cifar10", "folder")
 MODEL_FAMILIES = ("dense", "conv")
@@ -20,6 +21,9 @@ class DataConfig:
     dataset: str = "digits"
     data_root: str = "data"  # torchvision datasets: folder that holds (or will hold) e.g. MNIST/raw
     folder: str = ""  # dataset == "folder": a folder of class sub-folders
+    # The served app names folders inside allowed data roots (core.serving.roots): folder_root is
+    # a root's name and folder a path relative to it. Empty: folder is a path as given (the CLI).
+    folder_root: str = ""
     image_size: int = 32  # folder / shapes: square side the images are resized (drawn) to
     channels: int = 3  # folder: 1 (grey) or 3 (colour); shapes is always 3
     download: bool = False  # torchvision datasets: allowed to download when missing
@@ -87,23 +91,72 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        """Every field is type-checked (a config.json is a file anyone can edit): a wrong type is
+        a ConfigError naming the setting, never a TypeError from deep inside training."""
+        if not isinstance(d, dict):
+            raise ConfigError("the settings are not a JSON object")
+        unknown = sorted(set(d) - {"data", "model", "train", "name"})
+        if unknown:
+            raise ConfigError(f"unknown sections {unknown}")
+        name = d.get("name", "")
+        if not isinstance(name, str):
+            raise ConfigError(f"the setting name must be text, not {_shown(name)}")
         return cls(
-            data=_from_dict(DataConfig, d.get("data", {})),
-            model=_from_dict(ModelConfig, d.get("model", {})),
-            train=_from_dict(TrainConfig, d.get("train", {})),
-            name=d.get("name", ""),
+            data=_from_dict(DataConfig, d.get("data", {}), "data"),
+            model=_from_dict(ModelConfig, d.get("model", {}), "model"),
+            train=_from_dict(TrainConfig, d.get("train", {}), "train"),
+            name=name,
         )
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
-        return cls.from_dict(json.loads(text))
+        try:
+            d = json.loads(text)
+        except ValueError:
+            raise ConfigError("the file is not valid JSON") from None
+        return cls.from_dict(d)
 
 
-def _from_dict(kind, d: dict[str, Any]):
+class ConfigError(ValueError):
+    """A config that cannot be used. `reason` is a clause ("the setting model.dropout must be a
+    number, not "0.5"") that callers can put into their own sentence; str() is a full sentence."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(f"The config cannot be used: {reason}; fix it or use the defaults.")
+
+
+# annotation -> (check, what it must be); float fields also take whole numbers (JSON writes 1.0 as 1).
+_FIELD_TYPES = {
+    "str": (lambda v: isinstance(v, str), "text"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "list[int]": (lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
+                  "a list of whole numbers"),
+}
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, int, float, bool, list, dict, type(None))) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _from_dict(kind, d: dict[str, Any], section: str):
     """Build a dataclass from a dict, refusing keys it does not know (a typo or a config
-    from another version should be said, not silently dropped)."""
+    from another version should be said, not silently dropped) and values of the wrong type."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"the {section} settings must be a JSON object, not {_shown(d)}")
     known = {f.name for f in fields(kind)}
     unknown = sorted(set(d) - known)
     if unknown:
-        raise ValueError(f"Unknown {kind.__name__} settings {unknown}; known ones are {sorted(known)}.")
-    return kind(**d)
+        raise ConfigError(f"unknown {section} settings {unknown}")
+    hints = get_type_hints(kind)
+    values = {}
+    for key, value in d.items():
+        hint = hints[key]
+        check, what = _FIELD_TYPES.get(hint.__name__ if isinstance(hint, type) else str(hint), (None, ""))
+        if check is not None and not check(value):
+            raise ConfigError(f"the setting {section}.{key} must be {what}, not {_shown(value)}")
+        values[key] = float(value) if what == "a number" else value
+    return kind(**values)

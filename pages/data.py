@@ -8,6 +8,7 @@ import streamlit as st
 from core.config import DataConfig
 from core.data import DATASETS, DataError, Dataset
 from ui.charts import class_counts_chart, class_counts_frame
+from ui.data_folders import folder_choice
 from ui.sidebar import dataset_label, describe_data
 from ui.state import DATA_CONFIG_KEY, chosen_data_config, dataset_for
 from ui.widgets import show_grid, upscale_for
@@ -19,6 +20,7 @@ PREVIEW_PER_CLASS = 8
 PREVIEW_MAX_CLASSES = 20
 PREVIEW_COLUMNS = 5
 CHANNEL_LABELS = {1: "Grey (1 channel)", 3: "Colour (3 channels)"}
+FOLDER_PROBLEM_KEY = "data_folder_problem"
 
 
 def data_form(current: DataConfig) -> DataConfig:
@@ -36,10 +38,11 @@ def data_form(current: DataConfig) -> DataConfig:
                  "files are there.").strip()
         cfg.download = c2.checkbox("Download if missing", current.download, key="data_download")
     elif cfg.dataset == "folder":
-        cfg.folder = st.text_input("Image folder", current.folder, key="data_folder",
-                                   placeholder="/path/to/images (one sub-folder per class)",
-                                   help="Any image format Pillow reads; unreadable files are skipped and "
-                                        "listed.").strip()
+        # --- image folder (served app): a root name + relative path, from the list or typed, or an
+        # uploaded zip (ui.data_folders); never a server path. The problem, if any, is shown by main.
+        cfg.folder_root, cfg.folder, problem = folder_choice(current)
+        st.session_state[FOLDER_PROBLEM_KEY] = problem
+        # --- end image folder
         c1, c2 = st.columns(2)
         cfg.image_size = int(c1.number_input("Image size", 8, 512, current.image_size, 4, key="data_image_size",
                                              help="Images are resized to this square size in pixels."))
@@ -141,8 +144,12 @@ def main() -> None:
     st.title("Data")
     chosen = chosen_data_config()
     cfg = data_form(chosen)
-    if cfg.dataset == "folder" and not cfg.folder:
-        st.info("Enter the path of an image folder with one sub-folder per class, then press Enter.")
+    if cfg.dataset == "folder" and st.session_state.get(FOLDER_PROBLEM_KEY):
+        st.error(st.session_state[FOLDER_PROBLEM_KEY])
+        return
+    if cfg.dataset == "folder" and not cfg.folder_root:
+        st.info("Choose a dataset found on this server, type a folder inside its data folders, or upload a "
+                ".zip of class folders.")
         return
     try:
         dataset = load_with_progress(cfg)

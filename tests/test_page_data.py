@@ -68,41 +68,125 @@ def test_shapes_dataset_loads_with_its_classes(no_runs):
     assert any("Shapes" in text for text in at.sidebar.markdown.values)
 
 
-def test_missing_folder_shows_one_plain_sentence(no_runs, tmp_path):
-    missing = tmp_path / "no-such-folder"
-    at = data_page(data_dataset="folder", data_folder=str(missing))
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """The app's data folder (the allowed root named "data"), empty, in a scratch place."""
+    root = tmp_path / "served" / "data"
+    root.mkdir(parents=True)
+    monkeypatch.setenv("AE_LAB_DATA_DIR", str(root))
+    monkeypatch.delenv("AE_LAB_DATA_DIRS", raising=False)
+    return root
+
+
+def test_missing_folder_shows_one_plain_sentence(no_runs, data_dir):
+    at = data_page(data_dataset="folder", data_folder="data/no-such-folder")
     assert len(at.error) == 1
     message = at.error[0].value
-    assert str(missing) in message and "does not exist" in message
+    assert "data/no-such-folder" in message and "does not exist" in message
+    assert str(data_dir) not in message
     assert "Traceback" not in message and message.count(".") <= 2
     assert not at.metric  # nothing else is drawn from a dataset that did not load
     assert DATA_CONFIG_KEY not in at.session_state
 
 
-def test_folder_of_non_images_shows_the_message(no_runs, tmp_path):
-    tmp_path = tmp_path / "images"
+def test_folder_of_non_images_shows_the_message(no_runs, data_dir):
+    tmp_path = data_dir / "images"
     for name in ("cats", "dogs"):
         (tmp_path / name).mkdir(parents=True)
         (tmp_path / name / "one.jpg").write_text("this is not a picture")
         (tmp_path / name / "two.png").write_bytes(b"")
-    at = data_page(data_dataset="folder", data_folder=str(tmp_path))
-    assert len(at.error) == 1 and "No readable images" in at.error[0].value
+    at = data_page(data_dataset="folder", data_folder="data/images")
+    assert len(at.error) == 1 and "No readable images were found in data/images;" in at.error[0].value
 
 
-def test_folder_lists_what_it_skipped(no_runs, tmp_path):
-    # Not next to the checkpoints folder no_runs made.
-    tmp_path = write_image_folder(tmp_path / "images", classes=("red", "blue"), per_class=6, size=20)
+def test_folder_lists_what_it_skipped(no_runs, data_dir):
+    tmp_path = write_image_folder(data_dir / "images", classes=("red", "blue"), per_class=6, size=20)
     (tmp_path / "red" / "broken.jpg").write_text("not an image")
-    at = data_page(data_dataset="folder", data_folder=str(tmp_path), data_image_size=16, data_channels=1)
+    at = data_page(data_dataset="folder", data_folder="data/images", data_image_size=16, data_channels=1)
     assert not at.error
     assert "1 file(s) could not be used" in at.warning[0].value
     skipped = table_with(at, "Why it was skipped")
-    assert list(skipped["File"]) == [str(tmp_path / "red" / "broken.jpg")]
+    # named relative to the data folder, never by its server path
+    assert list(skipped["File"]) == ["data/images/red/broken.jpg"]
     assert metrics(at)["Image shape (C×H×W)"] == "1×16×16"
     assert table_with(at, "Total")["Total"].to_dict() == {"blue": 6, "red": 6}
 
 
 @pytest.mark.parametrize("dataset", ["mnist"])
-def test_torchvision_dataset_without_files_says_so(no_runs, tmp_path, dataset):
-    at = data_page(data_dataset=dataset, data_root=str(tmp_path), data_download=False)
+def test_torchvision_dataset_without_files_says_so(no_runs, data_dir, dataset):
+    at = data_page(data_dataset=dataset, data_root=str(data_dir), data_download=False)
     assert len(at.error) == 1 and "Traceback" not in at.error[0].value
+    assert "not inside this server's data folders" not in at.error[0].value
+
+
+# ---------------------------------------------------------------- a served app's folders (issue 9)
+
+@pytest.mark.parametrize("typed", ["/usr/share/doc", "/root", "/nonexistent", "~/", "data/../../..",
+                                   "data/images/../../served"])
+def test_no_folder_outside_the_data_folders_is_listed_or_probed(no_runs, data_dir, typed):
+    write_image_folder(data_dir / "images", classes=("red", "blue"), per_class=4, size=12)
+    at = data_page(data_dataset="folder", data_folder=typed)
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "not allowed" in message and "\n" not in message and "Traceback" not in message
+    assert not at.metric and not at.dataframe  # nothing listed, nothing previewed
+    assert str(data_dir) not in message and DATA_CONFIG_KEY not in at.session_state
+
+
+def test_an_existing_and_a_missing_server_path_read_the_same(no_runs, data_dir):
+    """/root exists and /nonexistent does not: the page must not tell them apart."""
+    first = data_page(data_dataset="folder", data_folder="/root").error[0].value
+    second = data_page(data_dataset="folder", data_folder="/nonexistent").error[0].value
+    assert first == second
+
+
+def test_a_link_out_of_the_data_folder_is_refused(no_runs, data_dir, tmp_path):
+    outside = write_image_folder(tmp_path / "outside", classes=("red", "blue"), per_class=4, size=12)
+    (data_dir / "sneaky").symlink_to(outside)
+    at = data_page(data_dataset="folder", data_folder="data/sneaky")
+    assert len(at.error) == 1 and "link" in at.error[0].value
+    assert str(outside) not in at.error[0].value and not at.metric
+
+
+def test_an_unknown_root_names_the_allowed_ones(no_runs, data_dir):
+    at = data_page(data_dataset="folder", data_folder="etc/passwd")
+    assert len(at.error) == 1 and "no data folder named 'etc'" in at.error[0].value
+    assert "data" in at.error[0].value
+
+
+def test_a_file_is_not_a_folder(no_runs, data_dir):
+    (data_dir / "notes.txt").write_text("hello")
+    at = data_page(data_dataset="folder", data_folder="data/notes.txt")
+    assert len(at.error) == 1 and "is a file, not a folder" in at.error[0].value
+    assert "does not exist" not in at.error[0].value
+
+
+def test_the_datasets_found_in_the_data_folders_are_offered(no_runs, data_dir, tmp_path, monkeypatch):
+    write_image_folder(data_dir / "images", classes=("red", "blue"), per_class=4, size=12)
+    write_image_folder(data_dir / "deeper" / "art", classes=("a", "b"), per_class=3, size=12)
+    extra = tmp_path / "extra"
+    write_image_folder(extra / "shapes", classes=("x", "y"), per_class=3, size=12)
+    monkeypatch.setenv("AE_LAB_DATA_DIRS", str(extra))
+    at = data_page(data_dataset="folder")
+    found = at.selectbox(key="data_folder_found")
+    assert list(found.options) == ["data/deeper/art", "data/images", "extra/shapes"]
+    found.set_value("extra/shapes").run()
+    assert not at.error
+    assert at.text_input(key="data_folder").value == "extra/shapes"
+    chosen = at.session_state[DATA_CONFIG_KEY]
+    assert (chosen.folder_root, chosen.folder) == ("extra", "shapes")  # a URL-safe value, no server path
+    assert metrics(at)["Images"] == "6"
+    assert str(extra) not in " ".join(c.value for c in at.caption)
+
+
+def test_an_image_size_above_the_limit_is_refused_before_loading(no_runs, data_dir, monkeypatch):
+    write_image_folder(data_dir / "images", classes=("red", "blue"), per_class=4, size=12)
+    monkeypatch.setenv("AE_LAB_MAX_IMAGE_SIZE", "64")
+    at = data_page(data_dataset="folder", data_folder="data/images", data_image_size=128)
+    assert len(at.error) == 1 and "limit of 64 pixels" in at.error[0].value
+
+
+def test_a_torchvision_folder_outside_the_data_folders_is_refused(no_runs, data_dir, tmp_path):
+    at = data_page(data_dataset="mnist", data_root=str(tmp_path / "elsewhere"), data_download=True)
+    assert len(at.error) == 1 and "not inside this server's data folders" in at.error[0].value
+    assert not (tmp_path / "elsewhere").exists()  # nothing was downloaded there

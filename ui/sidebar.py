@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.data import DATASETS
+from core.serving.roots import folder_value
 from core.train import device_label, resolve_device
 from ui.projector import projector_toggle
 from ui.owners import teacher_sign_in
@@ -34,8 +35,9 @@ def dataset_label(name: str) -> str:
 
 def describe_data(cfg) -> str:
     label = dataset_label(cfg.dataset)
-    if cfg.dataset == "folder" and cfg.folder:
-        label += f" · {cfg.folder}"
+    if cfg.dataset == "folder" and (cfg.folder or cfg.folder_root):
+        # root name + relative path in the served app: never a server path
+        label += f" · {folder_value(cfg.folder_root, cfg.folder) if cfg.folder_root else cfg.folder}"
     if cfg.limit:
         label += f" · first {cfg.limit:,} images"
     return label

@@ -14,10 +14,12 @@ import streamlit as st
 
 from core.checkpoints import DEFAULT_ROOT, list_runs, load_history, load_run
 from core.config import DataConfig, RunConfig
-from core.data import Dataset, load_dataset
+from core.data import DataError, Dataset, load_dataset
 from core.jobs import JobRegistry, runner_from_address
 from core.jobs.ray_runner import RAY_ADDRESS_ENV  # a constant: this imports no Ray
 from core.jobs.restart import install_shutdown_hook, restart_message
+from core.serving.limits import WorkLimits, check_data
+from core.serving.roots import check_served_data
 from ui.palette import run_colors
 
 # Session keys shared by the pages: which dataset config the Data page chose, which run is selected.
@@ -41,8 +43,9 @@ RESTART_NOTE_FOR_S = 3600  # sessions opened this long after a restart are no lo
 @st.cache_resource
 def get_registry() -> JobRegistry:
     # The store is looked up here, on the script thread: job threads have no Streamlit context.
+    # A served app bounds every job's work (core.serving.limits; AE_LAB_MAX_* variables).
     registry = JobRegistry(root=checkpoints_root(), load_data=_dataset_store().get,
-                           runner=get_runner()[0])
+                           runner=get_runner()[0], limits=WorkLimits.from_env())
     # What the last server's shutdown saved and queued comes back; this server's shutdown
     # (SIGTERM/SIGINT, see core.jobs.restart) saves its running jobs and writes its queue.
     registry.restore()
@@ -108,8 +111,15 @@ class _DatasetStore:
         self.items: OrderedDict[str, Dataset] = OrderedDict()
 
     def get(self, data_cfg: DataConfig, progress: Callable[[int, int], None] | None = None) -> Dataset:
-        """The dataset for data_cfg; loaded once, then served from memory. A DataError is raised,
-        not remembered, so fixing the folder and trying again works."""
+        """The dataset for data_cfg; loaded once, then served from memory. A DataError (or a
+        ValueError from the serving checks) is raised, not remembered, so fixing the folder and
+        trying again works."""
+        # A served app reads data only from its allowed folders, within its limits (core.serving).
+        try:
+            check_served_data(data_cfg)
+            check_data(data_cfg, WorkLimits.from_env())
+        except ValueError as exc:  # FolderError, LimitError: the pages show DataErrors
+            raise DataError(str(exc)) from None
         key = RunConfig(data=data_cfg).to_json()
         with self.lock:
             if key in self.items:

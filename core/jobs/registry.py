@@ -21,11 +21,12 @@ from typing import Callable
 import torch
 
 from core.checkpoints import (CheckpointError, DEFAULT_ROOT, default_run_name, load_resume, load_run, save_run,
-                              unique_run_name)
+                              taken_note)
 from core.config import DataConfig, RunConfig
-from core.data import Dataset, DataError, load_dataset
+from core.data import Dataset, DataError, fill_model_shape, load_dataset
 from core.jobs import restart
 from core.jobs.local import LocalRunner
+from core.serving.limits import WorkLimits, check_model, check_run, out_of_memory_message
 from core.train import EpochRecord, resolve_device
 
 MAX_JOBS_ENV = "AE_LAB_MAX_JOBS"
@@ -245,8 +246,13 @@ class JobRegistry:
     """Starts, queues, stops and reports jobs; every public method is safe from any thread."""
 
     def __init__(self, root=DEFAULT_ROOT, max_concurrent: int | None = None,
-                 load_data: Callable[[DataConfig], Dataset] = load_dataset, runner=None):
+                 load_data: Callable[[DataConfig], Dataset] = load_dataset, runner=None,
+                 limits: WorkLimits | None = None):
         self.root = root
+        # Bounds on each job's work (parameters, image size, latent, epochs; core.serving.limits),
+        # checked before anything is built: at start() from the config, again once the data shape
+        # is known. None (a script, a test): no bounds. The served app passes WorkLimits.from_env().
+        self.limits = limits
         # Where the work happens (core.jobs.local.LocalRunner: this process); the registry's
         # queue, snapshots and saving are the same whatever the runner.
         self.runner = runner if runner is not None else LocalRunner()
@@ -274,6 +280,8 @@ class JobRegistry:
         `owner` (e.g. a browser's id): only that owner, or a stop without `by`, can stop it.
         `info` (JSON values) is added to the saved run's info.json, e.g. the experiment it belongs to."""
         cfg = copy.deepcopy(cfg)
+        if self.limits is not None:
+            check_run(cfg, self.limits)  # LimitError (a ValueError): one sentence, nothing queued
         name = cfg.name or default_run_name(cfg)
         return self._add(_Job(name=name, kind="train", config=cfg, total_epochs=cfg.train.epochs,
                               work=self._train_job, owner=owner, info=copy.deepcopy(info or {})))
@@ -336,6 +344,10 @@ class JobRegistry:
             job.work(job)
         except USER_ERRORS as exc:
             job.finish("failed", _one_line(exc))
+        except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+            oom = out_of_memory_message(exc, job.config.train.device)
+            what = "Training" if job.kind == "train" else "Training the classifier"
+            job.finish("failed", oom or f"{what} failed: {_one_line(exc)}")
         except Exception as exc:  # the thread must end with a status the page can show, whatever happened
             what = "Training" if job.kind == "train" else "Training the classifier"
             job.finish("failed", f"{what} failed: {_one_line(exc)}")
@@ -357,6 +369,8 @@ class JobRegistry:
                 job.batch_losses = list(resume.batch_losses)
                 job.epoch = len(resume.history)
         dataset = self.load_data(cfg.data)
+        if self.limits is not None:  # the exact data shape is known now
+            check_model(fill_model_shape(copy.deepcopy(cfg.model), dataset), self.limits)
         job.set_status("running")
         started = time.perf_counter()
         if resume is None:
@@ -364,7 +378,7 @@ class JobRegistry:
         else:  # only runners that can resume are asked to
             result = self.runner.train(cfg, dataset, job, job.stop_event, resume=resume)
         seconds = time.perf_counter() - started
-        run_name = None
+        run_name, message = None, result.message
         extra = {**job.info, "seconds": round(seconds, 3)}
         if job.stopped_by_shutdown:
             extra["stopped_by"] = "server shutdown"
@@ -378,10 +392,14 @@ class JobRegistry:
         elif resume is not None:
             run_name = job.resume_from  # nothing new was trained: the saved run is unchanged
         elif result.history:  # a stopped or diverged run is saved too, with its best weights
-            with self._save_lock:
-                run_name = unique_run_name(self.root, job.name)
-                save_run(self.root, run_name, cfg, result, extra_info=extra)
-        job.finish(result.status, result.message, run_name=run_name)
+            # The name is reserved atomically (across processes too): an unnamed run takes the next
+            # free name, a named one whose name was taken meanwhile is kept under a new one, said.
+            path = save_run(self.root, job.name, cfg, result, extra_info=extra,
+                            on_taken="rename" if cfg.name else "next")
+            run_name = path.name
+            if cfg.name and run_name != job.name:  # rewritten into a valid name, or taken: say so
+                message = f"{message} {taken_note(job.name, run_name)}"
+        job.finish(result.status, message, run_name=run_name)
 
     def _probe_job(self, job: _Job, run_name: str, probe_cfg) -> None:
         run = load_run(self.root, run_name)

@@ -1,0 +1,209 @@
+"""The folders a served app may read image datasets from, and how a student names one.
+
+Allowed roots: the app's own data folder (AE_LAB_DATA_DIR, default data/ beside app.py; uploads
+go into its uploads/ sub-folder) and the folders listed in AE_LAB_DATA_DIRS (os.pathsep-separated).
+Each root has a short name (the folder's own name, made unique), and a folder inside one is named
+"<root name>/<relative path>" — a value safe to show and to keep in a URL, never a server path.
+Resolving refuses absolute paths, '..', links and anything that ends outside its root, and every
+message names folders relative to the roots, so nothing outside them can be probed.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from core.serving.limits import WorkLimits
+
+APP_DATA_ENV = "AE_LAB_DATA_DIR"
+EXTRA_ROOTS_ENV = "AE_LAB_DATA_DIRS"
+UPLOADS_FOLDER = "uploads"
+APP_DIR = Path(__file__).resolve().parents[2]  # where app.py lives
+# Extensions that make a sub-folder look like a class of images when looking for datasets.
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
+                  ".pbm", ".pnm"}
+# Entries a class folder is peeked at when looking for datasets (not the whole folder).
+_PEEK_ENTRIES = 50
+
+
+class FolderError(ValueError):
+    """A folder name was refused; one sentence that names folders only relative to the roots."""
+
+
+@dataclass(frozen=True)
+class DataRoot:
+    name: str  # what students see and type, e.g. "data"
+    path: Path  # resolved; never shown in the served app
+
+
+def allowed_roots(environ=None) -> list[DataRoot]:
+    """The app's data folder first, then AE_LAB_DATA_DIRS in order; names made unique."""
+    environ = os.environ if environ is None else environ
+    paths = [Path(environ.get(APP_DATA_ENV) or APP_DIR / "data")]
+    paths += [Path(p) for p in environ.get(EXTRA_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    roots: list[DataRoot] = []
+    seen_paths = set()
+    for path in paths:
+        resolved = path.expanduser().resolve()
+        if resolved in seen_paths:
+            continue
+        seen_paths.add(resolved)
+        base = _safe_name(resolved.name) or "data"
+        name, n = base, 2
+        while any(r.name == name for r in roots):
+            name, n = f"{base}-{n}", n + 1
+        roots.append(DataRoot(name, resolved))
+    return roots
+
+
+def _safe_name(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in text).strip("-.")
+
+
+def app_data_root(environ=None) -> DataRoot:
+    """The root uploads are stored in (the app's own data folder)."""
+    return allowed_roots(environ)[0]
+
+
+def folder_value(root: str, relative: str) -> str:
+    """The value a student sees and a URL keeps: "data/uploads/cats", or "data" for a root itself."""
+    relative = relative.strip("/")
+    return f"{root}/{relative}" if relative and relative != "." else root
+
+
+def split_value(value: str) -> tuple[str, str]:
+    """ "data/uploads/cats" -> ("data", "uploads/cats"); the first part names the root."""
+    value = value.strip().replace("\\", "/")
+    if value.startswith("/") or value.startswith("~") or (len(value) > 1 and value[1] == ":"):
+        raise FolderError("Type a folder inside this server's data folders, like data/my-images; "
+                          "absolute paths are not allowed.")
+    root, _, relative = value.partition("/")
+    return root, relative.strip("/")
+
+
+def resolve_folder(root_name: str, relative: str, roots: list[DataRoot] | None = None,
+                   must_exist: bool = True) -> Path:
+    """The real folder root_name/relative, checked to stay inside its root. FolderError when the
+    root is unknown, the path is absolute, uses '..' or a link, or (must_exist) is missing or a file."""
+    roots = allowed_roots() if roots is None else roots
+    by_name = {r.name: r for r in roots}
+    if root_name not in by_name:
+        raise FolderError(f"There is no data folder named '{root_name}' on this server; start the path with "
+                          f"one of: {', '.join(by_name)}.")
+    relative = (relative or "").strip().replace("\\", "/")
+    shown = folder_value(root_name, relative)
+    if relative.startswith("/") or relative.startswith("~"):
+        raise FolderError("Type a folder inside this server's data folders, like data/my-images; "
+                          "absolute paths are not allowed.")
+    parts = [p for p in PurePosixPath(relative).parts if p not in ("", ".")]
+    if ".." in parts:
+        raise FolderError(f"'{shown}' goes up with '..', which is not allowed; name a folder inside "
+                          f"{root_name}.")
+    root = by_name[root_name].path
+    candidate = root.joinpath(*parts)
+    real = candidate.resolve()
+    if real != candidate:  # a link somewhere on the way (to anywhere: inside or outside the root)
+        raise FolderError(f"'{shown}' goes through a link, which is not allowed; name a real folder inside "
+                          f"{root_name}.")
+    if must_exist:
+        if not real.exists():
+            raise FolderError(f"The folder {shown} does not exist; choose one of the listed datasets or check "
+                              "the path.")
+        if not real.is_dir():
+            raise FolderError(f"{shown} is a file, not a folder; name a folder with one sub-folder per class.")
+    return real
+
+
+def shown_path(path: Path, roots: list[DataRoot] | None = None) -> str:
+    """path as "<root name>/<relative>" when it lies in a root, else only its own name."""
+    roots = allowed_roots() if roots is None else roots
+    for root in roots:
+        try:
+            relative = path.relative_to(root.path)
+        except ValueError:
+            continue
+        return folder_value(root.name, relative.as_posix())
+    return path.name
+
+
+def inside_roots(path: Path, roots: list[DataRoot] | None = None) -> bool:
+    roots = allowed_roots() if roots is None else roots
+    real = Path(path).expanduser().resolve()
+    return any(real == r.path or r.path in real.parents for r in roots)
+
+
+# ---------------------------------------------------------------- finding datasets
+
+def _looks_like_class(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            for n, entry in enumerate(entries):
+                if n >= _PEEK_ENTRIES:
+                    return False
+                if entry.is_file(follow_symlinks=False) and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted((Path(e.path) for e in entries
+                           if not e.name.startswith(".") and e.name != "__MACOSX" and e.is_dir(follow_symlinks=False)),
+                          key=lambda p: p.name)
+    except OSError:
+        return []
+
+
+def find_datasets(roots: list[DataRoot] | None = None, limits: WorkLimits | None = None,
+                  max_folders: int = 2_000) -> tuple[list[str], str | None]:
+    """The class-folder datasets in the roots (a folder with at least two sub-folders holding
+    images), as folder values, and one sentence when the search stopped at a limit (depth,
+    folders or time) or None. Links are not followed."""
+    roots = allowed_roots() if roots is None else roots
+    limits = limits or WorkLimits.from_env()
+    deadline = time.monotonic() + limits.max_walk_seconds
+    found: list[str] = []
+    visited = 0
+    note = None
+    for root in roots:
+        pending = [(root.path, 0)]
+        while pending:
+            folder, depth = pending.pop(0)
+            visited += 1
+            if visited > max_folders or time.monotonic() > deadline:
+                note = (f"The search for datasets stopped after {visited - 1:,} folders (a limit of this server); "
+                        "type the path of a folder that is not listed.")
+                return sorted(found), note
+            subs = _subfolders(folder)
+            if sum(1 for s in subs[:_PEEK_ENTRIES] if _looks_like_class(s)) >= 2:
+                found.append(folder_value(root.name, folder.relative_to(root.path).as_posix()))
+                continue  # its class folders are not datasets of their own
+            if depth >= limits.max_walk_depth:
+                if subs:
+                    note = (f"Folders more than {limits.max_walk_depth} levels deep were not searched for datasets; "
+                            "type the path of a folder that is not listed.")
+                continue
+            pending += [(s, depth + 1) for s in subs]
+    return sorted(found), note
+
+
+# ---------------------------------------------------------------- the served app's data rule
+
+_TORCHVISION = ("mnist", "fashion-mnist", "cifar10")
+
+
+def check_served_data(cfg, roots: list[DataRoot] | None = None) -> None:
+    """What a served app may load (cfg: core.config.DataConfig): an image folder only by root
+    name and relative path, a torchvision dataset only from (or downloaded into) a folder inside
+    the roots. FolderError otherwise; the CLI does not call this."""
+    roots = allowed_roots() if roots is None else roots
+    names = ", ".join(r.name for r in roots)
+    if cfg.dataset == "folder" and not cfg.folder_root:
+        raise FolderError(f"Choose the image folder from this server's data folders ({names}) on the Data page.")
+    if cfg.dataset in _TORCHVISION and not inside_roots(Path(cfg.data_root or "."), roots):
+        raise FolderError(f"The data folder '{cfg.data_root}' is not inside this server's data folders; use one "
+                          f"of them ({names}), e.g. data.")

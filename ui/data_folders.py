@@ -1,0 +1,83 @@
+"""The Data page's image-folder choice in a served app: a folder inside the allowed data roots,
+named "<root>/<relative path>" (a value that can live in the URL, never a server path), picked
+from the datasets found there or typed; and a .zip upload that becomes such a dataset.
+
+Widget keys: data_folder (the text box, the source of truth), data_folder_found (the list of
+datasets found), data_upload (the file uploader).
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.config import DataConfig
+from core.serving.limits import WorkLimits
+from core.serving.roots import FolderError, allowed_roots, find_datasets, folder_value, split_value
+from core.serving.uploads import UploadError, dataset_name_from, unpack_zip
+
+FOLDER_KEY = "data_folder"
+FOUND_KEY = "data_folder_found"
+UPLOAD_KEY = "data_upload"
+UPLOAD_MESSAGE_KEY = "data_upload_message"  # (kind, text) from the upload callback, shown once
+FOUND_SECONDS = 15  # how long the list of datasets found is reused before the roots are walked again
+
+
+@st.cache_data(ttl=FOUND_SECONDS, show_spinner="Looking for datasets...")
+def datasets_found() -> tuple[list[str], str | None]:
+    """Folder values of the class-folder datasets in the allowed roots (shared by every session:
+    one walk serves the class), and a sentence when the search stopped at a limit."""
+    return find_datasets()
+
+
+def _choose_found() -> None:
+    chosen = st.session_state.get(FOUND_KEY)
+    if chosen:
+        st.session_state[FOLDER_KEY] = chosen
+
+
+def _unpack_upload() -> None:
+    """Uploader callback: it runs before the page, so it may fill the folder box with the new dataset."""
+    uploaded = st.session_state.get(UPLOAD_KEY)
+    if uploaded is None:
+        return
+    try:
+        result = unpack_zip(uploaded, dataset_name_from(uploaded.name), on_taken="next")
+    except UploadError as exc:
+        st.session_state[UPLOAD_MESSAGE_KEY] = ("error", str(exc))
+        return
+    datasets_found.clear()
+    st.session_state[FOLDER_KEY] = result.value
+    st.session_state[UPLOAD_MESSAGE_KEY] = ("success", result.summary())
+
+
+def folder_choice(current: DataConfig) -> tuple[str, str, str | None]:
+    """The folder widgets -> (root name, relative path, a one-sentence problem or None)."""
+    roots = allowed_roots()
+    found, note = datasets_found()
+    if FOLDER_KEY not in st.session_state and current.folder_root:
+        st.session_state[FOLDER_KEY] = folder_value(current.folder_root, current.folder)
+    c1, c2 = st.columns(2)
+    c1.selectbox("Datasets on this server", found, index=None, key=FOUND_KEY, on_change=_choose_found,
+                 placeholder="Choose a dataset" if found else "No dataset found yet: upload one",
+                 help="Class-folder datasets found in this server's data folders.")
+    typed = c2.text_input("Image folder", key=FOLDER_KEY, placeholder=f"{roots[0].name}/my-images",
+                          help="A folder inside this server's data folders ("
+                               + ", ".join(r.name for r in roots) + "), one sub-folder per class; "
+                               "unreadable files are skipped and listed.").strip()
+    st.caption(f"Data folders on this server: {', '.join(r.name for r in roots)}.")
+    if note:
+        st.caption(note)
+    limits = WorkLimits.from_env()
+    st.file_uploader("Or upload a .zip of class folders", type="zip", key=UPLOAD_KEY, on_change=_unpack_upload,
+                     max_upload_size=limits.max_upload_mb,
+                     help=f"One folder of images per class; at most {limits.max_upload_mb} MB, "
+                          f"{limits.max_images:,} files and {limits.max_image_pixels / 1e6:g} megapixels per image.")
+    message = st.session_state.pop(UPLOAD_MESSAGE_KEY, None)
+    if message:
+        (st.error if message[0] == "error" else st.success)(message[1])
+    if not typed:
+        return "", "", None
+    try:
+        root, relative = split_value(typed)
+    except FolderError as exc:
+        return "", "", str(exc)
+    return root, relative, None
