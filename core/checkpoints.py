@@ -487,8 +487,8 @@ def load_run(root, name: str) -> Run:
         raise CheckpointError(f"Run {name} cannot be loaded: its config.json is missing; "
                               "delete the run and train again.") from None
     except ConfigError as exc:
-        raise CheckpointError(f"Run {name} cannot be loaded: its config.json is damaged ({exc.reason}); "
-                              "delete the run and train again.") from None
+        raise CheckpointError(f"Run {name} cannot be loaded: its config.json is damaged or from another "
+                              f"version ({exc.reason}); delete the run and train again.") from None
     except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError):
         raise CheckpointError(f"Run {name} cannot be loaded: its config.json is damaged or from another "
                               "version; delete the run and train again.") from None

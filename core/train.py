@@ -621,8 +621,24 @@ def _nonfinite(value: float) -> str:
     return "NaN" if math.isnan(value) else "infinite"
 
 
+def zero_learning_rate_note(lr: float) -> str | None:
+    """A plain warning when the learning rate is 0 (training runs, but no weight ever moves)."""
+    if lr == 0:
+        return ("The learning rate is 0, so the weights never change and nothing will be learnt; "
+                "set it above 0 (e.g. 0.002) to train.")
+    return None
+
+
 def _message(status, total_epochs, history, best_epoch, best_val, diverged_at, lr, patience) -> str:
-    """One sentence for the user about how the training ended."""
+    """One sentence for the user about how the training ended (saying so when lr 0 learnt nothing)."""
+    text = _ending(status, total_epochs, history, best_epoch, best_val, diverged_at, lr, patience)
+    if lr == 0 and status != "diverged" and history:
+        text = (f"{text.rstrip('.')}, but the learning rate was 0, so the weights never changed and nothing was "
+                "learnt; set it above 0 (e.g. 0.002).")
+    return text
+
+
+def _ending(status, total_epochs, history, best_epoch, best_val, diverged_at, lr, patience) -> str:
     best = f"the best weights (epoch {best_epoch}, validation loss {_fmt(best_val)}) are kept"
     if status == "finished":
         return f"Finished {len(history)} epoch{'s' if len(history) != 1 else ''}; {best}."

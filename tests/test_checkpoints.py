@@ -331,3 +331,108 @@ def test_load_history_reads_the_epochs_without_the_weights(tmp_path, trained):
     (tmp_path / "h" / "metrics.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="Run h has no loss history"):
         load_history(tmp_path, "h")
+
+
+# ---------------------------------------------------------------- issue 9: damaged files, names, races
+
+def test_a_run_name_with_a_trailing_newline_is_refused(tmp_path, trained):
+    with pytest.raises(CheckpointError, match="not a valid run name"):
+        check_name("good\n")
+    with pytest.raises(CheckpointError):
+        save_run(tmp_path, "good\n", *trained)
+    assert not any(tmp_path.iterdir()) if tmp_path.exists() else True
+
+
+def test_a_config_field_of_the_wrong_type_is_one_sentence(tmp_path, trained):
+    save_run(tmp_path, "typed", *trained)
+    config_file = tmp_path / "typed" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["model"]["dropout"] = "0.5"
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError) as info:
+        load_run(tmp_path, "typed")
+    message = str(info.value)
+    assert 'model.dropout must be a number, not "0.5"' in message
+    _one_sentence_about(message, "typed")
+    (row,) = list_runs(tmp_path)
+    assert row["status"] == "damaged" and "model.dropout" in row["message"]
+
+
+@pytest.mark.parametrize("file_name, content, words", [
+    ("metrics.json", {"history": 5}, "history in metrics.json is not a list"),
+    ("metrics.json", {"history": [{"epoch": 1, "val_loss": "low"}]}, "val_loss that is not a number"),
+    ("metrics.json", {"history": [], "batch_losses": ["a"]}, "batch losses"),
+    ("metrics.json", {"history": [], "test_metrics": {"mse": [1]}}, "test metrics"),
+    ("metrics.json", [1, 2], "not a JSON object"),
+    ("info.json", {"status": 3}, "status in info.json"),
+    ("info.json", {"epochs_run": "many"}, "epochs_run in info.json"),
+    ("info.json", "text", "info.json is not a JSON object"),
+])
+def test_a_damaged_run_file_lists_as_damaged_and_the_rest_normally(tmp_path, trained, file_name, content, words):
+    save_run(tmp_path, "good", *trained)
+    save_run(tmp_path, "bad", *trained)
+    path = tmp_path / "bad" / file_name
+    current = json.loads(path.read_text())
+    path.write_text(json.dumps({**current, **content} if isinstance(content, dict) and file_name == "info.json"
+                               else content))
+    rows = {row["name"]: row for row in list_runs(tmp_path)}
+    assert rows["good"]["status"] != "damaged" and rows["good"]["val_loss"] is not None
+    assert rows["bad"]["status"] == "damaged" and words in rows["bad"]["message"]
+    assert rows["bad"]["message"].startswith("Run bad is damaged (") and rows["bad"]["message"].endswith("delete it.")
+    # Loading still gives the model (the weights are fine) with a warning, never a TypeError.
+    run = load_run(tmp_path, "bad")
+    assert run.info.get("load_warnings") or file_name == "info.json"
+    assert all(isinstance(x, float) for x in run.batch_losses)
+    delete_run(tmp_path, "bad")
+    assert [row["name"] for row in list_runs(tmp_path)] == ["good"]
+
+
+def test_a_named_run_whose_name_was_taken_keeps_its_weights_under_a_new_name(tmp_path, trained):
+    save_run(tmp_path, "mine", *trained)
+    path = save_run(tmp_path, "mine", *trained, on_taken="rename")
+    assert path.name == "mine-2"
+    info = json.loads((path / "info.json").read_text())
+    assert "The name mine was taken, so the run was saved as mine-2." in info["message"]
+    assert load_run(tmp_path, "mine-2").config.name == "mine-2"
+    assert save_run(tmp_path, "mine", *trained, on_taken="next").name == "mine-3"
+    with pytest.raises(CheckpointError, match="already exists"):
+        save_run(tmp_path, "mine", *trained)
+    # a failed save gives its reserved name back
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "mine-2", "mine-3"]
+
+
+def _save_unnamed_at_once(root: str, barrier, results) -> None:
+    """In its own process: build a tiny model and save it unnamed the moment every process is ready."""
+    from types import SimpleNamespace
+
+    from core.checkpoints import save_run as save
+    from core.models import build_model
+
+    cfg = RunConfig(data=DataConfig(dataset="digits"),
+                    model=ModelConfig(family="dense", hidden=[4], latent=2, in_channels=1, image_size=8))
+    result = SimpleNamespace(model=build_model(cfg.model), status="finished", message="Finished 1 epoch.",
+                             device="cpu", history=[{"epoch": 1, "train_loss": 0.1, "val_loss": 0.1, "seconds": 0.1}],
+                             batch_losses=[0.1], test_metrics={}, film_originals=None, film=[])
+    barrier.wait()
+    try:
+        results.put(save(root, "digits-dense-4-z2", cfg, result, on_taken="next").name)
+    except Exception as exc:  # the failure the test must not see
+        results.put(f"error: {exc}")
+
+
+def test_unnamed_runs_saved_at_once_by_several_processes_are_all_kept(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # real, separate processes
+    processes_count = 4
+    barrier, results = context.Barrier(processes_count), context.Queue()
+    processes = [context.Process(target=_save_unnamed_at_once, args=(str(tmp_path), barrier, results))
+                 for _ in range(processes_count)]
+    for process in processes:
+        process.start()
+    names = sorted(results.get(timeout=120) for _ in processes)
+    for process in processes:
+        process.join(timeout=60)
+    assert names == ["digits-dense-4-z2", "digits-dense-4-z2-2", "digits-dense-4-z2-3", "digits-dense-4-z2-4"]
+    assert sorted(row["name"] for row in list_runs(tmp_path)) == names
+    assert all(row["status"] == "finished" for row in list_runs(tmp_path))

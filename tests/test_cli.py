@@ -174,3 +174,77 @@ def test_eval_notices_data_of_another_shape(tmp_path):
     config_file.write_text(json.dumps(config))
     code, _, err = run_main("eval", "s", "--out", str(tmp_path))
     assert code == 2 and "Run s takes 3×16×16 images but the dataset now gives 3×24×24" in _plain_error(err)
+
+
+# ---------------------------------------------------------------- issue 9: limits, OOM, damaged runs
+
+def test_a_model_over_the_limits_is_refused_at_once_with_the_apps_sentence(tmp_path, monkeypatch):
+    import core.models
+
+    def never(*args, **kwargs):
+        raise AssertionError("a model over the limit must not be built")
+
+    monkeypatch.setattr(core.models, "build_model", never)
+    code, out, err = run_main("train", "--dataset", "digits", "--model", "dense", "--hidden", "30000,30000",
+                              "--epochs", "1", "--out", str(tmp_path))
+    assert code == 2
+    assert "above this server's limit" in _plain_error(err) and "AE_LAB_MAX_PARAMS" in err
+    code, out, err = run_main("train", "--dataset", "digits", "--model", "dense", "--hidden", "1000000000",
+                              "--epochs", "1", "--out", str(tmp_path))
+    assert code == 2 and "parameters" in _plain_error(err)
+    monkeypatch.setenv("AE_LAB_MAX_EPOCHS", "3")
+    code, out, err = run_main("train", "--dataset", "digits", "--model", "conv-small", "--epochs", "4",
+                              "--out", str(tmp_path))
+    assert code == 2 and "4 epochs are above" in _plain_error(err)
+
+
+def test_no_limits_lifts_the_limits(tmp_path, monkeypatch):
+    monkeypatch.setenv("AE_LAB_MAX_PARAMS", "10")
+    code, out, err = run_main("train", "--dataset", "digits", "--model", "dense", "--hidden", "8", "--latent", "2",
+                              "--epochs", "1", "--device", "cpu", "--out", str(tmp_path))
+    assert code == 2 and "AE_LAB_MAX_PARAMS" in err
+    code, out, err = run_main("train", "--dataset", "digits", "--model", "dense", "--hidden", "8", "--latent", "2",
+                              "--epochs", "1", "--device", "cpu", "--out", str(tmp_path), "--no-limits")
+    assert code == 0, err
+
+
+def test_out_of_memory_while_training_is_a_plain_suggestion(tmp_path, monkeypatch):
+    import torch
+
+    import core.train
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.3 GiB total)")
+
+    monkeypatch.setattr(core.train, "train", out_of_memory)
+    code, out, err = run_main("train", "--dataset", "digits", "--model", "conv-small", "--epochs", "1",
+                              "--device", "cpu", "--out", str(tmp_path))
+    assert code == 2
+    line = _plain_error(err)
+    assert "ran out of memory on the GPU" in line and "smaller batch size" in line and "GiB" not in line
+
+
+def test_list_shows_a_damaged_run_without_a_traceback(tmp_path):
+    code, _, err = run_main("train", "--dataset", "digits", "--model", "dense", "--hidden", "8", "--latent", "2",
+                            "--epochs", "1", "--device", "cpu", "--out", str(tmp_path), "--name", "ok")
+    assert code == 0, err
+    code, _, err = run_main("train", "--dataset", "digits", "--model", "dense", "--hidden", "8", "--latent", "2",
+                            "--epochs", "1", "--device", "cpu", "--out", str(tmp_path), "--name", "rot")
+    (tmp_path / "rot" / "metrics.json").write_text(json.dumps({"history": 5}))
+    code, out, err = run_main("list", "--out", str(tmp_path))
+    assert code == 0 and "Traceback" not in err
+    rows = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert rows["rot"].split()[-1] == "damaged" and rows["ok"].split()[-1] == "finished"
+
+
+def test_a_file_as_the_image_folder_is_not_a_folder(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"x")
+    code, _, err = run_main("train", "--dataset", "folder", "--folder", str(tmp_path / "x.png"), "--model", "conv-small",
+                            "--out", str(tmp_path))
+    assert code == 2 and "is a file, not a folder" in _plain_error(err)
+
+
+def test_a_trailing_newline_in_the_run_name_is_refused(tmp_path):
+    code, _, err = run_main("train", "--dataset", "digits", "--model", "conv-small", "--epochs", "1",
+                            "--out", str(tmp_path), "--name", "x\n")
+    assert code == 2 and "not a valid run name" in err and not (tmp_path / "x").exists()

@@ -9,6 +9,7 @@ import http.server
 import io
 import math
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -440,4 +441,65 @@ def test_bad_folder_settings_are_refused_in_one_sentence(tmp_path, settings, wor
     with pytest.raises(DataError) as info:
         load_dataset(DataConfig(**{"dataset": "folder", "folder": str(root), **settings}))
     assert words in str(info.value)
+    _one_sentence(str(info.value))
+
+
+# ---------------------------------------------------------------- issue 9: bounded, plain folder reads
+
+def test_a_file_given_as_the_folder_is_not_a_folder(tmp_path):
+    (tmp_path / "photo.png").write_bytes(b"x")
+    with pytest.raises(DataError) as info:
+        load_dataset(DataConfig(dataset="folder", folder=str(tmp_path / "photo.png")))
+    assert "is a file, not a folder" in str(info.value) and "does not exist" not in str(info.value)
+    _one_sentence(str(info.value))
+
+
+def test_a_decompression_bomb_is_a_skipped_file_not_a_warning(tmp_path, monkeypatch, recwarn):
+    root = write_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=3, size=12)
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(root / "a" / "bomb.png")
+    # 1,600 pixels sit between Pillow's limit and twice it: Pillow would only warn, on stderr.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    ds = load_dataset(DataConfig(dataset="folder", folder=str(root), image_size=8))
+    assert (str(root / "a" / "bomb.png"), "the image is too large to open safely") in ds.skipped
+    assert len(ds.labels) == 6
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_an_image_over_the_pixel_limit_is_skipped_with_the_reason(tmp_path):
+    from core.serving.limits import WorkLimits
+
+    root = write_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=3, size=12)
+    Image.fromarray(np.zeros((40, 30, 3), np.uint8)).save(root / "b" / "big.png")
+    ds = load_dataset(DataConfig(dataset="folder", folder=str(root), image_size=8),
+                      limits=WorkLimits(max_image_pixels=1000))
+    reasons = dict(ds.skipped)
+    assert "30×40 pixels, above the limit" in reasons[str(root / "b" / "big.png")]
+
+
+def test_folder_walks_stop_at_the_file_time_and_depth_limits(tmp_path):
+    from core.serving.limits import WorkLimits
+
+    root = write_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=4, size=12)
+    cfg = DataConfig(dataset="folder", folder=str(root), image_size=8)
+    with pytest.raises(DataError, match="more than 5 files") as info:
+        load_dataset(cfg, limits=WorkLimits(max_images=5))
+    _one_sentence(str(info.value))
+    with pytest.raises(DataError, match="took longer than"):
+        load_dataset(cfg, limits=WorkLimits(max_walk_seconds=1e-9))
+    deep = root / "a" / "x" / "y"
+    deep.mkdir(parents=True)
+    Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(deep / "deep.png")
+    ds = load_dataset(cfg, limits=WorkLimits(max_walk_depth=1))
+    assert (str(root / "a" / "x" / "y"), "more than 1 folders deep, not searched") in ds.skipped
+    assert len(ds.labels) == 8
+    assert len(load_dataset(cfg).labels) == 9  # the default depth reaches it
+
+
+def test_an_mnist_label_file_that_disagrees_with_the_images_is_refused(tmp_path):
+    write_mnist(tmp_path, n_train=20, n_test=10)
+    labels = tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    labels.write_bytes(struct.pack(">II", 2049, 15) + bytes(15))  # 15 labels for 20 images
+    with pytest.raises(DataError) as info:
+        load_dataset(DataConfig(dataset="mnist", data_root=str(tmp_path)))
+    assert "20 images but 15 labels" in str(info.value)
     _one_sentence(str(info.value))

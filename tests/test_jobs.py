@@ -354,3 +354,61 @@ def test_jobs_load_their_data_through_the_registrys_loader(tmp_path, digits):
 
     probe = registry.wait(registry.start_probe(snap.run_name, ProbeConfig(epochs=1)), WAIT)
     assert probe.status == "finished" and len(asked) == 2
+
+
+# ---------------------------------------------------------------- issue 9: limits, OOM, taken names
+
+def test_a_served_registry_refuses_work_over_its_limits_before_queueing(tmp_path, monkeypatch):
+    from core.serving.limits import LimitError, WorkLimits
+
+    built = []
+    monkeypatch.setattr(train_module, "build_model", lambda cfg: built.append(cfg))
+    registry = JobRegistry(root=tmp_path, max_concurrent=1, limits=WorkLimits(max_epochs=50))
+    huge = config(epochs=1)
+    huge.model.hidden = [30000, 30000]
+    with pytest.raises(LimitError, match="parameters"):
+        registry.start(huge)
+    with pytest.raises(LimitError, match="60 epochs"):
+        registry.start(config(epochs=60))
+    assert registry.snapshots() == [] and built == []
+
+
+def test_a_model_over_the_limit_once_the_data_shape_is_known_fails_the_job_plainly(tmp_path):
+    from core.serving.limits import WorkLimits
+
+    from core.data import load_dataset
+
+    def load_and_tighten(data_cfg):  # the limit changes between start()'s check and the job's
+        registry.limits = WorkLimits(max_params=100)
+        return load_dataset(data_cfg)
+
+    registry = JobRegistry(root=tmp_path, max_concurrent=1, limits=WorkLimits(), load_data=load_and_tighten)
+    snap = registry.wait(registry.start(config(epochs=1)), WAIT)
+    assert snap.status == "failed" and "above this server's limit" in snap.message
+    assert one_sentence(snap.message)
+
+
+@pytest.mark.parametrize("error", [
+    lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    lambda: MemoryError(),
+    lambda: RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 1 bytes (out of memory)"),
+])
+def test_out_of_memory_ends_the_job_with_a_plain_suggestion(registry, monkeypatch, error):
+    def out_of_memory(*args, **kwargs):
+        raise error()
+
+    monkeypatch.setattr(jobs_module, "train", out_of_memory)
+    snap = registry.wait(registry.start(config(epochs=1)), WAIT)
+    assert snap.status == "failed" and "ran out of memory" in snap.message
+    assert "smaller batch size" in snap.message and "GiB" not in snap.message and one_sentence(snap.message)
+
+
+def test_a_named_run_whose_name_is_taken_is_kept_and_says_so(registry):
+    first = registry.wait(registry.start(config(epochs=1, name="mine")), WAIT)
+    second = registry.wait(registry.start(config(epochs=1, name="mine")), WAIT)
+    assert (first.run_name, second.run_name) == ("mine", "mine-2")
+    assert second.message.endswith("The name mine was taken, so the run was saved as mine-2.")
+    assert "was taken" not in first.message
+    rewritten = registry.wait(registry.start(config(epochs=1, name="my run")), WAIT)
+    assert rewritten.run_name == "my-run" and "'my run' is not a valid run name" in rewritten.message
+    assert sorted(r["name"] for r in list_runs(registry.root)) == ["mine", "mine-2", "my-run"]

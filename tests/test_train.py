@@ -303,3 +303,14 @@ def test_available_devices_are_the_ones_resolve_device_accepts():
         resolve_device(name)  # raises for a device this machine does not have
     assert ("cuda" in devices) == torch.cuda.is_available()
     assert device_label(torch.device("cpu")) == "CPU"
+
+
+def test_a_learning_rate_of_0_says_nothing_was_learnt(small):
+    from core.train import zero_learning_rate_note
+
+    result = train(config(epochs=2, lr=0.0), small)
+    assert result.status == "finished"
+    assert "learning rate was 0" in result.message and "nothing was learnt" in result.message
+    assert "\n" not in result.message and result.message.endswith(".")
+    assert "nothing will be learnt" in zero_learning_rate_note(0.0) and zero_learning_rate_note(1e-3) is None
+    assert "learning rate" not in train(config(epochs=1, lr=1e-3), small).message

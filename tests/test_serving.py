@@ -1,0 +1,268 @@
+"""core.serving: the work limits (parameters counted without building), the allowed data roots
+(no path escapes, links or probes) and zip uploads (size, count, pixel limits; zip slip; bombs)."""
+from __future__ import annotations
+
+import io
+import os
+import stat
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.data import load_dataset
+from core.models import build_model
+from core.serving.limits import (LimitError, WorkLimits, check_run, count_parameters, out_of_memory_message)
+from core.serving.roots import (DataRoot, FolderError, allowed_roots, check_served_data, find_datasets,
+                                resolve_folder, split_value)
+from core.serving.uploads import UploadError, dataset_name_from, unpack_zip
+
+from idx_helpers import write_image_folder
+
+
+# ---------------------------------------------------------------- limits
+
+@pytest.mark.parametrize("model", [
+    ModelConfig(family="dense", hidden=[64, 32], latent=2),
+    ModelConfig(family="dense", hidden=[1000, 500, 250], latent=2, vae=True, conditional=True),
+    ModelConfig(family="conv", preset="small", latent=16),
+    ModelConfig(family="conv", preset="large", latent=4, vae=True, conditional=True, num_classes=7),
+    ModelConfig(family="conv", channels=[8, 8, 8, 8], latent=3, in_channels=3, image_size=33),
+    ModelConfig(family="conv", preset="large", latent=2, in_channels=1, image_size=8),
+])
+def test_the_parameter_count_matches_the_built_model(model):
+    assert count_parameters(model) == sum(p.numel() for p in build_model(model).parameters())
+
+
+def test_a_huge_dense_model_is_refused_from_the_config_alone():
+    cfg = RunConfig(data=DataConfig(dataset="mnist"), model=ModelConfig(family="dense", hidden=[30000, 30000]))
+    with pytest.raises(LimitError) as info:
+        check_run(cfg, WorkLimits())
+    message = str(info.value)
+    assert "parameters" in message and "AE_LAB_MAX_PARAMS" in message and "\n" not in message
+    # A billion-unit layer is counted, not allocated.
+    cfg.model.hidden = [1_000_000_000]
+    with pytest.raises(LimitError, match="parameters"):
+        check_run(cfg, WorkLimits())
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda c: setattr(c.train, "epochs", 5000), "epochs"),
+    (lambda c: setattr(c.model, "latent", 5000), "Latent size"),
+    (lambda c: (setattr(c.data, "dataset", "folder"), setattr(c.data, "image_size", 512)), "Image size 512"),
+    (lambda c: (setattr(c.data, "dataset", "shapes"), setattr(c.data, "shapes_count", 10**6)), "shapes"),
+])
+def test_each_limit_is_one_sentence(change, words):
+    cfg = RunConfig()
+    change(cfg)
+    with pytest.raises(LimitError, match=words) as info:
+        check_run(cfg, WorkLimits())
+    assert str(info.value).endswith(".") and "\n" not in str(info.value)
+
+
+def test_limits_come_from_the_environment():
+    limits = WorkLimits.from_env({"AE_LAB_MAX_PARAMS": "1_000", "AE_LAB_MAX_EPOCHS": "3"})
+    assert (limits.max_params, limits.max_epochs, limits.max_latent) == (1000, 3, WorkLimits().max_latent)
+    with pytest.raises(LimitError, match="AE_LAB_MAX_EPOCHS"):
+        WorkLimits.from_env({"AE_LAB_MAX_EPOCHS": "many"})
+    with pytest.raises(LimitError, match="above 0"):
+        WorkLimits.from_env({"AE_LAB_MAX_PARAMS": "0"})
+
+
+def test_out_of_memory_errors_become_a_plain_suggestion():
+    import torch
+
+    for exc in (MemoryError(), torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+                RuntimeError("[enforce fail at alloc_cpu.cpp:116] DefaultCPUAllocator: can't allocate memory: "
+                             "you tried to allocate 4000000000000 bytes. Error code 12 (Cannot allocate memory)"
+                             .replace("can't allocate memory", "out of memory"))):
+        message = out_of_memory_message(exc)
+        assert message and "smaller batch size" in message and "\n" not in message
+    assert "GPU" in out_of_memory_message(torch.OutOfMemoryError("CUDA out of memory"))
+    assert out_of_memory_message(RuntimeError("shapes do not match")) is None
+
+
+# ---------------------------------------------------------------- roots
+
+@pytest.fixture
+def roots(tmp_path, monkeypatch) -> list[DataRoot]:
+    data, extra = tmp_path / "app" / "data", tmp_path / "teacher" / "pictures"
+    data.mkdir(parents=True)
+    extra.mkdir(parents=True)
+    monkeypatch.setenv("AE_LAB_DATA_DIR", str(data))
+    monkeypatch.setenv("AE_LAB_DATA_DIRS", os.pathsep.join([str(extra), str(tmp_path / "other" / "data")]))
+    return allowed_roots()
+
+
+def test_roots_have_short_unique_names(roots, tmp_path):
+    assert [r.name for r in roots] == ["data", "pictures", "data-2"]
+    assert roots[0].path == (tmp_path / "app" / "data").resolve()
+
+
+def test_a_folder_inside_a_root_resolves(roots):
+    write_image_folder(roots[1].path / "art", classes=("a", "b"), per_class=2, size=8)
+    assert resolve_folder("pictures", "art", roots) == roots[1].path / "art"
+    assert resolve_folder(*split_value("pictures/art/"), roots) == roots[1].path / "art"
+
+
+@pytest.mark.parametrize("value, words", [
+    ("/usr/share/doc", "absolute paths are not allowed"),
+    ("~/secrets", "absolute paths are not allowed"),
+    ("C:/Windows", "absolute paths are not allowed"),
+    ("data/../../app", "'..'"),
+    ("data/x/../../..", "'..'"),
+    ("usr/share/doc", "no data folder named 'usr'"),
+    ("data/missing", "does not exist"),
+])
+def test_escapes_and_probes_are_refused_without_server_paths(roots, value, words):
+    with pytest.raises(FolderError, match=words) as info:
+        resolve_folder(*split_value(value), roots)
+    assert all(str(r.path) not in str(info.value) for r in roots)
+
+
+def test_links_are_refused_even_inside_the_root(roots, tmp_path):
+    (roots[0].path / "out").symlink_to("/usr/share")
+    (roots[0].path / "real").mkdir()
+    (roots[0].path / "alias").symlink_to(roots[0].path / "real")
+    for name in ("out", "alias", "out/doc"):
+        with pytest.raises(FolderError, match="link"):
+            resolve_folder("data", name, roots)
+
+
+def test_a_file_is_not_a_folder(roots):
+    (roots[0].path / "a.txt").write_text("x")
+    with pytest.raises(FolderError, match="is a file, not a folder"):
+        resolve_folder("data", "a.txt", roots)
+
+
+def test_find_datasets_lists_class_folders_and_stops_at_limits(roots):
+    write_image_folder(roots[0].path / "uploads" / "cats", classes=("a", "b"), per_class=2, size=8)
+    write_image_folder(roots[1].path, classes=("x", "y"), per_class=2, size=8)  # the root itself
+    (roots[0].path / "empty" / "one").mkdir(parents=True)
+    deep = roots[0].path.joinpath(*"abcdefgh")
+    write_image_folder(deep, classes=("p", "q"), per_class=1, size=8)
+    (roots[0].path / "link").symlink_to(roots[1].path)  # not followed
+    found, note = find_datasets(roots, WorkLimits())
+    assert found == ["data/uploads/cats", "pictures"]
+    assert "levels deep" in note
+    found, note = find_datasets(roots, WorkLimits(max_walk_depth=20))
+    assert "data/a/b/c/d/e/f/g/h" in found and note is None
+    found, note = find_datasets(roots, WorkLimits(max_walk_seconds=1e-9))
+    assert "stopped" in note
+
+
+def test_the_served_app_takes_folders_only_by_root(roots):
+    with pytest.raises(FolderError, match="data folders"):
+        check_served_data(DataConfig(dataset="folder", folder="/usr/share/doc"), roots)
+    check_served_data(DataConfig(dataset="folder", folder_root="data", folder="x"), roots)
+    with pytest.raises(FolderError, match="not inside"):
+        check_served_data(DataConfig(dataset="mnist", data_root="/etc"), roots)
+    check_served_data(DataConfig(dataset="mnist", data_root=str(roots[1].path / "mnist")), roots)
+
+
+def test_a_folder_dataset_by_root_names_files_relative_to_it(roots):
+    images = write_image_folder(roots[1].path / "art", classes=("a", "b"), per_class=3, size=12)
+    (images / "a" / "broken.png").write_text("no")
+    ds = load_dataset(DataConfig(dataset="folder", folder_root="pictures", folder="art", image_size=8,
+                                 val_fraction=0.2, test_fraction=0.2))
+    assert ds.source == "pictures/art" and ds.skipped == [("pictures/art/a/broken.png", "not an image Pillow can read")]
+    with pytest.raises(Exception, match="absolute|link|'..'"):
+        load_dataset(DataConfig(dataset="folder", folder_root="pictures", folder="../../..", image_size=8))
+
+
+# ---------------------------------------------------------------- uploads
+
+def _png(side: int = 10, value: int = 128) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((side, side, 3), value, np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _zip(entries: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, target)
+    return buffer.getvalue()
+
+
+def _classes(prefix: str = "", per_class: int = 3) -> dict[str, bytes]:
+    return {f"{prefix}{c}/{i}.png": _png(value=40 * (k + 1)) for k, c in enumerate(("cats", "dogs"))
+            for i in range(per_class)}
+
+
+def test_a_zip_of_class_folders_becomes_a_dataset(roots):
+    result = unpack_zip(_zip({**_classes("My pets/"), "My pets/readme.txt": b"hi", "__MACOSX/._x": b""}),
+                        "pets", root=roots[0])
+    assert result.value == "data/uploads/pets" and result.classes == {"cats": 3, "dogs": 3}
+    assert result.left_out == 2 and "left out" in result.summary()
+    ds = load_dataset(DataConfig(dataset="folder", folder_root="data", folder="uploads/pets", image_size=8))
+    assert ds.class_names == ["cats", "dogs"] and len(ds.labels) == 6
+    assert not [p for p in (roots[0].path / "uploads").iterdir() if p.name.startswith(".")]  # no temp left
+    # the same name again: refused, or the next free name
+    with pytest.raises(UploadError, match="already uploaded"):
+        unpack_zip(_zip(_classes()), "pets", root=roots[0])
+    assert unpack_zip(_zip(_classes()), "pets", root=roots[0], on_taken="next").value == "data/uploads/pets-2"
+
+
+@pytest.mark.parametrize("entries, links, words", [
+    ({**_classes(), "../../evil.png": _png()}, None, "outside its folder"),
+    ({**_classes(), "cats/../../../evil.png": _png()}, None, "outside its folder"),
+    ({**_classes(), "/etc/evil.png": _png()}, None, "absolute path"),
+    (_classes(), {"cats/link.png": "/etc/passwd"}, "link"),
+    ({"cats/1.png": _png()}, None, "at least two"),
+])
+def test_escaping_or_useless_zips_are_refused(roots, entries, links, words):
+    with pytest.raises(UploadError, match=words):
+        unpack_zip(_zip(entries, links), "bad", root=roots[0])
+    assert not (roots[0].path / "uploads" / "bad").exists()
+    assert not list(roots[0].path.parent.rglob("evil.png"))
+
+
+def test_zip_bombs_and_sizes_over_the_limits_are_refused(roots):
+    zeros = _zip({**_classes(), "cats/huge.bmp": bytes(30 * 2**20)})  # 30 MB of zeros: ~30 KB zipped
+    with pytest.raises(UploadError, match="zip bomb"):
+        unpack_zip(zeros, "bomb", root=roots[0])
+    with pytest.raises(UploadError, match="more than 1 MB"):
+        unpack_zip(_zip({**_classes(), "cats/big.png": os.urandom(2 * 2**20)}), "big", root=roots[0],
+                   limits=WorkLimits(max_unzipped_mb=1))
+    with pytest.raises(UploadError, match="upload limit of 1 MB"):
+        unpack_zip(os.urandom(2 * 2**20), "x", root=roots[0], limits=WorkLimits(max_upload_mb=1))
+    with pytest.raises(UploadError, match="more than 4 files"):
+        unpack_zip(_zip(_classes(per_class=3)), "many", root=roots[0], limits=WorkLimits(max_images=4))
+    with pytest.raises(UploadError, match="cats/0.png in the zip is 10×10 pixels"):
+        unpack_zip(_zip(_classes()), "pixels", root=roots[0], limits=WorkLimits(max_image_pixels=50))
+    with pytest.raises(UploadError, match="not a zip"):
+        unpack_zip(b"PK but not really", "junk", root=roots[0])
+    assert not (roots[0].path / "uploads").exists() or all(
+        p.name not in ("bomb", "big", "many", "pixels", "junk") for p in (roots[0].path / "uploads").iterdir())
+
+
+def test_a_header_that_lies_about_its_size_is_stopped(roots):
+    data = bytearray(_zip({**_classes(), "cats/x.bmp": bytes(3 * 2**20)}))
+    # Shrink the declared size of cats/x.bmp in both headers: the real data is larger than it says.
+    archive = zipfile.ZipFile(io.BytesIO(bytes(data)))
+    info = archive.getinfo("cats/x.bmp")
+    local = info.header_offset
+    declared = (3 * 2**20).to_bytes(4, "little")
+    small = (1000).to_bytes(4, "little")
+    data[local + 22:local + 26] = small  # local header: uncompressed size
+    central = bytes(data).rindex(declared)
+    data[central:central + 4] = small
+    with pytest.raises(UploadError, match="cannot be unpacked|more data than"):
+        unpack_zip(bytes(data), "liar", root=roots[0], limits=WorkLimits(max_zip_ratio=10**9))
+    assert not (roots[0].path / "uploads" / "liar").exists()
+
+
+def test_dataset_names_from_file_names():
+    assert dataset_name_from("My cats & dogs.zip") == "My-cats-dogs"
+    assert dataset_name_from("../../x.zip") == "x"
+    assert dataset_name_from("") == "upload" and dataset_name_from("!!.zip") == "upload"
