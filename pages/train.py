@@ -14,6 +14,7 @@ import streamlit as st
 from core.config import RunConfig
 from core.data import DataError, fill_model_shape
 from core.models import build_model, layer_table
+from core.serving.limits import WorkLimits, check_model, check_run
 from ui.charts import batch_loss_chart, loss_chart, vae_parts_chart
 from ui.config_form import FORM_PROBLEMS_KEY, model_and_training_form
 from ui.owners import can_stop, owner_id, stop_job
@@ -59,8 +60,13 @@ def layer_section(cfg: RunConfig) -> bool:
         return False
     fill_model_shape(cfg.model, dataset)
     try:
+        # The server's limits first, counted from the config: a huge model is refused without
+        # being built (the table below builds the model on every change of the settings).
+        limits = WorkLimits.from_env()
+        check_run(cfg, limits)
+        check_model(cfg.model, limits)
         rows, total = model_layers(RunConfig(model=cfg.model).to_json())
-    except ValueError as exc:  # validate_config's one-sentence reasons
+    except ValueError as exc:  # the limits' and validate_config's one-sentence reasons
         st.error(str(exc))
         return False
     c, h, w = dataset.shape

@@ -68,3 +68,29 @@ def test_no_runs_links_to_train(no_runs):
     assert "train one first" in at.info[0].value
     (link,) = at.get("page_link")
     assert link.proto.page.endswith("train.py") or "train" in link.proto.page
+
+
+def test_a_damaged_run_is_listed_as_damaged_and_can_be_deleted(app_runs):
+    import json
+
+    (app_runs / "tiny-vae" / "metrics.json").write_text(json.dumps({"history": 5}))
+    config_file = app_runs / "tiny-conv" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["model"]["dropout"] = "0.5"
+    config_file.write_text(json.dumps(config))
+    at = runs_page()
+    assert not at.exception
+    table = runs_table(at).set_index("Run")
+    assert sorted(table.index) == ["tiny-cond", "tiny-conv", "tiny-denoise", "tiny-vae"]
+    assert table.loc["tiny-vae", "Status"] == "damaged" and table.loc["tiny-cond", "Status"] == "finished"
+    warnings = " ".join(w.value for w in at.warning)
+    assert "Run tiny-vae is damaged (the history in metrics.json is not a list)" in warnings
+    assert 'model.dropout must be a number, not "0.5"' in warnings
+    # the comparison offers only the readable runs; the damaged ones can be deleted
+    assert sorted(at.multiselect(key="compare_runs").options) == ["tiny-cond", "tiny-denoise"]
+    at.selectbox(key="delete_run_name").set_value("tiny-vae")
+    at.checkbox(key="delete_confirm").check()
+    at.run()
+    at.button(key="delete_run").click().run()
+    assert not at.exception
+    assert sorted(r["name"] for r in list_runs(app_runs)) == ["tiny-cond", "tiny-conv", "tiny-denoise"]

@@ -206,3 +206,50 @@ def test_a_stale_poll_right_after_start_keeps_following_the_new_job(one_job_at_a
     (follow,) = [r for r in at.radio if r.key.startswith("follow_job")]
     assert follow.value == mine.id
     jobs.stop(blocker)
+
+
+# ---------------------------------------------------------------- issue 9: limits and plain words
+
+def test_a_huge_model_is_refused_per_keystroke_without_being_built(no_runs, monkeypatch):
+    import core.models
+
+    at = train_page()
+    at.radio(key="cfg_family").set_value("dense").run()
+    built = []
+    real_build = core.models.build_model
+    monkeypatch.setattr(core.models, "build_model", lambda cfg: built.append(list(cfg.hidden)) or real_build(cfg))
+    at.text_input(key="cfg_hidden_small").input("30000, 30000").run()
+    assert not at.exception
+    (error,) = at.error
+    assert "parameters, above this server's limit" in error.value and "AE_LAB_MAX_PARAMS" in error.value
+    assert at.button(key="start_job").disabled
+    assert [30000, 30000] not in built  # refused from the config: nothing allocated
+    at.text_input(key="cfg_hidden_small").input("1000000000").run()
+    assert not at.exception and "parameters" in at.error[0].value
+
+
+def test_the_epoch_and_latent_limits_are_said_on_the_page(no_runs, monkeypatch):
+    monkeypatch.setenv("AE_LAB_MAX_EPOCHS", "5")
+    monkeypatch.setenv("AE_LAB_MAX_LATENT", "8")
+    at = train_page(cfg_epochs=6)
+    assert "6 epochs are above this server's limit of 5" in at.error[0].value
+    assert at.button(key="start_job").disabled
+    at.number_input(key="cfg_epochs").set_value(5).run()
+    at.number_input(key="cfg_latent").set_value(9).run()
+    assert "Latent size 9 is above this server's limit of 8" in at.error[0].value
+
+
+def test_an_invalid_run_name_is_said_before_start(no_runs):
+    at = train_page(cfg_name="my run!")
+    assert "'my run!' is not a valid run name" in " ".join(c.value for c in at.caption)
+    assert "saved as my-run" in " ".join(c.value for c in at.caption)
+    at.text_input(key="cfg_name").input("fine-name").run()
+    assert "not a valid run name" not in " ".join(c.value for c in at.caption)
+
+
+def test_a_learning_rate_of_0_is_warned_about(no_runs):
+    at = train_page(cfg_lr=0.0)
+    assert any("nothing will be learnt" in w.value for w in at.warning)
+    assert not at.button(key="start_job").disabled  # allowed, but said
+    at.number_input(key="cfg_lr").set_value(0.002).run()
+    assert not any("nothing will be learnt" in w.value for w in at.warning)

@@ -18,7 +18,8 @@ from core.config import (
     RunConfig,
     TrainConfig,
 )
-from core.train import available_devices, resolve_device
+from core.checkpoints import valid_run_name
+from core.train import available_devices, resolve_device, zero_learning_rate_note
 
 OPTIMIZER_LABELS = {
     "adam": "Adam",
@@ -112,8 +113,10 @@ def training_form(start: TrainConfig, noise: float) -> TrainConfig:
     tc = TrainConfig(noise_factor=noise)
     tc.optimizer = st.selectbox("Optimiser", OPTIMIZERS, index=OPTIMIZERS.index(start.optimizer),
                                 key="cfg_optimizer", format_func=OPTIMIZER_LABELS.get)
-    tc.lr = float(st.number_input("Learning rate", min_value=1e-6, max_value=1e6, value=float(start.lr),
+    tc.lr = float(st.number_input("Learning rate", min_value=0.0, max_value=1e6, value=float(start.lr),
                                   step=1e-4, format="%g", key="cfg_lr"))
+    if zero_learning_rate_note(tc.lr):  # allowed (a lesson may show it), but said plainly
+        st.warning(zero_learning_rate_note(tc.lr), icon=":material/warning:")
     tc.batch_size = int(st.number_input("Batch size", min_value=1, max_value=100_000, value=start.batch_size,
                                         step=32, key="cfg_batch_size",
                                         help="Larger than the training set means full-batch training."))
@@ -154,4 +157,7 @@ def model_and_training_form(data_cfg: DataConfig, start: RunConfig | None = None
         tc = training_form(start.train, noise)
         name = st.text_input("Run name (optional)", start.name, key="cfg_name",
                              help="Letters, digits, '.', '_' and '-'; empty picks a name from the settings.")
+        if name.strip() and valid_run_name(name.strip()) != name.strip():  # say it before it happens
+            st.caption(f"'{name.strip()}' is not a valid run name (letters, digits, '.', '_' and '-'); it will be "
+                       f"saved as {valid_run_name(name.strip())}.")
     return RunConfig(data=data_cfg, model=mc, train=tc, name=name.strip())
