@@ -211,12 +211,12 @@ def test_no_limits_lifts_the_limits(tmp_path, monkeypatch):
 def test_out_of_memory_while_training_is_a_plain_suggestion(tmp_path, monkeypatch):
     import torch
 
-    import core.train
+    import core.jobs.local
 
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.3 GiB total)")
 
-    monkeypatch.setattr(core.train, "train", out_of_memory)
+    monkeypatch.setattr(core.jobs.local, "train", out_of_memory)  # what the CLI's local runner calls
     code, out, err = run_main("train", "--dataset", "digits", "--model", "conv-small", "--epochs", "1",
                               "--device", "cpu", "--out", str(tmp_path))
     assert code == 2
