@@ -3,6 +3,9 @@
     python -m core.cli train --dataset mnist --model conv-small --latent 16 --epochs 5
     python -m core.cli list
     python -m core.cli eval mnist-conv-small-z16
+    python -m core.cli resume mnist-conv-small-z16 --epochs 5
+    python -m core.cli export run-a run-b --to lesson.zip
+    python -m core.cli import lesson.zip
     python -m core.cli train --dataset digits --model conv-small --epochs 2 --ray local
 
 `train` builds the same RunConfig the app builds, trains with core.train.train and saves with
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -98,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     from core.checkpoints import DEFAULT_ROOT
 
     parser = argparse.ArgumentParser(prog="python -m core.cli", description="Autoencoder Lab from the terminal.")
-    commands = parser.add_subparsers(dest="command", metavar="{train,list,eval,experiment,search,experiments}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,list,eval,resume,export,import,experiment,search,experiments}")
 
     t = commands.add_parser("train", help="train an autoencoder and save it as a run",
                             description="Train an autoencoder and save it as a run (the app lists it too).")
@@ -120,6 +124,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data-root", help="where to find the run's torchvision dataset, if it moved")
     ev.add_argument("--folder", help="where to find the run's image folder, if it moved")
     ev.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+
+    rs = commands.add_parser("resume", help="train a saved run for more epochs",
+                             description="Continue a stopped or finished run from its last weights and optimiser "
+                                         "state; the run is saved again under its name, its curves continued.")
+    rs.add_argument("run")
+    rs.add_argument("--epochs", type=int, required=True, help="how many more epochs")
+    rs.add_argument("--out", default=DEFAULT_ROOT, help=f"checkpoints folder (default {DEFAULT_ROOT})")
+    rs.add_argument("--data-root", help="where to find the run's torchvision dataset, if it moved")
+    rs.add_argument("--folder", help="where to find the run's image folder, if it moved")
+
+    ex = commands.add_parser("export", help="write saved runs into one .zip bundle")
+    ex.add_argument("runs", nargs="+", metavar="RUN")
+    ex.add_argument("--to", required=True, metavar="FILE", help="the .zip to write")
+    ex.add_argument("--out", default=DEFAULT_ROOT, help=f"checkpoints folder (default {DEFAULT_ROOT})")
+
+    im = commands.add_parser("import", help="add the runs of a .zip bundle (checked like any run)")
+    im.add_argument("file")
+    im.add_argument("--out", default=DEFAULT_ROOT, help=f"checkpoints folder (default {DEFAULT_ROOT})")
 
     _add_experiment_commands(commands, DEFAULT_ROOT)
     return parser
@@ -630,20 +652,100 @@ def cmd_experiments(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def cmd_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.checkpoints import load_resume, load_run, save_run
+    from core.train import train
+
+    if args.epochs < 1:
+        raise UserError(f"Resume for at least 1 more epoch, not {args.epochs}.")
+    root = Path(args.out)
+    cfg = load_run(root, args.run).config
+    resume = load_resume(root, args.run)
+    done = len(resume.history)
+    cfg.train.epochs = done + args.epochs
+    _set(cfg.data, "data_root", args.data_root)
+    _set(cfg.data, "folder", args.folder)
+    dataset = _load_data(cfg.data, err)
+    reporter = CliReporter(err)
+    reporter.progress.line(f"resuming {args.run} at epoch {done + 1} for {args.epochs} more epoch(s) "
+                           "(Ctrl-C stops and saves)")
+    stop_event = threading.Event()
+
+    def on_interrupt(signum, frame):
+        if stop_event.is_set():
+            raise KeyboardInterrupt
+        stop_event.set()
+        reporter.progress.line("stopping after the current batch; the run will be saved")
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
+    try:
+        result = train(cfg, dataset, reporter=reporter, stop_event=stop_event, resume=resume)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+    reporter.progress.clear()
+    trained = len(result.history) - done
+    if trained > 0:
+        save_run(root, args.run, cfg, result, overwrite=True,
+                 extra_info={"seconds": round(sum(r.seconds for r in result.history), 3), "source": "cli"})
+        reporter.progress.line(f"{result.message} Saved {args.run} again in {root}.")
+    else:
+        reporter.progress.line(f"{result.message} Nothing new was trained, so {args.run} is unchanged.")
+    _print_json({"run": args.run, "status": result.status, "message": result.message, "epochs": len(result.history),
+                 "new_epochs": trained, "best_epoch": result.best_epoch,
+                 "test_mse": _finite(result.test_metrics.get("mse"))}, out)
+    return 0 if trained > 0 else EXIT_NOTHING_SAVED
+
+
+def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.bundles import export_runs
+
+    target = Path(args.to)
+    if target.exists():
+        raise UserError(f"{target} already exists; choose another --to or delete it first.")
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        export_runs(args.out, args.runs, partial)
+        os.replace(partial, target)
+    except OSError as exc:
+        raise UserError(f"Could not write {target}: {exc.strerror or exc}.") from None
+    finally:
+        if partial.exists():
+            partial.unlink()
+    _print_json({"bundle": str(target), "runs": list(dict.fromkeys(args.runs)), "bytes": target.stat().st_size}, out)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.bundles import import_runs
+
+    if not Path(args.file).is_file():
+        raise UserError(f"There is no file {args.file}; give the path of a .zip made by export.")
+    imported = import_runs(args.out, args.file)
+    for run in imported:
+        print(run.sentence(), file=err)
+    _print_json({"imported": [{"from": r.name_in_bundle, "run": r.name, "renamed": r.renamed} for r in imported]},
+                out)
+    return 0
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from core.bundles import BundleError
     from core.checkpoints import CheckpointError
     from core.data import DataError
     from core.experiments import ExperimentError
     from core.jobs import RunnerError
 
-    return (UserError, CheckpointError, DataError, ExperimentError, ValueError, RunnerError)
+    return (UserError, CheckpointError, DataError, ExperimentError, ValueError, RunnerError, BundleError)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"train": cmd_train, "list": cmd_list, "eval": cmd_eval, "experiment": cmd_experiment,
+    commands = {"train": cmd_train, "list": cmd_list, "eval": cmd_eval, "resume": cmd_resume,
+                "export": cmd_export, "import": cmd_import, "experiment": cmd_experiment,
                 "search": cmd_experiment, "experiments": cmd_experiments}
     if args.command not in commands:
         parser.print_help(err)
