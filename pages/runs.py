@@ -9,6 +9,7 @@ import streamlit as st
 from core.checkpoints import CheckpointError, delete_run
 from ui.charts import COMPARE_QUANTITIES, TIME_QUANTITIES, compare_chart, compare_frame, final_metric_chart
 from ui.state import SELECTED_RUN_KEY, checkpoints_root, run_color_map, run_history, run_mtime, saved_runs
+from ui.run_transfer import export_section, import_section, resume_section
 from ui.widgets import need_a_run
 from ui.projector import show_chart
 
@@ -121,12 +122,16 @@ def main() -> None:
     runs = saved_runs()
     if not runs:
         need_a_run("the Runs page")
+        import_section()
         return
     st.caption(f"{len(runs)} saved run(s) in {checkpoints_root()}; the losses are those of the best "
                "epoch, whose weights were kept.")
     runs_table(runs)
     compare_section(runs)
+    resume_section(runs)
+    export_section(runs)
     delete_section(runs)
+    import_section()
 
 
 main()
