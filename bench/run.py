@@ -1,5 +1,6 @@
 """`python -m bench [--quick] [--out PATH] [--json-only]`: every figure of issue 5 in one process,
 each ratio against a baseline measured in the same run; a table on stdout, results.json on disk.
+`python -m bench --ray [--quick]`: only the Ray section (bench/ray_jobs.py, results-ray.json).
 
 A step that fails leaves its figures empty (null in results.json, "failed" in the table) and its
 reason under "errors"; the other steps still run. The exit code is 1 when a step failed, 0
@@ -22,6 +23,7 @@ from bench.report import Results, machine_info
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "bench" / "results.json"
+DEFAULT_RAY_OUT = REPO / "bench" / "results-ray.json"
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "MNIST-10k"
 
 
@@ -216,7 +218,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="a short smoke run (fewer images, epochs and tries); its figures are not the reported ones")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write the results (default {DEFAULT_OUT})")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"where to write the results (default {DEFAULT_OUT}; with --ray {DEFAULT_RAY_OUT})")
     parser.add_argument("--json-only", action="store_true", help="print the results JSON instead of the table")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch intra-op threads for the measurements in this process (default: torch's choice)")
@@ -226,14 +229,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--classroom-epochs", type=int, default=5, help="epochs per classroom job (default 5)")
     parser.add_argument("--mnist-root", type=Path, default=DEFAULT_MNIST,
                         help="a folder in torchvision's layout holding MNIST/raw (falls back to digits when absent)")
+    parser.add_argument("--ray", action="store_true",
+                        help="only the Ray section (bench/ray_jobs.py): job start latency and 8 concurrent jobs on "
+                             "Ray vs in this process")
+    parser.add_argument("--ray-address", default="local",
+                        help="with --ray: the cluster ('local' starts an embedded one; 'auto' or host:port joins one)")
+    parser.add_argument("--ray-cpus-per-job", type=float, default=None,
+                        help="with --ray: CPUs each Ray job asks for (default: this machine's cores / 8)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    plan = QUICK if args.quick else FULL
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.ray:
+        from bench.ray_jobs import main as ray_main
+
+        return ray_main(args.quick, args.mnist_root, args.out or DEFAULT_RAY_OUT, args.ray_address,
+                        args.ray_cpus_per_job, args.json_only)
+    args.out = args.out or DEFAULT_OUT
+    plan = QUICK if args.quick else FULL
     started = time.perf_counter()
     results = Results()
     results.set("mode", "quick" if plan.quick else "full")
