@@ -150,6 +150,17 @@ def test_a_probe_job_runs_on_ray_like_in_process(registry, tmp_path):
     assert [row["epoch"] for row in snap.history] == [1, 2, 3]
 
 
+def test_a_finished_jobs_worker_stays_warm_for_the_next_job(registry, ray_runner, monkeypatch):
+    for name in ("warm-1", "warm-2"):
+        assert registry.wait(registry.start(config(epochs=1, name=name)), WAIT).status == "finished"
+    first, second = ray_runner.placements[-2:]
+    assert first["pid"] == second["pid"]  # no new process (and torch import) for the second job
+    monkeypatch.setattr(ray_runner, "idle_seconds", 0.0)  # AE_LAB_RAY_IDLE_SECONDS=0: never kept
+    for name in ("cold-1", "cold-2"):
+        assert registry.wait(registry.start(config(epochs=1, name=name)), WAIT).status == "finished"
+    assert ray_runner.placements[-1]["pid"] != ray_runner.placements[-2]["pid"]
+
+
 def test_a_killed_worker_fails_its_job_and_the_next_job_runs(registry, ray_runner):
     placed = threading.Event()
     pids: list[int] = []

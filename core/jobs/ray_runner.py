@@ -31,12 +31,18 @@ CPUS_ENV = "AE_LAB_RAY_CPUS_PER_JOB"
 GPUS_ENV = "AE_LAB_RAY_GPUS_PER_JOB"
 RESOURCES_ENV = "AE_LAB_RAY_RESOURCES"  # custom resources per job, "name=amount,name=amount"
 START_TIMEOUT_ENV = "AE_LAB_RAY_START_TIMEOUT"  # seconds a job may wait for a node with room
+IDLE_ENV = "AE_LAB_RAY_IDLE_SECONDS"  # how long a finished job's worker is kept for the next job
 
 DEFAULT_CPUS_PER_JOB = 1.0
 # With GPUs in the cluster and no setting: four jobs share one GPU (the teaching models are small).
 DEFAULT_GPU_SHARE = 0.25
 DEFAULT_START_TIMEOUT = 300.0
 POLL_SECONDS = 0.25  # how often the server reads a job's events (and how late Stop can reach it)
+FIRST_POLL_SECONDS = 0.02  # until the first event: a job's start shows at once
+# A new worker is a new process that imports torch (seconds); a finished job's worker waits this
+# long for the next job, holding its resources, and is ended after that.
+DEFAULT_IDLE_SECONDS = 120.0
+MAX_IDLE_WORKERS = 8
 ANSWER_TIMEOUT = 60.0  # a worker that does not answer a poll for this long is treated as lost
 CONNECT_TIMEOUT = 3.0
 MAX_CACHED_DATASETS = 4
@@ -44,13 +50,16 @@ CORE_DIR = Path(__file__).resolve().parent.parent
 
 
 class _JobWorker:
-    """One job inside a Ray worker process; a threaded actor, so poll() and stop() are answered
-    while train() runs. Its events wait in a list that poll() hands over and empties."""
+    """Jobs inside one Ray worker process, one at a time; a threaded actor, so poll() and stop() are
+    answered while a job runs. Its events wait in a list that poll() hands over and empties. A worker
+    is kept warm between jobs (see RayRunner): each job has a token, so a stop meant for one job
+    can never reach the next."""
 
     def __init__(self) -> None:
-        self._stop = threading.Event()
         self._lock = threading.Lock()
         self._events: list[tuple] = []
+        self._job = ""
+        self._stop = threading.Event()
 
     def where(self) -> dict:
         """Where this worker runs: the server logs it and the tests check it."""
@@ -59,21 +68,30 @@ class _JobWorker:
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
                 "host": socket.gethostname(), "cwd": os.getcwd()}
 
-    def train(self, cfg: RunConfig, dataset: Dataset, resume=None):
+    def _begin(self, job: str) -> threading.Event:
+        with self._lock:
+            self._job, self._stop, self._events = job, threading.Event(), []
+            return self._stop
+
+    def train(self, job: str, cfg: RunConfig, dataset: Dataset, resume=None):
         from core.train import train
 
+        stop = self._begin(job)
         if resume is None:
-            return train(cfg, dataset, reporter=self, stop_event=self._stop)
-        return train(cfg, dataset, reporter=self, stop_event=self._stop, resume=resume)
+            return train(cfg, dataset, reporter=self, stop_event=stop)
+        return train(cfg, dataset, reporter=self, stop_event=stop, resume=resume)
 
-    def train_probe(self, model, dataset: Dataset, probe_cfg):
+    def train_probe(self, job: str, model, dataset: Dataset, probe_cfg):
         from core.analysis import train_probe
 
+        stop = self._begin(job)
         return train_probe(model, dataset, probe_cfg, on_epoch=lambda row: self._push(("probe_epoch", row)),
-                           stop_event=self._stop)
+                           stop_event=stop)
 
-    def stop(self) -> None:
-        self._stop.set()
+    def stop(self, job: str) -> None:
+        with self._lock:
+            if job == self._job:
+                self._stop.set()
 
     def poll(self) -> list[tuple]:
         with self._lock:
@@ -149,13 +167,16 @@ class RayRunner:
     are what each job asks for (default from AE_LAB_RAY_CPUS_PER_JOB, AE_LAB_RAY_GPUS_PER_JOB,
     AE_LAB_RAY_RESOURCES; GPUs default to a quarter per job when the cluster has any, else none).
     runtime_env is merged into the one that ships core to the workers (e.g. a working_dir).
+    A finished job's worker is kept `idle_seconds` (AE_LAB_RAY_IDLE_SECONDS, default 120; 0: never)
+    for the next job, which then starts without a new process.
     Raises RunnerError (one sentence) when the cluster cannot be reached."""
 
     backend = "ray"
 
     def __init__(self, address: str = "local", cpus: float | None = None, gpus: float | None = None,
                  resources: dict[str, float] | None = None, start_timeout: float | None = None,
-                 runtime_env: dict | None = None, init_args: dict | None = None):
+                 runtime_env: dict | None = None, init_args: dict | None = None,
+                 idle_seconds: float | None = None):
         try:
             import ray
         except ImportError:
@@ -195,8 +216,11 @@ class RayRunner:
                               if start_timeout is None else float(start_timeout))
         self._data_lock = threading.Lock()
         self._data_refs: OrderedDict[str, tuple[Dataset, Any]] = OrderedDict()
+        self.idle_seconds = (_number_from_env(IDLE_ENV, DEFAULT_IDLE_SECONDS)
+                             if idle_seconds is None else float(idle_seconds))
         self._workers_lock = threading.Lock()
-        self._workers: set = set()
+        self._workers: set = set()  # every worker alive, busy or idle
+        self._idle: list[tuple[float, Any]] = []  # (idle since, worker), the most recent last
         # Where each job's worker ran, in start order: {"node_id", "pid", "host", "cwd"}.
         self.placements: list[dict] = []
         # on_placed(where) is called from the job's thread once its worker runs (tests use it to find the pid).
@@ -210,6 +234,9 @@ class RayRunner:
         now = time.monotonic()
         if now - self._described[0] < 10 and self._described[1]:
             return self._described[1]
+        with self._workers_lock:  # the sidebar polls: a good moment to end workers idle too long
+            expired = self._expired_locked()
+        self._kill(expired)
         try:
             nodes = [n for n in self._ray.nodes() if n.get("Alive")]
             gpus = sum(n.get("Resources", {}).get("GPU", 0) for n in nodes)
@@ -274,13 +301,13 @@ class RayRunner:
             elif kind == "start":
                 reporter.on_start(*event[1:])
 
-        result = self._run(lambda worker: worker.train.remote(cfg, data_ref, resume), feed, stop_event)
+        result = self._run(lambda worker, job: worker.train.remote(job, cfg, data_ref, resume), feed, stop_event)
         return result if result is not None else _stopped_while_waiting(cfg)
 
     def train_probe(self, model, dataset: Dataset, probe_cfg, on_epoch: Callable[[dict], None],
                     stop_event: threading.Event):
         data_ref = self._dataset_ref(dataset)
-        result = self._run(lambda worker: worker.train_probe.remote(model, data_ref, probe_cfg),
+        result = self._run(lambda worker, job: worker.train_probe.remote(job, model, data_ref, probe_cfg),
                            lambda event: on_epoch(event[1]), stop_event)
         if result is None:
             raise RunnerError("Stopped while waiting for a Ray worker; nothing was trained.")
@@ -289,7 +316,7 @@ class RayRunner:
     def shutdown(self) -> None:
         """Ends the jobs' workers; an embedded cluster this runner started is shut down too."""
         with self._workers_lock:
-            workers, self._workers = list(self._workers), set()
+            workers, self._workers, self._idle = list(self._workers), set(), []
         for worker in workers:
             try:
                 self._ray.kill(worker)
@@ -302,39 +329,49 @@ class RayRunner:
     # -------------------------------------------------- one job on one worker
 
     def _run(self, start: Callable, feed: Callable[[tuple], None], stop_event: threading.Event):
-        """Start a worker, run `start(worker)` on it, replay its events until it ends; returns the
-        call's value, or None when stopped before a worker was free."""
+        """Take a warm worker or start one, run `start(worker, job_token)` on it and replay its events
+        until it ends; returns the call's value, or None when stopped before a worker was free."""
         ray = self._ray
         self._check_feasible()
-        options: dict[str, Any] = dict(num_cpus=self.cpus, max_concurrency=3, max_restarts=0)
-        if self.gpus > 0:
-            options["num_gpus"] = self.gpus
-        if self.resources:
-            options["resources"] = self.resources
-        worker = self._worker_class.options(**options).remote()
-        with self._workers_lock:
-            self._workers.add(worker)
+        worker, where = self._take_idle_worker(), None
+        if worker is not None:
+            try:  # a warm worker whose process or node died meanwhile is replaced, not blamed
+                where = ray.get(worker.where.remote(), timeout=ANSWER_TIMEOUT)
+            except ray.exceptions.RayError:
+                self._release(worker, keep=False)
+                worker = None
+        if worker is None:
+            worker = self._new_worker()
+        job = os.urandom(8).hex()
+        keep = False
         try:
-            where = self._wait_for_worker(worker, stop_event)
+            if where is None:
+                where = self._wait_for_worker(worker, stop_event)
             if where is None:
                 return None
             self.placements.append(where)
             if self.on_placed is not None:
                 self.on_placed(where)
-            work = start(worker)
-            stop_sent = False
+            work = start(worker, job)
+            stop_sent = started = False
             while True:
-                done, _ = ray.wait([work], timeout=POLL_SECONDS)
+                done, _ = ray.wait([work], timeout=POLL_SECONDS if started else FIRST_POLL_SECONDS)
                 if stop_event.is_set() and not stop_sent:
-                    worker.stop.remote()
+                    worker.stop.remote(job)
                     stop_sent = True
                 # Polled after the wait: once the work is done, this poll holds its last events.
-                for event in ray.get(worker.poll.remote(), timeout=ANSWER_TIMEOUT):
+                events = ray.get(worker.poll.remote(), timeout=ANSWER_TIMEOUT)
+                started = started or bool(events)
+                for event in events:
                     feed(event)
                 if done:
-                    return ray.get(work)
+                    value = ray.get(work)
+                    keep = True
+                    return value
         except ray.exceptions.RayTaskError as exc:
-            # The job's own error (bad settings, a diverging probe...): raised as it would be locally.
+            # The job's own error (bad settings, a diverging probe...): raised as it would be locally;
+            # the worker itself is fine and stays warm.
+            keep = True
             cause = getattr(exc, "cause", None)
             if isinstance(cause, Exception):
                 raise cause from None
@@ -352,11 +389,53 @@ class RayRunner:
         except ray.exceptions.RayError as exc:
             raise RunnerError(f"Ray could not run this job ({type(exc).__name__}); start it again.") from None
         finally:
-            with self._workers_lock:
-                self._workers.discard(worker)
-            try:  # frees the worker's resources at once (it has nothing more to do)
-                ray.kill(worker)
-            except Exception:
+            self._release(worker, keep)
+
+    def _new_worker(self):
+        options: dict[str, Any] = dict(num_cpus=self.cpus, max_concurrency=3, max_restarts=0)
+        if self.gpus > 0:
+            options["num_gpus"] = self.gpus
+        if self.resources:
+            options["resources"] = self.resources
+        worker = self._worker_class.options(**options).remote()
+        with self._workers_lock:
+            self._workers.add(worker)
+        return worker
+
+    def _take_idle_worker(self):
+        """The most recently used warm worker, if any; the ones idle too long are ended first."""
+        with self._workers_lock:
+            expired = self._expired_locked()
+            worker = self._idle.pop()[1] if self._idle else None
+        self._kill(expired)
+        return worker
+
+    def _release(self, worker, keep: bool) -> None:
+        """After a job: keep its worker warm for the next one, or end it (frees its resources)."""
+        with self._workers_lock:
+            if keep and self.idle_seconds > 0 and worker in self._workers:
+                self._idle.append((time.monotonic(), worker))
+                ended = self._idle[:-MAX_IDLE_WORKERS] if len(self._idle) > MAX_IDLE_WORKERS else []
+                del self._idle[:len(ended)]
+                ended = [w for _, w in ended] + self._expired_locked()
+            else:
+                ended = [worker]
+            self._workers.difference_update(ended)
+        self._kill(ended)
+
+    def _expired_locked(self) -> list:
+        """Remove and return the idle workers past idle_seconds; the caller holds _workers_lock."""
+        limit = time.monotonic() - self.idle_seconds
+        expired = [w for since, w in self._idle if since < limit]
+        self._idle = [(since, w) for since, w in self._idle if since >= limit]
+        self._workers.difference_update(expired)
+        return expired
+
+    def _kill(self, workers) -> None:
+        for worker in workers:
+            try:
+                self._ray.kill(worker)
+            except Exception:  # already gone
                 pass
 
     def _wait_for_worker(self, worker, stop_event: threading.Event) -> dict | None:
