@@ -101,6 +101,14 @@ def test_losses_on_ray_equal_the_in_process_run(registry, tmp_path):
     assert snap.batch_losses == local.batch_losses  # every batch came back, in order, bit for bit
     assert len(snap.history) == 3 and snap.latest_frame is not None and snap.film_originals is not None
     assert registry.runner.describe() == "Ray: 1 node, 0 GPUs"
+    assert registry.runner.max_jobs() == 4  # 2 CPUs, half a CPU per job
+
+
+def test_the_registry_runs_as_many_jobs_as_the_cluster_holds(ray_runner, monkeypatch, tmp_path):
+    monkeypatch.delenv("AE_LAB_MAX_JOBS", raising=False)
+    assert JobRegistry(root=tmp_path, runner=ray_runner).max_concurrent == 4
+    monkeypatch.setenv("AE_LAB_MAX_JOBS", "3")
+    assert JobRegistry(root=tmp_path, runner=ray_runner).max_concurrent == 3
 
 
 def test_a_saved_run_resumes_on_ray_exactly_like_an_unbroken_run(registry, tmp_path):

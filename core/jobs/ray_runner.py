@@ -43,6 +43,7 @@ FIRST_POLL_SECONDS = 0.02  # until the first event: a job's start shows at once
 # long for the next job, holding its resources, and is ended after that.
 DEFAULT_IDLE_SECONDS = 120.0
 MAX_IDLE_WORKERS = 8
+MAX_DEFAULT_JOBS = 64  # the registry's default limit on a cluster: what its nodes hold, at most this
 ANSWER_TIMEOUT = 60.0  # a worker that does not answer a poll for this long is treated as lost
 CONNECT_TIMEOUT = 3.0
 MAX_CACHED_DATASETS = 4
@@ -250,6 +251,17 @@ class RayRunner:
         """What one job asks the cluster for."""
         wanted = {"CPU": self.cpus, "GPU": self.gpus} | self.resources
         return {name: amount for name, amount in wanted.items() if amount > 0}
+
+    def max_jobs(self) -> int:
+        """How many jobs the cluster's alive nodes can run at once (the registry's default limit
+        when AE_LAB_MAX_JOBS is not set), at most MAX_DEFAULT_JOBS."""
+        wanted = self.request()
+        total = 0
+        for node in self._ray.nodes():
+            have = node.get("Resources", {}) if node.get("Alive") else {}
+            fits = [int(have.get(name, 0) // amount) for name, amount in wanted.items()]
+            total += min(fits) if fits else 0
+        return max(1, min(total, MAX_DEFAULT_JOBS))
 
     def _describe_request(self) -> str:
         parts = [f"{amount:g} {name}" for name, amount in self.request().items()]

@@ -260,6 +260,8 @@ class JobRegistry:
         # loaded instead of parsing (or decoding, or generating) it again.
         self.load_data = load_data
         self.max_concurrent = _max_jobs_from_env() if max_concurrent is None else int(max_concurrent)
+        if max_concurrent is None and not os.environ.get(MAX_JOBS_ENV, "").strip() and hasattr(self.runner, "max_jobs"):
+            self.max_concurrent = self.runner.max_jobs()  # a cluster's size, not this machine's device
         if self.max_concurrent < 1:
             raise ValueError(f"At most {self.max_concurrent} jobs at once would run nothing; allow 1 or more.")
         self._lock = threading.Lock()  # guards _jobs, _queue, _running; taken before any job's lock
