@@ -203,3 +203,18 @@ def test_a_nonfinite_loss_is_seen_within_a_few_replays():
         values = graphed.read_log()
     assert seen_after <= NONFINITE_WITHIN
     assert math.isnan(values[20]) and all(math.isfinite(v) for v in values[:20])
+
+
+@cuda
+def test_a_graph_run_resumes_like_an_unbroken_one(digits, tmp_path):
+    """Resume loads the capturable optimiser's state (its step counters on the device) and then
+    warms up and captures again: 2 + 2 epochs train like 4 in one go, within cuDNN's noise."""
+    from core.checkpoints import load_resume
+
+    whole = train(config("cuda", epochs=4), digits)
+    first = train(config("cuda", epochs=2), digits)
+    save_run(tmp_path, "half", config("cuda", epochs=2), first)
+    rest = train(config("cuda", epochs=4), digits, resume=load_resume(tmp_path, "half"))
+    assert rest.step == "cuda-graph", rest.step_reason
+    assert [r.epoch for r in rest.history] == [1, 2, 3, 4]
+    assert [r.val_loss for r in rest.history] == pytest.approx([r.val_loss for r in whole.history], rel=2e-2)
