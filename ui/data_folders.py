@@ -55,6 +55,9 @@ def folder_choice(current: DataConfig) -> tuple[str, str, str | None]:
     found, note = datasets_found()
     if FOLDER_KEY not in st.session_state and current.folder_root:
         st.session_state[FOLDER_KEY] = folder_value(current.folder_root, current.folder)
+    # The list shows the typed folder when it is one of the datasets found, else nothing chosen.
+    typed_now = st.session_state.get(FOLDER_KEY, "")
+    st.session_state[FOUND_KEY] = typed_now if typed_now in found else None
     c1, c2 = st.columns(2)
     c1.selectbox("Datasets on this server", found, index=None, key=FOUND_KEY, on_change=_choose_found,
                  placeholder="Choose a dataset" if found else "No dataset found yet: upload one",

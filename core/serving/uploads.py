@@ -46,8 +46,10 @@ class UploadResult:
         images = sum(self.classes.values())
         text = (f"Unpacked {images:,} image{'s' if images != 1 else ''} in {len(self.classes)} classes "
                 f"into {self.value}")
-        if self.left_out:
-            text += f"; {self.left_out:,} file{'s' if self.left_out != 1 else ''} that are not images were left out"
+        if self.left_out == 1:
+            text += "; 1 file that is not an image was left out"
+        elif self.left_out:
+            text += f"; {self.left_out:,} files that are not images were left out"
         return text + "."
 
 

@@ -50,8 +50,8 @@ def test_failures_are_plain(start_app, new_page, tmp_path, shot):
     page = new_page()
     open_app(page, server.url)
 
-    # An image folder that does not exist.
-    missing = str(tmp_path / "no-such-folder")
+    # An image folder that does not exist (named inside the server's data folders, as students do).
+    missing = "data/no-such-folder"
     go_to(page, "Data")
     choose(page, "Dataset", "Image folder")
     set_text(page, "Image folder", missing)

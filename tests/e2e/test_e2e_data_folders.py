@@ -1,0 +1,113 @@
+"""Issue 9 in the browser: a student cannot list or preview a folder outside the server's data
+folders through the image-folder box, sees the datasets that are there, and can upload a .zip of
+class folders that then previews like any dataset."""
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from streamlit_ui import (
+    RERUN_TIMEOUT_MS,
+    assert_no_traceback,
+    choose,
+    expect_images_loaded,
+    go_to,
+    main,
+    open_app,
+    set_text,
+    wait_for_script,
+)
+
+FOLDER_BOX = "Image folder"
+FOUND_BOX = "Datasets on this server"
+
+
+def _png(value: int, side: int = 16) -> bytes:
+    buffer = io.BytesIO()
+    picture = np.full((side, side, 3), 20, np.uint8)
+    picture[4:12, 4:12] = value
+    Image.fromarray(picture).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _class_folders(root, classes=("red", "blue"), per_class=4) -> None:
+    for k, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            (root / name / f"{i}.png").write_bytes(_png(80 + 60 * k + i))
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """The server's data folder (the allowed root "data"), holding one class-folder dataset."""
+    root = tmp_path / "data"
+    _class_folders(root / "classroom")
+    monkeypatch.setenv("AE_LAB_DATA_DIR", str(root))  # start_app passes the environment on
+    monkeypatch.delenv("AE_LAB_DATA_DIRS", raising=False)
+    return root
+
+
+def errors(page):
+    return main(page).get_by_test_id("stAlertContentError")
+
+
+def test_the_folder_box_reads_only_the_data_folders_and_a_zip_upload_works(start_app, new_page, data_dir,
+                                                                            tmp_path, shot):
+    server = start_app(max_jobs=1)
+    page = new_page()
+    open_app(page, server.url)
+    go_to(page, "Data")
+    choose(page, "Dataset", "Image folder")
+
+    # Outside the data folders: refused in one sentence, nothing listed, nothing previewed, and an
+    # existing server folder reads exactly like a missing one.
+    said = {}
+    for typed in ("/usr/share/doc", "/nonexistent", "data/../../..", "usr/share/doc"):
+        set_text(page, FOLDER_BOX, typed)
+        expect(errors(page)).to_have_count(1, timeout=RERUN_TIMEOUT_MS)
+        said[typed] = errors(page).inner_text()
+        text = main(page).inner_text()
+        assert "/usr/share/doc/" not in text and str(tmp_path) not in text
+        expect(main(page).locator("[data-testid=stImage]")).to_have_count(0)
+        expect(main(page).get_by_test_id("stDataFrame")).to_have_count(0)
+        assert_no_traceback(page)
+        if typed == "/usr/share/doc":
+            shot(page, "outside-the-data-folders")
+    assert "absolute paths are not allowed" in said["/usr/share/doc"]
+    assert said["/usr/share/doc"] == said["/nonexistent"]
+    assert "'..'" in said["data/../../.."] and "no data folder named 'usr'" in said["usr/share/doc"]
+
+    # The datasets that are there are offered; choosing one previews it.
+    choose(page, FOUND_BOX, "data/classroom")
+    expect(page.get_by_label(FOLDER_BOX, exact=True)).to_have_value("data/classroom")
+    expect_images_loaded(main(page), at_least=2)
+    expect(main(page)).to_contain_text("2 classes · source: data/classroom")
+    shot(page, "a-listed-dataset")
+
+    # A zip of class folders (inside one top folder, as zipping a folder makes it) is unpacked
+    # under the data folder and previews like any dataset.
+    upload = tmp_path / "pets.zip"
+    with zipfile.ZipFile(upload, "w") as archive:
+        for k, name in enumerate(("cats", "dogs", "fish")):
+            for i in range(3):
+                archive.writestr(f"pets/{name}/{i}.png", _png(60 + 70 * k + i))
+        archive.writestr("pets/notes.txt", "not an image")
+    main(page).get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(upload))
+    wait_for_script(page)
+    success = main(page).get_by_test_id("stAlertContentSuccess")
+    expect(success).to_contain_text("Unpacked 9 images in 3 classes into data/uploads/pets", timeout=RERUN_TIMEOUT_MS)
+    expect(success).to_contain_text("1 file that is not an image was left out")
+    expect(page.get_by_label(FOLDER_BOX, exact=True)).to_have_value("data/uploads/pets")
+    # the list of datasets now holds the upload too, and shows it as the one chosen
+    expect(page.get_by_role("combobox", name=FOUND_BOX, exact=True)).to_have_value("data/uploads/pets")
+    expect(main(page)).to_contain_text("3 classes · source: data/uploads/pets", timeout=RERUN_TIMEOUT_MS)
+    expect_images_loaded(main(page), at_least=3)
+    assert sorted(p.name for p in (data_dir / "uploads" / "pets").iterdir()) == ["cats", "dogs", "fish"]
+    assert str(tmp_path) not in main(page).inner_text()
+    assert_no_traceback(page)
+    shot(page, "uploaded-zip-previewed")
