@@ -120,6 +120,19 @@ def test_a_saved_run_resumes_on_ray_exactly_like_an_unbroken_run(registry, tmp_p
     assert [r["train_loss"] for r in saved.history] == [r.train_loss for r in unbroken.history]
 
 
+def test_an_experiment_grid_runs_on_ray_through_the_registry(registry, ray_runner, tmp_path):
+    from core.experiments import ExperimentConfig, ExperimentManager
+
+    manager = ExperimentManager(registry, poll_seconds=0.05)
+    placed = len(ray_runner.placements)
+    name = manager.start(ExperimentConfig(name="latents-on-ray", base=config(epochs=1), grid={"model.latent": [2, 4]}))
+    record = manager.wait(name, timeout=WAIT)
+    assert record["status"] == "finished", record["message"]
+    assert all(v["run"] and v["val_loss"] is not None for v in record["variants"])
+    assert len(ray_runner.placements) - placed == 2  # both variants ran on Ray workers
+    assert {load_run(tmp_path / "runs", v["run"]).model.cfg.latent for v in record["variants"]} == {2, 4}
+
+
 def test_epochs_arrive_live_and_stop_reaches_the_worker(registry, tmp_path):
     job_id = registry.start(config(epochs=5000, name="stopped-on-ray"))
     # Two finished epochs seen while the job is still running: the events stream, they are not
