@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--out", default=DEFAULT_ROOT, help=f"checkpoints folder (default {DEFAULT_ROOT})")
     rs.add_argument("--data-root", help="where to find the run's torchvision dataset, if it moved")
     rs.add_argument("--folder", help="where to find the run's image folder, if it moved")
+    _add_ray_option(rs)
 
     ex = commands.add_parser("export", help="write saved runs into one .zip bundle")
     ex.add_argument("runs", nargs="+", metavar="RUN")
@@ -654,7 +655,6 @@ def cmd_experiments(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from core.checkpoints import load_resume, load_run, save_run
-    from core.train import train
 
     if args.epochs < 1:
         raise UserError(f"Resume for at least 1 more epoch, not {args.epochs}.")
@@ -677,13 +677,15 @@ def cmd_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         stop_event.set()
         reporter.progress.line("stopping after the current batch; the run will be saved")
 
+    runner = _runner(args)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
     try:
-        result = train(cfg, dataset, reporter=reporter, stop_event=stop_event, resume=resume)
+        result = runner.train(cfg, dataset, reporter, stop_event, resume=resume)
     finally:
         if in_main_thread:
             signal.signal(signal.SIGINT, previous)
+        runner.shutdown()
     reporter.progress.clear()
     trained = len(result.history) - done
     if trained > 0:
@@ -694,7 +696,7 @@ def cmd_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         reporter.progress.line(f"{result.message} Nothing new was trained, so {args.run} is unchanged.")
     _print_json({"run": args.run, "status": result.status, "message": result.message, "epochs": len(result.history),
                  "new_epochs": trained, "best_epoch": result.best_epoch,
-                 "test_mse": _finite(result.test_metrics.get("mse"))}, out)
+                 "test_mse": _finite(result.test_metrics.get("mse")), "backend": runner.backend}, out)
     return 0 if trained > 0 else EXIT_NOTHING_SAVED
 
 

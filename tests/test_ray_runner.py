@@ -242,3 +242,19 @@ def test_the_cli_trains_on_ray_and_says_so(tmp_path):
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["backend"] == "ray" and summary["status"] == "finished" and summary["epochs"] == 2
     assert (tmp_path / "runs" / summary["run"] / "config.json").exists()
+
+
+def test_the_cli_resumes_a_run_on_ray(ray_runner, tmp_path):
+    import io
+
+    from core.cli import main
+
+    root = str(tmp_path / "runs")
+    out = io.StringIO()
+    assert main(["train", "--dataset", "digits", "--model", "dense", "--hidden", "32", "--epochs", "1",
+                 "--device", "cpu", "--name", "cli-resumed", "--out", root, "--ray", "local"], out, io.StringIO()) == 0
+    assert main(["resume", "cli-resumed", "--epochs", "1", "--out", root, "--ray", "local"], out, io.StringIO()) == 0
+    first, resumed = (json.loads(line) for line in out.getvalue().strip().splitlines())
+    assert first["backend"] == resumed["backend"] == "ray"
+    assert resumed["epochs"] == 2 and resumed["new_epochs"] == 1
+    assert len(load_run(root, "cli-resumed").history) == 2
