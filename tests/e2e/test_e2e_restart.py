@@ -1,0 +1,68 @@
+"""A server restart loses nothing (issue 9): a real `streamlit run app.py` with one run training and
+one queued is stopped with SIGTERM, then started again on the same checkpoints folder. The running
+job was saved as a stopped run, the queued one runs again under its old id (the student's tab,
+reloaded, follows it), a leftover temporary folder of a killed save is gone, and the page says so."""
+from __future__ import annotations
+
+import os
+import re
+import time
+from urllib.parse import parse_qs, urlparse
+
+from playwright.sync_api import expect
+
+from lab import choose_digits, configure_conv, keyed, start_training, wait_for_epoch_points
+from streamlit_ui import RERUN_TIMEOUT_MS, TRAINING_TIMEOUT_MS, assert_no_traceback, go_to, main, open_app
+
+RESTART_NOTE = re.compile(r"The server restarted: 1 run was saved at epoch (\d+), 1 queued run was restored\.")
+
+
+def test_sigterm_saves_the_running_run_and_a_restart_restores_the_queue(start_app, new_page, shot):
+    first = start_app(max_jobs=1)
+    alice, bob = new_page(), new_page()
+    for page in (alice, bob):
+        open_app(page, first.url)
+        choose_digits(page)
+    configure_conv(alice, epochs=500, run_name="alice-conv")
+    alice_live = start_training(alice)
+    configure_conv(bob, epochs=2, run_name="bob-conv")
+    bob_live = start_training(bob)
+    expect(bob_live).to_contain_text("Queued: position 1")
+    wait_for_epoch_points(alice_live, series=2, epochs=2)
+    shot(alice, "alice-training-before-sigterm")
+    bob_job = parse_qs(urlparse(bob.url).query)["job"][0]
+
+    killed_save = first.checkpoints / ".tmp-half-saved-0badf00d"  # what a save killed halfway leaves
+    killed_save.mkdir()
+    (killed_save / "weights.pt").write_bytes(b"half")
+    long_ago = time.time() - 3600
+    for path in (killed_save / "weights.pt", killed_save):
+        os.utime(path, (long_ago, long_ago))
+
+    first.process.terminate()  # SIGTERM, as systemd or docker stop sends it
+    assert first.process.wait(timeout=60) == 0, first.log_tail()
+    assert (first.checkpoints / "alice-conv" / "info.json").is_file(), first.log_tail()
+
+    port = urlparse(first.url).port
+    second = start_app(max_jobs=1, port=port, checkpoints=first.checkpoints)
+    # The first visit after a start opens the app at its root: a deep link as the very first
+    # visit (bob's /train) would run pages/train.py without app.py, see the report on issue 9.
+    open_app(new_page(), second.url)
+    bob.reload()  # the same URL: ?job= and ?owner= survive
+    expect(main(bob)).to_contain_text(RESTART_NOTE, timeout=RERUN_TIMEOUT_MS * 2)
+    saved_at = int(RESTART_NOTE.search(main(bob).inner_text()).group(1))
+    assert saved_at >= 2
+    assert parse_qs(urlparse(bob.url).query)["job"][0] == bob_job
+    bob_live = keyed(bob, "live_training")
+    expect(bob_live).to_contain_text("Saved as run bob-conv", timeout=TRAINING_TIMEOUT_MS)
+    shot(bob, "bob-after-restart-queued-run-finished")
+    assert not killed_save.exists()
+
+    go_to(bob, "Runs")
+    runs = main(bob)
+    expect(runs).to_contain_text("alice-conv")
+    table = keyed(bob, "runs_table")
+    expect(table).to_contain_text("stopped")
+    shot(bob, "runs-after-restart")
+    assert_no_traceback(bob)
+    assert second.process.poll() is None
