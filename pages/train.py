@@ -95,7 +95,11 @@ def settings_section() -> tuple[RunConfig, bool]:
 
 
 def start_job(cfg: RunConfig) -> None:
-    job_id = get_registry().start(cfg, owner=owner_id())
+    try:
+        job_id = get_registry().start(cfg, owner=owner_id())
+    except ValueError as exc:  # the server's limits (LimitError), said in one sentence
+        st.error(str(exc))
+        return
     st.query_params["job"] = job_id
     st.session_state[OWN_JOB_KEY] = job_id
 

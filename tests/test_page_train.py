@@ -253,3 +253,17 @@ def test_a_learning_rate_of_0_is_warned_about(no_runs):
     assert not at.button(key="start_job").disabled  # allowed, but said
     at.number_input(key="cfg_lr").set_value(0.002).run()
     assert not any("nothing will be learnt" in w.value for w in at.warning)
+
+
+def test_a_start_the_server_refuses_is_one_sentence_not_a_traceback(no_runs, registry, monkeypatch):
+    from core.serving.limits import LimitError
+
+    def refuse(cfg, owner=None, info=None):
+        raise LimitError("This model would have 5 parameters, above this server's limit of 4 (AE_LAB_MAX_PARAMS); "
+                         "use fewer or smaller layers.")
+
+    at = train_page(cfg_epochs=1)
+    monkeypatch.setattr(registry, "start", refuse)  # e.g. the teacher lowered a limit meanwhile
+    at.button(key="start_job").click().run()
+    assert not at.exception
+    assert any("above this server's limit" in e.value for e in at.error)
