@@ -266,3 +266,15 @@ def test_dataset_names_from_file_names():
     assert dataset_name_from("My cats & dogs.zip") == "My-cats-dogs"
     assert dataset_name_from("../../x.zip") == "x"
     assert dataset_name_from("") == "upload" and dataset_name_from("!!.zip") == "upload"
+
+
+def test_a_cli_run_s_folder_inside_a_root_is_named_by_that_root(roots, tmp_path):
+    from core.serving.roots import served_data_config
+
+    inside = write_image_folder(roots[1].path / "art", classes=("a", "b"), per_class=2, size=8)
+    cfg = DataConfig(dataset="folder", folder=str(inside))
+    served = served_data_config(cfg, roots)
+    assert (served.folder_root, served.folder) == ("pictures", "art") and cfg.folder_root == ""
+    outside = write_image_folder(tmp_path / "elsewhere", classes=("a", "b"), per_class=2, size=8)
+    with pytest.raises(FolderError, match="data folders"):
+        served_data_config(DataConfig(dataset="folder", folder=str(outside)), roots)

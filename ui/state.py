@@ -19,7 +19,7 @@ from core.jobs import JobRegistry, runner_from_address
 from core.jobs.ray_runner import RAY_ADDRESS_ENV  # a constant: this imports no Ray
 from core.jobs.restart import install_shutdown_hook, restart_message
 from core.serving.limits import WorkLimits, check_data
-from core.serving.roots import check_served_data
+from core.serving.roots import served_data_config
 from ui.palette import run_colors
 
 # Session keys shared by the pages: which dataset config the Data page chose, which run is selected.
@@ -116,8 +116,8 @@ class _DatasetStore:
         trying again works."""
         # A served app reads data only from its allowed folders, within its limits (core.serving).
         try:
-            check_served_data(data_cfg)
-            check_data(data_cfg, WorkLimits.from_env())
+            load_cfg = served_data_config(data_cfg)  # a CLI run's folder inside the roots is named by its root
+            check_data(load_cfg, WorkLimits.from_env())
         except ValueError as exc:  # FolderError, LimitError: the pages show DataErrors
             raise DataError(str(exc)) from None
         key = RunConfig(data=data_cfg).to_json()
@@ -125,7 +125,7 @@ class _DatasetStore:
             if key in self.items:
                 self.items.move_to_end(key)
                 return self.items[key]
-        dataset = load_dataset(data_cfg, progress)
+        dataset = load_dataset(load_cfg, progress)
         with self.lock:
             self.items[key] = dataset
             while len(self.items) > MAX_CACHED_DATASETS:

@@ -196,6 +196,23 @@ def find_datasets(roots: list[DataRoot] | None = None, limits: WorkLimits | None
 _TORCHVISION = ("mnist", "fashion-mnist", "cifar10")
 
 
+def served_data_config(cfg, roots: list[DataRoot] | None = None):
+    """The DataConfig a served app loads for cfg, after check_served_data. A folder given as a
+    plain path (a run pre-trained with the CLI) that lies inside a root is named by that root,
+    so it loads (and is shown) like a folder chosen on the Data page; cfg itself is not changed."""
+    from dataclasses import replace
+
+    roots = allowed_roots() if roots is None else roots
+    if cfg.dataset == "folder" and not cfg.folder_root and cfg.folder.strip():
+        real = Path(cfg.folder).expanduser().resolve()
+        for root in roots:
+            if real == root.path or root.path in real.parents:
+                cfg = replace(cfg, folder_root=root.name, folder=real.relative_to(root.path).as_posix())
+                break
+    check_served_data(cfg, roots)
+    return cfg
+
+
 def check_served_data(cfg, roots: list[DataRoot] | None = None) -> None:
     """What a served app may load (cfg: core.config.DataConfig): an image folder only by root
     name and relative path, a torchvision dataset only from (or downloaded into) a folder inside
