@@ -46,8 +46,14 @@ def ray_runner(tmp_path_factory):
     os.environ["RAY_AUTH_MODE"] = "disabled"  # no token file written into the home folder
     elsewhere = tmp_path_factory.mktemp("worker-cwd")
     (elsewhere / "NOT-THE-SERVER.txt").write_text("the workers' working directory\n")
-    runner = RayRunner("local", cpus=0.5, gpus=0, runtime_env={"working_dir": str(elsewhere)},
-                       init_args={"num_cpus": 2})
+    # Made on a thread that ends at once, as the app makes it on a Streamlit script thread: Ray's
+    # processes must outlive the thread that started them.
+    made: dict = {}
+    maker = threading.Thread(target=lambda: made.update(runner=RayRunner(
+        "local", cpus=0.5, gpus=0, runtime_env={"working_dir": str(elsewhere)}, init_args={"num_cpus": 2})))
+    maker.start()
+    maker.join()
+    runner = made["runner"]
     yield runner
     runner.shutdown()
     if saved is None:

@@ -199,7 +199,7 @@ class RayRunner:
                 kwargs.update(address=self.address)
             kwargs.update(init_args or {})
             try:
-                ray.init(**kwargs)
+                self._init_on_keeper_thread(kwargs)
             except (ConnectionError, RuntimeError, TimeoutError) as exc:
                 where = "on this machine (is `ray start --head` running?)" if self.address == "auto" \
                     else f"at {self.address}"
@@ -227,6 +227,29 @@ class RayRunner:
         # on_placed(where) is called from the job's thread once its worker runs (tests use it to find the pid).
         self.on_placed: Callable[[dict], None] | None = None
         self._described: tuple[float, str] = (0.0, "")
+
+    def _init_on_keeper_thread(self, kwargs: dict) -> None:
+        """ray.init on a thread that lives until shutdown(). Ray starts its cluster processes with
+        PR_SET_PDEATHSIG, which kills them when the *thread* that started them ends; the app makes
+        its runner on a Streamlit script thread, which ends after every run of the page."""
+        outcome: dict[str, BaseException] = {}
+        ready = threading.Event()
+
+        def keep() -> None:
+            try:
+                self._ray.init(**kwargs)
+            except BaseException as exc:  # handed to the caller below
+                outcome["error"] = exc
+                ready.set()
+                return
+            ready.set()
+            self._keeper_done.wait()
+
+        self._keeper_done = threading.Event()
+        threading.Thread(target=keep, name="ae-lab-ray-keeper", daemon=True).start()
+        ready.wait()
+        if "error" in outcome:
+            raise outcome["error"]
 
     # -------------------------------------------------- what the sidebar shows
 
@@ -337,6 +360,7 @@ class RayRunner:
         if self._started_cluster and self._ray.is_initialized():
             self._ray.shutdown()
             self._started_cluster = False
+            self._keeper_done.set()
 
     # -------------------------------------------------- one job on one worker
 
