@@ -8,6 +8,7 @@ import streamlit as st
 from ui.owners import owner_id
 from ui.sidebar import render_sidebar
 from ui.state import restart_notice
+from ui.url_state import restore_from_url, start_run, write_to_url
 
 HERE = Path(__file__).parent
 
@@ -27,7 +28,13 @@ SECTIONS = {
     ],
 }
 
-st.set_page_config(page_title="Autoencoder Lab", page_icon=":material/blur_on:", layout="wide")
+# A local file: a material-icon page_icon makes the browser fetch the favicon from fonts.gstatic.com,
+# and the app must work offline.
+st.set_page_config(page_title="Autoencoder Lab", page_icon=str(HERE / "ui" / "assets" / "icon.png"),
+                   layout="wide")
+# The URL's dataset, run and projector mode, before any page reads them (a reload, a shared link).
+restore_from_url()
+start_run()
 
 # A page whose file is not there (yet) is left out rather than breaking the whole app.
 navigation = {
@@ -43,3 +50,4 @@ try:
     page.run()
 finally:
     render_sidebar(sidebar_slot)
+    write_to_url()

@@ -25,7 +25,11 @@ _TABLE_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.Re
 # images (dark backgrounds: MNIST 0.13, digits and shapes darker still). From a zero bias (0.5
 # everywhere) Adam, moving each weight by about lr per step, needs hundreds of steps just to darken
 # the picture: the long flat start of the loss curve. Brighter data (CIFAR-10) corrects it quickly.
+# core.train replaces it with the training set's own mean (fit_output_bias).
 _SIGMOID_OUTPUT_BIAS = -2.0
+# fit_output_bias keeps the starting mean inside these: sigmoid's slope at 0.02 is still ~1/50 of
+# its best, so a pixel can still leave the background colour.
+OUTPUT_MEAN_MIN, OUTPUT_MEAN_MAX = 0.02, 0.98
 
 
 @dataclass
@@ -214,6 +218,28 @@ class Autoencoder(nn.Module):
 
 def build_model(cfg: ModelConfig) -> Autoencoder:
     return Autoencoder(cfg)
+
+
+def fit_output_bias(model: Autoencoder, channel_means) -> None:
+    """Start the image layer at the data's mean intensity per channel: its bias becomes
+    logit(mean) under a sigmoid output (clamped to [OUTPUT_MEAN_MIN, OUTPUT_MEAN_MAX], so a
+    black-background set does not get a bias of -inf), the mean itself without an output activation.
+    The untrained model then already draws the mean colour, and the first optimiser steps go to
+    shapes, not to finding the background: the fixed -2 suits MNIST's black but leaves a folder
+    of bright photos black for many epochs. `channel_means`: one float in [0, 1] per channel."""
+    means = torch.as_tensor(channel_means, dtype=torch.float32).flatten()
+    channels = model.cfg.in_channels
+    if means.numel() != channels:
+        raise ValueError(f"Expected one mean per image channel ({channels}), not {means.numel()}.")
+    layer = next(m for m in reversed(list(model.decoder.modules())) if isinstance(m, (nn.Linear, nn.ConvTranspose2d)))
+    if model.cfg.output_activation == "sigmoid":
+        means = means.clamp(OUTPUT_MEAN_MIN, OUTPUT_MEAN_MAX)
+        means = torch.log(means / (1 - means))
+    with torch.no_grad():
+        if isinstance(layer, nn.ConvTranspose2d):
+            layer.bias.copy_(means.to(layer.bias))
+        else:  # a dense output of C·H·W values, channel-major (nn.Unflatten to C×H×W)
+            layer.bias.copy_(means.repeat_interleave(layer.bias.numel() // channels).to(layer.bias))
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from core import cuda_graph
 from core.config import LOSSES, OPTIMIZERS, RunConfig
 from core.data import Dataset, balanced_sample_weights, fill_model_shape
-from core.models import Autoencoder, build_model, kl_divergence
+from core.models import Autoencoder, build_model, fit_output_bias, kl_divergence
 
 # On an accelerator, turning each batch loss into a Python float forces a device sync; the
 # losses are gathered and read every this many batches instead (on the CPU: every batch).
@@ -195,6 +195,12 @@ def to_float(images_uint8) -> torch.Tensor:
     return images.float()
 
 
+def channel_means(images_uint8: torch.Tensor) -> torch.Tensor:
+    """Mean intensity of each channel over N×C×H×W uint8 images, in [0, 1] (float32, C values)."""
+    return (images_uint8.sum(dim=(0, 2, 3), dtype=torch.float64)
+            / (255.0 * images_uint8[:, 0].numel())).float()
+
+
 def add_noise(x: torch.Tensor, factor: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """clip(x + factor * N(0, 1), 0, 1); x is returned unchanged when factor is 0."""
     if factor <= 0:
@@ -357,6 +363,7 @@ def _train(cfg: RunConfig, dataset: Dataset, reporter: TrainReporter | None,
     with _SEED_LOCK:
         torch.manual_seed(tc.seed)
         model = build_model(mc)
+    fit_output_bias(model, channel_means(train_x))
     model.to(device)
     count = train_x.shape[0]
     batch_size = min(tc.batch_size, count)

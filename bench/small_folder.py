@@ -1,0 +1,68 @@
+"""Quality of the data-fitted defaults on a small colour folder (the "few hundred photos" lesson):
+conv-small trained with core.defaults.suggested_training's batch size and epochs on a generated
+folder of 300 64-px photos of two classes, against the mean-image baseline (predicting the
+training set's mean image for every test image) and against the old fixed defaults (batch 128,
+10 epochs, output bias -2).
+
+    .venv/bin/python -m bench.small_folder
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from unittest import mock
+
+import torch
+
+from bench.photo_folder import write_photo_folder
+from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.data import load_dataset
+from core.defaults import suggested_training
+from core.train import evaluate, to_float, train
+
+
+def mean_image_mse(dataset) -> float:
+    train_x, _ = dataset.split("train")
+    test_x, _ = dataset.split("test")
+    mean = to_float(train_x).mean(dim=0, keepdim=True)
+    return float(((to_float(test_x) - mean) ** 2).mean())
+
+
+def run(dataset, data_cfg: DataConfig, batch: int, epochs: int, fitted_bias: bool = True) -> dict:
+    cfg = RunConfig(data=data_cfg,
+                    model=ModelConfig(family="conv", preset="small", latent=16),
+                    train=TrainConfig(batch_size=batch, epochs=epochs, device="cpu", seed=0))
+    start = time.perf_counter()
+    if fitted_bias:
+        result = train(cfg, dataset)
+    else:  # the old start: a fixed -2 whatever the data
+        with mock.patch("core.train.fit_output_bias", lambda model, means: None):
+            result = train(cfg, dataset)
+    test_x, test_y = dataset.split("test")
+    metrics = evaluate(result.model, test_x, test_y, torch.device("cpu"))
+    return {"batch": batch, "epochs": epochs, "fitted_bias": fitted_bias, "test_mse": metrics["mse"],
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def main(per_class: int = 150) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_photo_folder(tmp, per_class=per_class, size=64)
+        data_cfg = DataConfig(dataset="folder", folder=str(folder), image_size=64, channels=3)
+        dataset = load_dataset(data_cfg)
+        train_count = len(dataset.splits["train"])
+        defaults = suggested_training(train_count)
+        report = {
+            "train_images": train_count, "test_images": len(dataset.splits["test"]),
+            "mean_image_mse": mean_image_mse(dataset),
+            "defaults": run(dataset, data_cfg, defaults.batch_size, defaults.epochs),
+            "old_defaults": run(dataset, data_cfg, 128, 10, fitted_bias=False),
+            "reason": defaults.reason,
+        }
+    report["ratio_to_mean_image"] = report["defaults"]["test_mse"] / report["mean_image_mse"]
+    return report
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(int(sys.argv[1]) if len(sys.argv) > 1 else 150), indent=2))

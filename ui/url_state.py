@@ -1,0 +1,142 @@
+"""State that survives a reload and travels in a copied link: the chosen dataset (with its folder
+and size options), the current run, projector mode and each Inspect page's main choices live in
+the URL (st.query_params).
+
+Session state stays the truth while a session lives (Streamlit clears the query string when the
+user switches pages): `restore_from_url` fills session state from the URL once, when a session
+starts (a reload, a shared link); `write_to_url`, at the end of every run, writes it back.
+A page keeps a widget's value in the URL with `url_widget`, called before the widget is drawn.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
+import streamlit as st
+
+from core.config import DataConfig
+from ui.projector import PROJECTOR_KEY, PROJECTOR_PARAM
+from ui.state import DATA_CONFIG_KEY, SELECTED_RUN_KEY
+
+RUN_PARAM = "run"
+RESTORED_KEY = "url_restored"  # set once the session took its state from the URL
+BOUND_KEY = "url_bound_widgets"  # param -> (widget key, to text) the page bound on this run
+# DataConfig field -> URL parameter (short, readable names: ?dataset=folder&folder=...&size=64).
+DATA_PARAMS = {"dataset": "dataset", "folder": "folder", "data_root": "data_root", "image_size": "size",
+               "channels": "channels", "download": "download", "val_fraction": "val", "test_fraction": "test",
+               "limit": "limit", "shapes_count": "shapes", "balanced": "balanced", "seed": "data_seed"}
+# Parameters other pages own (e.g. Train's ?job=) are left alone.
+_GLOBAL_PARAMS = {*DATA_PARAMS.values(), RUN_PARAM, PROJECTOR_PARAM}
+_page_params: set[str] = set()  # every parameter a page ever bound (so leaving it drops them)
+
+
+def _parse(text: str, like: Any) -> Any:
+    """`text` as the type of `like` (ValueError when it is not one)."""
+    if isinstance(like, bool):
+        if text not in ("0", "1", "true", "false"):
+            raise ValueError(text)
+        return text in ("1", "true")
+    return type(like)(text)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def data_config_from_params(params: dict[str, str]) -> DataConfig | None:
+    """The DataConfig a URL names (defaults for what it leaves out; a value that does not parse is
+    ignored), or None when it names no dataset."""
+    if "dataset" not in params:
+        return None
+    cfg = DataConfig()
+    for field in fields(DataConfig):
+        param = DATA_PARAMS.get(field.name)
+        if param in params:
+            try:
+                setattr(cfg, field.name, _parse(params[param], getattr(cfg, field.name)))
+            except ValueError:
+                pass
+    return cfg
+
+
+def data_config_params(cfg: DataConfig) -> dict[str, str]:
+    """The URL parameters of a DataConfig: the dataset, and every field that is not the default."""
+    default = DataConfig()
+    params = {"dataset": cfg.dataset}
+    for field in fields(DataConfig):
+        value = getattr(cfg, field.name)
+        if field.name != "dataset" and value != getattr(default, field.name):
+            params[DATA_PARAMS[field.name]] = _text(value)
+    return params
+
+
+def restore_from_url() -> None:
+    """Once per session: dataset, current run and projector mode from the URL."""
+    if st.session_state.get(RESTORED_KEY):
+        return
+    st.session_state[RESTORED_KEY] = True
+    params = st.query_params.to_dict()
+    data_cfg = data_config_from_params(params)
+    if data_cfg is not None:
+        st.session_state[DATA_CONFIG_KEY] = data_cfg
+    if params.get(RUN_PARAM):
+        st.session_state[SELECTED_RUN_KEY] = params[RUN_PARAM]
+    if PROJECTOR_PARAM in params:
+        st.session_state[PROJECTOR_KEY] = params[PROJECTOR_PARAM] == "1"
+
+
+def url_widget(key: str, param: str, default: Any, parse: Callable[[str], Any] | None = None,
+               valid: Callable[[Any], bool] | None = None) -> Any:
+    """Keep the widget `key` in the URL as ?param=: called before the widget is drawn (which then
+    passes no value of its own). Its value comes from the session, else from the URL (when it parses
+    and `valid` accepts it), else `default`; returns that value. Lists travel comma-separated."""
+    if key not in st.session_state:
+        value = default
+        if param in st.query_params:
+            text = st.query_params[param]
+            try:
+                if parse is not None:
+                    parsed = parse(text)
+                elif isinstance(default, list):
+                    parsed = [v for v in text.split(",") if v]
+                else:
+                    parsed = _parse(text, default)
+                if valid is None or valid(parsed):
+                    value = parsed
+            except ValueError:
+                pass
+        st.session_state[key] = value
+    st.session_state.setdefault(BOUND_KEY, {})[param] = key
+    _page_params.add(param)
+    return st.session_state[key]
+
+
+def start_run() -> None:
+    """At the start of every full run: forget last run's page bindings."""
+    st.session_state[BOUND_KEY] = {}
+
+
+def write_to_url() -> None:
+    """At the end of every full run: the URL says what this session shows."""
+    wanted: dict[str, str] = {}
+    if DATA_CONFIG_KEY in st.session_state:
+        wanted.update(data_config_params(st.session_state[DATA_CONFIG_KEY]))
+    if st.session_state.get(SELECTED_RUN_KEY):
+        wanted[RUN_PARAM] = str(st.session_state[SELECTED_RUN_KEY])
+    if st.session_state.get(PROJECTOR_KEY):
+        wanted[PROJECTOR_PARAM] = "1"
+    for param, key in st.session_state.get(BOUND_KEY, {}).items():
+        if key in st.session_state and st.session_state[key] is not None:
+            wanted[param] = _text(st.session_state[key])
+    current = st.query_params.to_dict()
+    for param in (_GLOBAL_PARAMS | _page_params) - set(wanted):
+        if param in current:
+            del st.query_params[param]
+    for param, text in wanted.items():
+        if current.get(param) != text:
+            st.query_params[param] = text
