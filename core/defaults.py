@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 TARGET_STEPS_PER_EPOCH = 20
 MIN_BATCH, MAX_BATCH = 16, 128
-TARGET_TOTAL_STEPS = 1500
-MIN_EPOCHS, MAX_EPOCHS = 10, 100
+TARGET_TOTAL_STEPS = 500
+MIN_EPOCHS, MAX_EPOCHS = 10, 60
 # Below this many optimiser steps per epoch a run is mostly waiting for the epoch's validation.
 FEW_STEPS_PER_EPOCH = 10
 

@@ -2,38 +2,54 @@
 chart (e.g. large / small × dropout 0 / 0.5) and their final metrics; delete a run."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from core.checkpoints import CheckpointError, delete_run
+from core.config import RunConfig
+from core.defaults import steps_per_epoch
 from ui.charts import COMPARE_QUANTITIES, TIME_QUANTITIES, compare_chart, compare_frame, final_metric_chart
-from ui.state import SELECTED_RUN_KEY, checkpoints_root, run_color_map, run_history, run_mtime, saved_runs
+from ui.state import (SELECTED_RUN_KEY, checkpoints_root, dataset_for, run_color_map, run_history, run_mtime,
+                      saved_runs)
 from ui.run_transfer import export_section, import_section, resume_section
 from ui.widgets import need_a_run
-from ui.projector import show_chart
+from ui.projector import chart_height, show_chart
+from ui.url_state import url_widget
 
 COMPARE_KEY = "compare_runs"
 DELETE_ERROR_KEY = "delete_run_error"
 DEFAULT_COMPARED = 4
 # list_runs key -> column title, in the order the table shows them.
 TABLE_COLUMNS = {
-    "name": "Run", "dataset": "Dataset", "model": "Model", "latent": "Latent", "vae": "VAE",
-    "conditional": "Conditional", "dropout": "Dropout", "noise": "Noise", "optimizer": "Optimiser",
-    "lr": "Learning rate", "batch_size": "Batch", "epochs_run": "Epochs", "train_loss": "Train loss",
-    "val_loss": "Validation loss", "test_mse": "Test MSE", "test_mae": "Test MAE", "seconds": "Seconds",
-    "status": "Status", "created": "Created",
+    "name": "Run", "dataset": "Dataset", "test_mse": "Test MSE", "val_loss": "Validation loss",
+    "best_epoch": "Best epoch", "stopped_at": "Stopped at", "status": "Status", "train_loss": "Train loss",
+    "test_mae": "Test MAE", "model": "Model", "latent": "Latent", "vae": "VAE", "conditional": "Conditional",
+    "dropout": "Dropout", "noise": "Noise", "optimizer": "Optimiser", "lr": "Learning rate",
+    "batch_size": "Batch", "epochs_run": "Epochs", "seconds": "Seconds", "created": "Created",
 }
+# Runs that ended before their last epoch: early stopping, a Stop, a diverging loss.
+STOPPED_STATUSES = ("early_stopped", "stopped", "diverged")
+X_LABELS = {"epoch": "Epoch", "step": "Optimiser step", "elapsed": "Seconds of training"}
 FINAL_METRICS = {"test_mse": "Test MSE", "test_mae": "Test MAE", "val_loss": "Validation loss (best epoch)",
                  "train_loss": "Train loss (best epoch)", "seconds": "Training time (s)"}
 
 
 def runs_table(runs: list[dict]) -> None:
-    table = pd.DataFrame(runs).reindex(columns=list(TABLE_COLUMNS)).rename(columns=TABLE_COLUMNS)
+    """Names and results first (they fit a projector's width), the settings after them."""
+    rows = [{**r, "stopped_at": r.get("epochs_run") if r.get("status") in STOPPED_STATUSES else None}
+            for r in runs]
+    table = pd.DataFrame(rows).reindex(columns=list(TABLE_COLUMNS)).rename(columns=TABLE_COLUMNS)
     loss_format = st.column_config.NumberColumn(format="%.5f")
     st.dataframe(
         table, hide_index=True, key="runs_table",
-        column_config={"Learning rate": st.column_config.NumberColumn(format="%g"),
+        column_config={"Run": st.column_config.TextColumn(pinned=True),
+                       "Best epoch": st.column_config.NumberColumn(format="%d"),
+                       "Stopped at": st.column_config.NumberColumn(format="%d", help="The epoch the run ended at, "
+                                                                   "before its last (early stopping or Stop)."),
+                       "Learning rate": st.column_config.NumberColumn(format="%g"),
                        "Train loss": loss_format, "Validation loss": loss_format,
                        "Test MSE": loss_format, "Test MAE": loss_format,
                        "Seconds": st.column_config.NumberColumn(format="%.1f")},
@@ -54,13 +70,36 @@ def histories(names: list[str]) -> dict[str, list[dict]]:
     return loaded
 
 
+def steps_per_epoch_of(names: list[str]) -> dict[str, int]:
+    """Optimiser steps per epoch of each run (training images / batch), for the step axis."""
+    steps = {}
+    for name in names:
+        try:
+            config = RunConfig.from_json((Path(checkpoints_root()) / name / "config.json").read_text(encoding="utf-8"))
+            steps[name] = steps_per_epoch(len(dataset_for(config.data).splits["train"]), config.train.batch_size)
+        except Exception:  # a run whose data is not here: its curve has no step axis
+            continue
+    return steps
+
+
+def default_compared(runs: list[dict], names: list[str]) -> list[str]:
+    """The newest few runs of one dataset: the current run's, else the newest run's."""
+    current = st.session_state.get(SELECTED_RUN_KEY)
+    by_name = {r["name"]: r for r in runs}
+    dataset = by_name.get(current, by_name[names[0]]).get("dataset")
+    return [n for n in names if by_name[n].get("dataset") == dataset][:DEFAULT_COMPARED]
+
+
 def compare_section(runs: list[dict]) -> None:
     st.subheader("Compare runs")
     names = [r["name"] for r in runs if r.get("status") != "damaged"]
     if not names:
         return
-    chosen = st.multiselect("Runs to compare", names, default=names[:DEFAULT_COMPARED], key=COMPARE_KEY,
-                            help="E.g. large / small conv × dropout 0 / 0.5.")
+    url_widget(COMPARE_KEY, "compare", default_compared(runs, names),
+               valid=lambda chosen: all(n in names for n in chosen))
+    chosen = st.multiselect("Runs to compare", names, key=COMPARE_KEY,
+                            help="E.g. large / small conv × dropout 0 / 0.5; they start as the newest runs "
+                                 "of one dataset.")
     if not chosen:
         st.caption("Choose one or more runs to see their curves side by side.")
         return
@@ -70,25 +109,36 @@ def compare_section(runs: list[dict]) -> None:
     if any(is_vae.get(name) for name in loaded):
         quantities += ["reconstruction part", "KL part"]
     quantities += list(TIME_QUANTITIES)
-    left, right = st.columns([3, 2], gap="large")
-    with left:
-        quantity = st.radio("Curve", quantities, horizontal=True, key="compare_quantity")
-        frame = compare_frame(loaded, quantity)
-        if frame.empty:
-            st.caption("These runs recorded no epochs to draw.")
-        else:
-            show_chart(compare_chart(frame, quantity, run_color_map()).properties(height=440), key="compare_chart")
-    with right:
-        metric = st.selectbox("Final metric", list(FINAL_METRICS), key="compare_metric",
-                              format_func=FINAL_METRICS.get)
-        rows = [{"run": r["name"], metric: r.get(metric)} for r in runs if r["name"] in loaded]
-        values = pd.DataFrame(rows).dropna()
-        if values.empty:
-            st.caption(f"No {FINAL_METRICS[metric].lower()} recorded for these runs.")
-        else:
-            # One band of fixed height per run, so one run is not one hair-thin bar.
-            show_chart(final_metric_chart(values, metric, FINAL_METRICS[metric], run_color_map())
-                            .properties(height=alt.Step(32)), key="final_metric_chart")
+    curve_col, x_col = st.columns([3, 2])
+    url_widget("compare_quantity", "curve", "loss", valid=lambda q: q in quantities)
+    quantity = curve_col.radio("Curve", quantities, horizontal=True, key="compare_quantity")
+    url_widget("compare_x", "x", "epoch", valid=lambda x: x in X_LABELS)
+    x = x_col.radio("Against", list(X_LABELS), format_func=X_LABELS.get, horizontal=True, key="compare_x",
+                    help="Optimiser steps and seconds show what a batch size costs: small batches make "
+                         "more steps per epoch, each epoch takes longer.")
+    frame = compare_frame(loaded, quantity, steps_per_epoch_of(list(loaded)) if x == "step" else None)
+    if x == "step":
+        frame = frame.dropna(subset=["step"])
+    best = {r["name"]: r.get("best_epoch") for r in runs if r["name"] in loaded}
+    if frame.empty:
+        st.caption("These runs recorded no epochs to draw.")
+    else:
+        # The full width: a projector shows the curves, not the legend squeezed beside them.
+        show_chart(compare_chart(frame, quantity, run_color_map(), x, best).properties(height=chart_height(440)),
+                   key="compare_chart")
+        if quantity in COMPARE_QUANTITIES:
+            st.caption("Solid: train, dashed: validation. The diamond marks each run's best validation "
+                       "epoch, whose weights were kept.")
+    metric = st.selectbox("Final metric", list(FINAL_METRICS), key="compare_metric",
+                          format_func=FINAL_METRICS.get)
+    rows = [{"run": r["name"], metric: r.get(metric)} for r in runs if r["name"] in loaded]
+    values = pd.DataFrame(rows).dropna()
+    if values.empty:
+        st.caption(f"No {FINAL_METRICS[metric].lower()} recorded for these runs.")
+    else:
+        # One band of fixed height per run, so one run is not one hair-thin bar.
+        show_chart(final_metric_chart(values, metric, FINAL_METRICS[metric], run_color_map())
+                   .properties(height=alt.Step(chart_height(32))), key="final_metric_chart")
 
 
 def delete_chosen_run() -> None:

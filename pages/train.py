@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from core.config import RunConfig
+from core.defaults import suggested_training
 from core.data import DataError, fill_model_shape
 from core.models import build_model, layer_table
 from core.serving.limits import WorkLimits, check_model, check_run
@@ -34,7 +35,9 @@ FORM_KEY = "train_form_config"  # the RunConfig the form showed last, so leaving
 POLLING_KEY = "train_live_polling"  # whether this run's live fragment polls
 ANNOUNCED_KEY = "train_announced_jobs"  # finished jobs whose run was already made the current run
 FOLLOW_KEY = "follow_job"  # + "_<followed job id>": see live_view
-OWN_JOB_KEY = "train_own_job"  # the job this tab started: followed when ?job= is lost
+OWN_JOB_KEY = "train_own_job"
+DEFAULTS_FOR_KEY = "train_defaults_for"  # the data config batch size and epochs were fitted to
+CLEAR_NAME_KEY = "train_clear_run_name"  # the job this tab started: followed when ?job= is lost
 JOBS_LISTED = 10
 RECONSTRUCTIONS_PAGE = "pages/reconstructions.py"
 STATUS_ICONS = {"queued": ":material/schedule:", "loading": ":material/downloading:",
@@ -84,10 +87,42 @@ def layer_section(cfg: RunConfig) -> bool:
     return True
 
 
+def training_images(data_cfg) -> int | None:
+    """How many images the chosen dataset trains on (None when it does not load: the layer
+    section below says why)."""
+    try:
+        return len(dataset_for(data_cfg).splits["train"])
+    except DataError:
+        return None
+
+
+def fit_defaults_to_data(data_cfg, train_count: int | None) -> None:
+    """When the dataset changes (or on the first visit), batch size and epochs start at the values
+    core.defaults suggests for its size; the user's own edits stand until the next change."""
+    fitted_for = RunConfig(data=data_cfg).to_json()
+    if train_count is None or st.session_state.get(DEFAULTS_FOR_KEY) == fitted_for:
+        return
+    st.session_state[DEFAULTS_FOR_KEY] = fitted_for
+    suggestion = suggested_training(train_count)
+    form = st.session_state.get(FORM_KEY)
+    for key, field, value in (("cfg_batch_size", "batch_size", suggestion.batch_size),
+                              ("cfg_epochs", "epochs", suggestion.epochs)):
+        if key in st.session_state:  # set already (a test, or a value typed before this ran)
+            continue
+        st.session_state[key] = value
+        if form is not None:
+            setattr(form.train, field, value)
+
+
 def settings_section() -> tuple[RunConfig, bool]:
+    data_cfg = chosen_data_config()
+    train_count = training_images(data_cfg)
+    fit_defaults_to_data(data_cfg, train_count)
+    if st.session_state.pop(CLEAR_NAME_KEY, False):
+        st.session_state["cfg_name"] = ""
     left, right = st.columns([4, 3], gap="large")
     with left:
-        cfg = model_and_training_form(chosen_data_config(), st.session_state.get(FORM_KEY))
+        cfg = model_and_training_form(data_cfg, st.session_state.get(FORM_KEY), train_count)
     st.session_state[FORM_KEY] = cfg
     with right:
         buildable = layer_section(cfg)
@@ -270,6 +305,9 @@ def main() -> None:
     if c1.button("Start training", key="start_job", type="primary", icon=":material/play_arrow:",
                  disabled=not ready):
         start_job(cfg)
+        # The next run's name starts empty (the box would otherwise offer this run's name again).
+        st.session_state[CLEAR_NAME_KEY] = True
+        st.rerun()
     c2.caption(f"Trains on {describe_data(cfg.data)} in the background; you can leave this page "
                "and come back, even after a reload.")
     st.divider()

@@ -13,6 +13,9 @@ import pandas as pd
 
 from ui.palette import category_scale, run_scale
 
+# Axis numbers: 4 significant digits, trailing zeros dropped. A bare "~g" lets Vega pick the
+# precision from the tick step, which writes 70 as "7e+1"; a diverging run's 1e34 still reads 1e+34.
+NUMBER_FORMAT = ".4~g"
 # Per-epoch quantities of an EpochRecord, with the names the charts show.
 EPOCH_SERIES = {
     "train_loss": "train loss",
@@ -54,7 +57,7 @@ def epoch_lines(frame: pd.DataFrame, title: str, y_title: str = "loss") -> alt.C
         .mark_line(point=True)
         .encode(
             x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
-            y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
+            y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False), axis=alt.Axis(format=NUMBER_FORMAT)),
             color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
             tooltip=["series:N", "epoch:Q", alt.Tooltip("value:Q", format=".5f")],
@@ -98,8 +101,7 @@ def batch_loss_chart(batch_losses: Sequence[float], window: int | None = None, s
         .mark_line()
         .encode(
             x=alt.X("batch:Q", title="batch (all epochs)", axis=alt.Axis(tickMinStep=1, format="d")),
-            # "~g": a diverging run's 1e34 reads as 1e+34, not as 1.4999999999...
-            y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
+            y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False), axis=alt.Axis(format=NUMBER_FORMAT)),
             color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
             strokeWidth=alt.condition("datum.series == 'per batch'", alt.value(1), alt.value(2.5)),
             opacity=alt.condition(pick, alt.value(0.9), alt.value(0.1)),
@@ -146,14 +148,23 @@ COMPARE_QUANTITIES = {
     "KL part": ("train_kl", "val_kl", "KL"),
 }
 TIME_QUANTITIES = {"seconds per epoch": "seconds", "images per second": "images_per_s"}
+# What the compare chart's x axis can be: field -> axis title. "step" (optimiser steps so far)
+# and "elapsed" (training seconds so far) answer the batch-size lesson: a small batch makes more
+# steps per epoch, and each epoch takes longer.
+COMPARE_X = {"epoch": "epoch", "step": "optimiser steps", "elapsed": "seconds of training"}
 
 
-def compare_frame(histories: dict[str, Sequence], quantity: str) -> pd.DataFrame:
-    """Long table (run, split, epoch, value) of one quantity for several runs."""
+def compare_frame(histories: dict[str, Sequence], quantity: str,
+                  steps_per_epoch: dict[str, int] | None = None) -> pd.DataFrame:
+    """Long table (run, split, epoch, step, elapsed, value) of one quantity for several runs;
+    step is epoch × the run's steps per epoch (when known), elapsed the seconds up to that epoch."""
     rows = []
     for run, history in histories.items():
+        elapsed = 0.0
+        per_epoch = (steps_per_epoch or {}).get(run)
         for record in history:
             record = _as_dict(record)
+            elapsed += float(record.get("seconds") or 0.0)
             if quantity in COMPARE_QUANTITIES:
                 train_key, val_key, _ = COMPARE_QUANTITIES[quantity]
                 pairs = (("train", train_key), ("validation", val_key))
@@ -162,9 +173,11 @@ def compare_frame(histories: dict[str, Sequence], quantity: str) -> pd.DataFrame
             for split, key in pairs:
                 value = record.get(key)
                 if value is not None:
-                    rows.append({"run": run, "split": split, "epoch": int(record["epoch"]),
-                                 "value": float(value)})
-    return pd.DataFrame(rows, columns=["run", "split", "epoch", "value"])
+                    epoch = int(record["epoch"])
+                    rows.append({"run": run, "split": split, "epoch": epoch,
+                                 "step": epoch * per_epoch if per_epoch else None,
+                                 "elapsed": round(elapsed, 3), "value": float(value)})
+    return pd.DataFrame(rows, columns=["run", "split", "epoch", "step", "elapsed", "value"])
 
 
 def _run_color(frame: pd.DataFrame, run_colors: dict[str, str] | None, **kwargs) -> alt.Color:
@@ -173,25 +186,50 @@ def _run_color(frame: pd.DataFrame, run_colors: dict[str, str] | None, **kwargs)
     return alt.Color("run:N", scale=scale, **kwargs)
 
 
-def compare_chart(frame: pd.DataFrame, quantity: str, run_colors: dict[str, str] | None = None) -> alt.Chart:
-    """Several runs in one chart: colour = run, dash = train / validation; click the legend."""
+def best_epoch_frame(frame: pd.DataFrame, best_epochs: dict[str, int]) -> pd.DataFrame:
+    """The validation points of each run's best epoch (whose weights were kept)."""
+    val = frame[frame["split"] == "validation"]
+    marks = [val[(val["run"] == run) & (val["epoch"] == epoch)] for run, epoch in best_epochs.items() if epoch]
+    return pd.concat(marks, ignore_index=True) if marks else val.iloc[0:0]
+
+
+def compare_chart(frame: pd.DataFrame, quantity: str, run_colors: dict[str, str] | None = None,
+                  x: str = "epoch", best_epochs: dict[str, int] | None = None) -> alt.Chart | alt.LayerChart:
+    """Several runs in one chart: colour = run, dash = train / validation; click the legend.
+    x: "epoch", "step" or "elapsed" (COMPARE_X). best_epochs (run -> epoch) adds a large
+    diamond on each run's best validation point: where early stopping kept the weights."""
     y_title = COMPARE_QUANTITIES[quantity][2] if quantity in COMPARE_QUANTITIES else quantity
+    per = "epoch" if x == "epoch" else {"step": "step", "elapsed": "time"}[x]
+    # "Seconds per epoch" is already per epoch: no "per epoch" twice.
+    title = quantity[:1].upper() + quantity[1:]
+    title = title if quantity in TIME_QUANTITIES else f"{title} per {per}"
     pick = _legend_highlight("run")
-    return (
-        alt.Chart(frame, title=f"{quantity[:1].upper()}{quantity[1:]} per epoch")
+    x_axis = alt.Axis(tickMinStep=1, format="d") if x in ("epoch", "step") else alt.Axis(format=NUMBER_FORMAT)
+    color = _run_color(frame, run_colors, title="run", legend=alt.Legend(orient="bottom", columns=2, labelLimit=400))
+    lines = (
+        alt.Chart(frame)
         .mark_line(point=True)
         .encode(
-            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
-            y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
-            color=_run_color(frame, run_colors, title="run",
-                             legend=alt.Legend(orient="bottom", columns=2, labelLimit=400)),
+            x=alt.X(f"{x}:Q", title=COMPARE_X[x], axis=x_axis),
+            y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False), axis=alt.Axis(format=NUMBER_FORMAT)),
+            color=color,
             strokeDash=alt.StrokeDash("split:N", title="split", sort=["train", "validation"]),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
             tooltip=["run:N", "split:N", "epoch:Q", alt.Tooltip("value:Q", format=".5f")],
         )
         .add_params(pick)
-        .interactive(bind_y=False)
     )
+    best = best_epoch_frame(frame, best_epochs or {}) if quantity in COMPARE_QUANTITIES else frame.iloc[0:0]
+    if best.empty:
+        return lines.interactive(bind_y=False).properties(title=title)
+    marks = (
+        alt.Chart(best)
+        .mark_point(shape="diamond", size=260, filled=True, stroke="white", strokeWidth=1.5)
+        .encode(x=f"{x}:Q", y="value:Q", color=color,
+                tooltip=["run:N", alt.Tooltip("epoch:Q", title="best epoch"),
+                         alt.Tooltip("value:Q", title="validation", format=".5f")])
+    )
+    return alt.layer(lines.interactive(bind_y=False), marks).properties(title=title)
 
 
 def final_metric_chart(frame: pd.DataFrame, metric: str, title: str,

@@ -19,6 +19,7 @@ from core.config import (
     TrainConfig,
 )
 from core.checkpoints import valid_run_name
+from core.defaults import few_steps_warning, suggested_training
 from core.train import available_devices, resolve_device, zero_learning_rate_note
 
 OPTIMIZER_LABELS = {
@@ -109,7 +110,20 @@ def model_form(start: ModelConfig, noise_start: float) -> tuple[ModelConfig, flo
     return mc, noise, problems
 
 
-def training_form(start: TrainConfig, noise: float) -> TrainConfig:
+def steps_note(train_images: int | None, batch_size: int) -> None:
+    """Why the batch size and epochs start where they do, and a warning when an epoch would make
+    fewer than core.defaults.FEW_STEPS_PER_EPOCH optimiser steps."""
+    if not train_images:
+        return
+    suggestion = suggested_training(train_images)
+    st.caption(f"Suggested for this dataset: batch {suggestion.batch_size}, {suggestion.epochs} epochs. "
+               f"{suggestion.reason}")
+    warning = few_steps_warning(train_images, batch_size)
+    if warning:
+        st.warning(warning, icon=":material/warning:")
+
+
+def training_form(start: TrainConfig, noise: float, train_images: int | None = None) -> TrainConfig:
     tc = TrainConfig(noise_factor=noise)
     tc.optimizer = st.selectbox("Optimiser", OPTIMIZERS, index=OPTIMIZERS.index(start.optimizer),
                                 key="cfg_optimizer", format_func=OPTIMIZER_LABELS.get)
@@ -122,6 +136,7 @@ def training_form(start: TrainConfig, noise: float) -> TrainConfig:
                                         help="Larger than the training set means full-batch training."))
     tc.epochs = int(st.number_input("Epochs", min_value=1, max_value=1000, value=start.epochs, step=1,
                                     key="cfg_epochs"))
+    steps_note(train_images, tc.batch_size)
     tc.weight_decay = float(st.number_input("Weight decay (L2)", min_value=0.0, max_value=1.0,
                                             value=float(start.weight_decay), step=1e-4, format="%g",
                                             key="cfg_weight_decay"))
@@ -139,7 +154,8 @@ def training_form(start: TrainConfig, noise: float) -> TrainConfig:
     return tc
 
 
-def model_and_training_form(data_cfg: DataConfig, start: RunConfig | None = None) -> RunConfig:
+def model_and_training_form(data_cfg: DataConfig, start: RunConfig | None = None,
+                            train_images: int | None = None) -> RunConfig:
     """All Train-page settings as one RunConfig, starting from `start` (the defaults when None).
     Sizes that cannot be parsed are reported with st.error where they are typed and leave the
     preset's sizes in the config."""
@@ -154,8 +170,9 @@ def model_and_training_form(data_cfg: DataConfig, start: RunConfig | None = None
     st.session_state[FORM_PROBLEMS_KEY] = problems
     with training:
         st.subheader("Training settings")
-        tc = training_form(start.train, noise)
-        name = st.text_input("Run name (optional)", start.name, key="cfg_name",
+        tc = training_form(start.train, noise, train_images)
+        # Starts empty, not with the last run's name (the page empties it after each Start).
+        name = st.text_input("Run name (optional)", "", key="cfg_name",
                              help="Letters, digits, '.', '_' and '-'; empty picks a name from the settings.")
         if name.strip() and valid_run_name(name.strip()) != name.strip():  # say it before it happens
             st.caption(f"'{name.strip()}' is not a valid run name (letters, digits, '.', '_' and '-'); it will be "

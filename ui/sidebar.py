@@ -9,7 +9,7 @@ from core.serving.roots import folder_value
 from core.train import device_label, resolve_device
 from ui.projector import projector_toggle
 from ui.owners import teacher_sign_in
-from ui.state import SELECTED_RUN_KEY, active_jobs, chosen_data_config, get_runner
+from ui.state import SELECTED_RUN_KEY, active_jobs, chosen_data_config, get_runner, saved_runs
 
 SIDEBAR_POLL_SECONDS = 2
 SIDEBAR_POLLING_KEY = "sidebar_jobs_polling"
@@ -75,6 +75,10 @@ def render_sidebar(container) -> None:
         st.markdown(f"**Dataset:** {describe_data(chosen_data_config())}")
         run = st.session_state.get(SELECTED_RUN_KEY)
         st.markdown(f"**Current run:** {run}" if run else "**Current run:** none yet")
+        run_row = next((r for r in saved_runs() if r["name"] == run), None) if run else None
+        if run_row and run_row.get("dataset"):
+            # The Inspect pages show the run's own data, which may not be the Data page's choice.
+            st.caption(f"Trained on {dataset_label(str(run_row['dataset']))}")
         polling = bool(active_jobs())
         st.session_state[SIDEBAR_POLLING_KEY] = polling
         st.fragment(jobs_status, run_every=SIDEBAR_POLL_SECONDS if polling else None)()
