@@ -45,6 +45,7 @@ def param(at: AppTest, name: str) -> str:
 @pytest.fixture
 def registry(no_runs, monkeypatch):
     monkeypatch.setenv("AE_LAB_TEACHER_TOKEN", TOKEN)
+    monkeypatch.setenv("AE_LAB_MAX_EPOCHS", "10000")  # long_run's jobs must keep running (default limit 1000)
     jobs = get_registry()
     yield jobs
     for job in jobs.snapshots():
