@@ -478,6 +478,9 @@ def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"No saved runs in {args.out}.", file=out)
         return 0
     print(format_table(rows), file=out)
+    for row in rows:  # why a run is damaged (the table only says that it is)
+        if row.get("status") == "damaged" and row.get("message"):
+            print(row["message"], file=err)
     return 0
 
 

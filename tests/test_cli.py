@@ -235,6 +235,7 @@ def test_list_shows_a_damaged_run_without_a_traceback(tmp_path):
     assert code == 0 and "Traceback" not in err
     rows = {line.split()[0]: line for line in out.splitlines()[2:]}
     assert rows["rot"].split()[-1] == "damaged" and rows["ok"].split()[-1] == "finished"
+    assert "Run rot is damaged (the history in metrics.json is not a list); delete it." in err
 
 
 def test_a_file_as_the_image_folder_is_not_a_folder(tmp_path):

@@ -242,8 +242,11 @@ def test_zip_bombs_and_sizes_over_the_limits_are_refused(roots):
         unpack_zip(_zip(_classes()), "pixels", root=roots[0], limits=WorkLimits(max_image_pixels=50))
     with pytest.raises(UploadError, match="not a zip"):
         unpack_zip(b"PK but not really", "junk", root=roots[0])
+    unpack_zip(_zip({**_classes(), "cats/pad.bmp": os.urandom(2**20)}), "first", root=roots[0])
+    with pytest.raises(UploadError, match="already take 1 MB of this server's 1 MB for uploads"):
+        unpack_zip(_zip(_classes()), "second", root=roots[0], limits=WorkLimits(max_uploads_mb=1))
     assert not (roots[0].path / "uploads").exists() or all(
-        p.name not in ("bomb", "big", "many", "pixels", "junk") for p in (roots[0].path / "uploads").iterdir())
+        p.name not in ("bomb", "big", "many", "pixels", "junk", "second") for p in (roots[0].path / "uploads").iterdir())
 
 
 def test_a_header_that_lies_about_its_size_is_stopped(roots):

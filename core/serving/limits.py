@@ -10,6 +10,7 @@ The teacher sets them through environment variables (read when a WorkLimits is m
     AE_LAB_MAX_PIXELS      pixels of one image file        (default 40,000,000)
     AE_LAB_MAX_UPLOAD_MB   size of one uploaded zip        (default 100)
     AE_LAB_MAX_UNZIPPED_MB what one zip may unpack to      (default 500)
+    AE_LAB_MAX_UPLOADS_MB  all uploads together            (default 5000)
 Parameters are counted arithmetically from the config (count_parameters), so a dense model of
 30000,30000 hidden units is refused at once instead of after allocating gigabytes.
 """
@@ -30,6 +31,7 @@ ENV_NAMES = {
     "max_image_pixels": "AE_LAB_MAX_PIXELS",
     "max_upload_mb": "AE_LAB_MAX_UPLOAD_MB",
     "max_unzipped_mb": "AE_LAB_MAX_UNZIPPED_MB",
+    "max_uploads_mb": "AE_LAB_MAX_UPLOADS_MB",
 }
 # Image shapes of the fixed datasets (channels, side); folder and shapes follow their DataConfig.
 _FIXED_SHAPES = {"digits": (1, 8), "mnist": (1, 28), "fashion-mnist": (1, 28), "cifar10": (3, 32)}
@@ -51,6 +53,7 @@ class WorkLimits:
     max_image_pixels: int = 40_000_000  # below Pillow's own bomb warning (89 MP)
     max_upload_mb: int = 100
     max_unzipped_mb: int = 500
+    max_uploads_mb: int = 5000  # everything in the uploads folder: a class cannot fill the disk
     max_zip_ratio: int = 100  # uncompressed / compressed size of one zip member (images barely compress)
 
     @classmethod
@@ -79,7 +82,7 @@ class WorkLimits:
         big = 10**18
         return cls(max_params=big, max_image_size=big, max_latent=big, max_epochs=big, max_images=big,
                    max_walk_seconds=float("inf"), max_walk_depth=64, max_image_pixels=big, max_upload_mb=big,
-                   max_unzipped_mb=big, max_zip_ratio=big)
+                   max_unzipped_mb=big, max_zip_ratio=big, max_uploads_mb=big)
 
 
 # ---------------------------------------------------------------- parameter count

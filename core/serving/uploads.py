@@ -140,6 +140,7 @@ def unpack_zip(source, name: str, limits: WorkLimits | None = None, root: DataRo
                           "again.") from None
     with archive:
         files, left_out = _checked_members(archive, limits)
+        _check_room(uploads, sum(info.file_size for info, _ in files), limits)
         drop = _class_layout(files)
         kept = [(info, parts[drop:]) for info, parts in files]
         images = [(info, parts) for info, parts in kept
@@ -184,6 +185,21 @@ def _reserve(uploads: Path, name: str, on_taken: str, root: DataRoot) -> Path:
                 raise UploadError(f"A dataset named {name} was already uploaded "
                                   f"({folder_value(root.name, f'{UPLOADS_FOLDER}/{name}')}); choose another name.") from None
         candidate, n = f"{name}-{n}", n + 1
+
+
+def _check_room(uploads: Path, incoming: int, limits: WorkLimits) -> None:
+    """Refuse a zip that would take the uploads folder past AE_LAB_MAX_UPLOADS_MB."""
+    used = 0
+    for dirpath, _dirnames, filenames in os.walk(uploads):
+        for filename in filenames:
+            try:
+                used += os.lstat(os.path.join(dirpath, filename)).st_size
+            except OSError:
+                pass
+    if used + incoming > limits.max_uploads_mb * _MB:
+        raise UploadError(f"The uploaded datasets already take {used / _MB:,.0f} MB of this server's "
+                          f"{limits.max_uploads_mb:,} MB for uploads ({ENV_NAMES['max_uploads_mb']}); ask the teacher "
+                          "to remove old uploads.")
 
 
 def _size_of(source) -> int:
