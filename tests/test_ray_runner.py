@@ -188,6 +188,16 @@ def test_a_finished_jobs_worker_stays_warm_for_the_next_job(registry, ray_runner
     assert ray_runner.placements[-1]["pid"] != ray_runner.placements[-2]["pid"]
 
 
+def test_a_server_shutdown_saves_the_job_running_on_ray(ray_runner, tmp_path):
+    registry = JobRegistry(root=tmp_path / "runs", max_concurrent=1, runner=ray_runner)
+    job_id = registry.start(config(epochs=5000, name="saved-at-shutdown"))
+    wait_until(lambda: len(registry.snapshot(job_id).history) >= 1)
+    state = registry.shutdown(timeout=WAIT)
+    assert state["complete"] and state["lost"] == 0
+    assert registry.snapshot(job_id).status == "stopped"
+    assert load_run(tmp_path / "runs", "saved-at-shutdown").info["stopped_by"] == "server shutdown"
+
+
 def test_a_killed_worker_fails_its_job_and_the_next_job_runs(registry, ray_runner):
     placed = threading.Event()
     pids: list[int] = []
