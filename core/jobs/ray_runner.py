@@ -1,8 +1,9 @@
 """A runner that sends jobs to a Ray cluster: the registry, its snapshots and the live view stay the same.
 
-Each job is one Ray actor (`_JobWorker`) that asks for configurable resources (CPUs, a fraction of
-a GPU, custom resources that pin jobs to nodes), runs core's own train() / train_probe() and keeps
-the progress events in a buffer. The job's thread on the server polls that buffer a few times a
+Each job runs on a Ray actor (`_JobWorker`) that asks for configurable resources (CPUs, a fraction
+of a GPU, custom resources that pin jobs to nodes), runs core's own train() / train_probe() and
+keeps the progress events in a buffer; a finished job's actor stays warm for the next job a while,
+since a new one is a new process that imports torch. The job's thread on the server polls that buffer a few times a
 second (one call returns every event since the last, so a fast run's batches travel together) and
 replays the events into the registry's reporter, so the charts move as they do locally. Stop is a
 call that sets the worker's threading.Event. The finished TrainResult (CPU tensors) comes back as
@@ -43,6 +44,7 @@ FIRST_POLL_SECONDS = 0.02  # until the first event: a job's start shows at once
 # long for the next job, holding its resources, and is ended after that.
 DEFAULT_IDLE_SECONDS = 120.0
 MAX_IDLE_WORKERS = 8
+MAX_PLACEMENTS = 1000  # the most recent jobs' placements kept
 MAX_DEFAULT_JOBS = 64  # the registry's default limit on a cluster: what its nodes hold, at most this
 ANSWER_TIMEOUT = 60.0  # a worker that does not answer a poll for this long is treated as lost
 CONNECT_TIMEOUT = 3.0
@@ -200,7 +202,7 @@ class RayRunner:
             kwargs.update(init_args or {})
             try:
                 self._init_on_keeper_thread(kwargs)
-            except (ConnectionError, RuntimeError, TimeoutError) as exc:
+            except Exception as exc:  # refused, timed out, a token or version mismatch: one sentence either way
                 where = "on this machine (is `ray start --head` running?)" if self.address == "auto" \
                     else f"at {self.address}"
                 raise RunnerError(f"Could not connect to a Ray cluster {where}; start one or unset "
@@ -386,6 +388,7 @@ class RayRunner:
             if where is None:
                 return None
             self.placements.append(where)
+            del self.placements[:-MAX_PLACEMENTS]
             if self.on_placed is not None:
                 self.on_placed(where)
             work = start(worker, job)
