@@ -20,7 +20,7 @@ TOKEN = "correct horse battery staple"
 
 
 def long_run(name: str) -> RunConfig:
-    return RunConfig(data=DataConfig(dataset="digits"), train=TrainConfig(epochs=10_000, batch_size=16, device="cpu"),
+    return RunConfig(data=DataConfig(dataset="digits"), train=TrainConfig(epochs=1000, batch_size=16, device="cpu"),
                      name=name)
 
 
@@ -58,7 +58,7 @@ def test_the_starting_tab_owns_its_job_and_keeps_it_after_a_reload(registry):
     alice = train_tab()
     owner = param(alice, "owner")
     alice.text_input(key="cfg_name").input("alice-run").run()
-    alice.number_input(key="cfg_epochs").set_value(10_000).run()
+    alice.number_input(key="cfg_epochs").set_value(1000).run()
     alice.button(key="start_job").click().run()
     job = param(alice, "job")
     assert registry.snapshot(job).owner == owner
