@@ -190,3 +190,36 @@ def test_a_torchvision_folder_outside_the_data_folders_is_refused(no_runs, data_
     at = data_page(data_dataset="mnist", data_root=str(tmp_path / "elsewhere"), data_download=True)
     assert len(at.error) == 1 and "not inside this server's data folders" in at.error[0].value
     assert not (tmp_path / "elsewhere").exists()  # nothing was downloaded there
+
+
+def test_a_torchvision_folder_is_named_from_the_data_folders(no_runs, data_dir):
+    from idx_helpers import write_mnist
+
+    write_mnist(data_dir / "digits-idx", n_train=40, n_test=10)
+    at = data_page(data_dataset="mnist", data_root="data/digits-idx", data_download=False)
+    assert not at.error and metrics(at)["Images"] == "50"
+    assert "source: data/digits-idx/MNIST/raw" in " ".join(c.value for c in at.caption)
+    missing = data_page(data_dataset="mnist", data_root="data/nothing-here", data_download=False)
+    assert len(missing.error) == 1 and "data/nothing-here/MNIST/raw" in missing.error[0].value
+    assert str(data_dir) not in missing.error[0].value
+
+
+def test_the_folder_choice_travels_in_the_url_as_root_and_relative_path(no_runs, data_dir):
+    write_image_folder(data_dir / "images", classes=("red", "blue"), per_class=4, size=12)
+    at = data_page(data_dataset="folder", data_folder="data/images", data_image_size=16)
+    assert not at.error
+    params = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert (params["dataset"], params["root"], params["folder"]) == ("folder", "data", "images")
+    assert str(data_dir) not in " ".join(params.values())
+    # A link that names a folder outside the roots is refused where the data is loaded.
+    from apptest_helpers import APP
+
+    for root, folder in (("data", "../../.."), ("", "/usr/share/doc"), ("data", "images/../../..")):
+        linked = AppTest.from_file(APP, default_timeout=60)
+        linked.query_params.update({"dataset": "folder", "root": root, "folder": folder})
+        linked.switch_page("pages/train.py")
+        linked.run()
+        assert not linked.exception
+        assert any("not allowed" in e.value or "data folders" in e.value for e in linked.error), \
+            [e.value for e in linked.error]
+        assert not [m for m in linked.metric if m.label == "Parameters"]  # no model built on that data

@@ -19,7 +19,7 @@ from core.jobs import JobRegistry, runner_from_address
 from core.jobs.ray_runner import RAY_ADDRESS_ENV  # a constant: this imports no Ray
 from core.jobs.restart import install_shutdown_hook, restart_message
 from core.serving.limits import WorkLimits, check_data
-from core.serving.roots import served_data_config
+from core.serving.roots import hide_root_paths, served_data_config
 from ui.palette import run_colors
 
 # Session keys shared by the pages: which dataset config the Data page chose, which run is selected.
@@ -125,7 +125,11 @@ class _DatasetStore:
             if key in self.items:
                 self.items.move_to_end(key)
                 return self.items[key]
-        dataset = load_dataset(load_cfg, progress)
+        try:
+            dataset = load_dataset(load_cfg, progress)
+        except DataError as exc:  # a torchvision folder inside a root is named by the root, not its path
+            raise DataError(hide_root_paths(str(exc))) from None
+        dataset.source = hide_root_paths(dataset.source)
         with self.lock:
             self.items[key] = dataset
             while len(self.items) > MAX_CACHED_DATASETS:

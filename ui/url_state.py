@@ -23,7 +23,10 @@ RUN_PARAM = "run"
 RESTORED_KEY = "url_restored"  # set once the session took its state from the URL
 BOUND_KEY = "url_bound_widgets"  # param -> (widget key, to text) the page bound on this run
 # DataConfig field -> URL parameter (short, readable names: ?dataset=folder&folder=...&size=64).
-DATA_PARAMS = {"dataset": "dataset", "folder": "folder", "data_root": "data_root", "image_size": "size",
+# An image folder travels as its data root's name and the path inside it (?root=data&folder=uploads/x),
+# never a server path; the app's dataset store checks both again (core.serving.roots).
+DATA_PARAMS = {"dataset": "dataset", "folder_root": "root", "folder": "folder", "data_root": "data_root",
+               "image_size": "size",
                "channels": "channels", "download": "download", "val_fraction": "val", "test_fraction": "test",
                "limit": "limit", "shapes_count": "shapes", "balanced": "balanced", "seed": "data_seed"}
 # Parameters other pages own (e.g. Train's ?job=) are left alone.
@@ -70,8 +73,9 @@ def data_config_params(cfg: DataConfig) -> dict[str, str]:
     params = {"dataset": cfg.dataset}
     for field in fields(DataConfig):
         value = getattr(cfg, field.name)
-        if field.name != "dataset" and value != getattr(default, field.name):
-            params[DATA_PARAMS[field.name]] = _text(value)
+        param = DATA_PARAMS.get(field.name)  # a field with no parameter stays out of the URL
+        if param and field.name != "dataset" and value != getattr(default, field.name):
+            params[param] = _text(value)
     return params
 
 

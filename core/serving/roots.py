@@ -199,10 +199,17 @@ _TORCHVISION = ("mnist", "fashion-mnist", "cifar10")
 def served_data_config(cfg, roots: list[DataRoot] | None = None):
     """The DataConfig a served app loads for cfg, after check_served_data. A folder given as a
     plain path (a run pre-trained with the CLI) that lies inside a root is named by that root,
-    so it loads (and is shown) like a folder chosen on the Data page; cfg itself is not changed."""
+    so it loads (and is shown) like a folder chosen on the Data page; a torchvision data folder
+    that starts with a root's name is resolved inside that root. cfg itself is not changed."""
     from dataclasses import replace
 
     roots = allowed_roots() if roots is None else roots
+    if cfg.dataset in _TORCHVISION and not Path(cfg.data_root.strip() or ".").expanduser().is_absolute():
+        # "data" or "data/MNIST-10k": a root's name first, like a folder value (the default "data"
+        # is the app's own data folder wherever the server was started)
+        name, relative = split_value(cfg.data_root.strip() or ".")
+        if name in {r.name for r in roots}:
+            cfg = replace(cfg, data_root=str(resolve_folder(name, relative, roots, must_exist=False)))
     if cfg.dataset == "folder" and not cfg.folder_root and cfg.folder.strip():
         real = Path(cfg.folder).expanduser().resolve()
         for root in roots:
@@ -211,6 +218,15 @@ def served_data_config(cfg, roots: list[DataRoot] | None = None):
                 break
     check_served_data(cfg, roots)
     return cfg
+
+
+def hide_root_paths(text: str, roots: list[DataRoot] | None = None) -> str:
+    """text with every root's server path replaced by the root's name (for messages and sources
+    that name a file inside a root by its full path, e.g. torchvision's folder)."""
+    roots = allowed_roots() if roots is None else roots
+    for root in sorted(roots, key=lambda r: len(str(r.path)), reverse=True):
+        text = text.replace(str(root.path), root.name)
+    return text
 
 
 def check_served_data(cfg, roots: list[DataRoot] | None = None) -> None:
