@@ -4,8 +4,8 @@ The owner id is a random token kept in the page's URL (?owner=...) and in sessio
 URL: Streamlit gives a script no way to set a cookie, session state dies with a reload (a new
 session), and the URL survives a reload, a restart of the server and a bookmark. The price: a
 copied URL carries the id, so whoever opens it may stop that browser's jobs; jobs can be *seen*
-by anyone, so a link to share needs only ?job=<id> (the Train page's job link leaves the owner
-out). The teacher, who knows AE_LAB_TEACHER_TOKEN, enters it once per browser session in the
+by anyone, so a link to share needs only ?job=<id> (say so to students: copy ?job=, not the
+whole URL). The teacher, who knows AE_LAB_TEACHER_TOKEN, enters it once per browser session in the
 sidebar and may stop any job; it is compared with hmac.compare_digest and never put in the URL.
 """
 from __future__ import annotations
