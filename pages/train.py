@@ -129,14 +129,16 @@ def settings_section() -> tuple[RunConfig, bool]:
     return cfg, buildable and not st.session_state.get(FORM_PROBLEMS_KEY)
 
 
-def start_job(cfg: RunConfig) -> None:
+def start_job(cfg: RunConfig) -> bool:
+    """Queue cfg; False (and the reason on the page) when the server refuses it."""
     try:
         job_id = get_registry().start(cfg, owner=owner_id())
     except ValueError as exc:  # the server's limits (LimitError), said in one sentence
         st.error(str(exc))
-        return
+        return False
     st.query_params["job"] = job_id
     st.session_state[OWN_JOB_KEY] = job_id
+    return True
 
 
 # ---------------------------------------------------------------- live view
@@ -304,10 +306,10 @@ def main() -> None:
     c1, c2 = st.columns([1, 4], vertical_alignment="center")
     if c1.button("Start training", key="start_job", type="primary", icon=":material/play_arrow:",
                  disabled=not ready):
-        start_job(cfg)
-        # The next run's name starts empty (the box would otherwise offer this run's name again).
-        st.session_state[CLEAR_NAME_KEY] = True
-        st.rerun()
+        if start_job(cfg):
+            # The next run's name starts empty (the box would otherwise offer this run's name again).
+            st.session_state[CLEAR_NAME_KEY] = True
+            st.rerun()
     c2.caption(f"Trains on {describe_data(cfg.data)} in the background; you can leave this page "
                "and come back, even after a reload.")
     st.divider()
