@@ -4,6 +4,7 @@ class folders that then previews like any dataset."""
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 import numpy as np
@@ -111,3 +112,12 @@ def test_the_folder_box_reads_only_the_data_folders_and_a_zip_upload_works(start
     assert str(tmp_path) not in main(page).inner_text()
     assert_no_traceback(page)
     shot(page, "uploaded-zip-previewed")
+
+    # The choice lives in the URL as the data folder's name and the path inside it, and a reload
+    # shows the same dataset again.
+    expect(page).to_have_url(re.compile(r"[?&]folder=uploads(%2F|/)pets(&|$)"), timeout=RERUN_TIMEOUT_MS)
+    assert re.search(r"[?&]root=data(&|$)", page.url) and str(tmp_path) not in page.url
+    page.reload()
+    wait_for_script(page)
+    expect(page.get_by_label(FOLDER_BOX, exact=True)).to_have_value("data/uploads/pets", timeout=RERUN_TIMEOUT_MS)
+    expect(main(page)).to_contain_text("3 classes · source: data/uploads/pets", timeout=RERUN_TIMEOUT_MS)
