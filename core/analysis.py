@@ -265,6 +265,28 @@ def kmeans_labels(codes, k: int, seed: int = 0) -> np.ndarray:
 # ----------------------------------------------------------------------------- decoding and generation
 
 
+def code_at(codes, method: str, point, seed: int = 0) -> np.ndarray:
+    """The latent code behind a point (x, y) of project(codes, method): the inverse of the
+    projection. "raw": the point's two coordinates, the other dimensions at the codes' mean;
+    "pca": PCA's inverse_transform (the same fit as project's). t-SNE has no inverse map: a
+    ValueError says to pick an existing point instead."""
+    codes = np.asarray(codes, dtype=np.float32)
+    x, y = (float(v) for v in point)
+    if method == "tsne":
+        raise ValueError("t-SNE has no inverse map, so only its points can be decoded; click a point, "
+                         "or switch to Raw 2-D or PCA to decode any spot.")
+    if method == "raw" or codes.shape[1] == 1 or len(codes) < 3:
+        code = codes.mean(axis=0)
+        code[: min(2, codes.shape[1])] = [x, y][: min(2, codes.shape[1])]
+        return code.astype(np.float32)
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2, random_state=seed).fit(codes)
+        return pca.inverse_transform(np.array([[x, y]], dtype=np.float32))[0].astype(np.float32)
+    raise ValueError(f"Unknown projection '{method}'; choose one of {', '.join(PROJECTIONS)}.")
+
+
 def decode(model, codes, labels=None, batch_size: int | None = None) -> torch.Tensor:
     """Images decoded from codes (N×latent, or one code), float N×C×H×W on the CPU.
     A conditional model needs labels: one int for all, or one per code."""

@@ -8,14 +8,19 @@ import streamlit as st
 
 from core import analysis
 from ui import inspect_cache
-from ui.inspect_charts import PICKED, latent_scatter
+from ui.inspect_charts import PICKED, PLANE, latent_scatter, plane_grid
 from ui.state import run_mtime
 from ui.widgets import run_picker, show_grid, upscale_for
-from ui.projector import show_chart
+from ui.projector import chart_height, show_chart
 
 # The picked test image (its index in the test split). A click on the scatter sets it; tests
 # and other pages may set it directly.
 PICKED_KEY = "latent_picked_index"
+PICK_KEY = "latent_pick"  # the last click: a test image or a spot of the plane (see update_pick)
+SEEN_CLICKS_KEY = "latent_seen_clicks"  # the chart's selections last run, to tell which one is new
+SPOT_LABEL_KEY = "latent_spot_label"
+# Below this many test images the scatter also shows training images (inspect_cache.TRAINING_POINTS).
+SMALL_TEST_SET = 500
 # Which (run, test image) the sliders were last reset to, so a new pick moves them once.
 SLIDER_ORIGIN_KEY = "latent_slider_origin"
 LABEL_KEY = "latent_label"
@@ -29,17 +34,49 @@ def slider_key(dim: int) -> str:
     return f"latent_dim_{dim}"
 
 
-def picked_from(event, total: int) -> int | None:
-    """The clicked point's test index; a click is remembered in PICKED_KEY so the pick survives
-    a change of projection or colouring (which redraws the chart and clears its selection)."""
-    clicked = (event.selection.get(PICKED) or []) if event else []
-    if clicked and "index" in clicked[0]:
-        st.session_state[PICKED_KEY] = int(clicked[0]["index"])
+def clicked(event, name: str, field_names: tuple[str, ...]) -> tuple | None:
+    """The values of a click selection in the chart event, when it holds one (else None)."""
+    chosen = (event.selection.get(name) or []) if event else []
+    if chosen and all(f in chosen[0] for f in field_names):
+        return tuple(chosen[0][f] for f in field_names)
+    return None
+
+
+def update_pick(event, run_name: str, projection: str) -> dict | None:
+    """The current pick: {"kind": "image", "index": i} (a test point) or {"kind": "spot", "xy": (x, y)}
+    (anywhere on the plane). A new click replaces it; it is forgotten when the run changes, and a
+    spot also when the projection does (its coordinates mean something else there). Kept in
+    session state, so it survives redraws that clear the chart's own selection."""
+    pick = st.session_state.get(PICK_KEY)
+    if pick and (pick["run"] != run_name or (pick["kind"] == "spot" and pick["projection"] != projection)):
+        pick = None
+        st.session_state.pop(PICKED_KEY, None)
+    seen = st.session_state.get(SEEN_CLICKS_KEY, {})
+    image, spot = clicked(event, PICKED, ("index",)), clicked(event, PLANE, ("gx", "gy"))
+    # Both selections live in one chart: the one whose value changed is the new click.
+    if image is not None and image != seen.get("image"):
+        pick = {"kind": "image", "index": int(image[0])}
+    elif spot is not None and spot != seen.get("spot"):
+        pick = {"kind": "spot", "xy": (float(spot[0]), float(spot[1]))}
+    st.session_state[SEEN_CLICKS_KEY] = {"image": image, "spot": spot}
+    if pick is not None:
+        pick = {**pick, "run": run_name, "projection": projection}
+        if pick["kind"] == "image":
+            st.session_state[PICKED_KEY] = pick["index"]
+    st.session_state[PICK_KEY] = pick
+    return pick
+
+
+def picked_from(pick: dict | None, total: int) -> int | None:
+    """The picked test image's index (also when a test or another page set PICKED_KEY)."""
+    if pick and pick["kind"] == "spot":
+        return None
     picked = st.session_state.get(PICKED_KEY)
     return int(picked) if picked is not None and 0 <= int(picked) < total else None
 
 
-def scatter_section(run, codes, labels, errors, dataset, test_indices) -> int | None:
+def scatter_section(run, codes, labels, errors, dataset, test_indices, images, labels_t, scale,
+                    train_codes=None, train_labels=None) -> int | None:
     """Projection and colouring controls, the scatter, and the picked point; returns the pick."""
     total, latent = codes.shape
     class_names = dataset.class_names
@@ -88,29 +125,67 @@ def scatter_section(run, codes, labels, errors, dataset, test_indices) -> int | 
         st.caption(f"The latent has {latent} dimensions: the raw view shows only the first two "
                    "coordinates; PCA or t-SNE show more of the structure.")
     x_title, y_title = AXIS_TITLES[projection]
+    train_points = None
+    plane_codes = codes[:points]  # the codes the plane's projection was fitted on (for its inverse)
+    if train_codes is not None and len(train_codes):
+        plane_codes = np.concatenate([codes[:points], train_codes])
+        # A small test set: the training images too (faint rings), so the plane is not empty.
+        both = inspect_cache.projected_with_training(run.name, run_mtime(run.name), points, projection, 0,
+                                                     _codes=codes, _train_codes=train_codes)
+        table["x"], table["y"] = both[:points, 0], both[:points, 1]
+        train_points = pd.DataFrame({"x": both[points:, 0], "y": both[points:, 1],
+                                     "class": [class_names[int(c)] for c in train_labels]})
+    # The click of the run before (the chart's state) decides the marker drawn now.
+    pick = update_pick(st.session_state.get("latent_chart"), run.name, projection)
+    marker = pick["xy"] if pick and pick["kind"] == "spot" else None
+    grid = plane_grid(table["x"], table["y"]) if projection != "tsne" else None
     chart = latent_scatter(table, colour, colour_title, quantitative, x_title, y_title,
-                           class_order=class_names)
-    with st.container(key="latent_scatter"):
-        event = show_chart(chart, on_select="rerun", key="latent_chart")
-        st.caption(f"{points:,} of {total:,} test images. Hover for details, click a point to "
-                   "decode it (double-click clears the highlight).")
-    return picked_from(event, total)
+                           class_order=class_names, grid=grid, train_points=train_points, marker=marker)
+    chart_col, pick_col = st.columns([3, 2], gap="medium")
+    with chart_col, st.container(key="latent_scatter"):
+        event = show_chart(chart.properties(height=chart_height(480)), on_select="rerun", key="latent_chart")
+        extra = f" and {len(train_points):,} training images (rings)" if train_points is not None else ""
+        st.caption(f"{points:,} of {total:,} test images{extra}. Click a point to see its image, or click "
+                   "anywhere to decode that spot" + (" (t-SNE: points only)" if projection == "tsne" else "")
+                   + "; double-click clears.")
+    pick = update_pick(event, run.name, projection)
+    picked = picked_from(pick, total)
+    with pick_col:
+        picked_section(run, pick, picked, images, labels_t, codes, errors, class_names, scale * 2, projection,
+                       plane_codes)
+    return picked
 
 
-def picked_section(run, picked, images, labels, codes, errors, class_names, scale) -> None:
+def picked_section(run, pick, picked, images, labels, codes, errors, class_names, scale, projection,
+                   plane_codes) -> None:
+    """Beside the scatter: the picked test image and its decoding, or the decoding of the clicked spot."""
     with st.container(key="picked_point"):
+        if pick and pick["kind"] == "spot":
+            x, y = pick["xy"]
+            try:
+                code = analysis.code_at(plane_codes, projection, (x, y))
+            except ValueError as exc:
+                st.info(str(exc))
+                return
+            label = None
+            if run.config.model.conditional:
+                name = st.selectbox("Label for decoding the spot", class_names, key=SPOT_LABEL_KEY)
+                label = class_names.index(name)
+            show_grid(analysis.decode(run.model, code, label), scale=scale,
+                      caption=f"Decoded from the clicked spot ({x:.2f}, {y:.2f})")
+            if projection == "raw" and codes.shape[1] > 2:
+                st.caption("The other latent coordinates are at the test codes' mean.")
+            elif projection == "pca":
+                st.caption("PCA's inverse map turns the spot back into a full latent code.")
+            return
         if picked is None:
-            st.info("Click a point in the scatter to see that test image and what its code "
-                    "decodes to.")
+            st.info("Click a point to see that test image and its reconstruction, or click anywhere "
+                    "on the plane to decode that spot.")
             return
         label = int(labels[picked])
-        original_col, decoded_col, _ = st.columns([1, 1, 2])
-        with original_col:
-            show_grid(images[picked:picked + 1], scale=scale,
-                      caption=f"Test image #{picked} ({class_names[label]})")
-        with decoded_col:
-            show_grid(analysis.decode(run.model, codes[picked], label), scale=scale,
-                      caption=f"Its code decoded (MSE {errors[picked]:.4f})")
+        show_grid(images[picked:picked + 1], scale=scale, caption=f"Test image #{picked} ({class_names[label]})")
+        show_grid(analysis.decode(run.model, codes[picked], label), scale=scale,
+                  caption=f"Its code decoded (MSE {errors[picked]:.4f})")
 
 
 def code_ranges(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -223,8 +298,12 @@ def main() -> None:
     scale = upscale_for(dataset.shape[-1])
     test_indices = dataset.splits["test"].numpy()
 
-    picked = scatter_section(run, codes, labels.numpy(), errors, dataset, test_indices)
-    picked_section(run, picked, images, labels, codes, errors, dataset.class_names, scale * 2)
+    train_codes = train_labels = None
+    if len(labels) < SMALL_TEST_SET:
+        encoded_train = inspect_cache.encoded_training_images(run.name, run_mtime(run.name), _run=run)
+        train_codes, train_labels = encoded_train["codes"], encoded_train["labels"]
+    picked = scatter_section(run, codes, labels.numpy(), errors, dataset, test_indices, images, labels, scale,
+                             train_codes, train_labels)
     origin = picked if picked is not None else 0
     explore_section(run, codes, labels.numpy(), origin, dataset.class_names, scale)
     interpolation_section(run, images, labels.numpy(), origin, dataset.class_names, scale)

@@ -336,3 +336,18 @@ def test_prior_samples_of_a_plain_autoencoder_are_standard_normal_codes(runs):
     with pytest.raises(ValueError, match="no prior"):
         analysis.sample_codes(model, 4, seed=3)  # without prior=True it needs codes to fit
     assert torch.equal(analysis.sample(model, 4, seed=3, prior=True), analysis.decode(model, codes[:4]))
+
+
+def test_code_at_inverts_the_projections():
+    from core.analysis import code_at, project
+
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(200, 2)).astype(np.float32) @ np.array([[2.0, 0.5, 0.0], [0.0, 1.0, 0.3]],
+                                                                    dtype=np.float32)
+    xy = project(codes, "pca")
+    # On a code that lies in the PCA plane (rank 2 here), the inverse gives the code back.
+    assert np.allclose(code_at(codes, "pca", xy[7]), codes[7], atol=1e-4)
+    raw = code_at(codes, "raw", (1.5, -2.0))
+    assert raw[:2].tolist() == [1.5, -2.0] and raw[2] == pytest.approx(codes[:, 2].mean(), abs=1e-5)
+    with pytest.raises(ValueError, match="t-SNE has no inverse"):
+        code_at(codes, "tsne", (0, 0))

@@ -152,3 +152,20 @@ def test_shapes_can_be_coloured_by_a_generating_factor(shapes_run):
     assert points["hue"].tolist() == pytest.approx(expected.tolist())
     # Digits have no generating factors, so the choice is not offered there.
     assert "Generating factor" not in open_page("tiny-conv").radio(key="latent_colour").options
+
+
+def test_a_spot_of_the_plane_decodes_beside_the_chart_and_resets_with_the_run(app_runs):
+    """Issue 8: a click in empty space decodes that coordinate (AppTest cannot click: the pick
+    update_pick would store is injected); another run forgets it."""
+    spot = {"kind": "spot", "xy": (0.5, -0.25), "run": "tiny-conv", "projection": "raw"}
+    at = open_app_page(PAGE, {"selected_run": "tiny-conv", "latent_pick": spot})
+    captions = [c for image in at.main.get_by_key("picked_point").get("image") for c in image.proto.imgs
+                for c in [c.caption]]
+    assert any("Decoded from the clicked spot (0.50, -0.25)" in c for c in captions), captions
+    # The digits test set is small: training images are projected too, and a grid covers the plane.
+    frames = chart_frames(at.main.get_by_key("latent_scatter"))
+    assert any({"gx", "gy"} <= set(f.columns) and len(f) >= 60 * 60 for f in frames)
+    assert any(set(f.columns) == {"x", "y", "class"} and len(f) > 100 for f in frames)
+    at.selectbox(key="latent_run").set_value("tiny-denoise").run()
+    assert at.session_state["latent_pick"] is None
+    assert not any("clicked spot" in c.proto.imgs[0].caption for c in at.main.get_by_key("picked_point").get("image"))

@@ -37,6 +37,28 @@ def encoded_test_set(run_name: str, mtime: float, _run) -> dict:
     return {"codes": np.asarray(codes, dtype=np.float32), "labels": labels.numpy()}
 
 
+# Training images a small test set's scatter adds.
+TRAINING_POINTS = 2000
+
+
+@st.cache_data(max_entries=8, show_spinner="Encoding training images...")
+def encoded_training_images(run_name: str, mtime: float, _run) -> dict:
+    """Codes of the first TRAINING_POINTS training images: {"codes", "labels"}."""
+    images, labels = dataset_for(_run.config.data).split("train")
+    images, labels = images[:TRAINING_POINTS], labels[:TRAINING_POINTS]
+    codes = analysis.encode(_run.model, images, labels)
+    return {"codes": np.asarray(codes, dtype=np.float32), "labels": labels.numpy()}
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def projected_with_training(run_name: str, mtime: float, points: int, method: str, seed: int,
+                            _codes: np.ndarray, _train_codes: np.ndarray) -> np.ndarray:
+    """The first `points` test codes, then the training codes, projected together (one PCA or
+    t-SNE for both, so they share the axes)."""
+    both = np.concatenate([_codes[:points], _train_codes])
+    return np.asarray(analysis.project(both, method, seed=seed), dtype=np.float32)
+
+
 @st.cache_data(max_entries=8, show_spinner="Measuring the error of every test image...")
 def test_errors(run_name: str, mtime: float, _run) -> np.ndarray:
     """Reconstruction MSE of every test image, in test-split order."""

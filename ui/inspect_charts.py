@@ -10,8 +10,25 @@ import pandas as pd
 
 from ui.palette import REFERENCE_COLOR, category_scale, run_scale
 
-# The name of the latent scatter's click selection; the page reads it back from the chart event.
+# The names of the latent scatter's click selections; the page reads them back from the chart
+# event: PICKED a test image (a point), PLANE any spot of the plane (nearest cell of a grid).
 PICKED = "picked"
+PLANE = "plane"
+PLANE_STEPS = 60  # grid cells per side: a click lands within 1/60 of the view of where it was
+
+
+def plane_grid(x, y, steps: int = PLANE_STEPS, margin: float = 0.08) -> pd.DataFrame:
+    """An invisible steps×steps grid (columns gx, gy) over the points' extent plus a margin: the
+    latent scatter's PLANE selection snaps a click in empty space to its nearest cell."""
+    import numpy as np
+
+    def axis(values):
+        low, high = float(np.min(values)), float(np.max(values))
+        pad = (high - low) * margin or 1.0
+        return np.linspace(low - pad, high + pad, steps)
+
+    gx, gy = np.meshgrid(axis(x), axis(y))
+    return pd.DataFrame({"gx": gx.ravel().round(5), "gy": gy.ravel().round(5)})
 
 
 def noise_sweep_chart(rows: pd.DataFrame, current_noise: float,
@@ -57,7 +74,8 @@ def _colour_scale(points: pd.DataFrame, colour: str, quantitative: bool, class_o
 
 def latent_scatter(points: pd.DataFrame, colour: str, colour_title: str,
                    quantitative: bool = False, x_title: str = "x", y_title: str = "y",
-                   class_order=None) -> alt.Chart:
+                   class_order=None, grid: pd.DataFrame | None = None,
+                   train_points: pd.DataFrame | None = None, marker=None) -> alt.LayerChart:
     """The encoded test set as points; click one to pick it (selection named PICKED).
 
     `points` has the columns index (position in the test split), x, y, class, error and the
@@ -67,7 +85,7 @@ def latent_scatter(points: pd.DataFrame, colour: str, colour_title: str,
                 alt.Tooltip("error:Q", title="Reconstruction MSE", format=".4f")]
     if colour not in ("class", "index", "error"):
         tooltips.append(alt.Tooltip(f"{colour}:{'Q' if quantitative else 'N'}", title=colour_title))
-    return (
+    scatter = (
         alt.Chart(points)
         .mark_circle(size=45)
         .encode(
@@ -81,8 +99,27 @@ def latent_scatter(points: pd.DataFrame, colour: str, colour_title: str,
             tooltip=tooltips,
         )
         .add_params(picked)
-        .properties(height=480)
     )
+    layers = []
+    if grid is not None and len(grid):
+        # Click anywhere: an invisible grid under the points with a `nearest` selection, whose
+        # Voronoi cells cover the whole plane, so a click in empty space picks the closest cell.
+        plane = alt.selection_point(name=PLANE, fields=["gx", "gy"], on="click", nearest=True,
+                                    clear="dblclick", empty=False)
+        layers.append(alt.Chart(grid).mark_point(opacity=0, size=1)
+                      .encode(x="gx:Q", y="gy:Q", tooltip=alt.value(None)).add_params(plane))
+    if train_points is not None and len(train_points):
+        # Training images (small test sets): faint rings, not clickable, same colours.
+        layers.append(alt.Chart(train_points).mark_point(size=30, opacity=0.35, filled=False)
+                      .encode(x="x:Q", y="y:Q",
+                              color=alt.Color("class:N", scale=_colour_scale(points, "class", False, class_order),
+                                              legend=None) if colour == "class" else alt.value(REFERENCE_COLOR),
+                              tooltip=[alt.Tooltip("class:N", title="Training image of class")]))
+    if marker is not None:
+        layers.append(alt.Chart(pd.DataFrame([{"x": marker[0], "y": marker[1]}]))
+                      .mark_point(shape="cross", size=500, strokeWidth=4, color=REFERENCE_COLOR)
+                      .encode(x="x:Q", y="y:Q"))
+    return alt.layer(*layers, scatter).properties(height=480)
 
 
 def error_histogram(errors, mean_error: float) -> alt.LayerChart:
