@@ -9,10 +9,14 @@ from core import analysis
 from ui import inspect_cache
 from ui.inspect_charts import error_histogram
 from ui.state import run_mtime
-from ui.widgets import run_picker, show_grid, upscale_for
+from ui.url_state import url_widget
+from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
 from ui.projector import show_chart
 
 EXTREMES_SHOWN = 8
+LOOK_FOR = ("**What to look for:** which details survive (outlines first, then strokes and texture), "
+            "whether the errors sit on edges or everywhere, and how a smaller latent or a few more epochs "
+            "changes that. Compare runs side by side on the same test images.")
 
 
 def show_extremes(run, images, labels, class_names, indices, errors, title: str, scale: int) -> None:
@@ -25,9 +29,26 @@ def show_extremes(run, images, labels, class_names, indices, errors, title: str,
     st.caption(" · ".join(f"#{i} ({class_names[int(labels[i])]}): {errors[i]:.4f}" for i in indices))
 
 
+def side_by_side(run, others: list, shown, shown_labels, scale: int) -> None:
+    """One column per run: the same test images (top) over each run's reconstructions, with its
+    test MSE; all at one scale, so the columns compare pixel for pixel."""
+    runs = [run, *others]
+    per_row = 4 if len(runs) > 2 else 8
+    with st.container(key="recon_side_by_side"):
+        for column, each in zip(st.columns(len(runs)), runs):
+            with column:
+                run_heading(each.name)
+                mse = (each.test_metrics or {}).get("mse")
+                st.caption(f"Test MSE {mse:.4f}" if mse is not None else "Test MSE not recorded")
+                _, recon = analysis.reconstruct(each.model, shown, shown_labels)
+                show_grid(shown, nrow=per_row, scale=scale, caption="Test images")
+                show_grid(recon, nrow=per_row, scale=scale, caption=f"Reconstructions by {each.name}")
+
+
 def main() -> None:
     st.title("Reconstructions")
     st.caption("Test images next to what the autoencoder makes of them, and where it goes wrong.")
+    st.info(LOOK_FOR, icon=":material/visibility:")
     run = run_picker("Run", key="recon_run")
     if run is None:
         return
@@ -49,15 +70,21 @@ def main() -> None:
     images_count.metric("Test images", f"{len(labels):,}")
 
     st.subheader("Originals, reconstructions and errors")
-    count = st.slider("Images shown", 4, 32, 8, 4, key="recon_count")
+    others = side_by_side_runs(run, "recon_with", "Other runs on the same dataset (e.g. latent 2 / 4 / 6, "
+                                                  "plain vs denoising): the same test images, one column per run.")
+    url_widget("recon_count", "count", 8, valid=lambda n: 4 <= n <= 32)
+    count = st.slider("Images shown", 4, 32, step=4, key="recon_count")
     shown, shown_labels = images[:count], labels[:count]
     originals = analysis.to_float(shown)
-    _, recon = analysis.reconstruct(run.model, shown, shown_labels)
-    heat, brightest = analysis.error_maps(originals, recon)
-    show_grid(originals, caption="Test images", scale=scale)
-    show_grid(recon, caption="Reconstructions", scale=scale)
-    show_grid(heat, scale=scale,
-              caption=f"Error |x − x̂|: black is none, white is the largest here ({brightest:.3f})")
+    if others:
+        side_by_side(run, others, shown, shown_labels, scale)
+    else:
+        _, recon = analysis.reconstruct(run.model, shown, shown_labels)
+        heat, brightest = analysis.error_maps(originals, recon)
+        show_grid(originals, caption="Test images", scale=scale)
+        show_grid(recon, caption="Reconstructions", scale=scale)
+        show_grid(heat, scale=scale,
+                  caption=f"Error |x − x̂|: black is none, white is the largest here ({brightest:.3f})")
 
     st.subheader("Best and worst reconstructed test images")
     order = np.argsort(errors, kind="stable")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from streamlit.testing.v1 import AppTest
 
 from core.checkpoints import load_run
 
-from apptest_helpers import open_app_page
+from apptest_helpers import navigation_as_served, open_app_page  # noqa: F401
 
 PAGE = "pages/reconstructions.py"
 
@@ -88,3 +90,19 @@ def test_a_broken_checkpoint_shows_one_sentence(app_runs):
     assert "tiny-conv" in message and "Traceback" not in message
     assert message.count(". ") == 0 and message.endswith(".")
     assert not at.metric
+
+
+@pytest.mark.usefixtures("navigation_as_served")  # app.py as served: it writes the URL after the page
+def test_two_runs_side_by_side_on_the_same_test_images(app_runs):
+    """Issue 8: one column per run, the same test images in each, each run's own reconstructions;
+    the choice is kept in the URL (?with=)."""
+    at = open_app_page("pages/reconstructions.py", {"selected_run": "tiny-conv", "recon_with": ["tiny-denoise"]})
+    block = at.main.get_by_key("recon_side_by_side")
+    captions = [img.proto.imgs[0].caption for img in block.get("image")]
+    assert captions.count("Test images") == 2
+    assert "Reconstructions by tiny-conv" in captions and "Reconstructions by tiny-denoise" in captions
+    urls = {img.proto.imgs[0].caption: img.proto.imgs[0].url for img in block.get("image")}
+    assert urls["Reconstructions by tiny-conv"] != urls["Reconstructions by tiny-denoise"]
+    with_param = at.query_params.get("with")
+    assert (with_param[0] if isinstance(with_param, list) else with_param) == "tiny-denoise"
+    assert any("What to look for" in i.value for i in at.info)

@@ -45,3 +45,42 @@ def upscale_for(image_size: int) -> int:
     """Integer upscaling so tiny images (8×8 digits) are visible on screen, larger in projector
     mode (ui.projector)."""
     return projector.upscale_for(image_size)
+
+
+def run_heading(name: str) -> None:
+    """A run's name with its colour swatch (the run's colour on every chart)."""
+    from ui.state import run_color_map
+
+    color = run_color_map().get(name, "#000000")
+    st.markdown(f'<span style="color:{color}; font-size:1.3em">■</span> **{name}**', unsafe_allow_html=True)
+
+
+def side_by_side_runs(run, key: str, help_text: str = "") -> list:
+    """A multiselect of other saved runs on the same data as `run` (same test images), kept in the
+    URL as ?with=a,b; returns them loaded (the ones that fail to load are said and left out)."""
+    from ui.url_state import url_widget
+
+    same_data = [r["name"] for r in saved_runs()
+                 if r["name"] != run.name and r.get("dataset") == run.config.data.dataset
+                 and r.get("status") != "damaged"]
+    if not same_data:
+        return []
+    url_widget(key, "with", [], valid=lambda names: all(n in same_data for n in names))
+    # A run that was deleted (or is the main run now) drops out of the choice.
+    st.session_state[key] = [n for n in st.session_state[key] if n in same_data]
+    chosen = st.multiselect("Side by side with", same_data, key=key,
+                            help=help_text or "Other runs on the same dataset: the same test images, "
+                                              "one column per run.")
+    loaded = []
+    for name in chosen:
+        try:
+            other = get_run(name, run_mtime(name))
+        except Exception as exc:  # CheckpointError and friends carry one plain sentence
+            st.warning(str(exc))
+            continue
+        if other.config.data != run.config.data:
+            st.warning(f"{name} was trained on other data (another folder, size or split), so its test "
+                       "images differ; it is left out.")
+            continue
+        loaded.append(other)
+    return loaded
