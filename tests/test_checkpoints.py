@@ -436,3 +436,20 @@ def test_unnamed_runs_saved_at_once_by_several_processes_are_all_kept(tmp_path):
     assert names == ["digits-dense-4-z2", "digits-dense-4-z2-2", "digits-dense-4-z2-3", "digits-dense-4-z2-4"]
     assert sorted(row["name"] for row in list_runs(tmp_path)) == names
     assert all(row["status"] == "finished" for row in list_runs(tmp_path))
+
+
+def test_a_reservation_left_by_a_killed_save_is_cleaned_on_restart(tmp_path, trained):
+    import os
+    import time
+
+    from core.checkpoints import reserve_run_name
+    from core.jobs.restart import clean_leftovers
+
+    save_run(tmp_path, "kept", *trained)
+    assert reserve_run_name(tmp_path, "orphan") == "orphan"  # the save that would fill it never came
+    old = time.time() - 3600
+    for name in ("kept", "orphan"):
+        os.utime(tmp_path / name, (old, old))
+    assert "orphan" in clean_leftovers(tmp_path, older_than=60)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]  # a complete run is never touched
+    assert reserve_run_name(tmp_path, "orphan") == "orphan"  # the name is free again

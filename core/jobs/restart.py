@@ -86,6 +86,16 @@ def clean_leftovers(root, older_than: float = LEFTOVER_AGE_S) -> list[str]:
     removed = []
     now = time.time()
     for entry in root.iterdir():
+        if (not entry.name.startswith(".") and entry.is_dir() and not entry.is_symlink()
+                and now - entry.stat().st_mtime >= older_than):
+            # An empty run folder is a name reservation (checkpoints.reserve_run_name) whose save
+            # never finished; rmdir removes it only while it is still empty.
+            try:
+                os.rmdir(entry)
+                removed.append(entry.name)
+            except OSError:
+                pass
+            continue
         if not entry.name.startswith(_LEFTOVER_PREFIXES) or not entry.is_dir() or entry.is_symlink():
             continue
         try:
