@@ -35,7 +35,8 @@ def data_form(current: DataConfig) -> DataConfig:
         cfg.data_root = c1.text_input(
             "Data folder", current.data_root, key="data_root",
             help="A folder in torchvision's layout (e.g. it holds MNIST/raw/...); used as is when the "
-                 "files are there.").strip()
+                 "files are there. In the app it lies inside the server's data folders: data, or e.g. "
+                 "data/MNIST-10k.").strip()
         cfg.download = c2.checkbox("Download if missing", current.download, key="data_download")
     elif cfg.dataset == "folder":
         # --- image folder (served app): a root name + relative path, from the list or typed, or an
