@@ -13,7 +13,7 @@ Why not 30 headless chromium pages: on a 2-core machine 30 browsers would measur
 These sessions leave out only the drawing in a browser (Vega charts, images): the server does all
 its work — script runs, fragment reruns, chart specs, images, websocket sends — as for a browser.
 
-    python -m bench.load_sessions --sessions 30 --seconds 30 [--jobs 2] [--out bench/results-load.json]
+    python -m bench.load_sessions --sessions 30 --seconds 30 [--jobs 2] [--gc-compare] [--out bench/results-load.json]
 """
 from __future__ import annotations
 
@@ -103,13 +103,16 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 async def _measure(url: str, pid: int, sessions: int, seconds: float, job_ids: list[str]) -> dict:
-    from bench.app_start import rss_mb
+    from bench.app_start import _children, process_rss_mb
 
     full, polls, errors, rss = [], [], [], []
+    # Walking /proc for the server's children costs CPU the server needs (2 cores): once per
+    # measurement, then only the server's and those children's VmRSS every half second.
+    family = [pid, *_children(pid)]
 
     async def sample_rss():
         while True:
-            rss.append(rss_mb(pid))
+            rss.append(sum(process_rss_mb(each) for each in family))
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample_rss())
@@ -127,7 +130,8 @@ async def _measure(url: str, pid: int, sessions: int, seconds: float, job_ids: l
             "errors": errors[:3], "failed_sessions": len(errors)}
 
 
-def measure(sessions: int = 30, seconds: float = 30.0, jobs: int = 2, log_dir: Path | None = None) -> dict:
+def measure(sessions: int = 30, seconds: float = 30.0, jobs: int = 2, log_dir: Path | None = None,
+            server_args: tuple[str, ...] = ()) -> dict:
     from bench.app_start import _healthy, free_port, rss_mb
     from core.jobs.restart import write_state
 
@@ -142,7 +146,7 @@ def measure(sessions: int = 30, seconds: float = 30.0, jobs: int = 2, log_dir: P
             server = subprocess.Popen(
                 [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                  "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-                 "--server.fileWatcherType", "none", "--server.runOnSave", "false"],
+                 "--server.fileWatcherType", "none", "--server.runOnSave", "false", *server_args],
                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             try:
                 deadline = time.monotonic() + START_TIMEOUT_S
@@ -177,8 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--jobs", type=int, default=2, help="jobs training at once meanwhile (AE_LAB_MAX_JOBS)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results-load.json")
+    parser.add_argument("--gc-compare", action="store_true",
+                        help="also measure with Streamlit's default full gc.collect after every script run "
+                             "(.streamlit/config.toml turns it off), one server after the other")
     args = parser.parse_args(argv)
     results = measure(args.sessions, args.seconds, args.jobs)
+    if args.gc_compare:
+        results = {"app_config": results,
+                   "post_script_gc_on": measure(args.sessions, args.seconds, args.jobs,
+                                                server_args=("--runner.postScriptGC", "true"))}
     args.out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     return 0
