@@ -110,6 +110,27 @@ def test_losses_on_ray_equal_the_in_process_run(registry, tmp_path):
     assert registry.runner.max_jobs() == 4  # 2 CPUs, half a CPU per job
 
 
+def test_a_cluster_that_stops_answering_does_not_hold_up_the_sidebar(ray_runner, monkeypatch):
+    import ray
+
+    release = threading.Event()
+
+    class Hanging:  # ray, except that asking for the nodes hangs like a lost head node
+        def __getattr__(self, name):
+            return getattr(ray, name)
+
+        def nodes(self):
+            release.wait(WAIT)
+            return ray.nodes()
+
+    monkeypatch.setattr(ray_runner, "_ray", Hanging())
+    monkeypatch.setattr(ray_runner, "_described_at", float("-inf"))  # due for a refresh
+    assert ray_runner.describe() == "Ray: the cluster does not answer"
+    assert ray_runner.describe() == "Ray: the cluster does not answer"  # no second refresh piles up
+    release.set()
+    wait_until(lambda: ray_runner.describe() == "Ray: 1 node, 0 GPUs")
+
+
 def test_the_registry_runs_as_many_jobs_as_the_cluster_holds(ray_runner, monkeypatch, tmp_path):
     monkeypatch.delenv("AE_LAB_MAX_JOBS", raising=False)
     assert JobRegistry(root=tmp_path, runner=ray_runner).max_concurrent == 4

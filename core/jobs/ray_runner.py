@@ -15,6 +15,7 @@ Ray is imported only when a RayRunner is made: importing this module costs nothi
 """
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -44,6 +45,9 @@ FIRST_POLL_SECONDS = 0.02  # until the first event: a job's start shows at once
 # long for the next job, holding its resources, and is ended after that.
 DEFAULT_IDLE_SECONDS = 120.0
 MAX_IDLE_WORKERS = 8
+DESCRIBE_EVERY_S = 10.0
+DESCRIBE_WAIT_S = 2.0
+NOT_ANSWERING = "Ray: the cluster does not answer"
 MAX_PLACEMENTS = 1000  # the most recent jobs' placements kept
 MAX_DEFAULT_JOBS = 64  # the registry's default limit on a cluster: what its nodes hold, at most this
 ANSWER_TIMEOUT = 60.0  # a worker that does not answer a poll for this long is treated as lost
@@ -195,10 +199,10 @@ class RayRunner:
         # cleared) uses the connection the first one made.
         if not ray.is_initialized():
             kwargs: dict[str, Any] = dict(runtime_env=env, logging_level="WARNING", log_to_driver=False)
+            # "local" always starts a new cluster (Ray's own "local"), never one a `ray start` left behind.
+            kwargs.update(address=self.address)
             if self.address == "local":
                 kwargs.update(include_dashboard=False)
-            else:
-                kwargs.update(address=self.address)
             kwargs.update(init_args or {})
             try:
                 self._init_on_keeper_thread(kwargs)
@@ -228,7 +232,11 @@ class RayRunner:
         self.placements: list[dict] = []
         # on_placed(where) is called from the job's thread once its worker runs (tests use it to find the pid).
         self.on_placed: Callable[[dict], None] | None = None
-        self._described: tuple[float, str] = (0.0, "")
+        self._describe_lock = threading.Lock()
+        self._description = ""
+        self._described_at = -math.inf
+        self._describing: float | None = None  # when the refresh in flight started
+        self._described = threading.Event()  # set when the refresh in flight ends
 
     def _init_on_keeper_thread(self, kwargs: dict) -> None:
         """ray.init on a thread that lives until shutdown(). Ray starts its cluster processes with
@@ -256,21 +264,36 @@ class RayRunner:
     # -------------------------------------------------- what the sidebar shows
 
     def describe(self) -> str:
-        """E.g. "Ray: 3 nodes, 2 GPUs"; read from the cluster at most every 10 seconds."""
-        now = time.monotonic()
-        if now - self._described[0] < 10 and self._described[1]:
-            return self._described[1]
-        with self._workers_lock:  # the sidebar polls: a good moment to end workers idle too long
-            expired = self._expired_locked()
-        self._kill(expired)
+        """E.g. "Ray: 3 nodes, 2 GPUs", read from the cluster at most every 10 s on a thread of its
+        own: a cluster that stopped answering must not hold up the page that asks (it waits 2 s
+        at most, then reads "Ray: the cluster does not answer")."""
+        with self._describe_lock:
+            now = time.monotonic()
+            if now - self._described_at >= DESCRIBE_EVERY_S and self._describing is None:
+                self._describing = now
+                threading.Thread(target=self._refresh_description, name="ae-lab-ray-describe", daemon=True).start()
+            since, refreshed = self._describing, self._described
+        if since is not None:
+            refreshed.wait(max(DESCRIBE_WAIT_S - (time.monotonic() - since), 0.0))
+            with self._describe_lock:
+                if self._describing is not None and time.monotonic() - self._describing >= DESCRIBE_WAIT_S:
+                    return NOT_ANSWERING
+        return self._description or NOT_ANSWERING
+
+    def _refresh_description(self) -> None:
         try:
             nodes = [n for n in self._ray.nodes() if n.get("Alive")]
             gpus = sum(n.get("Resources", {}).get("GPU", 0) for n in nodes)
             text = f"Ray: {_plural(len(nodes), 'node')}, {_plural(gpus, 'GPU')}"
         except Exception:  # a lost connection must not break the sidebar
-            text = "Ray: the cluster does not answer"
-        self._described = (now, text)
-        return text
+            text = NOT_ANSWERING
+        with self._workers_lock:  # the sidebar polls: a good moment to end workers idle too long
+            expired = self._expired_locked()
+        self._kill(expired)
+        with self._describe_lock:
+            self._description, self._described_at, self._describing = text, time.monotonic(), None
+            self._described.set()
+            self._described = threading.Event()
 
     def request(self) -> dict[str, float]:
         """What one job asks the cluster for."""
