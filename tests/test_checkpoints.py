@@ -424,7 +424,7 @@ def test_unnamed_runs_saved_at_once_by_several_processes_are_all_kept(tmp_path):
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # real, separate processes
-    processes_count = 4
+    processes_count = 3  # each imports torch (spawn): a few seconds apiece
     barrier, results = context.Barrier(processes_count), context.Queue()
     processes = [context.Process(target=_save_unnamed_at_once, args=(str(tmp_path), barrier, results))
                  for _ in range(processes_count)]
@@ -433,7 +433,7 @@ def test_unnamed_runs_saved_at_once_by_several_processes_are_all_kept(tmp_path):
     names = sorted(results.get(timeout=120) for _ in processes)
     for process in processes:
         process.join(timeout=60)
-    assert names == ["digits-dense-4-z2", "digits-dense-4-z2-2", "digits-dense-4-z2-3", "digits-dense-4-z2-4"]
+    assert names == ["digits-dense-4-z2", "digits-dense-4-z2-2", "digits-dense-4-z2-3"]
     assert sorted(row["name"] for row in list_runs(tmp_path)) == names
     assert all(row["status"] == "finished" for row in list_runs(tmp_path))
 
