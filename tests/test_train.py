@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import core.train as train_module
 from core.config import LOSSES, OPTIMIZERS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import balanced_sample_weights, fill_model_shape
-from core.models import build_model
+from core.models import build_model, fit_output_bias
 from core.train import (EpochRecord, add_noise, available_devices, device_label, evaluate, make_optimizer,
                         resolve_device, train)
 
@@ -31,9 +31,12 @@ def small(digits):
 
 
 def initial_state(cfg: RunConfig, dataset) -> dict[str, torch.Tensor]:
-    """The weights train() starts from: the model built right after seeding with the run's seed."""
+    """The weights train() starts from: the model built right after seeding with the run's seed,
+    its output layer started at the training images' mean (core.models.fit_output_bias)."""
     torch.manual_seed(cfg.train.seed)
-    return build_model(fill_model_shape(replace(cfg.model), dataset)).state_dict()
+    model = build_model(fill_model_shape(replace(cfg.model), dataset))
+    fit_output_bias(model, train_module.channel_means(dataset.split("train")[0]))
+    return model.state_dict()
 
 
 def all_finite(model) -> bool:
