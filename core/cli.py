@@ -349,7 +349,11 @@ def _load_data(cfg: DataConfig, err: TextIO, limits=None):
     from core.data import load_dataset
 
     progress = ProgressLine(err)
-    dataset = load_dataset(cfg, progress=_loading_progress(progress, cfg.dataset), limits=limits)
+    from core.serving.limits import WorkLimits
+
+    # limits: the folder walk's bounds; none by default (the CLI reads any folder it is given)
+    dataset = load_dataset(cfg, progress=_loading_progress(progress, cfg.dataset),
+                           limits=limits or WorkLimits.unlimited())
     progress.clear()
     sizes = " / ".join(f"{split} {int(dataset.splits[split].numel())}" for split in ("train", "val", "test")
                        if split in dataset.splits)
@@ -365,6 +369,8 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from core.checkpoints import check_name, default_run_name, save_run, taken_note
     from core.data import fill_model_shape
     from core.models import build_model
+    from dataclasses import replace
+
     from core.serving.limits import WorkLimits, check_model, check_run
 
     cfg = config_from_args(args)
@@ -376,7 +382,10 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if (root / args.name).exists():
             raise UserError(f"A run named {args.name} already exists in {root}; choose another --name or delete it.")
 
-    dataset = _load_data(cfg.data, err, limits)
+    # The CLI reads any folder, of any size (its user has a shell anyway): the walk is not bounded.
+    walk = replace(limits, max_images=WorkLimits.unlimited().max_images, max_walk_seconds=float("inf"),
+                   max_walk_depth=WorkLimits.unlimited().max_walk_depth)
+    dataset = _load_data(cfg.data, err, walk)
     fill_model_shape(cfg.model, dataset)
     check_model(cfg.model, limits)
     params = sum(p.numel() for p in build_model(cfg.model).parameters())  # also checks the settings early

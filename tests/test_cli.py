@@ -249,3 +249,14 @@ def test_a_trailing_newline_in_the_run_name_is_refused(tmp_path):
     code, _, err = run_main("train", "--dataset", "digits", "--model", "conv-small", "--epochs", "1",
                             "--out", str(tmp_path), "--name", "x\n")
     assert code == 2 and "not a valid run name" in err and not (tmp_path / "x").exists()
+
+
+def test_the_cli_reads_a_folder_of_any_size(tmp_path, monkeypatch):
+    from idx_helpers import write_image_folder
+
+    folder = write_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=6, size=12)
+    monkeypatch.setenv("AE_LAB_MAX_IMAGES", "5")  # a served app's walk limit; not the CLI's
+    code, out, err = run_main("train", "--dataset", "folder", "--folder", str(folder), "--image-size", "8",
+                              "--model", "dense", "--hidden", "8", "--latent", "2", "--epochs", "1",
+                              "--device", "cpu", "--out", str(tmp_path / "runs"))
+    assert code == 0, err
