@@ -85,6 +85,8 @@ CLASSROOM_KEYS: tuple[str, ...] = tuple(f.key for f in CLASSROOM_FIGURES) + (
     "classroom_jobs", "classroom_epochs", "classroom_dataset", "classroom_img_s_total", "classroom_eager_img_s_total",
     "classroom_slowest_job_s", "classroom_fastest_job_s", "classroom_wall_s", "classroom_eager_wall_s",
     "graph_img_s_1job", "eager_img_s_1job", "graph_val_loss_gap_max", "eager_repeat_val_loss_gap", "classroom_note",
+    "classroom_steady_img_s_total", "classroom_eager_steady_img_s_total", "classroom_first_epoch_extra_s_max",
+    "classroom_outside_epochs_s_max",
     "gpu",
 )
 

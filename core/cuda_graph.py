@@ -19,6 +19,7 @@ the optimiser state) and runs any batch of another size eagerly.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Callable
 
@@ -34,8 +35,14 @@ LOG_CAPACITY = 512
 # of replays the GPU has finished without waiting, and waits only if it runs this far ahead.
 NONFINITE_WITHIN = 8
 # Only one capture at a time in this process: captures are rare (one per job) and short, and one
-# at a time keeps the allocator's capture bookkeeping simple to reason about.
+# at a time keeps the allocator's and the random generators' capture bookkeeping sound (the
+# default CUDA generator's capture state is shared by every graph that registers it).
 _CAPTURE_LOCK = threading.Lock()
+# While one job captures, jobs that are already replaying pause this long before each replay.
+# Capturing is Python work under the GIL; with thirty threads replaying, the capturing thread
+# gets a thirtieth of the interpreter, and every job still waiting to capture waits behind it.
+# Letting the capture through first makes a class start together (measured: see BENCHMARKS.md).
+CAPTURE_COURTESY_S = 0.0005
 
 # The step computes (loss, reconstruction part, KL part) from (float input, labels, clean target).
 LossFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -90,6 +97,8 @@ class GraphedStep:
 
     def replay(self, idx: torch.Tensor) -> bool:
         """Train one batch; True once a non-finite loss has been seen (then read_log() says where)."""
+        if _CAPTURE_LOCK.locked():  # another job is capturing: let it have the interpreter
+            time.sleep(CAPTURE_COURTESY_S)
         self.static_idx.copy_(idx, non_blocking=True)
         self.graph.replay()
         self.logged += 1
