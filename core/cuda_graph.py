@@ -41,7 +41,8 @@ _CAPTURE_LOCK = threading.Lock()
 # While one job captures, jobs that are already replaying pause this long before each replay.
 # Capturing is Python work under the GIL; with thirty threads replaying, the capturing thread
 # gets a thirtieth of the interpreter, and every job still waiting to capture waits behind it.
-# Letting the capture through first makes a class start together (measured: see BENCHMARKS.md).
+# Letting the capture through first helps a class start together (not measured on its own: the
+# GPU runs that included it differed in machine too; BENCHMARKS.md has the classroom figures).
 CAPTURE_COURTESY_S = 0.0005
 
 # The step computes (loss, reconstruction part, KL part) from (float input, labels, clean target).
