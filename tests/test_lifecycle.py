@@ -222,3 +222,15 @@ def test_leftover_temp_folders_of_a_killed_save_are_removed_on_start(tmp_path):
     os.utime(old, (long_ago, long_ago))
     JobRegistry(root=root).restore()
     assert not old.exists() and young.exists()
+
+
+def test_a_temp_folder_too_young_at_start_is_removed_once_it_is_old_enough(tmp_path, monkeypatch):
+    import core.jobs.restart as restart
+
+    monkeypatch.setattr(restart, "LEFTOVER_AGE_S", 0.5)
+    root = tmp_path / "runs"
+    killed = root / ".tmp-alice-0badf00d"  # killed a moment before this start
+    killed.mkdir(parents=True)
+    JobRegistry(root=root).restore()
+    assert killed.exists()  # it might be another process's save in progress
+    wait_until(lambda: not killed.exists(), timeout=30)

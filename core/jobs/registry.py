@@ -493,7 +493,13 @@ class JobRegistry:
         """Once, when the app starts: queue again what the last server's shutdown wrote (same ids
         and owners) and remove leftover temporary folders. Sets and returns restart_note
         ({"saved": [{"run", "epoch", "owner"}], "lost": n, "restored": n, "at": time}) or None."""
-        restart.clean_leftovers(self.root)
+        restart.clean_leftovers(self.root, restart.LEFTOVER_AGE_S)
+        # A save killed just before this start left a folder too young to tell from a save in
+        # progress in another process; look again once it is old enough.
+        later = threading.Timer(restart.LEFTOVER_AGE_S + 5, restart.clean_leftovers,
+                                args=(self.root, restart.LEFTOVER_AGE_S))
+        later.daemon = True
+        later.start()
         state = restart.take_state(self.root)
         if state is None:
             return None
