@@ -29,6 +29,10 @@ PER_CLASS_KEY = "classifier_per_class"
 HISTORY_KEY = "classifier_history"
 
 
+LOOK_FOR = ("**What to look for:** how far above chance (one over the number of classes) a frozen "
+             "encoder gets, and which classes the confusion matrix mixes up — the ones that overlap in "
+             "the latent space.")
+
 def probe_for(registry, run_name: str):
     """The probe job to show for this run: the one this session started, else the newest one
     the server knows of (so a reload or a second tab finds it); None when there is none."""
@@ -123,6 +127,7 @@ def show_result(run, job) -> None:
 
 def main() -> None:
     st.title("Classifier")
+    st.info(LOOK_FOR, icon=":material/visibility:")
     st.caption("How much does the code know about the class? Train a small classifier on top of "
                "the encoder: with the encoder frozen, its accuracy measures what the autoencoder "
                "learned on its own, without ever seeing a label.")

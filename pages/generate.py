@@ -7,15 +7,22 @@ import numpy as np
 import streamlit as st
 
 from core import analysis
+from core.config import ModelConfig, RunConfig
 from ui import inspect_cache
-from ui.state import run_mtime
-from ui.widgets import run_picker, show_grid, upscale_for
+from ui.state import DATA_CONFIG_KEY, run_mtime
+from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
 
 RUN_KEY = "generate_run"
 SAMPLES_KEY = "generate_samples"
 SEED_KEY = "generate_seed"
 IMAGE_KEY = "generate_image"
 WRONG_LABEL_KEY = "generate_wrong_label"
+TRAIN_FORM_KEY = "train_form_config"  # pages/train.py's FORM_KEY: the settings its form starts from
+SMALL_LATENT = 2  # a code this small cannot also hold the class (the latent-2 lesson)
+MAX_GRID_ROWS = 10
+LOOK_FOR = ("**What to look for:** whether random codes decode to things that look like the data (a VAE's "
+            "prior samples should, a plain autoencoder's mostly not), and — for a conditional model — whether "
+            "changing only the label changes the class while the style stays.")
 
 WHY_VAE = (
     "**Why do a VAE's samples look better?** A decoder draws good images only for codes like "
@@ -80,9 +87,64 @@ def show_samples(run, dataset, n: int, seed: int, scale: int) -> None:
     st.markdown(WHY_VAE)
 
 
+def small_latent_advice(run) -> None:
+    """Style transfer works only when the code is too small to hold the class: then the decoder
+    must take the class from the label. With a roomy code it reads the class from the code and
+    ignores the label, so every label draws the same thing."""
+    latent = run.config.model.latent
+    if latent <= SMALL_LATENT:
+        st.success(f"This code has {latent} dimensions: too few to hold the class as well as the style, so "
+                   "the decoder has to take the class from the label. Each label should draw its own class.",
+                   icon=":material/check_circle:")
+        return
+    st.warning(f"This code has {latent} dimensions: enough to carry the class itself, so the decoder can "
+               "ignore the label and every label may draw the same thing. Train a conditional model with a "
+               f"latent of {SMALL_LATENT} to see the label take over.", icon=":material/lightbulb:")
+    if st.button(f"Set up a conditional run with latent {SMALL_LATENT}", key="generate_small_latent",
+                 icon=":material/model_training:"):
+        form = RunConfig(data=run.config.data, model=run.config.model, train=run.config.train)
+        form.model = ModelConfig(**{**vars(run.config.model), "latent": SMALL_LATENT, "conditional": True})
+        st.session_state[TRAIN_FORM_KEY] = form
+        st.session_state[DATA_CONFIG_KEY] = run.config.data  # the same data as this run
+        st.switch_page("pages/train.py")
+
+
+def show_label_grid(run, dataset, images, labels, scale: int) -> None:
+    """One test image of each class per row, decoded with every label: each column is one label."""
+    names = dataset.class_names
+    rows = [int(np.flatnonzero(labels.numpy() == c)[0]) for c in range(len(names)) if (labels == c).any()]
+    rows = rows[:MAX_GRID_ROWS]
+    decoded = [analysis.decode_with_every_label(run.model, analysis.encode(run.model, images[i:i + 1],
+                                                                         labels[i:i + 1])[0], len(names))
+               for i in rows]
+    st.subheader("Every class with every label")
+    with st.container(key="label_grid"):
+        show_grid(decoded, nrow=len(names), scale=scale,
+                  caption=f"Row: a test image of class {', '.join(names[int(labels[i])] for i in rows)} (top to "
+                          f"bottom); column: the label given to the decoder, left to right: {', '.join(names)}.")
+
+
+def samples_side_by_side(runs: list, n: int, seed: int, scale: int) -> None:
+    """One column per run: n samples with the same seed (a VAE from its prior, an autoencoder from
+    a Gaussian fitted to its test codes)."""
+    st.subheader("Samples side by side")
+    with st.container(key="generate_side_by_side"):
+        for column, each in zip(st.columns(len(runs)), runs):
+            with column:
+                run_heading(each.name)
+                if each.config.model.vae:
+                    images, how = analysis.sample(each.model, n, seed=seed), "from the prior N(0, I)"
+                else:
+                    codes = inspect_cache.encoded_test_set(each.name, run_mtime(each.name), _run=each)["codes"]
+                    images = analysis.sample(each.model, n, codes_for_fit=codes, seed=seed)
+                    how = "from a Gaussian fitted to its codes"
+                show_grid(images, nrow=4, scale=scale, caption=f"{n} samples {how}")
+
+
 def show_style_transfer(run, dataset, images, labels, scale: int) -> None:
     model = run.model
     names = dataset.class_names
+    small_latent_advice(run)
     st.subheader("Style transfer: one code, every label")
     st.caption("A conditional decoder gets the label as well as the code, so the code is free to "
                "hold what the label does not say: the style (thickness, slant, size, colour). "
@@ -110,12 +172,14 @@ def show_style_transfer(run, dataset, images, labels, scale: int) -> None:
     show_row([image[0], with_true[0], with_wrong[0]],
              [f"Test image {index} ({true_name})", f"Decoded with its true label '{true_name}'",
               f"Decoded with the wrong label '{wrong_name}'"], 2 * scale, per_row=6)
+    show_label_grid(run, dataset, images, labels, scale)
 
 
 def main() -> None:
     st.title("Generate")
     st.caption("Decode codes the model never saw: random ones, or one image's code with a "
                "different label.")
+    st.info(LOOK_FOR, icon=":material/visibility:")
     run = run_picker(key=RUN_KEY)
     if run is None:
         return
@@ -131,7 +195,11 @@ def main() -> None:
                               key=SAMPLES_KEY))
     seed = int(right.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1,
                                   key=SEED_KEY, help="The same seed draws the same codes."))
+    others = side_by_side_runs(run, "generate_with", "Other runs on the same dataset (e.g. AE vs VAE): "
+                                                     "samples from the same seed, one column per run.")
     try:
+        if others:
+            samples_side_by_side([run, *others], n, seed, scale)
         show_samples(run, dataset, n, seed, scale)
         if run.config.model.conditional:
             show_style_transfer(run, dataset, images, labels, scale)

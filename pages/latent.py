@@ -10,7 +10,7 @@ from core import analysis
 from ui import inspect_cache
 from ui.inspect_charts import PICKED, PLANE, latent_scatter, plane_grid
 from ui.state import run_mtime
-from ui.widgets import run_picker, show_grid, upscale_for
+from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
 from ui.projector import chart_height, show_chart
 
 # The picked test image (its index in the test split). A click on the scatter sets it; tests
@@ -29,6 +29,9 @@ PROJECTIONS = {"raw": "Raw 2-D", "pca": "PCA", "tsne": "t-SNE"}
 AXIS_TITLES = {"raw": ("z[0]", "z[1]"), "pca": ("PC 1", "PC 2"), "tsne": ("t-SNE 1", "t-SNE 2")}
 COLOURINGS = {"class": "Class", "cluster": "k-means cluster", "factor": "Generating factor"}
 
+
+LOOK_FOR = ("**What to look for:** whether images of one class land together, which classes overlap "
+             "(those get confused), and what the empty space between groups decodes to — click it.")
 
 def slider_key(dim: int) -> str:
     return f"latent_dim_{dim}"
@@ -281,8 +284,37 @@ def interpolation_section(run, images, labels, origin, class_names, scale) -> No
                           f"({class_names[int(labels[a])]}) and #{b} ({class_names[int(labels[b])]})")
 
 
+def latent_side_by_side(run, class_names, labels) -> None:
+    """Other runs on the same data: their test codes in the same projection, one panel per run
+    (e.g. latent 2 / 4 / 6, AE vs VAE)."""
+    others = side_by_side_runs(run, "latent_with", "Other runs on the same dataset: the same test images in "
+                                                   "the same projection, one panel per run.")
+    if not others:
+        return
+    projection = st.session_state.get("latent_projection", "raw")
+    points = min(len(labels), inspect_cache.DEFAULT_LATENT_POINTS)
+    x_title, y_title = AXIS_TITLES[projection]
+    with st.container(key="latent_side_by_side"):
+        for column, each in zip(st.columns(len(others) + 1), [run, *others]):
+            with column:
+                run_heading(each.name)
+                try:
+                    codes = inspect_cache.encoded_test_set(each.name, run_mtime(each.name), _run=each)["codes"]
+                    xy = inspect_cache.projected(each.name, run_mtime(each.name), points, projection, 0, _codes=codes)
+                except Exception as exc:  # core errors carry one plain sentence
+                    st.error(str(exc))
+                    continue
+                table = pd.DataFrame({"index": np.arange(points), "x": xy[:, 0], "y": xy[:, 1],
+                                      "class": [class_names[int(c)] for c in labels[:points]],
+                                      "error": np.zeros(points)})
+                st.caption(f"Latent {each.config.model.latent}, {PROJECTIONS[projection]}")
+                show_chart(latent_scatter(table, "class", "Class", False, x_title, y_title, class_order=class_names)
+                           .properties(height=chart_height(320)), key=f"latent_side_{each.name}")
+
+
 def main() -> None:
     st.title("Latent space")
+    st.info(LOOK_FOR, icon=":material/visibility:")
     st.caption("Where the encoder puts every test image, and what the decoder makes of any point.")
     run = run_picker("Run", key="latent_run")
     if run is None:
@@ -304,6 +336,7 @@ def main() -> None:
         train_codes, train_labels = encoded_train["codes"], encoded_train["labels"]
     picked = scatter_section(run, codes, labels.numpy(), errors, dataset, test_indices, images, labels, scale,
                              train_codes, train_labels)
+    latent_side_by_side(run, dataset.class_names, labels.numpy())
     origin = picked if picked is not None else 0
     explore_section(run, codes, labels.numpy(), origin, dataset.class_names, scale)
     interpolation_section(run, images, labels.numpy(), origin, dataset.class_names, scale)

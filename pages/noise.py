@@ -22,6 +22,9 @@ IMAGES_SHOWN = 8
 DEFAULT_RUNS = 3
 
 
+LOOK_FOR = ("**What to look for:** how fast each run's error grows with the noise factor; a denoising "
+             "autoencoder's curve should stay low where a plain one's rises.")
+
 def data_key(row: dict) -> tuple:
     """Runs are comparable when they saw the same dataset at the same image shape."""
     return (row.get("dataset"), row.get("folder"), row.get("image_shape"))
@@ -68,6 +71,7 @@ def shape_text(shape) -> str:
 
 def main() -> None:
     st.title("Noise")
+    st.info(LOOK_FOR, icon=":material/visibility:")
     st.caption("Add Gaussian noise to test images (x + f·N(0, 1), clipped to [0, 1]) and see what "
                "each run makes of them. A denoising autoencoder was trained on noisy inputs and "
                "should hold up better as the noise factor grows.")

@@ -412,3 +412,21 @@ def test_a_named_run_whose_name_is_taken_is_kept_and_says_so(registry):
     rewritten = registry.wait(registry.start(config(epochs=1, name="my run")), WAIT)
     assert rewritten.run_name == "my-run" and "'my run' is not a valid run name" in rewritten.message
     assert sorted(r["name"] for r in list_runs(registry.root)) == ["mine", "mine-2", "my-run"]
+
+
+def test_a_probe_does_not_wait_behind_training_jobs(registry):
+    """Issue 8: the Classifier page's probe starts at once, even while training fills every slot
+    and more training waits in the queue; and it takes no training slot."""
+    from core.analysis import ProbeConfig
+
+    run_name = saved_run(registry)  # max_concurrent=1
+    running = registry.start(long_config())
+    queued = registry.start(long_config())
+    wait_until(lambda: registry.snapshot(running).status == "running")
+    probe = registry.start_probe(run_name, ProbeConfig(epochs=2, batch_size=64))
+    assert registry.snapshot(probe).queue_position is None
+    assert registry.wait(probe, WAIT).status == "finished"
+    assert registry.snapshot(queued).status == "queued"  # the probe did not let it jump in
+    registry.stop(queued)
+    registry.stop(running)
+    registry.wait(running, WAIT)

@@ -104,6 +104,10 @@ def model_form(start: ModelConfig, noise_start: float) -> tuple[ModelConfig, flo
                                         value=float(start.beta), step=0.1, key="cfg_beta"))
     mc.conditional = st.checkbox("Conditional (the label goes into encoder and decoder)", start.conditional,
                                  key="cfg_conditional")
+    if mc.conditional and mc.latent > 4:
+        # The style-transfer lesson fails silently otherwise (see the Generate page).
+        st.caption(f"A latent of {mc.latent} can hold the class itself, so the decoder may ignore the label; "
+                   "for style transfer (one code, every label) use a latent of 2.")
     noise = float(st.slider("Denoising noise factor (0 = plain autoencoder)", 0.0, 1.0, float(noise_start),
                             0.05, key="cfg_noise",
                             help="Training inputs get noise × N(0, 1) added; the target stays clean."))

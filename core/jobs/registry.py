@@ -327,19 +327,30 @@ class JobRegistry:
             while job.id in self._jobs:
                 job.id = secrets.token_hex(4)
             self._jobs[job.id] = job
-            self._queue.append(job.id)
+            if job.kind == "probe":
+                # A probe is a few seconds on a saved run: it neither waits behind training jobs
+                # nor takes a training slot (_training_count leaves it out).
+                self._launch(job)
+            else:
+                self._queue.append(job.id)
             self._start_waiting_jobs()
         return job.id
 
     def _start_waiting_jobs(self) -> None:
         """Start queued jobs while there is room; the caller holds self._lock."""
-        while self._queue and len(self._running) < self.max_concurrent and not self._shutting_down:
-            job = self._jobs[self._queue.popleft()]
-            self._running.add(job.id)
-            with job.lock:
-                job.status = "loading"
-                job.started_at = time.time()
-            threading.Thread(target=self._run, args=(job,), name=f"ae-lab-{job.kind}-{job.id}", daemon=True).start()
+        while self._queue and self._training_count() < self.max_concurrent and not self._shutting_down:
+            self._launch(self._jobs[self._queue.popleft()])
+
+    def _training_count(self) -> int:
+        return sum(1 for job_id in self._running if self._jobs[job_id].kind != "probe")
+
+    def _launch(self, job: _Job) -> None:
+        """Run `job` now, in its own thread; the caller holds self._lock."""
+        self._running.add(job.id)
+        with job.lock:
+            job.status = "loading"
+            job.started_at = time.time()
+        threading.Thread(target=self._run, args=(job,), name=f"ae-lab-{job.kind}-{job.id}", daemon=True).start()
 
     def _run(self, job: _Job) -> None:
         try:
