@@ -77,13 +77,10 @@ def layer_section(cfg: RunConfig) -> bool:
     st.metric("Parameters", f"{total:,}")
     table = pd.DataFrame(rows).rename(columns={"layer": "Layer", "output_shape": "Output shape",
                                                "params": "Parameters"})
+    # Columns sized to their content (nothing truncated, issue 8); a table wider than its column
+    # scrolls sideways instead of cutting the layer names.
     st.dataframe(table, hide_index=True, key="layer_table", height=min(36 * (len(table) + 1) + 4, 560),
-                 # The table sits in a narrow column: the long layer names give way so that the
-                 # parameter counts stay visible.
-                 column_config={"Layer": st.column_config.TextColumn(width="medium"),
-                                "Output shape": st.column_config.TextColumn(width="small"),
-                                "Parameters": st.column_config.NumberColumn(format="localized",
-                                                                            width="small")})
+                 column_config={"Parameters": st.column_config.NumberColumn(format="localized")})
     return True
 
 
@@ -120,7 +117,7 @@ def settings_section() -> tuple[RunConfig, bool]:
     fit_defaults_to_data(data_cfg, train_count)
     if st.session_state.pop(CLEAR_NAME_KEY, False):
         st.session_state["cfg_name"] = ""
-    left, right = st.columns([4, 3], gap="large")
+    left, right = st.columns([1, 1], gap="large")
     with left:
         cfg = model_and_training_form(data_cfg, st.session_state.get(FORM_KEY), train_count)
     st.session_state[FORM_KEY] = cfg
