@@ -94,3 +94,19 @@ def test_a_damaged_run_is_listed_as_damaged_and_can_be_deleted(app_runs):
     at.button(key="delete_run").click().run()
     assert not at.exception
     assert sorted(r["name"] for r in list_runs(app_runs)) == ["tiny-cond", "tiny-conv", "tiny-denoise"]
+
+
+def test_results_come_first_and_curves_go_against_steps_with_best_epochs(app_runs):
+    """Issue 8: names and metrics before the settings; loss against optimiser steps (the
+    batch-size lesson) with a diamond at each run's best epoch; no 'per epoch per epoch'."""
+    at = runs_page(compare_runs=["tiny-conv", "tiny-denoise"], compare_x="step")
+    columns = list(runs_table(at).columns)
+    assert columns[:6] == ["Run", "Dataset", "Test MSE", "Validation loss", "Best epoch", "Stopped at"]
+    # The lines' data, then the best-epoch marks' (one validation point per run).
+    lines, best = sorted((frame for title, frame in charts(at) if title == "Loss per optimiser step"),
+                         key=len, reverse=True)
+    # digits: 1437 training images in batches of 64 make 23 steps per epoch.
+    assert sorted(set(lines["step"])) == [23, 46]
+    assert set(best["split"]) == {"validation"} and sorted(best["run"]) == ["tiny-conv", "tiny-denoise"]
+    at.radio(key="compare_quantity").set_value("seconds per epoch").run()
+    assert "Seconds per epoch" in dict(charts(at)) and not any("per epoch per epoch" in str(t) for t, _ in charts(at))

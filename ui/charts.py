@@ -199,10 +199,10 @@ def compare_chart(frame: pd.DataFrame, quantity: str, run_colors: dict[str, str]
     x: "epoch", "step" or "elapsed" (COMPARE_X). best_epochs (run -> epoch) adds a large
     diamond on each run's best validation point: where early stopping kept the weights."""
     y_title = COMPARE_QUANTITIES[quantity][2] if quantity in COMPARE_QUANTITIES else quantity
-    per = "epoch" if x == "epoch" else {"step": "step", "elapsed": "time"}[x]
     # "Seconds per epoch" is already per epoch: no "per epoch" twice.
     title = quantity[:1].upper() + quantity[1:]
-    title = title if quantity in TIME_QUANTITIES else f"{title} per {per}"
+    if quantity not in TIME_QUANTITIES:
+        title += {"epoch": " per epoch", "step": " per optimiser step", "elapsed": " over training time"}[x]
     pick = _legend_highlight("run")
     x_axis = alt.Axis(tickMinStep=1, format="d") if x in ("epoch", "step") else alt.Axis(format=NUMBER_FORMAT)
     color = _run_color(frame, run_colors, title="run", legend=alt.Legend(orient="bottom", columns=2, labelLimit=400))
