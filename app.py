@@ -18,6 +18,7 @@ SECTIONS = {
         ("data.py", "Data", ":material/dataset:"),
         ("train.py", "Train", ":material/model_training:"),
         ("runs.py", "Runs", ":material/table_chart:"),
+        ("experiments.py", "Experiments", ":material/science:"),
     ],
     "Inspect": [
         ("reconstructions.py", "Reconstructions", ":material/compare:"),

@@ -165,7 +165,8 @@ def _add_experiment_commands(commands, default_root: str) -> None:
     what = ex.add_argument_group("experiment")
     what.add_argument("--preset", choices=list(PRESETS), help="a homework question's experiment")
     what.add_argument("--grid", action="append", default=[], metavar="PATH=VALUES",
-                      help="a factor and its values, e.g. model.latent=2,4,6 (repeat for a product)")
+                      help="a factor and its values, e.g. model.latent=2,4,6 (repeat for a product; with "
+                           "--preset it replaces that factor's values, e.g. data.exclude_classes=[1],[7])")
     _add_run_options(ex, required=False)
     _add_experiment_output(ex, default_root)
     _add_ray_option(ex)
@@ -530,17 +531,18 @@ def _experiment_from_args(args: argparse.Namespace):
         return path.strip(), values.strip()
 
     if args.command == "experiment":
-        if bool(args.preset) == bool(args.grid):
-            raise UserError("Give either --preset NAME or one or more --grid path=values (not both).")
+        if not args.preset and not args.grid:
+            raise UserError("Give --preset NAME or one or more --grid path=values (with a preset, --grid "
+                            "replaces the values of that factor).")
         if args.preset:
             exp = preset_experiment(args.preset)
         else:
             base = RunConfig()
             base.train.epochs = DEFAULT_EPOCHS
             exp = ExperimentConfig(name="grid", base=base)
-            for text in args.grid:
-                path, values = split("grid", text)
-                exp.grid[path] = parse_values(values)
+        for text in args.grid:
+            path, values = split("grid", text)
+            exp.grid[path] = parse_values(values)
     else:
         preset = PRESETS["search"]
         exp = preset_experiment("search")

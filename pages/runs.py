@@ -28,7 +28,8 @@ TABLE_COLUMNS = {
     "best_epoch": "Best epoch", "stopped_at": "Stopped at", "status": "Status", "train_loss": "Train loss",
     "test_mae": "Test MAE", "model": "Model", "latent": "Latent", "vae": "VAE", "conditional": "Conditional",
     "dropout": "Dropout", "noise": "Noise", "optimizer": "Optimiser", "lr": "Learning rate",
-    "batch_size": "Batch", "epochs_run": "Epochs", "seconds": "Seconds", "created": "Created",
+    "batch_size": "Batch", "epochs_run": "Epochs", "seconds": "Seconds", "experiment": "Experiment",
+    "created": "Created",
 }
 # Runs that ended before their last epoch: early stopping, a Stop, a diverging loss.
 STOPPED_STATUSES = ("early_stopped", "stopped", "diverged")

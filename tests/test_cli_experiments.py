@@ -45,10 +45,12 @@ def test_experiment_grid_prints_every_run_and_the_best_then_lists_it(tmp_path):
 
 
 def test_anomaly_preset_reports_an_auc_per_held_out_class(tmp_path):
-    code, out, err = run_main("experiment", "--preset", "anomaly", *BASE, "--out", str(tmp_path), "--jobs", "2")
+    # --grid with a preset replaces that factor's values
+    code, out, err = run_main("experiment", "--preset", "anomaly", "--grid", "data.exclude_classes=[1],[7]", *BASE,
+                              "--out", str(tmp_path), "--jobs", "2")
     assert code == 0, err
     runs = last_json(out)["runs"]
-    assert [r["held_out"] for r in runs] == [[0], [4], [7]]
+    assert [r["held_out"] for r in runs] == [[1], [7]]
     assert all(0.0 <= r["auc"] <= 1.0 for r in runs)
 
 
@@ -67,7 +69,7 @@ def test_search_adds_trials_pruned_best_params_and_importances(tmp_path):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["experiment", *BASE], "Give either --preset"),
+    (["experiment", *BASE], "Give --preset NAME or one or more --grid"),
     (["experiment", "--grid", "model.latnt=2,4", *BASE], "'model.latnt' is not a setting"),
     (["experiment", "--grid", "model.latent", *BASE], "needs the form path=values"),
     (["search", "--space", "train.lr=0:1:log", *BASE], "log-scale range must start above 0"),

@@ -237,3 +237,19 @@ def test_anomaly_report_scores_the_held_out_class_of_the_test_split():
     test_labels = data.split("test")[1].numpy()
     assert report.is_anomaly.tolist() == (test_labels == 3).tolist()
     assert report.auc == 1.0 and report.errors[test_labels != 3].max() == 0.0
+
+
+def test_only_the_owner_or_the_server_stops_an_experiment(tmp_path):
+    from core.jobs import JobPermissionError
+
+    registry = JobRegistry(root=tmp_path, max_concurrent=1)
+    manager = ExperimentManager(registry, poll_seconds=0.05)
+    name = manager.start(ExperimentConfig(name="owned", base=digits_base(epochs=50, limit=600),
+                                          grid={"model.latent": [2, 4]}), owner="student-a")
+    with pytest.raises(JobPermissionError, match="another browser"):
+        manager.stop(name, by="student-b")
+    assert manager.is_running(name)
+    manager.stop(name, by="student-a")
+    record = manager.wait(name, timeout=120)
+    assert record["status"] == "stopped" and record["owner"] == "student-a"
+    assert all(job.owner == "student-a" for job in registry.snapshots())

@@ -76,6 +76,14 @@ def get_runner():
     return runner_from_address(os.environ.get(RAY_ADDRESS_ENV, ""))
 
 
+@st.cache_resource
+def get_experiments():
+    """The experiments of this server (core.experiments.ExperimentManager over the registry)."""
+    from core.experiments import ExperimentManager
+
+    return ExperimentManager(get_registry(), root=checkpoints_root())
+
+
 def active_jobs() -> list:
     """Snapshots of the jobs that are queued, loading or running, newest first."""
     return [job for job in get_registry().snapshots() if job.status in ACTIVE_STATUSES]

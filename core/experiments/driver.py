@@ -21,6 +21,7 @@ from core.checkpoints import CheckpointError, run_summary
 from core.experiments.config import ExperimentConfig, describe_factors, expand_grid, variant_config
 from core.experiments.store import (ACTIVE_STATUSES, ExperimentError, list_records, load_record, save_record,
                                     unique_experiment_name)
+from core.jobs import JobPermissionError
 
 # Job statuses that still change (core.jobs' queued / loading / running).
 JOB_ACTIVE = ("queued", "loading", "running")
@@ -155,7 +156,7 @@ class _Driver:
     def _start_variant(self, variant: dict, extra_info: dict | None = None) -> None:
         cfg = variant_config(self.exp, variant["factors"], variant["index"])
         info = {"experiment": self.exp.name, "factors": variant["factors"], **(extra_info or {})}
-        job_id = self.registry.start(cfg, info=info)
+        job_id = self.registry.start(cfg, owner=self.record.get("owner"), info=info)
         with self.lock:
             variant.update(job=job_id, status="queued", total_epochs=cfg.train.epochs)
 
@@ -345,14 +346,15 @@ class ExperimentManager:
         self._lock = threading.Lock()
         self._drivers: dict[str, _Driver] = {}
 
-    def start(self, exp: ExperimentConfig) -> str:
-        """Save and start `exp` (its name made unique among the saved experiments); returns the name."""
+    def start(self, exp: ExperimentConfig, owner: str | None = None) -> str:
+        """Save and start `exp` (its name made unique among the saved experiments); returns the name.
+        `owner` (a browser's id) owns its jobs too: only that owner, or the server, stops them."""
         exp.check()
         with self._lock:
             name = unique_experiment_name(self.root, exp.name)
             exp = replace(exp, name=name)
             variants = [] if exp.search else [new_variant(i, f) for i, f in enumerate(expand_grid(exp))]
-            record = {"name": name, "config": exp.to_dict(), "status": "queued", "message": "",
+            record = {"name": name, "config": exp.to_dict(), "owner": owner, "status": "queued", "message": "",
                       "created": _now_iso(), "started_at": None, "finished_at": None, "seconds": None,
                       "variants": variants, "best": None, "search": None}
             save_record(self.root, record)
@@ -361,13 +363,18 @@ class ExperimentManager:
         driver.thread.start()
         return name
 
-    def stop(self, name: str) -> None:
+    def stop(self, name: str, by: str | None = None) -> None:
         """Stop the whole experiment: queued variants are dropped, running ones stop after their
-        current batch (and are saved with their best weights), finished ones are kept."""
+        current batch (and are saved with their best weights), finished ones are kept. `by`: who
+        asks (an owner id; None is the server itself, which always may)."""
         with self._lock:
             driver = self._drivers.get(name)
         if driver is None or driver.done.is_set():
             return
+        owner = driver.record.get("owner")
+        if by is not None and owner is not None and by != owner:
+            raise JobPermissionError(f"Experiment {name} was started in another browser; only that browser "
+                                  "or the teacher can stop it.")
         with driver.lock:
             driver.record["status"] = "stopping"
         driver.stop_event.set()

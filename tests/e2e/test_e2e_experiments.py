@@ -1,0 +1,60 @@
+"""An experiment from the browser: the latent-sizes preset on the built-in digits (1 epoch, 300
+images, so the five runs take seconds), started from the Experiments page, watched live, and its
+loss-against-latent chart drawn with one point per latent size. Read from the page only."""
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from lab import POINT_MARKS, keyed
+from streamlit_ui import (
+    RERUN_TIMEOUT_MS,
+    TRAINING_TIMEOUT_MS,
+    assert_no_traceback,
+    choose,
+    expect_images_loaded,
+    go_to,
+    main,
+    open_app,
+    set_number,
+    wait_for_script,
+)
+
+LATENT_SIZES = 5
+
+
+def test_latent_sizes_preset_from_the_page(start_app, new_page, shot):
+    server = start_app(max_jobs=2)
+    page = new_page()
+    open_app(page, server.url)
+    go_to(page, "Experiments")
+
+    choose(page, "Preset", "Latent sizes")
+    set_number(page, "Epochs per run", 1)
+    set_number(page, "Image limit (0 = all)", 300)
+    expect(main(page)).to_contain_text("bottleneck")  # the question it answers
+    expect(main(page)).to_contain_text(f"{LATENT_SIZES} runs")
+    expect(main(page)).to_contain_text("images/s")  # the time estimate from this machine's speed
+    shot(page, "experiments-preset")
+
+    page.get_by_role("button", name="Start experiment").click()
+    wait_for_script(page)
+    live = keyed(page, "exp_live")
+    expect(live).to_be_visible()
+    expect(live).to_contain_text("latent 32")  # every variant is in the live table at once
+    shot(page, "experiments-live")
+
+    expect(live).to_contain_text(re.compile(r"latent-sizes: finished"), timeout=TRAINING_TIMEOUT_MS)
+    expect(live).to_contain_text(f"{LATENT_SIZES} runs saved")
+    assert "experiment=latent-sizes" in page.url  # the experiment shown is kept in the URL
+
+    # The view that answers the question: test MSE against latent size, one point per run.
+    factor_charts = keyed(page, "exp_factor_charts")
+    expect(factor_charts).to_contain_text("Test MSE against latent", timeout=RERUN_TIMEOUT_MS)
+    expect(factor_charts.locator(POINT_MARKS).nth(LATENT_SIZES - 1)).to_be_attached(timeout=RERUN_TIMEOUT_MS)
+    expect(keyed(page, "exp_small_multiples")).to_contain_text("latent 16")
+    expect_images_loaded(keyed(page, "exp_reconstructions"), at_least=LATENT_SIZES + 1)
+    assert_no_traceback(page)
+    keyed(page, "exp_factor_charts").scroll_into_view_if_needed()
+    shot(page, "experiments-results")

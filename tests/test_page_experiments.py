@@ -1,0 +1,157 @@
+"""The Experiments page (AppTest): a preset chosen shows its question, plan and time estimate;
+Start queues every variant with a live table; the result views carry the right series; a search
+and an anomaly experiment saved earlier (a restarted server) show their own views."""
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+from apptest_helpers import charts, open_app_page
+from core.config import DataConfig, RunConfig, TrainConfig
+from core.experiments import ExperimentManager, SearchConfig, ParamSpace, preset_experiment
+from core.jobs import JobRegistry
+
+PAGE = "pages/experiments.py"
+TINY = {"exp_epochs": 1, "exp_limit": 300}
+
+
+def tiny_base(epochs: int = 1, limit: int = 300) -> RunConfig:
+    return RunConfig(data=DataConfig(dataset="digits", limit=limit), train=TrainConfig(epochs=epochs, device="cpu"))
+
+
+def chart(at, title: str, column: str | None = None):
+    """The data of the chart titled `title` (of a layered chart: its first layer whose data has `column`)."""
+    found = [frame for t, frame in charts(at) if t == title and (column is None or column in frame)]
+    assert found, f"no chart titled {title!r}; charts: {[t for t, _ in charts(at)]}"
+    return found[0]
+
+
+def table(at, container: str):
+    """The st.dataframe inside the keyed container (AppTest does not expose a read-only table's key)."""
+    return at.main.get_by_key(container).dataframe[0].value
+
+
+def set_tiny(at, preset: str):
+    at.selectbox(key="exp_preset").set_value(preset).run()
+    for key, value in TINY.items():
+        at.number_input(key=key).set_value(value).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def wait_until_done(at, name: str, timeout: float = 240):
+    from ui.state import get_experiments
+
+    deadline = time.monotonic() + timeout
+    while get_experiments().is_running(name):
+        assert time.monotonic() < deadline, "the experiment did not finish in time"
+        time.sleep(0.5)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_preset_shows_its_question_plan_and_a_time_estimate(no_runs):
+    at = set_tiny(open_app_page(PAGE), "latent-sizes")
+    assert any("bottleneck" in info.value for info in at.info)  # the question
+    plan = table(at, "exp_plan")
+    assert plan["latent"].tolist() == ["2", "4", "8", "16", "32"]
+    estimate = " ".join(m.value for m in at.markdown)
+    assert "5 runs" in estimate and "about" in estimate and "images/s" in estimate
+    assert not at.error
+    assert at.button(key="exp_start").disabled is False
+
+
+def test_a_custom_grid_plans_the_product_of_the_chosen_values(no_runs):
+    at = set_tiny(open_app_page(PAGE), "custom")
+    assert any("Choose at least one value" in info.value for info in at.info)
+    at.multiselect(key="exp_factor_model.latent").set_value([2, 8]).run()
+    at.multiselect(key="exp_factor_model.dropout").set_value([0.0, 0.5]).run()
+    plan = table(at, "exp_plan")
+    assert len(plan) == 4 and set(plan.columns) >= {"latent", "dropout"}
+    assert "4 runs" in " ".join(m.value for m in at.markdown)
+
+
+def test_start_queues_every_variant_then_the_views_answer_the_question(no_runs, monkeypatch):
+    monkeypatch.setenv("AE_LAB_MAX_JOBS", "2")
+    at = set_tiny(open_app_page(PAGE), "latent-sizes")
+    at.button(key="exp_start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params["experiment"] == "latent-sizes"  # the experiment shown is in the URL
+    variants = table(at, "exp_live")  # the live table, every variant listed at once
+    assert variants["variant"].tolist() == [f"latent {z}" for z in (2, 4, 8, 16, 32)]
+    assert set(variants["status"]) <= {"queued", "loading", "running", "finished"}
+
+    at = wait_until_done(at, "latent-sizes")
+    variants = table(at, "exp_live")
+    assert variants["status"].tolist() == ["finished"] * 5 and variants["run"].notna().all()
+    curves = chart(at, "Loss per epoch of every variant (same axes)")
+    assert sorted(set(curves["variant"])) == sorted(f"latent {z}" for z in (2, 4, 8, 16, 32))
+    assert set(curves["split"]) == {"train", "validation"}
+    by_latent = chart(at, "Test MSE against latent")
+    assert sorted(by_latent["latent"].tolist()) == [2, 4, 8, 16, 32] and by_latent["test_mse"].notna().all()
+    gap = chart(at, "Train vs validation loss (best epoch): the gap shows over-fitting")
+    assert len(gap) == 10 and set(gap["split"]) == {"train", "validation"}
+    # originals + one row per variant, the same test images in each
+    assert len(at.main.get_by_key("exp_reconstructions").get("image")) == 6
+
+    at.button(key="exp_best").click().run()
+    best = variants.loc[variants["validation loss"].idxmin(), "run"]
+    assert at.session_state["selected_run"] == best
+
+
+@pytest.fixture(scope="module")
+def saved_experiments(tmp_path_factory):
+    """A search and an anomaly experiment run once, as a previous server left them."""
+    root = tmp_path_factory.mktemp("saved_experiments")
+    manager = ExperimentManager(JobRegistry(root=root, max_concurrent=2), poll_seconds=0.05)
+    search = preset_experiment("search", tiny_base(epochs=2, limit=400), "lr-search")
+    search.search = SearchConfig(space={"train.lr": ParamSpace("float", 1e-3, 3e-2, log=True),
+                                        "model.latent": ParamSpace("categorical", choices=[2, 8])},
+                                 trials=4, prune_startup_trials=2)
+    anomaly = preset_experiment("anomaly", tiny_base(limit=600), "held-out")
+    anomaly.grid = {"data.exclude_classes": [[0], [7]]}
+    for exp in (search, anomaly):
+        record = manager.wait(manager.start(exp), timeout=300)
+        assert record["status"] == "finished", record["message"]
+    return root
+
+
+@pytest.fixture
+def app_experiments(saved_experiments, tmp_path, monkeypatch):
+    root = tmp_path / "checkpoints"
+    shutil.copytree(saved_experiments, root)
+    monkeypatch.setenv("AE_LAB_CHECKPOINTS", str(root))
+    return root
+
+
+def test_a_saved_search_shows_history_trials_importances_and_parallel_coordinates(app_experiments):
+    at = open_app_page(PAGE, {"exp_shown": "lr-search"})
+    assert at.selectbox(key="exp_shown").value == "lr-search"
+    history = chart(at, "Optimisation history (line: best so far)", column="best")  # the best-so-far line
+    points = max((f for t, f in charts(at) if t == "Optimisation history (line: best so far)"), key=len)
+    assert sorted(points["trial"].tolist()) == [0, 1, 2, 3]  # every trial, pruned ones at their last epoch
+    assert set(history["state"]) == {"complete"} and history["best"].is_monotonic_decreasing
+    trials = table(at, "exp_search_charts")
+    assert len(trials) == 4 and {"train.lr", "model.latent", "state"} <= set(trials.columns)
+    complete = (trials["state"] == "complete").sum()
+    titles = [t for t, _ in charts(at)]
+    assert ("Parameter importances (Optuna, fANOVA)" in titles) == (complete >= 3)
+    if complete >= 2:
+        coords = chart(at, "Parallel coordinates of the completed trials")
+        assert set(coords["setting"]) == {"train.lr", "model.latent"}
+        assert coords["position"].between(0, 1).all()
+
+
+def test_a_saved_anomaly_experiment_shows_auc_roc_and_error_histograms(app_experiments):
+    at = open_app_page(PAGE, {"exp_shown": "held-out"})
+    aucs = [m for m in at.metric if m.label.startswith("AUC")]
+    assert [m.label for m in aucs] == ["AUC, exclude classes 0", "AUC, exclude classes 7"]
+    assert all(0.0 <= float(m.value) <= 1.0 for m in aucs)
+    roc = [frame for t, frame in charts(at) if t == "ROC: the held-out class against the rest" and "variant" in frame]
+    assert len(roc) == 1 and len(set(roc[0]["variant"])) == 2
+    assert roc[0]["fpr"].between(0, 1).all() and roc[0]["tpr"].max() == 1.0
+    histogram = [frame for t, frame in charts(at) if t and t.startswith("Errors of normal vs held-out")][0]
+    assert set(histogram["group"]) == {"normal", "held out"}

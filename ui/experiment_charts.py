@@ -1,0 +1,230 @@
+"""Altair charts of the Experiments page: the live small multiples, a final metric against each
+factor, the train-vs-validation gap, the noise sweep, anomaly histograms and ROC, and a search's
+history, importances and parallel coordinates. Builders take plain data and return charts; the
+page shows them with ui.projector.show_chart (shared palette and fonts). Variants are coloured
+with their run's colour (ui.palette), so a run looks the same here and on every other page."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import altair as alt
+import pandas as pd
+
+from ui.palette import REFERENCE_COLOR, run_scale
+
+SPLIT_ORDER = ["train", "validation"]
+
+
+def _variant_color(frame: pd.DataFrame, colors: dict[str, str] | None, field: str = "variant",
+                   title: str | None = "variant", legend: bool = True) -> alt.Color:
+    shown = list(dict.fromkeys(frame[field].tolist()))
+    return alt.Color(f"{field}:N", title=title, scale=run_scale(shown, colors or {}), sort=shown,
+                     legend=alt.Legend(orient="bottom", columns=3, labelLimit=400) if legend else None)
+
+
+# ---------------------------------------------------------------- live
+
+def curves_frame(histories: dict[str, Sequence[dict]]) -> pd.DataFrame:
+    """Long table (variant, epoch, split, loss) of each variant's per-epoch losses."""
+    rows = []
+    for variant, history in histories.items():
+        for record in history:
+            record = record if isinstance(record, dict) else vars(record)
+            for split, key in (("train", "train_loss"), ("validation", "val_loss")):
+                value = record.get(key)
+                if value is not None and math.isfinite(value):
+                    rows.append({"variant": variant, "epoch": int(record["epoch"]), "split": split,
+                                 "loss": float(value)})
+    return pd.DataFrame(rows, columns=["variant", "epoch", "split", "loss"])
+
+
+def small_multiples_chart(frame: pd.DataFrame, order: Sequence[str], epochs: int, columns: int = 4) -> alt.FacetChart:
+    """One panel per variant, the same axes in every panel (the x axis spans every epoch planned,
+    so a panel fills in as its run trains)."""
+    return (
+        alt.Chart(frame)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(domain=[1, max(epochs, 2)]),
+                    axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
+            color=alt.Color("split:N", title=None, sort=SPLIT_ORDER, legend=alt.Legend(orient="bottom")),
+            tooltip=["variant:N", "split:N", "epoch:Q", alt.Tooltip("loss:Q", format=".5f")],
+        )
+        .properties(width=180, height=130)
+        .facet(facet=alt.Facet("variant:N", title=None, sort=list(order), header=alt.Header(labelLimit=260)),
+               columns=columns)
+        .properties(title="Loss per epoch of every variant (same axes)")
+    )
+
+
+# ---------------------------------------------------------------- results
+
+def _log_scale(values: Sequence[float]) -> bool:
+    positive = [v for v in values if v > 0]
+    return len(positive) == len(values) and len(values) > 1 and max(values) / min(values) >= 8
+
+
+def metric_vs_factor_chart(frame: pd.DataFrame, factor: str, metric: str, metric_title: str,
+                           other: str | None = None, colors: dict[str, str] | None = None) -> alt.Chart:
+    """`metric` against one factor: a line over a numeric factor (log scale when it spans a wide
+    range, e.g. latent 2..32), bars otherwise; a second factor splits them (colour, side by side)."""
+    data = frame.dropna(subset=[metric]).copy()
+    numeric = pd.api.types.is_numeric_dtype(data[factor]) and not pd.api.types.is_bool_dtype(data[factor])
+    title = f"{metric_title} against {factor}"
+    tooltip = ["variant:N", alt.Tooltip(f"{metric}:Q", format=".5f")]
+    if other is not None:
+        data[other] = data[other].astype(str)
+        color = alt.Color(f"{other}:N", title=other, legend=alt.Legend(orient="bottom"))
+    else:
+        color = _variant_color(data, colors, legend=False)
+    if numeric:
+        scale = alt.Scale(type="log", base=2) if _log_scale(data[factor].tolist()) else alt.Scale(zero=False)
+        values = sorted(set(data[factor].tolist()))
+        chart = alt.Chart(data, title=title).mark_line(point=alt.OverlayMarkDef(size=90)).encode(
+            x=alt.X(f"{factor}:Q", title=factor, scale=scale, axis=alt.Axis(values=values, format="~g")),
+            y=alt.Y(f"{metric}:Q", title=metric_title, scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
+            tooltip=tooltip)
+        if other is not None:
+            return chart.encode(color=color)
+        # One grey line through the variants, each point in its run's colour.
+        points = alt.Chart(data).mark_point(size=120, filled=True, opacity=1).encode(
+            x=f"{factor}:Q", y=f"{metric}:Q", color=color, tooltip=tooltip)
+        return alt.layer(chart.encode(color=alt.value(REFERENCE_COLOR)).properties(title=""), points, title=title)
+    data[factor] = data[factor].astype(str)
+    encoding = {"x": alt.X(f"{factor}:N", title=factor, sort=list(dict.fromkeys(data[factor]))),
+                "y": alt.Y(f"{metric}:Q", title=metric_title, axis=alt.Axis(format="~g")),
+                "color": color, "tooltip": tooltip}
+    if other is not None:
+        encoding["xOffset"] = alt.XOffset(f"{other}:N")
+    return alt.Chart(data, title=title).mark_bar().encode(**encoding)
+
+
+def gap_frame(variants: Sequence[dict]) -> pd.DataFrame:
+    rows = []
+    for v in variants:
+        if v.get("train_loss") is None or v.get("val_loss") is None:
+            continue
+        for split, key in (("train", "train_loss"), ("validation", "val_loss")):
+            rows.append({"variant": v["label"], "split": split, "loss": float(v[key]),
+                         "gap": float(v["val_loss"]) - float(v["train_loss"])})
+    return pd.DataFrame(rows, columns=["variant", "split", "loss", "gap"])
+
+
+def gap_chart(frame: pd.DataFrame, order: Sequence[str]) -> alt.Chart:
+    """Train and validation loss of each variant's kept (best) epoch side by side; the tooltip
+    gives the gap (validation minus train: over-fitting when it grows)."""
+    return (
+        alt.Chart(frame, title="Train vs validation loss (best epoch): the gap shows over-fitting")
+        .mark_bar()
+        .encode(
+            y=alt.Y("variant:N", title=None, sort=list(order), axis=alt.Axis(labelLimit=300)),
+            yOffset=alt.YOffset("split:N", sort=SPLIT_ORDER),
+            x=alt.X("loss:Q", title="loss", axis=alt.Axis(format="~g")),
+            color=alt.Color("split:N", title=None, sort=SPLIT_ORDER, legend=alt.Legend(orient="bottom")),
+            tooltip=["variant:N", "split:N", alt.Tooltip("loss:Q", format=".5f"),
+                     alt.Tooltip("gap:Q", title="validation - train", format="+.5f")],
+        )
+        .properties(height=alt.Step(14))
+    )
+
+
+def noise_sweep_chart(frame: pd.DataFrame, colors: dict[str, str] | None = None) -> alt.Chart:
+    """Reconstruction MSE against the clean images as the input noise rises, one line per variant."""
+    return (
+        alt.Chart(frame, title="Reconstruction error as the input noise rises")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("noise:Q", title="noise factor of the input"),
+            y=alt.Y("mse:Q", title="MSE against the clean image", axis=alt.Axis(format="~g")),
+            color=_variant_color(frame, colors),
+            tooltip=["variant:N", "noise:Q", alt.Tooltip("mse:Q", format=".5f")],
+        )
+    )
+
+
+def anomaly_histogram(frame: pd.DataFrame, title: str) -> alt.Chart:
+    """Per-image reconstruction error of normal and held-out test images, overlaid."""
+    return (
+        alt.Chart(frame, title=title)
+        .mark_bar(opacity=0.6, binSpacing=0)
+        .encode(
+            x=alt.X("error:Q", bin=alt.Bin(maxbins=40), title="reconstruction MSE of one test image"),
+            y=alt.Y("count():Q", title="images", stack=None),
+            color=alt.Color("group:N", title=None, sort=["normal", "held out"], legend=alt.Legend(orient="bottom")),
+            tooltip=["group:N", alt.Tooltip("count():Q", title="images")],
+        )
+    )
+
+
+def roc_chart(frame: pd.DataFrame, colors: dict[str, str] | None = None) -> alt.LayerChart:
+    """ROC curve per variant (legend: variant and AUC) over the chance diagonal."""
+    diagonal = alt.Chart(pd.DataFrame({"fpr": [0.0, 1.0], "tpr": [0.0, 1.0]})).mark_line(
+        strokeDash=[4, 4], color=REFERENCE_COLOR).encode(x="fpr:Q", y="tpr:Q")
+    curves = alt.Chart(frame).mark_line(interpolate="step-after").encode(
+        x=alt.X("fpr:Q", title="false positive rate (normal images flagged)", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("tpr:Q", title="true positive rate (held-out images found)", scale=alt.Scale(domain=[0, 1])),
+        color=_variant_color(frame, colors, title="held-out class (AUC)"),
+        tooltip=["variant:N", alt.Tooltip("fpr:Q", format=".3f"), alt.Tooltip("tpr:Q", format=".3f")],
+    )
+    return alt.layer(diagonal, curves, title="ROC: the held-out class against the rest").properties(height=380)
+
+
+# ---------------------------------------------------------------- search
+
+def history_chart(frame: pd.DataFrame, objective_title: str, maximize: bool) -> alt.LayerChart:
+    """Each trial's objective (points, by state) and the best so far (a step line)."""
+    complete = frame[frame["state"] == "complete"].sort_values("trial").copy()
+    complete["best"] = complete["value"].cummax() if maximize else complete["value"].cummin()
+    points = alt.Chart(frame.dropna(subset=["value"])).mark_point(filled=True, size=80).encode(
+        x=alt.X("trial:Q", title="trial", axis=alt.Axis(tickMinStep=1, format="d")),
+        y=alt.Y("value:Q", title=objective_title, scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
+        color=alt.Color("state:N", title="trial", sort=["complete", "pruned", "failed"],
+                        legend=alt.Legend(orient="bottom")),
+        tooltip=["trial:Q", "state:N", alt.Tooltip("value:Q", format=".5f"), "settings:N"],
+    )
+    best = alt.Chart(complete).mark_line(interpolate="step-after", color=REFERENCE_COLOR).encode(
+        x="trial:Q", y="best:Q", tooltip=[alt.Tooltip("best:Q", title="best so far", format=".5f")])
+    return alt.layer(best, points, title="Optimisation history (line: best so far)")
+
+
+def importance_chart(importances: dict[str, float]) -> alt.Chart:
+    frame = pd.DataFrame({"setting": list(importances), "importance": list(importances.values())})
+    return alt.Chart(frame, title="Parameter importances (Optuna, fANOVA)").mark_bar().encode(
+        x=alt.X("importance:Q", title="share of the objective's variation", axis=alt.Axis(format="%")),
+        y=alt.Y("setting:N", title=None, sort="-x"),
+        tooltip=["setting:N", alt.Tooltip("importance:Q", format=".1%")],
+    )
+
+
+def parallel_coordinates_chart(frame: pd.DataFrame, params: Sequence[str], objective_title: str) -> alt.Chart:
+    """One line per completed trial across every searched setting (each axis scaled to its own
+    range, 0 = lowest, 1 = highest), coloured by the objective."""
+    long = []
+    for _, row in frame.iterrows():
+        for name in params:
+            long.append({"trial": int(row["trial"]), "setting": name, "raw": row[name], "value": row["value"]})
+    data = pd.DataFrame(long)
+    scaled = []
+    for name in params:
+        column = data[data["setting"] == name].copy()
+        numeric = pd.to_numeric(column["raw"], errors="coerce")
+        if numeric.notna().all():
+            low, high = numeric.min(), numeric.max()
+            column["position"] = 0.5 if high == low else (numeric - low) / (high - low)
+        else:  # categorical: evenly spaced in the order of first appearance
+            order = list(dict.fromkeys(column["raw"].astype(str)))
+            column["position"] = column["raw"].astype(str).map(
+                lambda v: order.index(v) / max(len(order) - 1, 1))
+        column["raw"] = column["raw"].astype(str)
+        scaled.append(column)
+    data = pd.concat(scaled, ignore_index=True)
+    return alt.Chart(data, title="Parallel coordinates of the completed trials").mark_line(point=True).encode(
+        x=alt.X("setting:N", title=None, sort=list(params)),
+        y=alt.Y("position:Q", title="low ← setting → high", axis=alt.Axis(format=".1f")),
+        detail="trial:N",
+        color=alt.Color("value:Q", title=objective_title, scale=alt.Scale(scheme="viridis")),
+        tooltip=["trial:N", "setting:N", alt.Tooltip("raw:N", title="value"),
+                 alt.Tooltip("value:Q", title=objective_title, format=".5f")],
+    )
