@@ -23,6 +23,7 @@ from core.config import DataConfig, RunConfig, TrainConfig
 from core.data import load_dataset
 from core.experiments import ExperimentManager, preset_experiment
 from core.jobs import JobRegistry
+from core.train import resolve_device
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "bench" / "experiments_results.json"
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "preset": "latent-sizes", "dataset": "MNIST-10k", "limit": args.limit,
         "train_images": len(dataset.splits["train"]), "epochs": args.epochs, "jobs": args.jobs,
-        "device": "cuda" if (args.device == "auto" and torch.cuda.is_available()) else args.device,
+        "device": str(resolve_device(args.device)),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "serial": serial, "concurrent": concurrent,
         "concurrent_over_serial": round(concurrent["seconds"] / serial["seconds"], 3),
     }

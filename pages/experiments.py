@@ -75,6 +75,14 @@ def images_per_s(cfg_json: str) -> float:
     return measure_images_per_s(cfg, dataset_for(cfg.data))
 
 
+def speed_key(base: RunConfig) -> str:
+    """What the speed depends on (the data's shape, the model, the optimiser and batch size), so
+    changing the epochs or the image limit does not measure again."""
+    train = TrainConfig(optimizer=base.train.optimizer, lr=base.train.lr, batch_size=base.train.batch_size,
+                        device=base.train.device)
+    return RunConfig(data=replace(base.data, limit=0, exclude_classes=[]), model=base.model, train=train).to_json()
+
+
 def duration_text(seconds: float) -> str:
     if seconds < 90:
         return f"{max(seconds, 1):.0f} s"
@@ -146,7 +154,7 @@ def new_experiment_section() -> None:
         planned_table(exp)
     try:
         dataset = dataset_for(base.data)
-        speed = images_per_s(exp.base.to_json())
+        speed = images_per_s(speed_key(exp.base))
     except (DataError, ValueError) as exc:
         st.error(str(exc))
         st.page_link("pages/data.py", label="Choose a dataset", icon=":material/dataset:")
@@ -157,7 +165,7 @@ def new_experiment_section() -> None:
     st.markdown(f"**{what}** × {epochs} epochs on {train_images:,} training images of {describe_data(base.data)}: "
                 f"about **{duration_text(estimate_seconds(exp, train_images, speed))}** one after the other "
                 f"(this machine trains the base model at {speed:,.0f} images/s; "
-                f"{get_registry().max_concurrent} run at a time).")
+                f"{get_registry().max_concurrent} at a time).")
     if st.button("Start experiment", key="exp_start", type="primary", icon=":material/play_arrow:"):
         start_experiment(exp)
 

@@ -113,7 +113,11 @@ def saved_experiments(tmp_path_factory):
                                  trials=4, prune_startup_trials=2)
     anomaly = preset_experiment("anomaly", tiny_base(limit=600), "held-out")
     anomaly.grid = {"data.exclude_classes": [[0], [7]]}
-    for exp in (search, anomaly):
+    denoising = preset_experiment("denoising", tiny_base(), "noise")
+    vae = preset_experiment("ae-vs-vae", tiny_base(), "vae")
+    vae.variants = vae.variants[:2]  # plain AE and one VAE
+    conditional = preset_experiment("conditional", tiny_base(), "cond")
+    for exp in (search, anomaly, denoising, vae, conditional):
         record = manager.wait(manager.start(exp), timeout=300)
         assert record["status"] == "finished", record["message"]
     return root
@@ -155,3 +159,18 @@ def test_a_saved_anomaly_experiment_shows_auc_roc_and_error_histograms(app_exper
     assert roc[0]["fpr"].between(0, 1).all() and roc[0]["tpr"].max() == 1.0
     histogram = [frame for t, frame in charts(at) if t and t.startswith("Errors of normal vs held-out")][0]
     assert set(histogram["group"]) == {"normal", "held out"}
+
+
+@pytest.mark.parametrize("name, container, images", [
+    ("noise", "exp_noise_sweep", 0),  # a chart, one line per noise factor trained with
+    ("vae", "exp_samples", 2),  # a row of samples per variant
+    ("cond", "exp_wrong_label", 2),  # the original and its decodings with every label
+])
+def test_preset_views_of_saved_experiments(app_experiments, name, container, images):
+    at = open_app_page(PAGE, {"exp_shown": name})
+    view = at.main.get_by_key(container)
+    assert len(view.get("image")) == images
+    if name == "noise":
+        sweep = chart(at, "Reconstruction error as the input noise rises")
+        assert sorted(set(sweep["variant"])) == ["noise factor 0", "noise factor 0.3", "noise factor 0.6"]
+        assert sweep.groupby("variant")["noise"].count().eq(11).all()
