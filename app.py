@@ -8,6 +8,7 @@ import streamlit as st
 from ui.owners import owner_id
 from ui.sidebar import render_sidebar
 from ui.state import restart_notice
+from ui.app_guard import app_running, resume_requested_page
 from ui.url_state import restore_from_url, start_run, write_to_url
 
 HERE = Path(__file__).parent
@@ -38,12 +39,16 @@ restore_from_url()
 start_run()
 
 # A page whose file is not there (yet) is left out rather than breaking the whole app.
+pages_by_file = {file[:-3]: st.Page(f"pages/{file}", title=title, icon=icon)
+                 for pages in SECTIONS.values() for file, title, icon in pages if (HERE / "pages" / file).is_file()}
 navigation = {
-    section: [st.Page(f"pages/{file}", title=title, icon=icon)
-              for file, title, icon in pages if (HERE / "pages" / file).is_file()]
+    section: [pages_by_file[file[:-3]] for file, _, _ in pages if file[:-3] in pages_by_file]
     for section, pages in SECTIONS.items()
 }
 page = st.navigation({section: pages for section, pages in navigation.items() if pages})
+app_running()
+# A link opened before app.py ever ran came through a page's through_app(): on to that page.
+resume_requested_page(pages_by_file)
 owner_id()  # this browser's id for the jobs it starts, kept in the URL across page switches
 restart_notice()
 sidebar_slot = st.sidebar.container()

@@ -11,6 +11,7 @@ from core.config import ModelConfig, RunConfig
 from ui import inspect_cache
 from ui.state import DATA_CONFIG_KEY, run_mtime
 from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
+from ui.app_guard import through_app
 
 RUN_KEY = "generate_run"
 SAMPLES_KEY = "generate_samples"
@@ -210,4 +211,5 @@ def main() -> None:
         st.error(str(exc))
 
 
+through_app(__file__)  # a link opened before app.py ever ran goes through it
 main()

@@ -29,6 +29,7 @@ from ui.state import (
 )
 from ui.widgets import show_grid, upscale_for
 from ui.projector import show_chart
+from ui.app_guard import through_app
 
 POLL_SECONDS = 0.5
 FORM_KEY = "train_form_config"  # the RunConfig the form showed last, so leaving the page keeps it
@@ -313,4 +314,5 @@ def main() -> None:
     live_section()
 
 
+through_app(__file__)  # a link opened before app.py ever ran goes through it
 main()
