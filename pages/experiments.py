@@ -34,6 +34,7 @@ from ui.projector import show_chart
 from ui.sidebar import describe_data
 from ui.state import (SELECTED_RUN_KEY, checkpoints_root, chosen_data_config, dataset_for, get_experiments,
                       get_registry, run_color_map, run_history, run_mtime)
+from ui.url_state import url_widget
 from ui.widgets import show_grid, upscale_for
 
 CUSTOM = "custom"
@@ -114,8 +115,7 @@ def planned_table(exp: ExperimentConfig) -> None:
 
 def start_experiment(exp: ExperimentConfig) -> None:
     name = get_experiments().start(exp, owner=owner_id())
-    st.query_params[EXPERIMENT_PARAM] = name
-    st.session_state[SHOWN_KEY] = name
+    st.session_state[SHOWN_KEY] = name  # shown below, and in the URL (ui.url_state)
     st.toast(f"Started experiment {name}.")
 
 
@@ -500,10 +500,6 @@ def results_section(record: dict) -> None:
 
 # ---------------------------------------------------------------- the page
 
-def shown_changed() -> None:
-    st.query_params[EXPERIMENT_PARAM] = st.session_state[SHOWN_KEY]
-
-
 def experiment_section() -> None:
     manager = get_experiments()
     records = manager.records()
@@ -514,13 +510,12 @@ def experiment_section() -> None:
     names = [r["name"] for r in records]
     titles = {r["name"]: PRESETS[r["config"]["preset"]].title if r["config"].get("preset") in PRESETS else "custom grid"
               for r in records}
-    wanted = st.query_params.get(EXPERIMENT_PARAM)
-    if st.session_state.get(SHOWN_KEY) not in names:  # a fresh tab: the URL's choice, else the newest
-        st.session_state[SHOWN_KEY] = wanted if wanted in names else names[0]
-    st.selectbox("Experiment shown", names, key=SHOWN_KEY, on_change=shown_changed,
-                 format_func=lambda n: f"{n} · {titles[n]}")
+    # The experiment shown travels in the URL (?experiment=): a reload or a shared link shows it.
+    url_widget(SHOWN_KEY, EXPERIMENT_PARAM, names[0], parse=str, valid=lambda n: n in names)
+    if st.session_state[SHOWN_KEY] not in names:  # e.g. its folder was deleted
+        st.session_state[SHOWN_KEY] = names[0]
+    st.selectbox("Experiment shown", names, key=SHOWN_KEY, format_func=lambda n: f"{n} · {titles[n]}")
     name = st.session_state[SHOWN_KEY]
-    st.query_params[EXPERIMENT_PARAM] = name
     record = manager.record(name)
     question = ExperimentConfig.from_dict(record["config"]).question
     if question:

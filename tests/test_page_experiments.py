@@ -79,7 +79,9 @@ def test_start_queues_every_variant_then_the_views_answer_the_question(no_runs, 
     at = set_tiny(open_app_page(PAGE), "latent-sizes")
     at.button(key="exp_start").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.query_params["experiment"] == "latent-sizes"  # the experiment shown is in the URL
+    # The experiment shown is bound to ?experiment= (ui.url_state writes it; the browser walk reads the URL).
+    assert at.session_state["exp_shown"] == "latent-sizes"
+    assert at.session_state["url_bound_widgets"]["experiment"] == "exp_shown"
     variants = table(at, "exp_live")  # the live table, every variant listed at once
     assert variants["variant"].tolist() == [f"latent {z}" for z in (2, 4, 8, 16, 32)]
     assert set(variants["status"]) <= {"queued", "loading", "running", "finished"}
@@ -147,6 +149,20 @@ def test_a_saved_search_shows_history_trials_importances_and_parallel_coordinate
         coords = chart(at, "Parallel coordinates of the completed trials")
         assert set(coords["setting"]) == {"train.lr", "model.latent"}
         assert coords["position"].between(0, 1).all()
+
+
+def test_a_link_with_the_experiment_in_its_url_shows_that_experiment(app_experiments):
+    from streamlit.testing.v1 import AppTest
+
+    from apptest_helpers import APP
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["experiment"] = "noise"
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="exp_shown").value == "noise"
+    assert chart(at, "Reconstruction error as the input noise rises") is not None
 
 
 def test_a_saved_anomaly_experiment_shows_auc_roc_and_error_histograms(app_experiments):
