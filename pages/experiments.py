@@ -26,6 +26,7 @@ from core.experiments.estimate import estimate_seconds, measure_images_per_s
 from core.experiments.presets import DEFAULT_EPOCHS
 from core.experiments.search import importances, load_study, trial_rows
 from core.jobs import JobPermissionError
+from ui.app_guard import through_app
 from ui.experiment_charts import (anomaly_histogram, curves_frame, gap_chart, gap_frame, history_chart,
                                   importance_chart, metric_vs_factor_chart, noise_sweep_chart,
                                   parallel_coordinates_chart, roc_chart, small_multiples_chart)
@@ -538,4 +539,5 @@ def main() -> None:
     experiment_section()
 
 
+through_app(__file__)  # a link opened before app.py ever ran goes through it
 main()
