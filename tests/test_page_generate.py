@@ -122,3 +122,17 @@ def test_no_runs_links_to_train(no_runs):
     assert any("No trained run yet" in i.value for i in at.info)
     assert [link.label for link in at.main.get("page_link")] == ["Go to Train"]
     assert not at.get("image")
+
+
+def test_conditional_lesson_explains_the_small_latent_and_sets_it_up(app_runs):
+    """Issue 8: a conditional run whose code could hold the class says so and offers a latent-2
+    run; the wrong-label grid has one column per label."""
+    at = open_page("tiny-cond")
+    assert any("4 dimensions" in w.value and "latent of 2" in w.value for w in at.warning)
+    grid = at.main.get_by_key("label_grid").get("image")
+    assert len(grid) == 1 and "left to right: 0, 1, 2" in grid[0].proto.imgs[0].caption
+    assert any("What to look for" in i.value for i in at.info)
+    at.button(key="generate_small_latent").click().run()
+    form = at.session_state["train_form_config"]
+    assert form.model.latent == 2 and form.model.conditional
+    assert at.number_input(key="cfg_latent").value == 2 and at.checkbox(key="cfg_conditional").value
