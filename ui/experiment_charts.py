@@ -39,7 +39,7 @@ def curves_frame(histories: dict[str, Sequence[dict]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["variant", "epoch", "split", "loss"])
 
 
-def small_multiples_chart(frame: pd.DataFrame, order: Sequence[str], epochs: int, columns: int = 4) -> alt.FacetChart:
+def small_multiples_chart(frame: pd.DataFrame, order: Sequence[str], epochs: int, columns: int = 3) -> alt.FacetChart:
     """One panel per variant, the same axes in every panel (the x axis spans every epoch planned,
     so a panel fills in as its run trains)."""
     return (
