@@ -253,3 +253,16 @@ def test_only_the_owner_or_the_server_stops_an_experiment(tmp_path):
     record = manager.wait(name, timeout=120)
     assert record["status"] == "stopped" and record["owner"] == "student-a"
     assert all(job.owner == "student-a" for job in registry.snapshots())
+
+
+def test_probe_accuracy_objective_trains_a_probe_per_run_and_picks_the_highest(tmp_path):
+    manager = ExperimentManager(JobRegistry(root=tmp_path, max_concurrent=2), poll_seconds=0.05)
+    exp = ExperimentConfig(name="probed", base=digits_base(limit=300), grid={"model.latent": [2, 8]},
+                           objective="probe_accuracy")
+    record = manager.wait(manager.start(exp), timeout=300)
+    assert record["status"] == "finished", record["message"]
+    accuracies = [v["probe_accuracy"] for v in record["variants"]]
+    assert all(a is not None and 0.0 <= a <= 1.0 for a in accuracies)
+    assert [v["status"] for v in record["variants"]] == ["finished", "finished"]  # not left "probing"
+    best = max(record["variants"], key=lambda v: v["probe_accuracy"])
+    assert record["best"] == {"run": best["run"], "value": best["probe_accuracy"], "label": best["label"]}
