@@ -38,7 +38,7 @@ def encoded_test_set(run_name: str, mtime: float, _run) -> dict:
 
 
 # Training images a small test set's scatter adds.
-TRAINING_POINTS = 2000
+TRAINING_POINTS = 1500
 
 
 @st.cache_data(max_entries=8, show_spinner="Encoding training images...")

@@ -14,7 +14,8 @@ from ui.palette import REFERENCE_COLOR, category_scale, run_scale
 # event: PICKED a test image (a point), PLANE any spot of the plane (nearest cell of a grid).
 PICKED = "picked"
 PLANE = "plane"
-PLANE_STEPS = 60  # grid cells per side: a click lands within 1/60 of the view of where it was
+PLANE_STEPS = 40  # grid cells per side: a click lands within 1/40 of the view of where it was
+SVG_MAX_POINTS = 4000  # visible points up to which the scatter stays SVG (more: a faster canvas)
 
 
 def plane_grid(x, y, steps: int = PLANE_STEPS, margin: float = 0.08) -> pd.DataFrame:
@@ -80,7 +81,8 @@ def latent_scatter(points: pd.DataFrame, colour: str, colour_title: str,
 
     `points` has the columns index (position in the test split), x, y, class, error and the
     `colour` column."""
-    picked = alt.selection_point(name=PICKED, fields=["index"], on="click", clear="dblclick")
+    # empty=False: with nothing picked every point is drawn plain, not all highlighted.
+    picked = alt.selection_point(name=PICKED, fields=["index"], on="click", clear="dblclick", empty=False)
     tooltips = [alt.Tooltip("index:Q", title="Test image"), alt.Tooltip("class:N", title="Class"),
                 alt.Tooltip("error:Q", title="Reconstruction MSE", format=".4f")]
     if colour not in ("class", "index", "error"):
@@ -93,9 +95,10 @@ def latent_scatter(points: pd.DataFrame, colour: str, colour_title: str,
             y=alt.Y("y:Q", title=y_title, scale=alt.Scale(zero=False)),
             color=alt.Color(f"{colour}:{'Q' if quantitative else 'N'}", title=colour_title,
                             scale=_colour_scale(points, colour, quantitative, class_order),
-                            legend=alt.Legend(labelOverlap=False, symbolLimit=0)),
-            opacity=alt.condition(picked, alt.value(0.9), alt.value(0.25)),
-            size=alt.condition(picked, alt.value(120), alt.value(45)),
+                            # Below the plot: beside it, a narrow column would cut it off.
+                            legend=alt.Legend(orient="bottom", columns=10, symbolLimit=0)),
+            opacity=alt.condition(picked, alt.value(1.0), alt.value(0.75)),
+            size=alt.condition(picked, alt.value(160), alt.value(40)),
             tooltip=tooltips,
         )
         .add_params(picked)
@@ -119,7 +122,12 @@ def latent_scatter(points: pd.DataFrame, colour: str, colour_title: str,
         layers.append(alt.Chart(pd.DataFrame([{"x": marker[0], "y": marker[1]}]))
                       .mark_point(shape="cross", size=500, strokeWidth=4, color=REFERENCE_COLOR)
                       .encode(x="x:Q", y="y:Q"))
-    return alt.layer(*layers, scatter).properties(height=480)
+    chart = alt.layer(*layers, scatter).properties(height=480)
+    if len(points) + (len(train_points) if train_points is not None else 0) <= SVG_MAX_POINTS:
+        # SVG, as for any small chart: Streamlit would switch to a canvas because of the grid's
+        # invisible points, and a canvas has no elements a browser test (or screen reader) finds.
+        chart = chart.properties(usermeta={"embedOptions": {"renderer": "svg"}})
+    return chart
 
 
 def error_histogram(errors, mean_error: float) -> alt.LayerChart:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from lab import (
-    POINT_MARKS,
     choose_digits,
     configure_conv,
     expect_sidebar_idle,
@@ -93,7 +92,9 @@ def test_lesson_walk(start_app, new_page, shot):
     # Latent space: click a point of the scatter, see its image and its decoding.
     go_to(page, "Latent space")
     scatter = keyed(page, "latent_scatter")
-    points = scatter.locator(POINT_MARKS)
+    # The test points are the chart's last layer (under them: the click-anywhere grid and, for a
+    # small test set, the training images).
+    points = scatter.locator("g.mark-symbol.role-mark").last.locator("path")
     expect(points.nth(9)).to_be_attached(timeout=RERUN_TIMEOUT_MS)
     picked = keyed(page, "picked_point")
     expect(picked.get_by_test_id("stImage")).to_have_count(0)

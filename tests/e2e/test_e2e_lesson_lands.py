@@ -77,9 +77,9 @@ def test_reload_latent_click_side_by_side_offline(start_app, new_page, shot, tmp
 
     # A click in empty space of the latent plane decodes that spot, beside the chart.
     open_url(page, f"{server.url}/latent?dataset=digits&run=z2-a")
-    # Streamlit draws the chart on a canvas: click just inside the plot's top-left corner (right of
+    # Click just inside the plot's top-left corner (right of
     # the y axis). The grid reaches 8 % beyond the codes, so no test point is there.
-    canvas = keyed(page, "latent_scatter").locator("canvas").first
+    canvas = keyed(page, "latent_scatter").locator(".marks").first  # the svg (or canvas) Vega draws on
     expect(canvas).to_be_visible(timeout=RERUN_TIMEOUT_MS)
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
