@@ -82,3 +82,13 @@ def test_sidebar_lists_running_and_queued_jobs(no_runs, monkeypatch):
         jobs.stop(second)
         jobs.stop(first)
         jobs.wait(first, timeout=120)
+
+
+def test_the_sidebar_never_shows_a_cli_runs_server_folder():
+    """A run trained by the CLI on a folder anywhere keeps that server path in its config; the
+    sidebar names only the folder's last part (the served app never shows server paths)."""
+    from core.config import DataConfig
+    from ui.sidebar import describe_data
+
+    text = describe_data(DataConfig(dataset="folder", folder="/srv/secret/teacher/ants-bees"))
+    assert "ants-bees" in text and "/srv" not in text and "secret" not in text

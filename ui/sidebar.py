@@ -2,6 +2,8 @@
 the jobs the server is running or has queued."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from core.data import DATASETS
@@ -37,7 +39,8 @@ def describe_data(cfg) -> str:
     label = dataset_label(cfg.dataset)
     if cfg.dataset == "folder" and (cfg.folder or cfg.folder_root):
         # root name + relative path in the served app: never a server path
-        label += f" · {folder_value(cfg.folder_root, cfg.folder) if cfg.folder_root else cfg.folder}"
+        # A run trained by the CLI holds the folder's server path: only its last part is shown.
+        label += f" · {folder_value(cfg.folder_root, cfg.folder) if cfg.folder_root else Path(cfg.folder).name}"
     if cfg.limit:
         label += f" · first {cfg.limit:,} images"
     return label
