@@ -84,3 +84,26 @@ def test_a_reload_keeps_the_run_and_projector_mode(app_runs):
 def test_an_unknown_run_in_the_url_falls_back_to_a_saved_one(app_runs):
     at = open_with_url("pages/reconstructions.py", {"run": "no-such-run"})
     assert at.session_state[SELECTED_RUN_KEY] in {"tiny-conv", "tiny-denoise"}
+
+
+def test_projector_mode_enlarges_the_fonts_and_heights_of_the_charts_a_page_sends(app_runs):
+    """The Runs page's charts as the browser gets them (their Vega-Lite specs): larger axis,
+    legend and title fonts with ?projector=1, and taller charts, than without it."""
+    import json
+
+    from ui.projector import PROJECTOR_FONTS, SCREEN_FONTS
+
+    def specs(query):
+        at = open_with_url("pages/runs.py", query)
+        assert not at.exception
+        return [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+
+    screen, projector = specs({}), specs({"projector": "1"})
+    assert screen and len(screen) == len(projector)
+    for plain, big in zip(screen, projector):
+        assert plain["config"]["axis"]["labelFontSize"] == SCREEN_FONTS[0]
+        assert big["config"]["axis"]["labelFontSize"] == PROJECTOR_FONTS[0] > SCREEN_FONTS[0]
+        assert big["config"]["legend"]["labelFontSize"] > plain["config"]["legend"]["labelFontSize"]
+    heights = [(p.get("height"), b.get("height")) for p, b in zip(screen, projector)
+               if isinstance(p.get("height"), (int, float))]
+    assert heights and all(b > p for p, b in heights)
