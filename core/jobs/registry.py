@@ -268,8 +268,8 @@ class JobRegistry:
         self._jobs: dict[str, _Job] = {}  # in creation order
         self._queue: deque[str] = deque()
         self._running: set[str] = set()
-        # Choosing a free run name and saving into it must be one step, or two jobs ending
-        # together could pick the same name.
+        # New runs reserve their names atomically (checkpoints.reserve_run_name) and save in
+        # parallel; only re-saving a resumed run over its old folder goes through this lock.
         self._save_lock = threading.Lock()
         self._shutting_down = False
         # Set by restore(): what the last server's shutdown saved and queued, for the page.
