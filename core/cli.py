@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from core.config import (ACTIVATIONS, DATASET_NAMES, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS, DataConfig,
-                         ModelConfig, RunConfig, TrainConfig)
+from core.config import ACTIVATIONS, DATASET_NAMES, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS, DataConfig, RunConfig
+from core.config import finite_or_none as _finite
 
 MODEL_CHOICES = ("dense", "conv-small", "conv-large")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -334,14 +334,6 @@ def _loading_progress(progress: ProgressLine, label: str):
 
 # ---------------------------------------------------------------- commands
 
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _print_json(obj: dict, out: TextIO) -> None:
     print(json.dumps(obj), file=out, flush=True)
 
@@ -565,8 +557,6 @@ def _experiment_from_args(args: argparse.Namespace):
 
 def _shared_loader(err: TextIO):
     """load_data for the registry: each dataset is read once and shared by every variant."""
-    from core.data import load_dataset
-
     lock = threading.Lock()
     loaded: dict[str, Any] = {}
 

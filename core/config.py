@@ -160,3 +160,12 @@ def _from_dict(kind, d: dict[str, Any], section: str):
             raise ConfigError(f"the setting {section}.{key} must be {what}, not {_shown(value)}")
         values[key] = float(value) if what == "a number" else value
     return kind(**values)
+
+
+def finite_or_none(value: Any) -> float | None:
+    """A number as run summaries and the CLI's JSON lines give it: a float, or None for NaN/inf and non-numbers."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

@@ -12,7 +12,6 @@ import copy
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from core.config import ACTIVATIONS, CONV_PRESETS, MODEL_FAMILIES, OUTPUT_ACTIVATIONS, ModelConfig

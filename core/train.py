@@ -6,7 +6,6 @@ talks to a TrainReporter (the background job) and returns a TrainResult.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time

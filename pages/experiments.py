@@ -8,13 +8,11 @@ The experiment shown is kept in the URL (?experiment=<name>), so a reload or a s
 """
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
 from core.analysis import decode_with_every_label, encode, noise_sweep, reconstruct, sample
 from core.checkpoints import CheckpointError, load_run
@@ -311,12 +309,12 @@ def rows_of_images(outputs: dict[str, dict], key: str = "images", originals: np.
         label, grid = st.columns([1, 5], vertical_alignment="center")
         label.markdown("**originals**")
         with grid:
-            show_grid(torch.as_tensor(originals), nrow=nrow, scale=scale)
+            show_grid(originals, nrow=nrow, scale=scale)
     for variant, output in outputs.items():
         label, grid = st.columns([1, 5], vertical_alignment="center")
         label.markdown(f"**{variant}**")
         with grid:
-            show_grid(torch.as_tensor(output[key]), nrow=nrow, scale=scale)
+            show_grid(output[key], nrow=nrow, scale=scale)
 
 
 def factor_frame(record: dict) -> tuple[pd.DataFrame, list[str]]:

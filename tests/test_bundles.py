@@ -12,7 +12,7 @@ import zipfile
 import pytest
 import torch
 
-from core.bundles import BundleError, export_bytes, export_runs, import_runs
+from core.bundles import BundleError, export_bytes, import_runs
 from core.checkpoints import CheckpointError, list_runs, load_run
 from core.cli import main as cli
 

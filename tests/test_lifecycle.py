@@ -11,7 +11,7 @@ from core.checkpoints import CheckpointError, list_runs, load_resume, load_run, 
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import load_dataset
 from core.jobs import JobPermissionError, JobRegistry
-from core.train import EpochRecord, ResumeFrom, train
+from core.train import train
 
 WAIT = 120
 

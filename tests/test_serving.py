@@ -5,15 +5,13 @@ from __future__ import annotations
 import io
 import os
 import stat
-import time
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.config import DataConfig, ModelConfig, RunConfig
 from core.data import load_dataset
 from core.models import build_model
 from core.serving.limits import (LimitError, WorkLimits, check_run, count_parameters, out_of_memory_message)

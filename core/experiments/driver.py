@@ -10,7 +10,6 @@ registry's runner puts the work.
 from __future__ import annotations
 
 import copy
-import math
 import threading
 import time
 from dataclasses import replace
@@ -18,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from core.checkpoints import CheckpointError, run_summary
+from core.config import finite_or_none as _finite
 from core.experiments.config import ExperimentConfig, describe_factors, expand_grid, variant_config
 from core.experiments.store import (ACTIVE_STATUSES, ExperimentError, list_records, load_record, save_record,
                                     unique_experiment_name)
@@ -30,14 +30,6 @@ POLL_SECONDS = 0.25
 
 def _now_iso() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _one_line(exc: BaseException) -> str:
