@@ -1,4 +1,8 @@
-"""Autoencoder Lab: `streamlit run app.py`. Navigation over pages/ and the shared sidebar."""
+"""Autoencoder Lab: `streamlit run app.py`. Navigation over views/ and the shared sidebar.
+
+The page files live in views/, not pages/: Streamlit serves a folder named pages/ on its own
+until the entry point has run, so a shared link opened first would show a page without this
+app's navigation, sidebar or URL state."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,12 +12,11 @@ import streamlit as st
 from ui.owners import owner_id
 from ui.sidebar import render_sidebar
 from ui.state import restart_notice
-from ui.app_guard import app_running, resume_requested_page
 from ui.url_state import restore_from_url, start_run, write_to_url
 
 HERE = Path(__file__).parent
 
-# section -> (file under pages/, title, icon); the URL path is the file's name (data, train, ...).
+# section -> (file under views/, title, icon); the URL path is the file's name (data, train, ...).
 SECTIONS = {
     "Prepare": [
         ("data.py", "Data", ":material/dataset:"),
@@ -39,16 +42,13 @@ restore_from_url()
 start_run()
 
 # A page whose file is not there (yet) is left out rather than breaking the whole app.
-pages_by_file = {file[:-3]: st.Page(f"pages/{file}", title=title, icon=icon)
-                 for pages in SECTIONS.values() for file, title, icon in pages if (HERE / "pages" / file).is_file()}
+pages_by_file = {file[:-3]: st.Page(f"views/{file}", title=title, icon=icon)
+                 for pages in SECTIONS.values() for file, title, icon in pages if (HERE / "views" / file).is_file()}
 navigation = {
     section: [pages_by_file[file[:-3]] for file, _, _ in pages if file[:-3] in pages_by_file]
     for section, pages in SECTIONS.items()
 }
 page = st.navigation({section: pages for section, pages in navigation.items() if pages})
-app_running()
-# A link opened before app.py ever ran came through a page's through_app(): on to that page.
-resume_requested_page(pages_by_file)
 owner_id()  # this browser's id for the jobs it starts, kept in the URL across page switches
 restart_notice()
 sidebar_slot = st.sidebar.container()

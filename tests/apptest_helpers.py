@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block
@@ -16,7 +15,7 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
 def open_app_page(page: str | None = None, state: dict | None = None) -> AppTest:
-    """Run app.py on `page` (e.g. "pages/noise.py"; None: the page the app opens on) with `state`
+    """Run app.py on `page` (e.g. "views/noise.py"; None: the page the app opens on) with `state`
     put into session_state first. A page that raised fails the test with the exception shown."""
     at = AppTest.from_file(APP, default_timeout=60)
     for key, value in (state or {}).items():
@@ -38,20 +37,3 @@ def charts(where: AppTest | Block) -> list[tuple[object, pd.DataFrame]]:
 def chart_frames(where: AppTest | Block) -> list[pd.DataFrame]:
     """The data behind every Altair chart in `where` (see charts)."""
     return [frame for _title, frame in charts(where)]
-
-
-@pytest.fixture
-def navigation_as_served(monkeypatch):
-    """AppTest re-detects the pages/ folder before every run and then wraps app.py the way
-    Streamlit runs apps without st.navigation, which loses the sidebar. A real server decides once,
-    when app.py first calls st.navigation; do the same here."""
-    import streamlit.testing.v1.app_test as app_test
-    from streamlit.runtime.pages_manager import PagesManager
-
-    class ServedPagesManager(PagesManager):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(app_test, "PagesManager", ServedPagesManager)
-    monkeypatch.setattr(PagesManager, "uses_pages_directory", None)

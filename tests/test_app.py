@@ -3,7 +3,6 @@ training would use, the chosen dataset, the current run and the server's jobs.""
 from __future__ import annotations
 
 
-import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
@@ -11,11 +10,10 @@ from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.train import resolve_device
 from ui.state import DATA_CONFIG_KEY, SELECTED_RUN_KEY, get_registry
 
-from apptest_helpers import navigation_as_served, open_app_page  # noqa: F401
+from apptest_helpers import open_app_page
 
 
 # The sidebar is under test: run app.py the way a real server does (see the fixture).
-pytestmark = pytest.mark.usefixtures("navigation_as_served")
 
 
 def sidebar(at: AppTest) -> dict[str, str]:
@@ -53,7 +51,7 @@ def test_a_ray_cluster_out_of_reach_leaves_the_app_on_this_machine(no_runs, monk
 
 
 def test_sidebar_follows_the_session_choices(no_runs):
-    at = open_app_page("pages/train.py", {
+    at = open_app_page("views/train.py", {
         DATA_CONFIG_KEY: DataConfig(dataset="shapes", shapes_count=300, limit=200),
         SELECTED_RUN_KEY: "tiny-vae",
     })
@@ -61,7 +59,7 @@ def test_sidebar_follows_the_session_choices(no_runs):
     assert shown["Dataset"] == "Shapes (generated) · first 200 images"
     assert shown["Current run"] == "tiny-vae"
     # Choosing another dataset on the Data page shows in the sidebar of that same run.
-    at.switch_page("pages/data.py").run()
+    at.switch_page("views/data.py").run()
     at.selectbox(key="data_dataset").set_value("digits").run()
     assert sidebar(at)["Dataset"].startswith("Digits")
 

@@ -2,10 +2,9 @@
 pages' choices; Train defaults fitted to the dataset's size; the sidebar names the run's data."""
 from __future__ import annotations
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from apptest_helpers import APP, navigation_as_served  # noqa: F401
+from apptest_helpers import APP
 from core.config import DataConfig
 from core.defaults import suggested_training
 from ui.projector import PROJECTOR_KEY
@@ -13,7 +12,6 @@ from ui.state import DATA_CONFIG_KEY, SELECTED_RUN_KEY
 from ui.url_state import data_config_from_params, data_config_params
 
 # The sidebar (dataset, run, projector toggle) as a real server draws it.
-pytestmark = pytest.mark.usefixtures("navigation_as_served")
 
 
 def open_with_url(page: str | None, params: dict[str, str]) -> AppTest:
@@ -52,7 +50,7 @@ def test_data_config_round_trips_through_the_url():
 
 def test_a_reload_keeps_the_dataset_and_train_uses_it(no_runs):
     # A shapes set of 400 at 16 px: another dataset than the default digits.
-    at = open_with_url("pages/train.py", {"dataset": "shapes", "shapes": "400", "size": "16"})
+    at = open_with_url("views/train.py", {"dataset": "shapes", "shapes": "400", "size": "16"})
     assert at.session_state[DATA_CONFIG_KEY] == DataConfig(dataset="shapes", shapes_count=400, image_size=16)
     assert "Shapes" in sidebar_text(at) and "Digits" not in sidebar_text(at)
     assert any("input 3×16×16" in c.value for c in at.caption)  # the layer table is built for it
@@ -70,7 +68,7 @@ def test_a_reload_keeps_the_dataset_and_train_uses_it(no_runs):
 
 
 def test_a_reload_keeps_the_run_and_projector_mode(app_runs):
-    at = open_with_url("pages/reconstructions.py", {"run": "tiny-denoise", "projector": "1"})
+    at = open_with_url("views/reconstructions.py", {"run": "tiny-denoise", "projector": "1"})
     assert at.session_state[SELECTED_RUN_KEY] == "tiny-denoise"
     assert at.session_state[PROJECTOR_KEY] is True
     assert at.toggle(key="projector_toggle").value is True
@@ -82,7 +80,7 @@ def test_a_reload_keeps_the_run_and_projector_mode(app_runs):
 
 
 def test_an_unknown_run_in_the_url_falls_back_to_a_saved_one(app_runs):
-    at = open_with_url("pages/reconstructions.py", {"run": "no-such-run"})
+    at = open_with_url("views/reconstructions.py", {"run": "no-such-run"})
     assert at.session_state[SELECTED_RUN_KEY] in {"tiny-conv", "tiny-denoise"}
 
 
@@ -94,7 +92,7 @@ def test_projector_mode_enlarges_the_fonts_and_heights_of_the_charts_a_page_send
     from ui.projector import PROJECTOR_FONTS, SCREEN_FONTS
 
     def specs(query):
-        at = open_with_url("pages/runs.py", query)
+        at = open_with_url("views/runs.py", query)
         assert not at.exception
         return [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
 

@@ -11,7 +11,7 @@ from ui.state import SELECTED_RUN_KEY, get_registry
 
 from apptest_helpers import chart_frames, open_app_page
 
-PAGE = "pages/classifier.py"
+PAGE = "views/classifier.py"
 RUN = "tiny-denoise"  # a plain conv AE with a 4-D code
 JOB_TIMEOUT_S = 60
 

@@ -10,17 +10,16 @@ from core.config import DataConfig
 from core.data import load_dataset
 from ui.state import DATA_CONFIG_KEY
 
-from apptest_helpers import chart_frames, navigation_as_served, open_app_page  # noqa: F401
+from apptest_helpers import chart_frames, open_app_page
 from idx_helpers import write_image_folder
 
 
 # The sidebar is under test: run app.py the way a real server does (see the fixture).
-pytestmark = pytest.mark.usefixtures("navigation_as_served")
 
 
 def data_page(**widgets) -> AppTest:
     """The Data page, with widget values (by key) set before its first run."""
-    return open_app_page("pages/data.py", widgets)
+    return open_app_page("views/data.py", widgets)
 
 
 def table_with(at: AppTest, column: str):
@@ -217,7 +216,7 @@ def test_the_folder_choice_travels_in_the_url_as_root_and_relative_path(no_runs,
     for root, folder in (("data", "../../.."), ("", "/usr/share/doc"), ("data", "images/../../..")):
         linked = AppTest.from_file(APP, default_timeout=60)
         linked.query_params.update({"dataset": "folder", "root": root, "folder": folder})
-        linked.switch_page("pages/train.py")
+        linked.switch_page("views/train.py")
         linked.run()
         assert not linked.exception
         assert any("not allowed" in e.value or "data folders" in e.value for e in linked.error), \

@@ -13,7 +13,7 @@ from core.config import DataConfig, RunConfig, TrainConfig
 from core.experiments import ExperimentManager, SearchConfig, ParamSpace, preset_experiment
 from core.jobs import JobRegistry
 
-PAGE = "pages/experiments.py"
+PAGE = "views/experiments.py"
 TINY = {"exp_epochs": 1, "exp_limit": 300}
 
 

@@ -17,7 +17,7 @@ from ui.widgets import upscale_for
 
 from apptest_helpers import open_app_page
 
-PAGE = "pages/generate.py"
+PAGE = "views/generate.py"
 DIGIT_SIZE = 8  # the built-in digits are 8×8 grey
 
 

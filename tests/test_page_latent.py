@@ -13,7 +13,7 @@ from core.train import train
 
 from apptest_helpers import chart_frames, open_app_page
 
-PAGE = "pages/latent.py"
+PAGE = "views/latent.py"
 
 
 def open_page(run_name: str, picked: int | None = None) -> AppTest:

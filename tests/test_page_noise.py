@@ -13,7 +13,7 @@ from core.train import train
 
 from apptest_helpers import chart_frames, open_app_page
 
-PAGE = "pages/noise.py"
+PAGE = "views/noise.py"
 
 
 def open_page(selected: str | None = None, chosen: list[str] | None = None) -> AppTest:

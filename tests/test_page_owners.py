@@ -9,11 +9,10 @@ from streamlit.testing.v1 import AppTest
 from core.config import DataConfig, RunConfig, TrainConfig
 from ui.state import get_registry
 
-from apptest_helpers import APP, navigation_as_served  # noqa: F401
+from apptest_helpers import APP
 
 # The sidebar (teacher box) and app.py's owner id and restart note are under test: run app.py the
 # way a real server does.
-pytestmark = pytest.mark.usefixtures("navigation_as_served")
 
 JOB_TIMEOUT = 120
 TOKEN = "correct horse battery staple"
@@ -31,7 +30,7 @@ def train_tab(owner: str | None = None, job: str | None = None) -> AppTest:
         at.query_params["owner"] = owner
     if job:
         at.query_params["job"] = job
-    at.switch_page("pages/train.py")
+    at.switch_page("views/train.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

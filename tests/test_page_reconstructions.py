@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import re
 
-import pytest
 
 from streamlit.testing.v1 import AppTest
 
 from core.checkpoints import load_run
 
-from apptest_helpers import navigation_as_served, open_app_page  # noqa: F401
+from apptest_helpers import open_app_page
 
-PAGE = "pages/reconstructions.py"
+PAGE = "views/reconstructions.py"
 
 
 def open_page(run_name: str | None = None) -> AppTest:
@@ -92,11 +91,10 @@ def test_a_broken_checkpoint_shows_one_sentence(app_runs):
     assert not at.metric
 
 
-@pytest.mark.usefixtures("navigation_as_served")  # app.py as served: it writes the URL after the page
 def test_two_runs_side_by_side_on_the_same_test_images(app_runs):
     """Issue 8: one column per run, the same test images in each, each run's own reconstructions;
     the choice is kept in the URL (?with=)."""
-    at = open_app_page("pages/reconstructions.py", {"selected_run": "tiny-conv", "recon_with": ["tiny-denoise"]})
+    at = open_app_page("views/reconstructions.py", {"selected_run": "tiny-conv", "recon_with": ["tiny-denoise"]})
     block = at.main.get_by_key("recon_side_by_side")
     captions = [img.proto.imgs[0].caption for img in block.get("image")]
     assert captions.count("Test images") == 2

@@ -11,7 +11,7 @@ JOB_TIMEOUT = 120
 
 
 def test_resume_from_the_runs_page_continues_the_run_on_the_train_page(app_runs):
-    at = open_app_page("pages/runs.py")
+    at = open_app_page("views/runs.py")
     at.selectbox(key="resume_run_name").set_value("tiny-conv")
     at.number_input(key="resume_epochs").set_value(2)
     at.button(key="resume_run").click().run()
@@ -28,7 +28,7 @@ def test_resume_from_the_runs_page_continues_the_run_on_the_train_page(app_runs)
 
 
 def test_export_offers_a_download_and_import_adds_renamed_runs(app_runs, trained_runs):
-    at = open_app_page("pages/runs.py")
+    at = open_app_page("views/runs.py")
     at.multiselect(key="export_runs").set_value(["tiny-conv", "tiny-vae"]).run()
     (download,) = at.get("download_button")
     assert download.proto.label == "Download 2 run(s)"
@@ -42,7 +42,7 @@ def test_export_offers_a_download_and_import_adds_renamed_runs(app_runs, trained
 
 
 def test_a_refused_bundle_is_one_sentence_and_adds_nothing(app_runs):
-    at = open_app_page("pages/runs.py")
+    at = open_app_page("views/runs.py")
     before = {r["name"] for r in list_runs(app_runs)}
     at.file_uploader(key="import_upload").set_value(("evil.zip", b"not a zip at all", "application/zip")).run()
     at.button(key="import_runs").click().run()

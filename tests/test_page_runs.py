@@ -11,7 +11,7 @@ from apptest_helpers import charts, open_app_page
 
 
 def runs_page(**state) -> AppTest:
-    return open_app_page("pages/runs.py", state)
+    return open_app_page("views/runs.py", state)
 
 
 def runs_table(at: AppTest):

@@ -17,7 +17,7 @@ JOB_TIMEOUT = 120
 
 def train_page(**widgets) -> AppTest:
     """The Train page, with widget values (by key) set before its first run."""
-    return open_app_page("pages/train.py", widgets)
+    return open_app_page("views/train.py", widgets)
 
 
 def followed_job(at: AppTest) -> str:

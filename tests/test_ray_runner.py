@@ -24,7 +24,6 @@ from core.data import load_dataset  # noqa: E402
 from core.jobs import JobRegistry, LocalRunner, runner_from_address  # noqa: E402
 from core.train import train  # noqa: E402
 
-from apptest_helpers import navigation_as_served  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parent.parent
 WAIT = 180  # seconds; only a hung job comes near it (a shared 2-core machine starts workers slowly)
@@ -248,13 +247,12 @@ def test_resources_no_node_has_are_refused_at_once(ray_runner, tmp_path):
     assert snap.message.startswith("No node of the Ray cluster has 64 CPU for one job;")
 
 
-def test_the_train_page_runs_its_job_on_ray_with_the_same_live_view(ray_runner, no_runs, monkeypatch,
-                                                                    navigation_as_served):
+def test_the_train_page_runs_its_job_on_ray_with_the_same_live_view(ray_runner, no_runs, monkeypatch):
     from apptest_helpers import chart_frames, open_app_page
     from ui.state import get_registry, get_runner
 
     monkeypatch.setenv("AE_LAB_RAY_ADDRESS", "local")  # joins the module's embedded cluster
-    at = open_app_page("pages/train.py", {"cfg_epochs": 2, "cfg_batch_size": 256, "cfg_name": "ui-on-ray"})
+    at = open_app_page("views/train.py", {"cfg_epochs": 2, "cfg_batch_size": 256, "cfg_name": "ui-on-ray"})
     assert "**Jobs run on:** Ray: 1 node, 0 GPUs" in at.sidebar.markdown.values
     at.button(key="start_job").click().run()
     job_id = at.query_params["job"]

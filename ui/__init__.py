@@ -1,1 +1,1 @@
-"""Streamlit-side helpers shared by app.py and pages/. core/ never imports this."""
+"""Streamlit-side helpers shared by app.py and views/. core/ never imports this."""

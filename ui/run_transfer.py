@@ -11,7 +11,7 @@ from ui.state import checkpoints_root, get_registry
 
 RESUMABLE = ("finished", "stopped", "early_stopped")
 IMPORT_RESULT_KEY = "import_result"
-TRAIN_PAGE = "pages/train.py"
+TRAIN_PAGE = "views/train.py"
 
 
 def resume_section(runs: list[dict]) -> None:

@@ -7,7 +7,7 @@ from core.analysis import image_grid
 from ui import projector
 from ui.state import SELECTED_RUN_KEY, get_run, run_mtime, saved_runs
 
-TRAIN_PAGE = "pages/train.py"
+TRAIN_PAGE = "views/train.py"
 
 
 def need_a_run(what: str = "this page") -> None:

@@ -1,6 +1,6 @@
 """The lesson's steps in Autoencoder Lab, as a student does them in the browser.
 
-Labels and container keys come from the pages (pages/*.py, ui/config_form.py); Streamlit renders
+Labels and container keys come from the pages (views/*.py, ui/config_form.py); Streamlit renders
 `st.container(key=K)` and every keyed widget with the CSS class `st-key-K`.
 """
 from __future__ import annotations

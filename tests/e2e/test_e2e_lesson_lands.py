@@ -43,9 +43,9 @@ def test_reload_latent_click_side_by_side_offline(start_app, new_page, shot, tmp
     page.on("request", lambda r: outside.append(r.url)
             if not r.url.startswith((server.url, "data:", "blob:")) else None)
 
-    # A shared link, the first request to a fresh server (Streamlit would serve pages/ on its own
-    # until app.py ran; ui.app_guard sends it through app.py): dataset (with its options) and run;
-    # a reload keeps both.
+    # A shared link, the first request to a fresh server (the page files live in views/, so
+    # Streamlit never serves them without app.py): dataset (with its options) and run; a reload
+    # keeps both.
     open_url(page, f"{server.url}/reconstructions?{SHAPES}&run=z2-b")
     sidebar = page.get_by_test_id("stSidebar")
     expect(main(page).get_by_role("heading", name="Reconstructions", exact=True)).to_be_visible()

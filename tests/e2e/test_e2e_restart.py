@@ -46,9 +46,8 @@ def test_sigterm_saves_the_running_run_and_a_restart_restores_the_queue(start_ap
 
     port = urlparse(first.url).port
     second = start_app(max_jobs=1, port=port, checkpoints=first.checkpoints)
-    # The first visit after a start opens the app at its root: a deep link as the very first
-    # visit (bob's /train) would run pages/train.py without app.py, see the report on issue 9.
-    open_app(new_page(), second.url)
+    # Bob's tab reloads its deep link (/train?job=...&owner=...) as the very first visit to the
+    # new server: the app (views/, no pages/ folder) opens it with its navigation and sidebar.
     bob.reload()  # the same URL: ?job= and ?owner= survive
     expect(main(bob)).to_contain_text(RESTART_NOTE, timeout=RERUN_TIMEOUT_MS * 2)
     saved_at = int(RESTART_NOTE.search(main(bob).inner_text()).group(1))

@@ -13,7 +13,6 @@ from ui.sidebar import dataset_label, describe_data
 from ui.state import DATA_CONFIG_KEY, chosen_data_config, dataset_for
 from ui.widgets import show_grid, upscale_for
 from ui.projector import show_chart
-from ui.app_guard import through_app
 
 TORCHVISION = ("mnist", "fashion-mnist", "cifar10")
 SPLIT_LABELS = {"train": "Train", "val": "Validation", "test": "Test"}
@@ -169,8 +168,7 @@ def main() -> None:
         preview(dataset)
     with right:
         class_counts(dataset)
-    st.page_link("pages/train.py", label="Train on this dataset", icon=":material/model_training:")
+    st.page_link("views/train.py", label="Train on this dataset", icon=":material/model_training:")
 
 
-through_app(__file__)  # a link opened before app.py ever ran goes through it
 main()

@@ -24,7 +24,6 @@ from core.experiments.estimate import estimate_seconds, measure_images_per_s
 from core.experiments.presets import DEFAULT_EPOCHS
 from core.experiments.search import importances, load_study, trial_rows
 from core.jobs import JobPermissionError
-from ui.app_guard import through_app
 from ui.experiment_charts import (anomaly_histogram, curves_frame, gap_chart, gap_frame, history_chart,
                                   importance_chart, metric_vs_factor_chart, noise_sweep_chart,
                                   parallel_coordinates_chart, roc_chart, small_multiples_chart)
@@ -46,7 +45,7 @@ RECONSTRUCTED_IMAGES = 8
 SAMPLES = 8
 SWEEP_IMAGES = 500
 ACTIVE = ("queued", "loading", "running", "probing")
-RECONSTRUCTIONS_PAGE = "pages/reconstructions.py"
+RECONSTRUCTIONS_PAGE = "views/reconstructions.py"
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:",
                 "stopping": ":material/stop_circle:", "finished": ":material/check_circle:",
                 "stopped": ":material/stop_circle:", "failed": ":material/error:",
@@ -156,7 +155,7 @@ def new_experiment_section() -> None:
         speed = images_per_s(speed_key(exp.base))
     except (DataError, ValueError) as exc:
         st.error(str(exc))
-        st.page_link("pages/data.py", label="Choose a dataset", icon=":material/dataset:")
+        st.page_link("views/data.py", label="Choose a dataset", icon=":material/dataset:")
         return
     count = variant_count(exp)
     train_images = len(dataset.splits["train"])
@@ -537,5 +536,4 @@ def main() -> None:
     experiment_section()
 
 
-through_app(__file__)  # a link opened before app.py ever ran goes through it
 main()

@@ -15,7 +15,6 @@ from ui.inspect_charts import noise_sweep_chart
 from ui.state import SELECTED_RUN_KEY, checkpoints_root, get_run, run_color_map, run_mtime, saved_runs
 from ui.widgets import need_a_run, show_grid, upscale_for
 from ui.projector import show_chart
-from ui.app_guard import through_app
 
 RUNS_KEY = "noise_runs"
 NOISE_KEY = "noise_factor"
@@ -135,5 +134,4 @@ def main() -> None:
                    "Click a run in the legend to highlight it.")
 
 
-through_app(__file__)  # a link opened before app.py ever ran goes through it
 main()

@@ -12,7 +12,6 @@ from ui.state import run_mtime
 from ui.url_state import url_widget
 from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
 from ui.projector import show_chart
-from ui.app_guard import through_app
 
 EXTREMES_SHOWN = 8
 LOOK_FOR = ("**What to look for:** which details survive (outlines first, then strokes and texture), "
@@ -114,5 +113,4 @@ def main() -> None:
                       f"{epoch} of {frames}{loss}")
 
 
-through_app(__file__)  # a link opened before app.py ever ran goes through it
 main()

@@ -18,7 +18,6 @@ from ui.run_transfer import export_section, import_section, resume_section
 from ui.widgets import need_a_run
 from ui.projector import chart_height, show_chart
 from ui.url_state import url_widget
-from ui.app_guard import through_app
 
 COMPARE_KEY = "compare_runs"
 DELETE_ERROR_KEY = "delete_run_error"
@@ -186,5 +185,4 @@ def main() -> None:
     import_section()
 
 
-through_app(__file__)  # a link opened before app.py ever ran goes through it
 main()

@@ -11,7 +11,6 @@ from ui.probe_charts import confusion_chart, per_class_accuracy_chart, probe_his
 from ui.state import ACTIVE_STATUSES, get_registry
 from ui.widgets import run_picker, upscale_for
 from ui.projector import show_chart
-from ui.app_guard import through_app
 
 RUN_KEY = "classifier_run"
 EPOCHS_KEY = "classifier_epochs"
@@ -179,5 +178,4 @@ def main() -> None:
             st.error(str(exc))
 
 
-through_app(__file__)  # a link opened before app.py ever ran goes through it
 main()

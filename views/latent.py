@@ -12,7 +12,6 @@ from ui.inspect_charts import PICKED, PLANE, latent_scatter, plane_grid
 from ui.state import run_mtime
 from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
 from ui.projector import chart_height, show_chart
-from ui.app_guard import through_app
 
 # The picked test image (its index in the test split). A click on the scatter sets it; tests
 # and other pages may set it directly.
@@ -343,5 +342,4 @@ def main() -> None:
     interpolation_section(run, images, labels.numpy(), origin, dataset.class_names, scale)
 
 
-through_app(__file__)  # a link opened before app.py ever ran goes through it
 main()

@@ -29,7 +29,6 @@ from ui.state import (
 )
 from ui.widgets import show_grid, upscale_for
 from ui.projector import show_chart
-from ui.app_guard import through_app
 
 POLL_SECONDS = 0.5
 FORM_KEY = "train_form_config"  # the RunConfig the form showed last, so leaving the page keeps it
@@ -40,7 +39,7 @@ OWN_JOB_KEY = "train_own_job"
 DEFAULTS_FOR_KEY = "train_defaults_for"  # the data config batch size and epochs were fitted to
 CLEAR_NAME_KEY = "train_clear_run_name"  # the job this tab started: followed when ?job= is lost
 JOBS_LISTED = 10
-RECONSTRUCTIONS_PAGE = "pages/reconstructions.py"
+RECONSTRUCTIONS_PAGE = "views/reconstructions.py"
 STATUS_ICONS = {"queued": ":material/schedule:", "loading": ":material/downloading:",
                 "running": ":material/play_circle:", "finished": ":material/check_circle:",
                 "early_stopped": ":material/check_circle:", "stopped": ":material/stop_circle:",
@@ -60,7 +59,7 @@ def layer_section(cfg: RunConfig) -> bool:
         dataset = dataset_for(cfg.data)
     except DataError as exc:
         st.error(str(exc))
-        st.page_link("pages/data.py", label="Choose a dataset", icon=":material/dataset:")
+        st.page_link("views/data.py", label="Choose a dataset", icon=":material/dataset:")
         return False
     fill_model_shape(cfg.model, dataset)
     try:
@@ -314,5 +313,4 @@ def main() -> None:
     live_section()
 
 
-through_app(__file__)  # a link opened before app.py ever ran goes through it
 main()

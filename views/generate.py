@@ -11,14 +11,13 @@ from core.config import ModelConfig, RunConfig
 from ui import inspect_cache
 from ui.state import DATA_CONFIG_KEY, run_mtime
 from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
-from ui.app_guard import through_app
 
 RUN_KEY = "generate_run"
 SAMPLES_KEY = "generate_samples"
 SEED_KEY = "generate_seed"
 IMAGE_KEY = "generate_image"
 WRONG_LABEL_KEY = "generate_wrong_label"
-TRAIN_FORM_KEY = "train_form_config"  # pages/train.py's FORM_KEY: the settings its form starts from
+TRAIN_FORM_KEY = "train_form_config"  # views/train.py's FORM_KEY: the settings its form starts from
 SMALL_LATENT = 2  # a code this small cannot also hold the class (the latent-2 lesson)
 MAX_GRID_ROWS = 10
 LOOK_FOR = ("**What to look for:** whether random codes decode to things that look like the data (a VAE's "
@@ -107,7 +106,7 @@ def small_latent_advice(run) -> None:
         form.model = ModelConfig(**{**vars(run.config.model), "latent": SMALL_LATENT, "conditional": True})
         st.session_state[TRAIN_FORM_KEY] = form
         st.session_state[DATA_CONFIG_KEY] = run.config.data  # the same data as this run
-        st.switch_page("pages/train.py")
+        st.switch_page("views/train.py")
 
 
 def show_label_grid(run, dataset, images, labels, scale: int) -> None:
@@ -211,5 +210,4 @@ def main() -> None:
         st.error(str(exc))
 
 
-through_app(__file__)  # a link opened before app.py ever ran goes through it
 main()
