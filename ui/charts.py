@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from ui.palette import category_scale, run_scale
@@ -49,11 +50,12 @@ def epoch_frame(history: Iterable, keys: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["epoch", "series", "value"])
 
 
-def epoch_lines(frame: pd.DataFrame, title: str, y_title: str = "loss") -> alt.Chart:
-    """One line per series over epochs, with points, tooltips and a legend selection."""
+def epoch_lines(data, title: str, y_title: str = "loss") -> alt.Chart:
+    """One line per series over epochs, with points, tooltips and a legend selection, for an
+    epoch_frame table (or a named alt.Data standing for one)."""
     pick = _legend_highlight("series")
     return (
-        alt.Chart(frame, title=title)
+        alt.Chart(data, title=title)
         .mark_line(point=True)
         .encode(
             x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
@@ -67,37 +69,51 @@ def epoch_lines(frame: pd.DataFrame, title: str, y_title: str = "loss") -> alt.C
     )
 
 
+LOSS_KEYS = ["train_loss", "val_loss"]
+VAE_PART_KEYS = ["train_recon", "val_recon", "train_kl", "val_kl"]
+LOSS_TITLE = "Loss per epoch"
+VAE_PARTS_TITLE = "VAE loss parts: reconstruction and KL"
+
+
 def loss_chart(history: Iterable) -> alt.Chart:
     """Train and validation loss per epoch."""
-    return epoch_lines(epoch_frame(history, ["train_loss", "val_loss"]), "Loss per epoch")
+    return epoch_lines(epoch_frame(history, LOSS_KEYS), LOSS_TITLE)
 
 
 def vae_parts_chart(history: Iterable) -> alt.Chart:
     """Reconstruction and KL parts of a VAE's loss per epoch."""
-    keys = ["train_recon", "val_recon", "train_kl", "val_kl"]
-    return epoch_lines(epoch_frame(history, keys), "VAE loss parts: reconstruction and KL", "value")
+    return epoch_lines(epoch_frame(history, VAE_PART_KEYS), VAE_PARTS_TITLE, "value")
 
 
 def batch_frame(batch_losses: Sequence[float], window: int, stride: int = 1) -> pd.DataFrame:
     """Long table (batch, series, loss): the raw per-batch loss and its rolling mean. A long run
-    keeps one value per `stride` batches (their mean); it is drawn at the last of them."""
-    raw = pd.Series([float(v) for v in batch_losses], dtype=float)
-    smooth = raw.rolling(window=max(1, window), min_periods=1).mean()
-    index = [(i + 1) * stride for i in range(len(raw))]
-    return pd.concat([
-        pd.DataFrame({"batch": index, "series": "per batch", "loss": raw.values}),
-        pd.DataFrame({"batch": index, "series": f"rolling mean ({window})", "loss": smooth.values}),
-    ], ignore_index=True)
+    keeps one value per `stride` batches (their mean); it is drawn at the last of them. The series
+    column is categorical: a live view sends this table on every poll, and a category code per
+    row turns into Arrow far faster than a string per row."""
+    raw = np.asarray(batch_losses, dtype=float)
+    smooth = pd.Series(raw).rolling(window=max(1, window), min_periods=1).mean().to_numpy()
+    index = np.arange(1, len(raw) + 1) * stride
+    series = pd.Categorical.from_codes(np.repeat([0, 1], len(raw)),
+                                       categories=["per batch", f"rolling mean ({window})"])
+    return pd.DataFrame({"batch": np.tile(index, 2), "series": series, "loss": np.concatenate([raw, smooth])})
+
+
+def batch_window(batch_losses: Sequence[float]) -> int:
+    """The rolling mean's window: about a fiftieth of the run, at least 5 batches."""
+    return max(5, len(batch_losses) // 50)
 
 
 def batch_loss_chart(batch_losses: Sequence[float], window: int | None = None, stride: int = 1) -> alt.Chart:
     """The training loss of every batch, faint, with a smoothed line on top."""
-    if window is None:
-        window = max(5, len(batch_losses) // 50)
-    frame = batch_frame(batch_losses, window, stride)
+    window = batch_window(batch_losses) if window is None else window
+    return batch_lines(batch_frame(batch_losses, window, stride))
+
+
+def batch_lines(data) -> alt.Chart:
+    """The chart of batch_loss_chart for a batch_frame table (or a named alt.Data standing for one)."""
     pick = _legend_highlight("series")
     return (
-        alt.Chart(frame, title="Training loss per batch")
+        alt.Chart(data, title="Training loss per batch")
         .mark_line()
         .encode(
             x=alt.X("batch:Q", title="batch (all epochs)", axis=alt.Axis(tickMinStep=1, format="d")),

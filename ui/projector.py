@@ -2,12 +2,15 @@
 from the back of a classroom — small images enlarged with nearest-neighbour pixels to at least
 PROJECTOR_MIN_PIXELS per image, larger chart fonts and taller charts.
 
-Every chart goes through `show_chart`, which also gives it the shared palette (ui.palette);
-every image size goes through `upscale_for`.
+Every chart goes through `show_chart` (or `show_live_chart` for a chart a live view redraws on every
+poll), which also gives it the shared palette (ui.palette); every image size goes through `upscale_for`.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from ui.palette import PALETTE
@@ -70,3 +73,37 @@ def styled(chart: alt.TopLevelMixin, projector: bool | None = None) -> alt.TopLe
 def show_chart(chart: alt.TopLevelMixin, **kwargs):
     """st.altair_chart for every page: the palette, this screen's fonts; returns its event."""
     return st.altair_chart(styled(chart), **kwargs)
+
+
+# The name of a live chart's one dataset. It stays the same from poll to poll, so the browser
+# receives the same spec with new data and updates the drawn chart in place (a zoom or a legend
+# pick survives the poll); Altair would name the data by its content, a new chart every poll.
+LIVE_DATASET = "live"
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _live_spec(kind: str, _build: Callable[[alt.Data], alt.TopLevelMixin], height: int, projector: bool) -> dict:
+    """The Vega-Lite spec of a live chart without its data, built once per server for each kind,
+    height and screen (st.cache_data hands every caller its own copy)."""
+    spec = styled(_build(alt.Data(name=LIVE_DATASET)).properties(height=height), projector).to_dict()
+    # What st.altair_chart leaves out too: Altair's default theme's 300×300 view (Streamlit
+    # converts with the "none" theme; the chart's own height and the page's width apply).
+    view = spec.get("config", {}).get("view", {})
+    view.pop("continuousWidth", None)
+    view.pop("continuousHeight", None)
+    if "view" in spec.get("config", {}) and not view:
+        del spec["config"]["view"]
+    return spec
+
+
+def show_live_chart(kind: str, build: Callable[[alt.Data], alt.TopLevelMixin], frame: pd.DataFrame,
+                    height: int, **kwargs):
+    """Draw `build(data)` with `frame` as its data, for a live view that redraws it on every poll.
+
+    The same chart as show_chart(build(frame)), but Altair runs once per `kind` (a name unique to
+    `build`) instead of once per poll: building a chart (encoding inference, schema validation,
+    JSON) was most of a poll's server time while a class followed its jobs (BENCHMARKS.md, "A
+    class polling the Train page"); a poll now only turns its table into Arrow."""
+    spec = _live_spec(kind, build, chart_height(height), projector_on())
+    spec["datasets"] = {LIVE_DATASET: frame}
+    return st.vega_lite_chart(spec, **kwargs)

@@ -1,7 +1,10 @@
 """Small Streamlit pieces several pages share."""
 from __future__ import annotations
 
+import io
+
 import streamlit as st
+from PIL import Image
 
 from core.analysis import image_grid
 from ui import projector
@@ -35,10 +38,26 @@ def run_picker(label: str = "Run", key: str = "run_picker", runs: list[dict] | N
         return None
 
 
-def show_grid(images, caption: str | None = None, nrow: int = 8, scale: int = 1) -> None:
-    """Images (float [0,1] or uint8, N×C×H×W) as one torchvision grid."""
-    # PNG: JPEG would blur 8×8 pixel art and the error maps.
+def show_grid(images, caption: str | None = None, nrow: int = 8, scale: int = 1, same_as: tuple | None = None) -> None:
+    """Images (float [0,1] or uint8, N×C×H×W) as one torchvision grid.
+
+    same_as: a key that names these images for as long as the server runs (e.g. a job's id and
+    epoch), for a grid a live view redraws on every poll: the picture is made once per key and
+    scale, not once per poll and student."""
+    # PNG: JPEG would blur 8×8 pixel art and the error maps (and Streamlit would re-encode bytes
+    # as JPEG unless told they stay PNG).
+    if same_as is not None:
+        st.image(_grid_png(same_as, images, nrow, scale), caption=caption, output_format="PNG")
+        return
     st.image(image_grid(images, nrow=nrow, scale=scale), caption=caption, output_format="PNG")
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _grid_png(same_as: tuple, _images, nrow: int, scale: int) -> bytes:
+    """The grid as PNG bytes, cached by what names the images (`_images` itself is not hashed)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image_grid(_images, nrow=nrow, scale=scale)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def upscale_for(image_size: int) -> int:

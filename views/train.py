@@ -16,7 +16,8 @@ from core.defaults import suggested_training
 from core.data import DataError, fill_model_shape
 from core.models import build_model, layer_table
 from core.serving.limits import WorkLimits, check_model, check_run
-from ui.charts import batch_loss_chart, loss_chart, vae_parts_chart
+from ui.charts import (LOSS_KEYS, LOSS_TITLE, VAE_PART_KEYS, VAE_PARTS_TITLE, batch_frame, batch_lines, batch_window,
+                       epoch_frame, epoch_lines)
 from ui.config_form import FORM_PROBLEMS_KEY, model_and_training_form
 from ui.owners import can_stop, owner_id, stop_job
 from ui.sidebar import describe_data
@@ -28,7 +29,7 @@ from ui.state import (
     get_registry,
 )
 from ui.widgets import show_grid, upscale_for
-from ui.projector import show_chart
+from ui.projector import show_live_chart
 
 POLL_SECONDS = 0.5
 FORM_KEY = "train_form_config"  # the RunConfig the form showed last, so leaving the page keeps it
@@ -201,18 +202,23 @@ def saved_run_link(job) -> None:
 
 
 def job_charts(job) -> None:
+    # Redrawn on every poll by every student following the job: the charts' specs and the
+    # pictures are made once (ui.projector.show_live_chart, show_grid's same_as), only the new
+    # numbers travel.
     left, right = st.columns(2)
     with left, st.container(key="live_loss_chart"):
         if job.history:
-            show_chart(loss_chart(job.history).properties(height=340))
+            show_live_chart("train_loss", lambda data: epoch_lines(data, LOSS_TITLE),
+                            epoch_frame(job.history, LOSS_KEYS), height=340)
             if job.config.model.vae:
-                show_chart(vae_parts_chart(job.history).properties(height=300))
+                show_live_chart("train_vae_parts", lambda data: epoch_lines(data, VAE_PARTS_TITLE, "value"),
+                                epoch_frame(job.history, VAE_PART_KEYS), height=300)
         else:
             st.caption("The loss per epoch appears here after the first epoch.")
     with right, st.container(key="live_batch_chart"):
         if job.batch_losses:
-            show_chart(batch_loss_chart(job.batch_losses, stride=job.batch_loss_stride)
-                            .properties(height=340))
+            frame = batch_frame(job.batch_losses, batch_window(job.batch_losses), job.batch_loss_stride)
+            show_live_chart("train_batch_loss", batch_lines, frame, height=340)
         else:
             st.caption("The loss of every batch appears here once training starts.")
     with st.container(key="live_recon"):
@@ -222,11 +228,12 @@ def job_charts(job) -> None:
             left, right = st.columns(2)
             with left:
                 show_grid(job.film_originals, caption="Originals (fixed validation images)", nrow=nrow,
-                          scale=scale)
+                          scale=scale, same_as=(job.id, job.started_at, "originals"))
             with right:
                 if job.latest_frame is not None:
-                    show_grid(job.latest_frame, caption=f"Reconstructions after epoch {len(job.history)}",
-                              nrow=nrow, scale=scale)
+                    epochs = len(job.history)
+                    show_grid(job.latest_frame, caption=f"Reconstructions after epoch {epochs}",
+                              nrow=nrow, scale=scale, same_as=(job.id, job.started_at, "epoch", epochs))
                 else:
                     st.caption("The reconstructions appear here after the first epoch.")
 
