@@ -75,9 +75,7 @@ def show_chart(chart: alt.TopLevelMixin, **kwargs):
     return st.altair_chart(styled(chart), **kwargs)
 
 
-# The name of a live chart's one dataset. It stays the same from poll to poll, so the browser
-# receives the same spec with new data and updates the drawn chart in place (a zoom or a legend
-# pick survives the poll); Altair would name the data by its content, a new chart every poll.
+# The name of a live chart's one dataset: every poll sends the same spec and new data under it.
 LIVE_DATASET = "live"
 
 

@@ -66,6 +66,15 @@ def test_lesson_walk(start_app, new_page, shot):
     epoch, _ = live_epoch(live)
     assert epoch >= 2 and epoch >= first_epoch
     expect(keyed(live, "live_batch_chart").locator("g.mark-line.role-mark path").first).to_be_attached()
+    # The browser puts each poll's new batches into the chart already drawn (so a zoom or a legend
+    # pick on it survives the polls) rather than drawing a new one.
+    batch_chart = keyed(live, "live_batch_chart").locator("svg.marks").first
+    batch_chart.evaluate("el => { el.dataset.drawnAt = 'first'; }")
+    batch_line = ".st-key-live_batch_chart g.mark-line.role-mark path"
+    before = page.locator(batch_line).first.get_attribute("d")
+    page.wait_for_function("([sel, d]) => { const p = document.querySelector(sel); return p && p.getAttribute('d') !== d; }",
+                           arg=[batch_line, before], timeout=RERUN_TIMEOUT_MS)
+    expect(keyed(live, "live_batch_chart").locator("svg.marks[data-drawn-at='first']")).to_have_count(1)
     expect_images_loaded(keyed(live, "live_recon"), at_least=2)
     shot(page, "train-live")
 
