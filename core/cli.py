@@ -364,7 +364,7 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from core.models import build_model
     from dataclasses import replace
 
-    from core.serving.limits import WorkLimits, check_model, check_run
+    from core.serving.limits import WorkLimits, check_batch, check_model, check_run
 
     cfg = config_from_args(args)
     limits = WorkLimits.unlimited() if args.no_limits else WorkLimits.from_env()
@@ -381,6 +381,7 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     dataset = _load_data(cfg.data, err, walk)
     fill_model_shape(cfg.model, dataset)
     check_model(cfg.model, limits)
+    check_batch(cfg.model, cfg.train.batch_size, limits)
     params = sum(p.numel() for p in build_model(cfg.model).parameters())  # also checks the settings early
     reporter = CliReporter(err)
     reporter.progress.line(f"model {default_run_name(cfg)}: {params:,} parameters; training for "

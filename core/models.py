@@ -287,3 +287,45 @@ def layer_table(model: Autoencoder) -> tuple[list[dict], int]:
         for handle in handles:
             handle.remove()
     return rows, sum(p.numel() for p in model.parameters())
+
+
+_ACTIVATION_CACHE: dict[tuple, int] = {}
+_ACTIVATION_CACHE_SIZE = 256
+
+
+def activation_bytes_per_image(cfg: ModelConfig) -> int:
+    """The bytes one training image keeps alive for the backward pass (every tensor autograd saves
+    in the forward pass and the loss), for a config whose data shape is filled in.
+
+    Measured, not guessed: the model is built and run on PyTorch's meta device, which has shapes
+    and dtypes but no storage, so nothing is allocated or computed (a model far over every limit
+    costs the same few milliseconds) and the random generators are not touched. Batches of 2 and 3
+    are run; their difference is one image's share (the rest, e.g. the saved weights, does not
+    grow with the batch). Labels are left out: a conditional model's one-hot codes are a few bytes.
+    Cached per config (a page checks the same model on every rerun)."""
+    shape = cfg.in_channels, cfg.image_size, cfg.image_size
+    key = (cfg.family, cfg.preset, tuple(cfg.hidden), tuple(cfg.channels), cfg.latent, cfg.dropout, cfg.activation,
+           cfg.output_activation, cfg.vae, *shape)
+    if key not in _ACTIVATION_CACHE:
+        plain = copy.deepcopy(cfg)
+        plain.conditional = False
+
+        def saved_bytes(batch: int) -> int:
+            total = 0
+
+            def count(tensor: torch.Tensor) -> torch.Tensor:
+                nonlocal total
+                total += tensor.numel() * tensor.element_size()
+                return tensor
+
+            with torch.device("meta"), torch.autograd.graph.saved_tensors_hooks(count, lambda t: t):
+                model = build_model(plain).train()
+                x = torch.zeros(batch, *shape)
+                out = model(x)
+                nn.functional.mse_loss(out.recon, x)
+            return total
+
+        if len(_ACTIVATION_CACHE) >= _ACTIVATION_CACHE_SIZE:
+            _ACTIVATION_CACHE.clear()
+        _ACTIVATION_CACHE[key] = saved_bytes(3) - saved_bytes(2)
+    return _ACTIVATION_CACHE[key]

@@ -242,6 +242,13 @@ def test_the_epoch_and_latent_limits_are_said_on_the_page(no_runs, monkeypatch):
     assert "Latent size 9 is above this server's limit of 8" in at.error[0].value
 
 
+def test_a_batch_over_the_memory_limit_is_said_on_the_page(no_runs, monkeypatch):
+    monkeypatch.setenv("AE_LAB_MAX_BATCH_MB", "1")
+    at = train_page(cfg_batch_size=2048)
+    assert "AE_LAB_MAX_BATCH_MB" in at.error[0].value and "use a batch of at most" in at.error[0].value
+    assert at.button(key="start_job").disabled
+
+
 def test_an_invalid_run_name_is_said_before_start(no_runs):
     at = train_page(cfg_name="my run!")
     assert "'my run!' is not a valid run name" in " ".join(c.value for c in at.caption)

@@ -13,8 +13,9 @@ from PIL import Image
 
 from core.config import DataConfig, ModelConfig, RunConfig
 from core.data import load_dataset
-from core.models import build_model
-from core.serving.limits import (LimitError, WorkLimits, check_run, count_parameters, out_of_memory_message)
+from core.models import activation_bytes_per_image, build_model
+from core.serving.limits import (LimitError, WorkLimits, check_batch, check_run, count_parameters,
+                                 out_of_memory_message)
 from core.serving.roots import (DataRoot, FolderError, allowed_roots, check_served_data, find_datasets,
                                 resolve_folder, split_value)
 from core.serving.uploads import UploadError, dataset_name_from, unpack_zip
@@ -46,6 +47,76 @@ def test_a_huge_dense_model_is_refused_from_the_config_alone():
     cfg.model.hidden = [1_000_000_000]
     with pytest.raises(LimitError, match="parameters"):
         check_run(cfg, WorkLimits())
+
+
+def _saved_on_cpu(model_cfg: ModelConfig, batch: int) -> int:
+    """Bytes autograd saves in a real forward pass and loss on the CPU for a batch."""
+    import torch
+
+    total = 0
+
+    def count(tensor):
+        nonlocal total
+        total += tensor.numel() * tensor.element_size()
+        return tensor
+
+    model = build_model(model_cfg).train()
+    x = torch.rand(batch, model_cfg.in_channels, model_cfg.image_size, model_cfg.image_size)
+    y = torch.zeros(batch, dtype=torch.long)
+    with torch.autograd.graph.saved_tensors_hooks(count, lambda t: t):
+        torch.nn.functional.mse_loss(model(x, y).recon, x)
+    return total
+
+
+@pytest.mark.parametrize("model", [
+    ModelConfig(family="dense", hidden=[64, 32], latent=2),
+    ModelConfig(family="dense", hidden=[256], latent=8, vae=True, dropout=0.2),
+    ModelConfig(family="conv", preset="small", latent=16),
+    ModelConfig(family="conv", preset="large", latent=4, vae=True, in_channels=3, image_size=32),
+    ModelConfig(family="conv", channels=[8, 8, 8], latent=3, dropout=0.3, in_channels=1, image_size=20),
+])
+def test_the_batch_memory_estimate_is_what_a_real_batch_keeps(model):
+    """The meta-device estimate against a real CPU forward pass: one image's share of what autograd saves."""
+    import torch
+
+    state = torch.get_rng_state()
+    per_image = activation_bytes_per_image(model)
+    assert torch.equal(state, torch.get_rng_state())  # the estimate draws no random numbers
+    real = (_saved_on_cpu(model, 12) - _saved_on_cpu(model, 4)) / 8
+    assert per_image == pytest.approx(real, rel=0.02)
+
+
+def test_a_batch_over_the_memory_limit_is_refused_with_the_largest_that_fits():
+    cfg = RunConfig(data=DataConfig(dataset="cifar10"), model=ModelConfig(family="conv", preset="large"))
+    limits = WorkLimits(max_batch_mb=64)
+    cfg.train.batch_size = 4096
+    with pytest.raises(LimitError) as info:
+        check_run(cfg, limits)
+    message = str(info.value)
+    assert "AE_LAB_MAX_BATCH_MB" in message and "\n" not in message and message.endswith(".")
+    most = int(message.split("at most ")[1].split(" ")[0].replace(",", ""))
+    cfg.train.batch_size = most
+    check_run(cfg, limits)  # the batch it names fits
+    cfg.train.batch_size = most + 1
+    with pytest.raises(LimitError):
+        check_run(cfg, limits)
+    # The default limit lets the suggested batches (at most 128) of every preset through, even on
+    # the largest allowed colour images; the CLI's --no-limits skips the estimate.
+    big = RunConfig(data=DataConfig(dataset="folder", image_size=128, channels=3),
+                    model=ModelConfig(family="conv", preset="large"))
+    big.train.batch_size = 128
+    check_run(big, WorkLimits())
+    big.train.batch_size = 10**7
+    check_run(big, WorkLimits.unlimited())
+
+
+def test_a_model_over_every_limit_is_measured_without_allocating_it():
+    # 10^10 parameters: 40 GB if it were allocated, on a machine with less memory than that.
+    model = ModelConfig(family="dense", hidden=[100_000, 100_000], in_channels=1, image_size=28)
+    assert activation_bytes_per_image(model) > 0
+    with pytest.raises(LimitError, match="One image keeps"):
+        check_batch(ModelConfig(family="conv", channels=[4096], in_channels=3, image_size=128), 1,
+                    WorkLimits(max_batch_mb=1))
 
 
 @pytest.mark.parametrize("change, words", [

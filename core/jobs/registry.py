@@ -26,7 +26,7 @@ from core.config import DataConfig, RunConfig
 from core.data import Dataset, DataError, fill_model_shape, load_dataset
 from core.jobs import restart
 from core.jobs.local import LocalRunner
-from core.serving.limits import WorkLimits, check_model, check_run, out_of_memory_message
+from core.serving.limits import WorkLimits, check_batch, check_model, check_run, out_of_memory_message
 from core.train import EpochRecord, resolve_device
 
 MAX_JOBS_ENV = "AE_LAB_MAX_JOBS"
@@ -383,7 +383,9 @@ class JobRegistry:
                 job.epoch = len(resume.history)
         dataset = self.load_data(cfg.data)
         if self.limits is not None:  # the exact data shape is known now
-            check_model(fill_model_shape(copy.deepcopy(cfg.model), dataset), self.limits)
+            model = fill_model_shape(copy.deepcopy(cfg.model), dataset)
+            check_model(model, self.limits)
+            check_batch(model, cfg.train.batch_size, self.limits)
         job.set_status("running")
         started = time.perf_counter()
         if resume is None:

@@ -5,6 +5,7 @@ The teacher sets them through environment variables (read when a WorkLimits is m
     AE_LAB_MAX_IMAGE_SIZE  side of folder/shapes images    (default 128 pixels)
     AE_LAB_MAX_LATENT      latent size                     (default 1024)
     AE_LAB_MAX_EPOCHS      epochs per job                  (default 1000)
+    AE_LAB_MAX_BATCH_MB    what one training batch keeps for its backward pass (default 2048 MB)
     AE_LAB_MAX_IMAGES      images in a folder/zip/shapes   (default 20,000)
     AE_LAB_MAX_WALK_SECONDS  time one folder walk may take (default 10)
     AE_LAB_MAX_PIXELS      pixels of one image file        (default 40,000,000)
@@ -12,7 +13,10 @@ The teacher sets them through environment variables (read when a WorkLimits is m
     AE_LAB_MAX_UNZIPPED_MB what one zip may unpack to      (default 500)
     AE_LAB_MAX_UPLOADS_MB  all uploads together            (default 5000)
 Parameters are counted arithmetically from the config (count_parameters), so a dense model of
-30000,30000 hidden units is refused at once instead of after allocating gigabytes.
+30000,30000 hidden units is refused at once instead of after allocating gigabytes. A batch's
+memory is the batch size times what one image keeps for the backward pass, measured on PyTorch's
+meta device without allocating anything (core.models.activation_bytes_per_image): on one GPU
+shared by a class, a student's batch of 60,000 would otherwise take the memory the other jobs use.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ ENV_NAMES = {
     "max_image_size": "AE_LAB_MAX_IMAGE_SIZE",
     "max_latent": "AE_LAB_MAX_LATENT",
     "max_epochs": "AE_LAB_MAX_EPOCHS",
+    "max_batch_mb": "AE_LAB_MAX_BATCH_MB",
     "max_images": "AE_LAB_MAX_IMAGES",
     "max_walk_seconds": "AE_LAB_MAX_WALK_SECONDS",
     "max_image_pixels": "AE_LAB_MAX_PIXELS",
@@ -47,6 +52,9 @@ class WorkLimits:
     max_image_size: int = 128
     max_latent: int = 1024
     max_epochs: int = 1000
+    # 2 GiB: the suggested batches (at most 128, core.defaults) of the large conv preset on the
+    # largest allowed images (128 px, colour) keep about 1.5 GB; MNIST's batch of 128 keeps 30 MB.
+    max_batch_mb: int = 2048
     max_images: int = 20_000
     max_walk_seconds: float = 10.0
     max_walk_depth: int = 6  # folders below a class folder (or below a data root when listing)
@@ -80,7 +88,7 @@ class WorkLimits:
     def unlimited(cls) -> "WorkLimits":
         """For whoever has a shell on the machine (the CLI's --no-limits)."""
         big = 10**18
-        return cls(max_params=big, max_image_size=big, max_latent=big, max_epochs=big, max_images=big,
+        return cls(max_params=big, max_image_size=big, max_latent=big, max_epochs=big, max_batch_mb=big, max_images=big,
                    max_walk_seconds=float("inf"), max_walk_depth=64, max_image_pixels=big, max_upload_mb=big,
                    max_unzipped_mb=big, max_zip_ratio=big, max_uploads_mb=big)
 
@@ -164,6 +172,32 @@ def check_model(model: ModelConfig, limits: WorkLimits) -> int:
     return params
 
 
+def _megabytes(count: int) -> str:
+    return f"{count / 2**30:,.1f} GB" if count >= 2**30 else f"{count / 2**20:,.0f} MB"
+
+
+def check_batch(model: ModelConfig, batch_size: int, limits: WorkLimits) -> None:
+    """The memory one training batch keeps for its backward pass, for a model whose data shape is
+    filled in (call check_model first: the estimate builds the model, on the meta device)."""
+    if limits.max_batch_mb >= WorkLimits.unlimited().max_batch_mb:
+        return
+    from core.models import activation_bytes_per_image
+
+    per_image = activation_bytes_per_image(model)
+    allowed = limits.max_batch_mb * 2**20
+    if per_image * batch_size <= allowed:
+        return
+    env = ENV_NAMES["max_batch_mb"]
+    most = allowed // max(per_image, 1)
+    if most < 1:
+        raise LimitError(f"One image keeps about {_megabytes(per_image)} in this model for its backward pass, above "
+                         f"this server's limit of {limits.max_batch_mb:,} MB per batch ({env}); use fewer or "
+                         f"narrower layers, or smaller images.")
+    raise LimitError(f"A batch of {batch_size:,} images keeps about {_megabytes(per_image * batch_size)} in this "
+                     f"model for its backward pass, above this server's limit of {limits.max_batch_mb:,} MB per "
+                     f"batch ({env}); use a batch of at most {most:,} or a smaller model.")
+
+
 def check_run(cfg: RunConfig, limits: WorkLimits) -> int:
     """Every limit a training job is held to, from its config alone (the data shape is taken from
     the DataConfig when the model's is not filled in yet); returns the parameter count."""
@@ -173,7 +207,9 @@ def check_run(cfg: RunConfig, limits: WorkLimits) -> int:
     check_data(cfg.data, limits)
     model = ModelConfig(**vars(cfg.model))
     model.in_channels, model.image_size = image_shape(cfg.data)
-    return check_model(model, limits)
+    params = check_model(model, limits)
+    check_batch(model, cfg.train.batch_size, limits)
+    return params
 
 
 # ---------------------------------------------------------------- out of memory
