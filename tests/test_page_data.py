@@ -222,3 +222,29 @@ def test_the_folder_choice_travels_in_the_url_as_root_and_relative_path(no_runs,
         assert any("not allowed" in e.value or "data folders" in e.value for e in linked.error), \
             [e.value for e in linked.error]
         assert not [m for m in linked.metric if m.label == "Parameters"]  # no model built on that data
+
+
+def test_the_teacher_can_delete_any_upload_and_a_student_only_their_own(no_runs, data_dir):
+    from core.serving.uploads import UPLOADER_FILE, _uploader_hash
+    from ui.owners import OWNER_KEY, TEACHER_KEY
+
+    for name, uploader in (("old", None), ("mine", "student-owner-id-0001")):
+        write_image_folder(data_dir / "uploads" / name, classes=("red", "blue"), per_class=3, size=12)
+        if uploader:
+            (data_dir / "uploads" / name / UPLOADER_FILE).write_text(_uploader_hash(uploader))
+    # A student sees no delete button on an upload of someone else, and one on their own.
+    student = open_app_page("views/data.py", {"data_dataset": "folder", "data_folder": "data/uploads/old",
+                                              OWNER_KEY: "student-owner-id-0001"})
+    assert not [b for b in student.button if b.key == "data_upload_delete"]
+    student.text_input(key="data_folder").set_value("data/uploads/mine").run()
+    assert [b.label for b in student.button if b.key == "data_upload_delete"] == ["Delete mine"]
+    # The teacher may delete any upload; the page then offers neither it nor its preview.
+    teacher = open_app_page("views/data.py", {"data_dataset": "folder", "data_folder": "data/uploads/old",
+                                              TEACHER_KEY: True})
+    assert teacher.metric and not teacher.error
+    teacher.button(key="data_upload_delete").click().run()
+    assert not teacher.exception
+    assert [s.value for s in teacher.success] == ["Deleted the uploaded dataset data/uploads/old."]
+    assert not (data_dir / "uploads" / "old").exists() and (data_dir / "uploads" / "mine").is_dir()
+    assert teacher.text_input(key="data_folder").value == ""
+    assert list(teacher.selectbox(key="data_folder_found").options) == ["data/uploads/mine"]

@@ -18,7 +18,8 @@ from core.serving.limits import (LimitError, WorkLimits, check_batch, check_run,
                                  out_of_memory_message)
 from core.serving.roots import (DataRoot, FolderError, allowed_roots, check_served_data, find_datasets,
                                 resolve_folder, split_value)
-from core.serving.uploads import UploadError, dataset_name_from, unpack_zip
+from core.serving.uploads import (UploadError, UploadPermissionError, dataset_name_from, delete_upload, unpack_zip,
+                                  upload_name, uploaded_by)
 
 from idx_helpers import write_image_folder
 
@@ -280,6 +281,34 @@ def test_a_zip_of_class_folders_becomes_a_dataset(roots):
     with pytest.raises(UploadError, match="already uploaded"):
         unpack_zip(_zip(_classes()), "pets", root=roots[0])
     assert unpack_zip(_zip(_classes()), "pets", root=roots[0], on_taken="next").value == "data/uploads/pets-2"
+
+
+def test_the_uploader_or_the_teacher_can_delete_an_upload_and_nobody_else(roots):
+    student, other = "student-owner-id-0001", "another-owner-id-0002"
+    result = unpack_zip(_zip(_classes()), "pets", root=roots[0], uploader=student)
+    assert upload_name(result.value, roots[0]) == "pets"
+    assert upload_name("data/pets", roots[0]) is None and upload_name("pictures/uploads/pets", roots[0]) is None
+    assert uploaded_by("pets", student, roots[0]) and not uploaded_by("pets", other, roots[0])
+    assert student not in (result.path / ".uploaded-by").read_text()  # a hash, not the id itself
+    # The hidden file is not a class and not an image: the dataset loads as before.
+    ds = load_dataset(DataConfig(dataset="folder", folder_root="data", folder="uploads/pets", image_size=8))
+    assert ds.class_names == ["cats", "dogs"]
+    with pytest.raises(UploadPermissionError, match="Only the student who uploaded data/uploads/pets"):
+        delete_upload("pets", other, roots[0])
+    assert result.path.is_dir()
+    delete_upload("pets", student, roots[0])
+    assert not result.path.exists() and not list((roots[0].path / "uploads").iterdir())  # nothing half-deleted
+    with pytest.raises(UploadError, match="no uploaded dataset data/uploads/pets any more"):
+        delete_upload("pets", student, roots[0])
+    # An upload without a known uploader (e.g. from before): only the teacher (by=None) deletes it.
+    unpack_zip(_zip(_classes()), "old", root=roots[0])
+    with pytest.raises(UploadPermissionError):
+        delete_upload("old", student, roots[0])
+    delete_upload("old", None, roots[0])
+    for bad in ("../data", "..", ".hidden", "a/b"):
+        with pytest.raises(UploadError, match="not a valid dataset name"):
+            delete_upload(bad, None, roots[0])
+    assert roots[0].path.is_dir()
 
 
 @pytest.mark.parametrize("entries, links, words", [

@@ -3,7 +3,8 @@ named "<root>/<relative path>" (a value that can live in the URL, never a server
 from the datasets found there or typed; and a .zip upload that becomes such a dataset.
 
 Widget keys: data_folder (the text box, the source of truth), data_folder_found (the list of
-datasets found), data_upload (the file uploader).
+datasets found), data_upload (the file uploader), data_upload_delete (deleting the chosen upload:
+shown only to the student who uploaded it and to the teacher).
 """
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ import streamlit as st
 from core.config import DataConfig
 from core.serving.limits import WorkLimits
 from core.serving.roots import FolderError, allowed_roots, find_datasets, folder_value, split_value
-from core.serving.uploads import UploadError, dataset_name_from, unpack_zip
+from core.serving.uploads import (UploadError, dataset_name_from, delete_upload, unpack_zip, upload_name,
+                                  uploaded_by)
+from ui.owners import is_teacher, owner_id
+from ui.state import forget_folder_dataset
 
 FOLDER_KEY = "data_folder"
 FOUND_KEY = "data_folder_found"
 UPLOAD_KEY = "data_upload"
 UPLOAD_MESSAGE_KEY = "data_upload_message"  # (kind, text) from the upload callback, shown once
+DELETE_KEY = "data_upload_delete"
 FOUND_SECONDS = 15  # how long the list of datasets found is reused before the roots are walked again
 
 
@@ -40,13 +45,40 @@ def _unpack_upload() -> None:
     if uploaded is None:
         return
     try:
-        result = unpack_zip(uploaded, dataset_name_from(uploaded.name), on_taken="next")
+        result = unpack_zip(uploaded, dataset_name_from(uploaded.name), on_taken="next", uploader=owner_id())
     except UploadError as exc:
         st.session_state[UPLOAD_MESSAGE_KEY] = ("error", str(exc))
         return
     datasets_found.clear()
     st.session_state[FOLDER_KEY] = result.value
     st.session_state[UPLOAD_MESSAGE_KEY] = ("success", result.summary())
+
+
+def _delete_upload(value: str, name: str) -> None:
+    """Delete button callback: before the page runs, so the page draws without the dataset."""
+    try:
+        delete_upload(name, by=None if is_teacher() else owner_id())
+    except UploadError as exc:
+        st.session_state[UPLOAD_MESSAGE_KEY] = ("error", str(exc))
+        return
+    datasets_found.clear()
+    root, relative = split_value(value)
+    forget_folder_dataset(root, relative)
+    st.session_state[FOLDER_KEY] = ""
+    st.session_state[UPLOAD_MESSAGE_KEY] = ("success", f"Deleted the uploaded dataset {value}.")
+
+
+def delete_upload_control(value: str) -> None:
+    """For the student who uploaded the chosen dataset, and the teacher: delete it, after a
+    second click that says what it does."""
+    name = upload_name(value) if value else None
+    if not name or not (is_teacher() or uploaded_by(name, owner_id())):
+        return
+    with st.popover("Delete this uploaded dataset", icon=":material/delete:"):
+        st.markdown(f"This deletes **{value}** from the server, for every student. Runs already trained on it "
+                    "keep their weights, but the pages that show its test images will say the data is gone.")
+        st.button(f"Delete {name}", key=DELETE_KEY, type="primary", icon=":material/delete_forever:",
+                  on_click=_delete_upload, args=(value, name))
 
 
 def folder_choice(current: DataConfig) -> tuple[str, str, str | None]:
@@ -79,6 +111,7 @@ def folder_choice(current: DataConfig) -> tuple[str, str, str | None]:
         (st.error if message[0] == "error" else st.success)(message[1])
     if not typed:
         return "", "", None
+    delete_upload_control(typed)
     try:
         root, relative = split_value(typed)
     except FolderError as exc:

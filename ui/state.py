@@ -5,6 +5,7 @@ Jobs belong to the server, not to a browser session: the registry is a
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections import OrderedDict
@@ -145,6 +146,17 @@ class _DatasetStore:
         return dataset
 
 
+    def forget_folder(self, folder_root: str, folder: str) -> None:
+        """Drop every loaded copy of the folder dataset root/folder (it was deleted); jobs that
+        are training on it keep their own reference."""
+        with self.lock:
+            for key in list(self.items):
+                data = json.loads(key)["data"]
+                if data.get("dataset") == "folder" and data.get("folder_root") == folder_root \
+                        and str(data.get("folder", "")).strip("/") == folder.strip("/"):
+                    del self.items[key]
+
+
 @st.cache_resource
 def _dataset_store() -> _DatasetStore:
     return _DatasetStore()
@@ -154,6 +166,11 @@ def dataset_for(data_cfg: DataConfig, progress: Callable[[int, int], None] | Non
     """The dataset for a DataConfig, from the store every session and job shares;
     `progress(done, total)` is called while loading."""
     return _dataset_store().get(data_cfg, progress)
+
+
+def forget_folder_dataset(folder_root: str, folder: str) -> None:
+    """A deleted folder dataset leaves the shared store, so no page serves it from memory."""
+    _dataset_store().forget_folder(folder_root, folder)
 
 
 def chosen_data_config() -> DataConfig:

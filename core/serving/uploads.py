@@ -7,9 +7,15 @@ declared or actual unpacked size over the limit or a member that inflates suspic
 bomb), an image over the pixel limit, and fewer than two class folders with images. Files that
 are not images are left out (and counted). Unpacking goes into a hidden temporary folder that is
 renamed into place at the end, so a refused or failed upload leaves nothing behind.
+
+An upload remembers who sent it (a hash of the browser's owner id, in a hidden file the folder
+walk skips), so that the student who uploaded it, or the teacher, can delete it from the app:
+delete_upload. Nobody else can: a class shares one list of datasets.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import os
 import re
@@ -27,12 +33,17 @@ from core.serving.limits import ENV_NAMES, WorkLimits
 from core.serving.roots import IMAGE_SUFFIXES, UPLOADS_FOLDER, DataRoot, app_data_root, folder_value
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,59}")
+UPLOADER_FILE = ".uploaded-by"  # hidden: the folder walk and the class listing skip it
 _CHUNK = 1 << 16
 _MB = 1 << 20
 
 
 class UploadError(ValueError):
     """The zip was refused; one sentence saying why and what to do."""
+
+
+class UploadPermissionError(UploadError):
+    """Someone other than the uploader (or the teacher) asked to delete an upload; one sentence."""
 
 
 @dataclass
@@ -116,10 +127,11 @@ def _check_pixels(path: Path, shown: str, limits: WorkLimits) -> None:
 
 
 def unpack_zip(source, name: str, limits: WorkLimits | None = None, root: DataRoot | None = None,
-               on_taken: str = "refuse") -> UploadResult:
+               on_taken: str = "refuse", uploader: str | None = None) -> UploadResult:
     """Check and unpack a zip of class folders (bytes, a path or a binary file) as
     <data root>/uploads/<name>; UploadError with one sentence when it is refused. When the name
-    is taken: on_taken="refuse" refuses, "next" uses name-2, name-3, ... (reserved atomically)."""
+    is taken: on_taken="refuse" refuses, "next" uses name-2, name-3, ... (reserved atomically).
+    uploader: who may delete it besides the teacher (the browser's owner id; None: only the teacher)."""
     limits = limits or WorkLimits.from_env()
     root = root or app_data_root()
     check_dataset_name(name)
@@ -158,6 +170,8 @@ def unpack_zip(source, name: str, limits: WorkLimits | None = None, root: DataRo
             uploads.mkdir(parents=True, exist_ok=True)
             tmp.mkdir()
             _extract(archive, images, tmp, limits)
+            if uploader:
+                (tmp / UPLOADER_FILE).write_text(_uploader_hash(uploader))
             target = _reserve(uploads, name, on_taken, root)
             os.rename(tmp, target)  # onto our own empty reservation
         except OSError as exc:
@@ -170,6 +184,57 @@ def unpack_zip(source, name: str, limits: WorkLimits | None = None, root: DataRo
                 shutil.rmtree(tmp, ignore_errors=True)
     value = folder_value(root.name, f"{UPLOADS_FOLDER}/{target.name}")
     return UploadResult(value, target, dict(sorted(classes.items())), left_out)
+
+
+def _uploader_hash(owner: str) -> str:
+    """What the disk keeps of an owner id: a hash, so reading the data folder does not reveal ids."""
+    return hashlib.sha256(f"ae-lab-upload:{owner}".encode()).hexdigest()
+
+
+def upload_name(value: str, root: DataRoot | None = None) -> str | None:
+    """The upload's name when a folder value ("data/uploads/cats") is an uploaded dataset, else None."""
+    root = root or app_data_root()
+    head, _, relative = value.strip().strip("/").partition("/")
+    folder, _, name = relative.partition("/")
+    if head != root.name or folder != UPLOADS_FOLDER or not _NAME_RE.fullmatch(name):
+        return None
+    return name
+
+
+def uploaded_by(name: str, owner: str | None, root: DataRoot | None = None) -> bool:
+    """Whether `owner` (a browser's owner id) uploaded the dataset `name`."""
+    root = root or app_data_root()
+    if not owner or not _NAME_RE.fullmatch(name or ""):
+        return False
+    try:
+        kept = (root.path / UPLOADS_FOLDER / name / UPLOADER_FILE).read_text().strip()
+    except OSError:
+        return False
+    return hmac.compare_digest(kept.encode(), _uploader_hash(owner).encode())
+
+
+def delete_upload(name: str, by: str | None, root: DataRoot | None = None) -> None:
+    """Delete the uploaded dataset `name` for everyone. by: the owner id asking (it must be the
+    uploader's), or None for the teacher. The folder is first renamed out of sight (atomic), so
+    no student ever lists or loads a half-deleted dataset. UploadError: one sentence."""
+    root = root or app_data_root()
+    check_dataset_name(name)
+    uploads = root.path / UPLOADS_FOLDER
+    folder = uploads / name
+    shown = folder_value(root.name, f"{UPLOADS_FOLDER}/{name}")
+    if not folder.is_dir() or folder.is_symlink():
+        raise UploadError(f"There is no uploaded dataset {shown} any more; choose another dataset.")
+    if by is not None and not uploaded_by(name, by, root):
+        raise UploadPermissionError(f"Only the student who uploaded {shown} (or the teacher) can delete it.")
+    doomed = uploads / f".deleting-{name}-{secrets.token_hex(4)}"
+    try:
+        os.rename(folder, doomed)
+    except FileNotFoundError:
+        raise UploadError(f"There is no uploaded dataset {shown} any more; choose another dataset.") from None
+    except OSError as exc:
+        raise UploadError(f"{shown} could not be deleted ({exc.strerror or 'disk error'}); ask the teacher to "
+                          "check the server's disk.") from None
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _reserve(uploads: Path, name: str, on_taken: str, root: DataRoot) -> Path:

@@ -1,6 +1,7 @@
 """Issue 9 in the browser: a student cannot list or preview a folder outside the server's data
 folders through the image-folder box, sees the datasets that are there, and can upload a .zip of
-class folders that then previews like any dataset."""
+class folders that then previews like any dataset — and that only this student (or the teacher)
+can delete again."""
 from __future__ import annotations
 
 import io
@@ -108,7 +109,8 @@ def test_the_folder_box_reads_only_the_data_folders_and_a_zip_upload_works(start
     expect(page.get_by_role("combobox", name=FOUND_BOX, exact=True)).to_have_value("data/uploads/pets")
     expect(main(page)).to_contain_text("3 classes · source: data/uploads/pets", timeout=RERUN_TIMEOUT_MS)
     expect_images_loaded(main(page), at_least=3)
-    assert sorted(p.name for p in (data_dir / "uploads" / "pets").iterdir()) == ["cats", "dogs", "fish"]
+    assert sorted(p.name for p in (data_dir / "uploads" / "pets").iterdir() if not p.name.startswith(".")) \
+        == ["cats", "dogs", "fish"]
     assert str(tmp_path) not in main(page).inner_text()
     assert_no_traceback(page)
     shot(page, "uploaded-zip-previewed")
@@ -121,3 +123,36 @@ def test_the_folder_box_reads_only_the_data_folders_and_a_zip_upload_works(start
     wait_for_script(page)
     expect(page.get_by_label(FOLDER_BOX, exact=True)).to_have_value("data/uploads/pets", timeout=RERUN_TIMEOUT_MS)
     expect(main(page)).to_contain_text("3 classes · source: data/uploads/pets", timeout=RERUN_TIMEOUT_MS)
+
+    # Another student sees the upload but is offered no way to delete it.
+    other = new_page()
+    open_app(other, server.url)
+    go_to(other, "Data")
+    choose(other, "Dataset", "Image folder")
+    choose(other, FOUND_BOX, "data/uploads/pets")
+    expect(main(other)).to_contain_text("3 classes · source: data/uploads/pets", timeout=RERUN_TIMEOUT_MS)
+    expect(main(other).get_by_text("Delete this uploaded dataset")).to_have_count(0)
+
+    # The student who uploaded it deletes it, after a second click that says what it does.
+    main(page).get_by_text("Delete this uploaded dataset").click()
+    expect(page.get_by_text("for every student")).to_be_visible()
+    shot(page, "delete-upload-asked")
+    page.get_by_role("button", name="Delete pets").click()
+    wait_for_script(page)
+    expect(main(page).get_by_test_id("stAlertContentSuccess")).to_contain_text(
+        "Deleted the uploaded dataset data/uploads/pets.", timeout=RERUN_TIMEOUT_MS)
+    expect(page.get_by_label(FOLDER_BOX, exact=True)).to_have_value("")
+    assert not (data_dir / "uploads" / "pets").exists()
+    assert not [p for p in (data_dir / "uploads").iterdir()]  # nothing half-deleted left behind
+    page.get_by_role("combobox", name=FOUND_BOX, exact=True).click()
+    expect(page.get_by_role("option", name="data/uploads/pets")).to_have_count(0)
+    expect(page.get_by_role("option", name="data/classroom")).to_have_count(1)
+    page.keyboard.press("Escape")
+    assert_no_traceback(page)
+    shot(page, "upload-deleted")
+
+    # The other student's choice (kept in the URL) now reads as a missing folder, in one sentence.
+    other.reload()
+    wait_for_script(other)
+    expect(errors(other)).to_have_count(1, timeout=RERUN_TIMEOUT_MS)
+    assert_no_traceback(other)
