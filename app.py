@@ -11,7 +11,7 @@ import streamlit as st
 
 from ui.owners import owner_id
 from ui.sidebar import render_sidebar
-from ui.state import restart_notice
+from ui.state import get_experiments, restart_notice
 from ui.url_state import restore_from_url, start_run, write_to_url
 
 HERE = Path(__file__).parent
@@ -51,6 +51,7 @@ navigation = {
 page = st.navigation({section: pages for section, pages in navigation.items() if pages})
 owner_id()  # this browser's id for the jobs it starts, kept in the URL across page switches
 restart_notice()
+get_experiments()  # made once per server: continues the experiments a restart cut off
 sidebar_slot = st.sidebar.container()
 try:
     page.run()

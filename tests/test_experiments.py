@@ -189,6 +189,87 @@ def test_search_asks_reports_and_prunes_a_trial_behind_the_median(tmp_path):
     assert trials[0].user_attrs["run"] == record["variants"][0]["run"]
 
 
+# ---------------------------------------------------------------- a server restart in the middle
+
+
+def _wait_for(predicate, timeout=120.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the experiment did not get there in time"
+        time.sleep(0.02)
+
+
+def _stop_server_during_first_variant(root, exp) -> tuple[str, dict]:
+    """Start `exp` on a server running one job at a time, stop that server (as SIGTERM does) once
+    the first variant has finished an epoch; return the experiment's name and the shutdown state."""
+    old = JobRegistry(root=root, max_concurrent=1)
+    manager = ExperimentManager(old, poll_seconds=0.02)
+    name = manager.start(exp)
+    _wait_for(lambda: manager.record(name)["variants"] and manager.record(name)["variants"][0]["epochs_run"] >= 1)
+    state = old.shutdown(timeout=120)
+    manager.wait(name, timeout=30)
+    assert not manager.is_running(name)
+    return name, state
+
+
+def test_a_grid_cut_by_a_restart_continues_on_the_next_server(tmp_path):
+    exp = ExperimentConfig(name="restart-grid", base=digits_base(limit=300),
+                           grid={"train.epochs": [10_000, 2, 1]})
+    name, state = _stop_server_during_first_variant(tmp_path, exp)
+    # What the stopping server left: the experiment still running, its waiting jobs in the queue file.
+    from core.experiments.store import load_record
+
+    assert load_record(tmp_path, name)["status"] == "running"
+    assert len(state["saved"]) == 1 and len(state["queued"]) == 2
+    # A server that did not take over those jobs (e.g. a CLI on the same folder) leaves it alone.
+    bystander = ExperimentManager(JobRegistry(root=tmp_path))
+    assert bystander.resume_interrupted() == []
+    assert bystander.record(name)["status"] == "interrupted"
+
+    new = JobRegistry(root=tmp_path, max_concurrent=1)
+    new.restore()
+    manager = ExperimentManager(new, poll_seconds=0.02)
+    assert manager.resume_interrupted() == [name]
+    assert manager.resume_interrupted() == []  # once
+    record = manager.wait(name, timeout=300)
+    assert record["status"] == "finished", record["message"]
+    first, second, third = record["variants"]
+    assert first["status"] == "stopped" and first["run"] == state["saved"][0]["run"]
+    assert "The server restarted during this run" in first["message"] and first["epochs_run"] >= 1
+    assert [second["status"], third["status"]] == ["finished", "finished"]
+    assert second["epochs_run"] == 2 and third["epochs_run"] == 1
+    # The runs finished after the restart still say which experiment and factors they belong to.
+    rows = {r["name"]: r for r in list_runs(tmp_path)}
+    for variant in record["variants"]:
+        assert rows[variant["run"]]["experiment"] == name and rows[variant["run"]]["factors"] == variant["factors"]
+    assert record["best"]["run"] in {v["run"] for v in record["variants"]}
+
+
+def test_a_search_cut_by_a_restart_asks_the_trials_it_still_lacks(tmp_path):
+    import optuna
+
+    exp = ExperimentConfig(name="restart-search", base=digits_base(limit=300), search=SearchConfig(
+        space={"train.epochs": ParamSpace("int", 1, 10_000)}, trials=3, prune=False,
+        first_trials=[{"train.epochs": 10_000}, {"train.epochs": 2}, {"train.epochs": 1}]))
+    name, _state = _stop_server_during_first_variant(tmp_path, exp)
+    new = JobRegistry(root=tmp_path, max_concurrent=1)
+    new.restore()
+    manager = ExperimentManager(new, poll_seconds=0.02)
+    assert manager.resume_interrupted() == [name]
+    record = manager.wait(name, timeout=300)
+    assert record["status"] == "finished", record["message"]
+    assert [v["factors"]["train.epochs"] for v in record["variants"]] == [10_000, 2, 1]
+    assert [v["trial_state"] for v in record["variants"]] == ["failed", "complete", "complete"]
+    assert record["variants"][0]["run"] and record["variants"][0]["status"] == "stopped"
+    trials = optuna.load_study(study_name=name, storage=f"sqlite:///{experiment_dir(tmp_path, name) / 'study.db'}")\
+        .get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE,
+                                         optuna.trial.TrialState.COMPLETE]
+    assert record["search"]["complete"] == 2 and record["best"]["run"] in {v["run"] for v in record["variants"][1:]}
+
+
 # ---------------------------------------------------------------- anomaly
 
 

@@ -190,3 +190,31 @@ def test_preset_views_of_saved_experiments(app_experiments, name, container, ima
         sweep = chart(at, "Reconstruction error as the input noise rises")
         assert sorted(set(sweep["variant"])) == ["noise factor 0", "noise factor 0.3", "noise factor 0.6"]
         assert sweep.groupby("variant")["noise"].count().eq(11).all()
+
+
+def test_an_experiment_cut_by_a_server_restart_continues_when_the_app_starts(no_runs):
+    """The app's first page load makes the experiments manager, which takes the experiment over
+    from the stopped server: the Experiments page then shows it running to its end, not 'interrupted'."""
+    from core.experiments import ExperimentConfig
+    from core.experiments.store import load_record
+
+    old = JobRegistry(root=no_runs, max_concurrent=1)
+    manager = ExperimentManager(old, poll_seconds=0.02)
+    exp = ExperimentConfig(name="cut", base=tiny_base(limit=300), grid={"train.epochs": [10_000, 1]})
+    name = manager.start(exp)
+    deadline = time.monotonic() + 120
+    while not (manager.record(name)["variants"] and manager.record(name)["variants"][0]["epochs_run"] >= 1):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    old.shutdown(timeout=120)
+    manager.wait(name, timeout=30)
+
+    at = open_app_page(PAGE)  # a new server: its registry restores the queue, then the manager continues
+    from ui.state import get_experiments
+
+    record = get_experiments().wait(name, timeout=120)
+    assert record["status"] == "finished", record["message"]
+    assert [v["status"] for v in record["variants"]] == ["stopped", "finished"]
+    assert load_record(no_runs, name)["status"] == "finished"
+    at.run()
+    assert not at.exception and "interrupted" not in " ".join(w.value for w in at.warning)

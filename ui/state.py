@@ -79,10 +79,14 @@ def get_runner():
 
 @st.cache_resource
 def get_experiments():
-    """The experiments of this server (core.experiments.ExperimentManager over the registry)."""
+    """The experiments of this server (core.experiments.ExperimentManager over the registry).
+    Made once per server (app.py asks for it on every page): an experiment the last server was
+    running when it stopped continues here, following the jobs the restart queued again."""
     from core.experiments import ExperimentManager
 
-    return ExperimentManager(get_registry(), root=checkpoints_root())
+    manager = ExperimentManager(get_registry(), root=checkpoints_root())
+    manager.resume_interrupted()
+    return manager
 
 
 def active_jobs() -> list:

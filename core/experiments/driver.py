@@ -6,6 +6,13 @@ A search keeps up to `max_concurrent` Optuna trials in flight: study.ask() -> a 
 epoch's validation loss -> trial.report(), trial.should_prune() -> registry.stop(), and the run's
 end -> study.tell(). Only the registry's public API is used, so experiments run wherever the
 registry's runner puts the work.
+
+After a server restart (core.jobs.restart) the registry queues the experiment's waiting jobs again
+under their old ids, and the runs that were training were saved as stopped runs. The manager's
+resume_interrupted() then gives each experiment that was still running a new driver that follows
+the same jobs to the end: a variant whose run was saved by the shutdown ends as "stopped" with that
+run (Resume on the Runs page continues it), a search asks for the trials it still lacks (trials in
+flight at the restart are told by number, without pruning: their Trial objects died with the server).
 """
 from __future__ import annotations
 
@@ -26,6 +33,11 @@ from core.jobs import JobPermissionError
 # Job statuses that still change (core.jobs' queued / loading / running).
 JOB_ACTIVE = ("queued", "loading", "running")
 POLL_SECONDS = 0.25
+
+
+class _ServerStopping(Exception):
+    """The registry is shutting down: the driver leaves its record as it is (still running), so
+    the next server's resume_interrupted() continues the experiment."""
 
 
 def _now_iso() -> str:
@@ -65,8 +77,9 @@ def best_variant(record: dict) -> dict | None:
 class _Driver:
     """Runs one experiment on its own daemon thread; its record changes only under `lock`."""
 
-    def __init__(self, manager: "ExperimentManager", exp: ExperimentConfig, record: dict):
+    def __init__(self, manager: "ExperimentManager", exp: ExperimentConfig, record: dict, attach: bool = False):
         self.manager = manager
+        self.attach = attach  # continuing a record written by a server that stopped (resume_interrupted)
         self.registry = manager.registry
         self.root = manager.root
         self.exp = exp
@@ -83,6 +96,10 @@ class _Driver:
             return copy.deepcopy(self.record)
 
     def _save(self) -> None:
+        # During a shutdown the registry marks its jobs stopped; written down, that would read as
+        # the experiment's end. The next server continues from the last record saved before it.
+        if getattr(self.registry, "shutting_down", False):
+            raise _ServerStopping
         save_record(self.root, self.snapshot())
 
     def _set(self, **fields) -> None:
@@ -93,7 +110,14 @@ class _Driver:
 
     def _run(self) -> None:
         started = time.time()
-        self._set(status="running", started_at=started)
+        if self.attach:
+            started = self.record.get("started_at") or started
+            if self.record.get("status") == "stopping":  # it was being stopped when the server went
+                self.stop_event.set()
+            else:
+                self._set(status="running", message="")
+        else:
+            self._set(status="running", started_at=started)
         try:
             self._save()
             if self.exp.search is not None:
@@ -101,6 +125,8 @@ class _Driver:
             else:
                 self._run_grid()
             self._finish(started)
+        except _ServerStopping:
+            pass
         except Exception as exc:  # the record must end with a status the page can show, whatever happened
             self._stop_jobs()
             self._set(status="failed", message=f"The experiment failed: {_one_line(exc)}",
@@ -158,9 +184,18 @@ class _Driver:
             return self._poll_probe(variant)
         try:
             snap = self.registry.snapshot(variant["job"])
+            if snap.status not in JOB_ACTIVE and getattr(self.registry, "shutting_down", False):
+                raise _ServerStopping  # stopped by the shutdown: not an end to record (or tell Optuna)
         except KeyError:
+            saved = self.registry.saved_at_restart(variant["job"])
+            if saved is None:
+                with self.lock:
+                    variant.update(status="failed", message="Its job is gone (the server may have restarted).")
+                return True
+            self._read_run(variant, saved["run"])
             with self.lock:
-                variant.update(status="failed", message="Its job is gone (the server may have restarted).")
+                variant.update(status="stopped", message=f"The server restarted during this run; it was saved "
+                               f"after epoch {saved['epoch']}. Continue it with Resume on the Runs page.")
             return True
         last = snap.history[-1] if snap.history else None
         with self.lock:
@@ -187,6 +222,15 @@ class _Driver:
             snap = self.registry.snapshot(variant["probe_job"])
         except KeyError:
             snap = None
+            if self.attach and variant.get("run") and not variant.get("probe_restarted") \
+                    and not self.stop_event.is_set():
+                # The probe ran on the server that stopped (probes are not queued again): start it anew.
+                from core.analysis import ProbeConfig
+
+                probe_id = self.registry.start_probe(variant["run"], ProbeConfig())
+                with self.lock:
+                    variant.update(probe_job=probe_id, probe_restarted=True)
+                return False
         if snap is not None and snap.status in JOB_ACTIVE:
             return False
         accuracy = getattr(snap.result, "accuracy", None) if snap is not None else None
@@ -215,10 +259,11 @@ class _Driver:
         for variant in variants:
             if self.stop_event.is_set():
                 break
-            self._start_variant(variant)
+            if variant["job"] is None and variant["status"] == "queued":  # (after a restart: not yet started)
+                self._start_variant(variant)
         self._save()
         stopped = False
-        pending = [v for v in variants if v["job"]]
+        pending = [v for v in variants if v["job"] and v["status"] in JOB_ACTIVE + ("probing",)]
         for variant in variants:
             if not variant["job"]:
                 with self.lock:
@@ -242,7 +287,11 @@ class _Driver:
         study = open_study(self.exp, self.root)
         search = self.exp.search
         in_flight: dict[int, tuple[Any, dict, bool]] = {}  # variant index -> (trial, variant, pruned)
-        asked = 0
+        # After a restart: the trials still in flight are followed by number (an int for tell()).
+        for variant in self.record["variants"]:
+            if variant.get("trial_state") == "running" and variant.get("job"):
+                in_flight[variant["index"]] = (variant["trial"], variant, False)
+        asked = len(self.record["variants"])
         stopped = False
         while True:
             room = max(int(getattr(self.registry, "max_concurrent", 1)), 1)
@@ -275,7 +324,7 @@ class _Driver:
     def _report_epochs(self, trial, variant: dict, pruned: bool, prune: bool) -> bool:
         """trial.report() each newly finished epoch's validation loss; stop the run once the pruner
         says so. Returns whether the trial is pruned."""
-        if variant["status"] == "probing" or pruned:
+        if variant["status"] == "probing" or pruned or isinstance(trial, int):  # int: followed after a restart
             return pruned
         try:
             snap = self.registry.snapshot(variant["job"])
@@ -298,8 +347,8 @@ class _Driver:
         return pruned
 
     def _tell(self, study, trial, variant: dict, pruned: bool, optuna) -> None:
-        if variant.get("run"):
-            trial.set_user_attr("run", variant["run"])
+        if variant.get("run") and not isinstance(trial, int):  # (a trial followed after a restart keeps
+            trial.set_user_attr("run", variant["run"])          # its run in the experiment's record only)
         value = objective_value(variant, self._objective())
         if pruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -370,6 +419,31 @@ class ExperimentManager:
         with driver.lock:
             driver.record["status"] = "stopping"
         driver.stop_event.set()
+
+    def resume_interrupted(self) -> list[str]:
+        """After a server restart (the registry's restore() has run): continue every experiment
+        whose record says it was still running and whose jobs came back with the restart (queued
+        again, or saved while they trained); returns their names. An experiment whose jobs this
+        registry does not know (e.g. run by a CLI on the same folder) is left alone."""
+        resumed = []
+        for record in list_records(self.root):
+            if record.get("status") not in ACTIVE_STATUSES:
+                continue
+            active = [v["job"] for v in record.get("variants", []) if v.get("job") and v.get("status") in JOB_ACTIVE]
+            if not active or not all(self.registry.known_from_restart(job) for job in active):
+                continue
+            with self._lock:
+                if record["name"] in self._drivers:
+                    continue
+                try:
+                    exp = ExperimentConfig.from_dict(record["config"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                driver = _Driver(self, exp, record, attach=True)
+                self._drivers[record["name"]] = driver
+            driver.thread.start()
+            resumed.append(record["name"])
+        return resumed
 
     def is_running(self, name: str) -> bool:
         with self._lock:

@@ -484,7 +484,7 @@ class JobRegistry:
         if not queued and not running:
             return None
         entries = [{"id": job.id, "name": job.name, "owner": job.owner, "resume_from": job.resume_from,
-                    "config": job.config.to_dict()} for job in queued]
+                    "config": job.config.to_dict(), "info": job.info} for job in queued]
         state = {"written": time.time(), "queued": entries, "saved": [], "lost": len(running), "complete": False}
         restart.write_state(self.root, state)  # first: a second signal or a kill cannot lose the queue
         for job in queued:
@@ -496,16 +496,17 @@ class JobRegistry:
         deadline = time.monotonic() + timeout
         for job in running:
             job.done.wait(max(deadline - time.monotonic(), 0.0))
-        saved = [{"run": job.run_name, "epoch": len(job.history), "owner": job.owner}
+        saved = [{"run": job.run_name, "epoch": len(job.history), "owner": job.owner, "id": job.id}
                  for job in running if job.done.is_set() and job.run_name]
         state.update(saved=saved, lost=len(running) - len(saved), complete=True)
         restart.write_state(self.root, state)
         return state
 
     def restore(self) -> dict | None:
-        """Once, when the app starts: queue again what the last server's shutdown wrote (same ids
-        and owners) and remove leftover temporary folders. Sets and returns restart_note
-        ({"saved": [{"run", "epoch", "owner"}], "lost": n, "restored": n, "at": time}) or None."""
+        """Once, when the app starts: queue again what the last server's shutdown wrote (same ids,
+        owners and info, e.g. the experiment a job belongs to) and remove leftover temporary folders.
+        Sets and returns restart_note ({"saved": [{"run", "epoch", "owner", "id"}], "lost": n,
+        "restored": n, "at": time}: "id" is the job that was running when its run was saved) or None."""
         restart.clean_leftovers(self.root, restart.LEFTOVER_AGE_S)
         # A save killed just before this start left a folder too young to tell from a save in
         # progress in another process; look again once it is old enough.
@@ -523,9 +524,12 @@ class JobRegistry:
                 owner, resume_from = entry.get("owner"), entry.get("resume_from")
                 if not all(v is None or isinstance(v, str) for v in (owner, resume_from, entry.get("id"))):
                     raise TypeError("owner, resume_from and id are strings")
+                info = entry.get("info") or {}
+                if not isinstance(info, dict):
+                    raise TypeError("info is a dict")
                 job = _Job(name=str(entry.get("name") or cfg.name or default_run_name(cfg)), kind="train",
                            config=cfg, total_epochs=cfg.train.epochs, work=self._train_job, owner=owner,
-                           resume_from=resume_from)
+                           resume_from=resume_from, info=info)
             except (KeyError, TypeError, ValueError, AttributeError):
                 continue  # a damaged entry: the others are still worth restoring
             self._add(job, job_id=entry.get("id"))
@@ -535,6 +539,28 @@ class JobRegistry:
         lost = state.get("lost") if isinstance(state.get("lost"), int) else 0
         self.restart_note = {"saved": saved, "lost": lost, "restored": restored, "at": time.time()}
         return self.restart_note
+
+    @property
+    def shutting_down(self) -> bool:
+        """True once shutdown() has begun: the server is stopping (experiment drivers then stop
+        writing, so the next server finds their experiments still running and continues them)."""
+        return self._shutting_down
+
+    def saved_at_restart(self, job_id: str) -> dict | None:
+        """For a job that was running when the last server stopped: what its run was saved as
+        ({"run", "epoch", "owner", "id"}, from restart_note); None for any other job."""
+        for entry in (self.restart_note or {}).get("saved", []):
+            if entry.get("id") == job_id:
+                return entry
+        return None
+
+    def known_from_restart(self, job_id: str) -> bool:
+        """Whether a job id came back with the last server's restart: queued again here, or saved
+        while it ran. An experiment's driver continues only jobs this server knows."""
+        if self.saved_at_restart(job_id) is not None:
+            return True
+        with self._lock:
+            return job_id in self._jobs
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobSnapshot:
         """Block until the job ends (or `timeout` seconds pass) and return its snapshot."""
