@@ -64,6 +64,23 @@ def no_runs(tmp_path, monkeypatch) -> Path:
     return root
 
 
+APP_JOB_TIMEOUT = 120
+
+
+@pytest.fixture
+def app_registry():
+    """The app's job registry (ui.state.get_registry, made on first use: set the environment it
+    reads first); every job still running at the end is stopped and waited for."""
+    from ui.state import get_registry
+
+    jobs = get_registry()
+    yield jobs
+    for job in jobs.snapshots():
+        jobs.stop(job.id)
+    for job in jobs.snapshots():
+        jobs.wait(job.id, timeout=APP_JOB_TIMEOUT)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_streamlit_caches():
     """AppTest shares Streamlit's caches within a process; each test starts from empty ones so

@@ -42,15 +42,14 @@ def param(at: AppTest, name: str) -> str:
 
 
 @pytest.fixture
-def registry(no_runs, monkeypatch):
+def teacher_server(no_runs, monkeypatch):
     monkeypatch.setenv("AE_LAB_TEACHER_TOKEN", TOKEN)
     monkeypatch.setenv("AE_LAB_MAX_EPOCHS", "10000")  # long_run's jobs must keep running (default limit 1000)
-    jobs = get_registry()
-    yield jobs
-    for job in jobs.snapshots():
-        jobs.stop(job.id)
-    for job in jobs.snapshots():
-        jobs.wait(job.id, timeout=JOB_TIMEOUT)
+
+
+@pytest.fixture
+def registry(teacher_server, app_registry):
+    return app_registry
 
 
 def test_the_starting_tab_owns_its_job_and_keeps_it_after_a_reload(registry):

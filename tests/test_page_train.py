@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import fill_model_shape
 from core.models import build_model
-from ui.state import SELECTED_RUN_KEY, get_registry
+from ui.state import SELECTED_RUN_KEY
 
 from apptest_helpers import chart_frames, open_app_page
 JOB_TIMEOUT = 120
@@ -43,14 +43,8 @@ def one_job_at_a_time(monkeypatch):
 
 
 @pytest.fixture
-def registry():
-    """The app's job registry; every job still running at the end is stopped and waited for."""
-    jobs = get_registry()
-    yield jobs
-    for job in jobs.snapshots():
-        jobs.stop(job.id)
-    for job in jobs.snapshots():
-        jobs.wait(job.id, timeout=JOB_TIMEOUT)
+def registry(app_registry):
+    return app_registry
 
 
 def test_layer_table_total_is_the_models_parameter_count(no_runs, digits):
