@@ -29,6 +29,9 @@ def test_lists_every_run_with_its_metrics(app_runs):
         assert table.loc[name, "Epochs"] == 2
     assert table.loc["tiny-vae", "VAE"] and not table.loc["tiny-conv", "VAE"]
     assert table.loc["tiny-denoise", "Noise"] == 0.4
+    shown = [e.value for kind in ("caption", "markdown", "info", "success", "warning", "error") for e in at.get(kind)]
+    assert "4 saved runs on this server" in " ".join(shown)
+    assert not [text for text in shown if str(app_runs) in str(text)]  # never the server's checkpoints path
 
 
 def test_comparing_two_runs_draws_both_runs_lines(app_runs):

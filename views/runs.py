@@ -175,8 +175,9 @@ def main() -> None:
         need_a_run("the Runs page")
         import_section()
         return
-    st.caption(f"{len(runs)} saved run(s) in {checkpoints_root()}; the losses are those of the best "
-               "epoch, whose weights were kept.")
+    # The count only: where the server keeps its checkpoints is not for students' eyes.
+    st.caption(f"{len(runs)} saved run{'s' if len(runs) != 1 else ''} on this server; the losses are those of "
+               "the best epoch, whose weights were kept.")
     runs_table(runs)
     compare_section(runs)
     resume_section(runs)
