@@ -51,7 +51,21 @@ def get_registry() -> JobRegistry:
     # (SIGTERM/SIGINT, see core.jobs.restart) saves its running jobs and writes its queue.
     registry.restore()
     install_shutdown_hook(registry.shutdown)
+    # The Train page checks every setting against the batch-memory limit, whose first estimate
+    # imports PyTorch's meta-kernel machinery (about a second, once per process): do that now,
+    # off the page's thread, so the first student to open Train does not wait for it.
+    threading.Thread(target=_warm_batch_estimate, name="ae-lab-warm-estimate", daemon=True).start()
     return registry
+
+
+def _warm_batch_estimate() -> None:
+    from core.config import ModelConfig
+    from core.models import activation_bytes_per_image
+
+    try:
+        activation_bytes_per_image(ModelConfig(in_channels=1, image_size=8))
+    except Exception:  # only a warm-up: the page's own check reports any real problem
+        pass
 
 
 def restart_notice() -> None:
