@@ -82,8 +82,9 @@ def clusters(run_name: str, mtime: float, points: int, k: int, seed: int,
 
 
 @st.cache_data(max_entries=16, show_spinner="Sweeping the noise factor...")
-def noise_sweep(run_name: str, mtime: float, max_images: int, _run) -> list[dict]:
-    """Reconstruction error of the run at noise factors 0, 0.1, ..., 1 (same seed for every run)."""
+def noise_sweep(run_name: str, mtime: float, max_images: int, levels: tuple[float, ...], _run) -> list[dict]:
+    """Reconstruction error of the run's first max_images test images at each noise factor in
+    `levels` (seed 0 for every run)."""
     images, labels, _ = test_split(_run)
     images, labels = images[:max_images], labels[:max_images]
-    return analysis.noise_sweep(_run.model, images, labels, seed=0)
+    return analysis.noise_sweep(_run.model, images, labels, levels=list(levels), seed=0)

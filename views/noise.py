@@ -19,6 +19,10 @@ from ui.projector import show_chart
 RUNS_KEY = "noise_runs"
 NOISE_KEY = "noise_factor"
 IMAGES_SHOWN = 8
+# The sweep measures every value the slider can take, so the number under a reconstruction is the
+# chart's point at the dashed line (the same images, noise draws and metric), never a value between two.
+NOISE_STEP = 0.05
+SWEEP_LEVELS = tuple(round(i * NOISE_STEP, 2) for i in range(round(1 / NOISE_STEP) + 1))
 DEFAULT_RUNS = 3
 
 
@@ -60,9 +64,19 @@ def default_runs(runs: list[dict]) -> list[str]:
 
 
 def describe(row: dict) -> str:
+    """The dataset and the kind of model: plain, denoising, VAE, conditional (or a mix)."""
     noise = row.get("noise") or 0.0
-    kind = f"denoising AE, trained with noise {noise:g}" if noise > 0 else "plain AE (no training noise)"
+    model = ("conditional " if row.get("conditional") else "") + ("VAE" if row.get("vae") else "AE")
+    if noise > 0:
+        kind = f"denoising {model}, trained with noise {noise:g}"
+    else:
+        kind = f"{'plain AE' if model == 'AE' else model} (no training noise)"
     return f"{row.get('dataset', '?')}, {kind}"
+
+
+def sweep_point(sweep: list[dict], factor: float) -> dict:
+    """The sweep's point at `factor`, one of its levels."""
+    return next(point for point in sweep if point["noise"] == factor)
 
 
 def shape_text(shape) -> str:
@@ -98,7 +112,8 @@ def main() -> None:
     compared = [n for n in chosen if n not in other_data]
 
     with st.container(key="noise_slider"):
-        factor = st.slider("Noise factor", 0.0, 1.0, 0.3, 0.05, key=NOISE_KEY)
+        factor = st.slider("Noise factor", 0.0, 1.0, 0.3, NOISE_STEP, key=NOISE_KEY)
+    factor = min(SWEEP_LEVELS, key=lambda level: abs(level - factor))  # 0.30000000000000004 -> 0.3
 
     sweeps = []
     with st.container(key="noise_images"):
@@ -110,19 +125,22 @@ def main() -> None:
                 shown, shown_labels = images[:IMAGES_SHOWN], labels[:IMAGES_SHOWN]
                 # Seed 0 for every run: the same images get the same noise, whichever run sees them.
                 noisy, recon = analysis.reconstruct(run.model, shown, shown_labels, noise=factor, seed=0)
-                sweep = inspect_cache.noise_sweep(name, run_mtime(name),
-                                                  inspect_cache.MAX_SWEEP_IMAGES, _run=run)
+                sweep = inspect_cache.noise_sweep(name, run_mtime(name), inspect_cache.MAX_SWEEP_IMAGES,
+                                                  SWEEP_LEVELS, _run=run)
             except Exception as exc:  # core errors carry one plain sentence
                 st.error(str(exc))
                 continue
-            mse = float(((recon - analysis.to_float(shown)) ** 2).mean())
+            # The shown images are the first of the swept ones, with the same noise (seed 0).
+            measured = min(len(images), inspect_cache.MAX_SWEEP_IMAGES)
+            over = f"all {measured:,}" if measured == len(images) else f"the first {measured:,}"
             scale = upscale_for(dataset.shape[-1])
             left, right = st.columns(2)
             with left:
                 show_grid(noisy, caption=f"Noisy input (noise factor {factor:.2f})", scale=scale)
             with right:
-                show_grid(recon, caption=f"Reconstruction (MSE against the clean images {mse:.4f})",
-                          scale=scale)
+                show_grid(recon, caption=f"Reconstruction (MSE against the clean images "
+                                         f"{sweep_point(sweep, factor)['mse']:.4f} over {over} test "
+                                         "images, as in the chart)", scale=scale)
             sweeps += [{"run": name, **point} for point in sweep]
 
     if sweeps:
@@ -130,7 +148,8 @@ def main() -> None:
         show_chart(noise_sweep_chart(pd.DataFrame(sweeps), factor, run_color_map()), key="noise_sweep_chart")
         st.caption(f"Mean error of each run's reconstruction against the clean image, over up to "
                    f"{inspect_cache.MAX_SWEEP_IMAGES:,} test images at "
-                   f"{len(analysis.DEFAULT_NOISE_LEVELS)} noise levels; the dashed line is the slider. "
+                   f"{len(SWEEP_LEVELS)} noise levels (every step of the slider); the dashed line is the "
+                   "slider, and the MSE under each reconstruction is its run's point there. "
                    "Click a run in the legend to highlight it.")
 
 
