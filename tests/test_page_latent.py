@@ -2,6 +2,7 @@
 the scatter, so a pick is injected through session_state["latent_picked_index"]."""
 from __future__ import annotations
 
+import json
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -169,3 +170,77 @@ def test_a_spot_of_the_plane_decodes_beside_the_chart_and_resets_with_the_run(ap
     at.selectbox(key="latent_run").set_value("tiny-denoise").run()
     assert at.session_state["latent_pick"] is None
     assert not any("clicked spot" in c.proto.imgs[0].caption for c in at.main.get_by_key("picked_point").get("image"))
+
+
+def slider_values(at: AppTest) -> list[float]:
+    return [at.slider(key=f"latent_dim_{dim}").value for dim in range(2)]
+
+
+@pytest.mark.parametrize("away", ["views/generate.py", "views/classifier.py"])
+def test_the_sliders_keep_their_values_after_another_page(app_runs, away):
+    """Streamlit drops a widget's state when a page that does not draw it runs: the sliders came back
+    at their minimum (and the manifold grid centred on that corner) after a visit to another page."""
+    at = open_page("tiny-conv")
+    start = slider_values(at)
+    assert start != [at.slider(key=f"latent_dim_{dim}").min for dim in range(2)]
+    at.switch_page(away).run()
+    assert not at.exception
+    at.switch_page(PAGE).run()
+    assert slider_values(at) == pytest.approx(start)  # test image #0's code, as on the first visit
+    # A moved slider keeps its new value too, and the decoded image stays the same.
+    slider = at.slider(key="latent_dim_0")
+    moved = slider.max if slider.value < (slider.min + slider.max) / 2 else slider.min
+    slider.set_value(moved).run()
+    decoded = urls_in(at, "latent_decoded")
+    grid = urls_in(at, "manifold_grid")
+    at.switch_page(away).run()
+    at.switch_page(PAGE).run()
+    assert slider_values(at) == pytest.approx([moved, start[1]])
+    assert urls_in(at, "latent_decoded") == decoded and urls_in(at, "manifold_grid") == grid
+
+
+def test_a_conditional_runs_label_survives_another_page(app_runs):
+    at = open_page("tiny-cond", picked=0)
+    label = at.selectbox(key="latent_label")
+    # Neither the picked image's class nor the first option (where a dropped widget state lands).
+    other = next(name for name in label.options[1:] if name != label.value)
+    label.set_value(other).run()
+    at.switch_page("views/generate.py").run()
+    at.switch_page(PAGE).run()
+    assert at.selectbox(key="latent_label").value == other
+
+
+def test_another_run_starts_its_sliders_at_its_own_first_test_image(app_runs):
+    at = open_page("tiny-conv")
+    at.slider(key="latent_dim_0").set_value(at.slider(key="latent_dim_0").max).run()
+    at.selectbox(key="latent_run").set_value("tiny-vae").run()
+    fresh = open_page("tiny-vae")
+    assert slider_values(at) == pytest.approx(slider_values(fresh))
+
+
+def scatter_spec(at: AppTest) -> dict:
+    return json.loads(at.main.get_by_key("latent_scatter").get("vega_lite_chart")[0].proto.spec)
+
+
+def test_the_scatter_has_a_class_legend_no_layer_takes_off(app_runs):
+    """Vega-Lite merges the legends of every layer and channel coloured by one field; a `legend: null`
+    in the training rings' layer took the class legend off the chart (the browser walk checks the
+    drawn entries)."""
+    spec = scatter_spec(open_page("tiny-conv"))  # digits: a small test set, so the rings are drawn
+    layers = spec["layer"]
+    assert len(layers) >= 3  # the click grid, the training rings, the test points
+    legends = [channel.get("legend", {}) for layer in layers for channel in layer.get("encoding", {}).values()
+               if isinstance(channel, dict) and channel.get("field") == "class"]
+    assert len(legends) >= 2 and None not in legends
+    points = layers[-1]["encoding"]["color"]
+    assert points["legend"]["orient"] == "bottom" and points["legend"]["columns"] == 10
+    assert len(points["scale"]["range"]) == len(set(points["scale"]["range"])) == 10
+
+
+@pytest.mark.parametrize("projector", [False, True])
+def test_the_scatter_is_larger_and_larger_still_on_a_projector(app_runs, projector):
+    at = open_app_page(PAGE, {"selected_run": "tiny-conv", "projector_mode": projector})
+    spec = scatter_spec(at)
+    size = spec["layer"][-1]["encoding"]["size"]["value"]
+    assert spec["height"] == (810 if projector else 600)  # was 480 on both
+    assert size == (90 if projector else 40)

@@ -6,9 +6,11 @@ import itertools
 import tomllib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from coloraide import Color
 
+from ui.inspect_charts import POINT_OPACITY, _colour_scale
 from ui.palette import PALETTE, REFERENCE_COLOR, category_scale, colors_for, run_colors, run_scale
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +21,11 @@ MIN_DISTANCE = 20
 MIN_DISTANCE_DICHROMAT = 12
 # The colours 2-4-run comparisons use must stay well apart even for a dichromat.
 MIN_DISTANCE_FIRST_FOUR_DICHROMAT = 25
+# A projector in a lit room lifts black and washes colours out: modelled as white light added in
+# linear RGB (12 %: a contrast of about 8:1). The latent scatter's ten class colours, as its points
+# draw them over white, must not collapse there (at opacity 0.75 blue and sky blue were 10.9 apart).
+PROJECTOR_WASH = 0.12
+MIN_DISTANCE_PROJECTED = 12
 
 
 def min_pair(colors: list[str], simulate: str | None = None) -> tuple[float, tuple[str, str]]:
@@ -39,6 +46,19 @@ def test_palette_survives_colour_blindness(deficiency):
     assert distance >= MIN_DISTANCE_DICHROMAT, f"{deficiency}: {pair} are only {distance:.1f} apart"
     distance, pair = min_pair(list(PALETTE[:4]), deficiency)
     assert distance >= MIN_DISTANCE_FIRST_FOUR_DICHROMAT, f"{deficiency}: {pair} ({distance:.1f})"
+
+
+def on_a_projector(color: str, opacity: float) -> Color:
+    drawn = Color.mix(Color("white"), Color(color), opacity, space="srgb")  # browsers blend in sRGB
+    return Color.mix(drawn, Color("white"), PROJECTOR_WASH, space="srgb-linear")
+
+
+def test_latent_scatter_class_colours_stay_apart_on_a_projector():
+    scale = _colour_scale(pd.DataFrame({"class": []}), "class", False, [str(d) for d in range(10)])
+    shown = [on_a_projector(c, POINT_OPACITY) for c in scale.range]
+    distance, pair = min((a.delta_e(b, method="2000"), (ca, cb)) for (ca, a), (cb, b)
+                         in itertools.combinations(zip(scale.range, shown), 2))
+    assert distance >= MIN_DISTANCE_PROJECTED, f"{pair} are only {distance:.1f} apart on a projector"
 
 
 def test_no_colour_is_faint_on_white():

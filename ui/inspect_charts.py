@@ -16,6 +16,18 @@ PICKED = "picked"
 PLANE = "plane"
 PLANE_STEPS = 40  # grid cells per side: a click lands within 1/40 of the view of where it was
 SVG_MAX_POINTS = 4000  # visible points up to which the scatter stays SVG (more: a faster canvas)
+POINT_SIZE = 40  # a test point's area in px²
+# Opaque: a point shows its palette colour itself (at 0.75 the white behind washed the ten class
+# colours together on a projector; tests/test_palette.py).
+POINT_OPACITY = 1.0
+LEGEND_SHORT_LABEL = 3  # characters: up to this long, ten legend entries fit in one row
+
+
+def legend_columns(values) -> int:
+    """Legend entries per row below the scatter: ten short ones ("0".."9"), five longer ones
+    ("Ankle boot"), so the legend is no wider than the plot."""
+    longest = max((len(str(v)) for v in pd.unique(values)), default=0)
+    return 10 if longest <= LEGEND_SHORT_LABEL else 5
 
 
 def plane_grid(x, y, steps: int = PLANE_STEPS, margin: float = 0.08) -> pd.DataFrame:
@@ -76,11 +88,12 @@ def _colour_scale(points: pd.DataFrame, colour: str, quantitative: bool, class_o
 def latent_scatter(points: pd.DataFrame, colour: str, colour_title: str,
                    quantitative: bool = False, x_title: str = "x", y_title: str = "y",
                    class_order=None, grid: pd.DataFrame | None = None,
-                   train_points: pd.DataFrame | None = None, marker=None) -> alt.LayerChart:
+                   train_points: pd.DataFrame | None = None, marker=None,
+                   point_size: int = POINT_SIZE) -> alt.LayerChart:
     """The encoded test set as points; click one to pick it (selection named PICKED).
 
     `points` has the columns index (position in the test split), x, y, class, error and the
-    `colour` column."""
+    `colour` column; `point_size` is a test point's area in px² (larger on a projector)."""
     # empty=False: with nothing picked every point is drawn plain, not all highlighted.
     picked = alt.selection_point(name=PICKED, fields=["index"], on="click", clear="dblclick", empty=False)
     tooltips = [alt.Tooltip("index:Q", title="Test image"), alt.Tooltip("class:N", title="Class"),
@@ -96,9 +109,10 @@ def latent_scatter(points: pd.DataFrame, colour: str, colour_title: str,
             color=alt.Color(f"{colour}:{'Q' if quantitative else 'N'}", title=colour_title,
                             scale=_colour_scale(points, colour, quantitative, class_order),
                             # Below the plot: beside it, a narrow column would cut it off.
-                            legend=alt.Legend(orient="bottom", columns=10, symbolLimit=0)),
-            opacity=alt.condition(picked, alt.value(1.0), alt.value(0.75)),
-            size=alt.condition(picked, alt.value(160), alt.value(40)),
+                            legend=alt.Legend(orient="bottom", columns=legend_columns(points[colour]),
+                                              symbolLimit=0)),
+            opacity=alt.condition(picked, alt.value(1.0), alt.value(POINT_OPACITY)),
+            size=alt.condition(picked, alt.value(point_size * 4), alt.value(point_size)),
             tooltip=tooltips,
         )
         .add_params(picked)
@@ -113,10 +127,14 @@ def latent_scatter(points: pd.DataFrame, colour: str, colour_title: str,
                       .encode(x="gx:Q", y="gy:Q", tooltip=alt.value(None)).add_params(plane))
     if train_points is not None and len(train_points):
         # Training images (small test sets): faint rings, not clickable, same colours.
-        layers.append(alt.Chart(train_points).mark_point(size=30, opacity=0.35, filled=False)
+        # No `legend=None`: Vega-Lite merges the legends of every layer (and channel) coloured by
+        # the same field, and one layer's None took the class legend off the whole chart. Faint
+        # by strokeOpacity, not opacity, which the merged legend's symbols would take on.
+        layers.append(alt.Chart(train_points)
+                      .mark_point(size=point_size * 0.75, opacity=1, strokeOpacity=0.45, filled=False)
                       .encode(x="x:Q", y="y:Q",
-                              color=alt.Color("class:N", scale=_colour_scale(points, "class", False, class_order),
-                                              legend=None) if colour == "class" else alt.value(REFERENCE_COLOR),
+                              color=alt.Color("class:N", scale=_colour_scale(points, "class", False, class_order))
+                              if colour == "class" else alt.value(REFERENCE_COLOR),
                               tooltip=[alt.Tooltip("class:N", title="Training image of class")]))
     if marker is not None:
         layers.append(alt.Chart(pd.DataFrame([{"x": marker[0], "y": marker[1]}]))

@@ -8,10 +8,10 @@ import streamlit as st
 
 from core import analysis
 from ui import inspect_cache
-from ui.inspect_charts import PICKED, PLANE, latent_scatter, plane_grid
+from ui.inspect_charts import PICKED, PLANE, POINT_SIZE, latent_scatter, plane_grid
 from ui.state import run_mtime
 from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
-from ui.projector import chart_height, show_chart
+from ui.projector import chart_height, projector_on, show_chart
 
 # The picked test image (its index in the test split). A click on the scatter sets it; tests
 # and other pages may set it directly.
@@ -21,13 +21,20 @@ SEEN_CLICKS_KEY = "latent_seen_clicks"  # the chart's selections last run, to te
 SPOT_LABEL_KEY = "latent_spot_label"
 # Below this many test images the scatter also shows training images (inspect_cache.TRAINING_POINTS).
 SMALL_TEST_SET = 500
-# Which (run, test image) the sliders were last reset to, so a new pick moves them once.
-SLIDER_ORIGIN_KEY = "latent_slider_origin"
+# The sliders' values and the decoding label, with the (run, test image) they started from, so a
+# new pick moves them once. A plain session key, not the widgets' own: Streamlit drops a widget's
+# key when a page that does not draw it runs, and the sliders came back at their minimum.
+SLIDERS_KEPT_KEY = "latent_sliders_kept"
 LABEL_KEY = "latent_label"
 MAX_SLIDERS = 16
 PROJECTIONS = {"raw": "Raw 2-D", "pca": "PCA", "tsne": "t-SNE"}
 AXIS_TITLES = {"raw": ("z[0]", "z[1]"), "pca": ("PC 1", "PC 2"), "tsne": ("t-SNE 1", "t-SNE 2")}
 COLOURINGS = {"class": "Class", "cluster": "k-means cluster", "factor": "Generating factor"}
+# The scatter: its height in px (chart_height makes it taller on a projector), its share of the page
+# width beside the picked image, and its points' area on a projector (px²; POINT_SIZE on a screen).
+SCATTER_HEIGHT = 600
+SCATTER_COLUMNS = [2, 1]
+PROJECTOR_POINT_SIZE = 90
 
 
 LOOK_FOR = ("**What to look for:** whether images of one class land together, which classes overlap "
@@ -143,10 +150,12 @@ def scatter_section(run, codes, labels, errors, dataset, test_indices, images, l
     marker = pick["xy"] if pick and pick["kind"] == "spot" else None
     grid = plane_grid(table["x"], table["y"]) if projection != "tsne" else None
     chart = latent_scatter(table, colour, colour_title, quantitative, x_title, y_title,
-                           class_order=class_names, grid=grid, train_points=train_points, marker=marker)
-    chart_col, pick_col = st.columns([3, 2], gap="medium")
+                           class_order=class_names, grid=grid, train_points=train_points, marker=marker,
+                           point_size=PROJECTOR_POINT_SIZE if projector_on() else POINT_SIZE)
+    chart_col, pick_col = st.columns(SCATTER_COLUMNS, gap="medium")
     with chart_col, st.container(key="latent_scatter"):
-        event = show_chart(chart.properties(height=chart_height(480)), on_select="rerun", key="latent_chart")
+        event = show_chart(chart.properties(height=chart_height(SCATTER_HEIGHT)), on_select="rerun",
+                           key="latent_chart")
         extra = f" and {len(train_points):,} training images (rings)" if train_points is not None else ""
         st.caption(f"{points:,} of {total:,} test images{extra}. Click a point to see its image, or click "
                    "anywhere to decode that spot" + (" (t-SNE: points only)" if projection == "tsne" else "")
@@ -206,12 +215,22 @@ def explore_section(run, codes, labels, origin, class_names, scale) -> None:
     low, high = code_ranges(codes)
     origin_code = codes[origin]
     conditional = run.config.model.conditional
-    if st.session_state.get(SLIDER_ORIGIN_KEY) != (run.name, origin):
+    kept = st.session_state.get(SLIDERS_KEPT_KEY)
+    if kept is None or kept["origin"] != (run.name, origin):
         # A new pick (or run): the sliders and the label start from that image.
+        kept = {"origin": (run.name, origin), "label": class_names[int(labels[origin])],
+                "values": {dim: float(np.clip(origin_code[dim], low[dim], high[dim])) for dim in range(latent)}}
+        st.session_state[SLIDERS_KEPT_KEY] = kept
         for dim in range(latent):
-            st.session_state[slider_key(dim)] = float(np.clip(origin_code[dim], low[dim], high[dim]))
-        st.session_state[LABEL_KEY] = class_names[int(labels[origin])]
-        st.session_state[SLIDER_ORIGIN_KEY] = (run.name, origin)
+            st.session_state[slider_key(dim)] = kept["values"][dim]
+        st.session_state[LABEL_KEY] = kept["label"]
+    else:
+        # Back from another page, which dropped the widgets' keys: they take the kept values.
+        for dim in range(latent):
+            if slider_key(dim) not in st.session_state:
+                st.session_state[slider_key(dim)] = float(np.clip(kept["values"][dim], low[dim], high[dim]))
+        if LABEL_KEY not in st.session_state:
+            st.session_state[LABEL_KEY] = kept["label"]
 
     st.subheader("Latent sliders")
     st.caption(f"Each slider is one latent coordinate, starting at test image #{origin}'s code; "
@@ -227,6 +246,7 @@ def explore_section(run, codes, labels, origin, class_names, scale) -> None:
     if conditional:
         name = st.selectbox("Label for decoding", class_names, key=LABEL_KEY,
                             help="A conditional decoder draws the code as this class.")
+        kept["label"] = name
         label = class_names.index(name)
 
     code = origin_code.astype(np.float32).copy()
@@ -235,9 +255,10 @@ def explore_section(run, codes, labels, origin, class_names, scale) -> None:
         columns = st.columns(2)
         for n, dim in enumerate(dims):
             with columns[n % 2]:
-                code[dim] = st.slider(f"z[{dim}]", float(low[dim]), float(high[dim]),
-                                      step=float((high[dim] - low[dim]) / 100), format="%.3f",
-                                      key=slider_key(dim))
+                value = st.slider(f"z[{dim}]", float(low[dim]), float(high[dim]),
+                                  step=float((high[dim] - low[dim]) / 100), format="%.3f",
+                                  key=slider_key(dim))
+                code[dim] = kept["values"][dim] = float(value)
     with decoded_col, st.container(key="latent_decoded"):
         show_grid(analysis.decode(run.model, code, label), scale=scale * 2, caption="Decoded from the sliders")
 

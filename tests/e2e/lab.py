@@ -129,3 +129,13 @@ def wait_for_new_source(page: Page, images: Locator, before: str, timeout: int =
     page.wait_for_function("i => i.complete && i.naturalWidth > 0",
                            arg=images.first.element_handle(), timeout=timeout)
     return after
+
+
+def slider_text(scope: Locator, label: str) -> str:
+    """The value a slider shows (its thumb's text, e.g. "-0.731")."""
+    return slider(scope, label).get_attribute("aria-valuetext") or ""
+
+
+def legend_labels(chart: Locator) -> list[str]:
+    """The entries of the legends Vega drew in a chart (the SVG renderer's legend label texts)."""
+    return chart.locator("g.role-legend-label text").all_text_contents()

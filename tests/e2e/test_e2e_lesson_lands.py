@@ -9,9 +9,9 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from lab import keyed
+from lab import keyed, legend_labels, slider, slider_text
 from streamlit_ui import APP_LOAD_TIMEOUT_MS, RERUN_TIMEOUT_MS, assert_no_traceback, expect_images_loaded, go_to, \
-    main, wait_for_script
+    main, nudge_slider, wait_for_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHAPES = "dataset=shapes&shapes=300&size=16"
@@ -90,6 +90,22 @@ def test_reload_latent_click_side_by_side_offline(start_app, new_page, shot, tmp
     expect(picked).to_contain_text("Decoded from the clicked spot", timeout=RERUN_TIMEOUT_MS)
     expect_images_loaded(picked, at_least=1)
     shot(page, "latent-click-empty-space")
+    # The class legend is drawn below the plot, one entry per digit (the training rings' layer
+    # once took it off the chart).
+    scatter = keyed(page, "latent_scatter")
+    expect(scatter.locator("g.role-legend-symbol path")).to_have_count(10)
+    assert legend_labels(scatter) == [str(d) for d in range(10)]
+    # The sliders keep their values when the student leaves the page and comes back (Streamlit
+    # drops a widget's state on a page that does not draw it: they came back at their minimum).
+    nudge_slider(page, slider(main(page), "z[0]"), times=5)
+    before = [slider_text(main(page), f"z[{d}]") for d in range(2)]
+    go_to(page, "Generate")
+    go_to(page, "Classifier")
+    go_to(page, "Latent space")
+    expect(slider(main(page), "z[1]")).to_have_attribute("aria-valuetext", before[1], timeout=RERUN_TIMEOUT_MS)
+    assert [slider_text(main(page), f"z[{d}]") for d in range(2)] == before
+    slider(main(page), "z[0]").scroll_into_view_if_needed()
+    shot(page, "latent-sliders-after-leaving")
     # Another run forgets the spot.
     box_run = main(page).get_by_role("combobox", name="Run")
     box_run.click()
