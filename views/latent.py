@@ -31,9 +31,11 @@ PROJECTIONS = {"raw": "Raw 2-D", "pca": "PCA", "tsne": "t-SNE"}
 AXIS_TITLES = {"raw": ("z[0]", "z[1]"), "pca": ("PC 1", "PC 2"), "tsne": ("t-SNE 1", "t-SNE 2")}
 COLOURINGS = {"class": "Class", "cluster": "k-means cluster", "factor": "Generating factor"}
 # The scatter: its height in px (chart_height makes it taller on a projector), its share of the page
-# width beside the picked image, and its points' area on a projector (px²; POINT_SIZE on a screen).
+# width beside the picked image (more on a projector), and its points' area on a projector (px²;
+# POINT_SIZE on a screen).
 SCATTER_HEIGHT = 600
 SCATTER_COLUMNS = [2, 1]
+PROJECTOR_SCATTER_COLUMNS = [3, 1]
 PROJECTOR_POINT_SIZE = 90
 
 
@@ -152,7 +154,7 @@ def scatter_section(run, codes, labels, errors, dataset, test_indices, images, l
     chart = latent_scatter(table, colour, colour_title, quantitative, x_title, y_title,
                            class_order=class_names, grid=grid, train_points=train_points, marker=marker,
                            point_size=PROJECTOR_POINT_SIZE if projector_on() else POINT_SIZE)
-    chart_col, pick_col = st.columns(SCATTER_COLUMNS, gap="medium")
+    chart_col, pick_col = st.columns(PROJECTOR_SCATTER_COLUMNS if projector_on() else SCATTER_COLUMNS, gap="medium")
     with chart_col, st.container(key="latent_scatter"):
         event = show_chart(chart.properties(height=chart_height(SCATTER_HEIGHT)), on_select="rerun",
                            key="latent_chart")
