@@ -86,7 +86,7 @@ def test_the_given_name_is_used_and_the_config_is_copied(registry):
     job_id = registry.start(cfg)
     cfg.train.epochs = 99  # a page editing its config afterwards must not change the job
     snap = registry.wait(job_id, WAIT)
-    assert snap.name == "my run" and snap.run_name == "my-run"  # made a valid folder name
+    assert snap.name == snap.run_name == "my-run"  # made a valid folder name, shown as such
     assert snap.total_epochs == 1 and len(snap.history) == 1
 
 
@@ -430,3 +430,15 @@ def test_a_probe_does_not_wait_behind_training_jobs(registry):
     registry.stop(queued)
     registry.stop(running)
     registry.wait(running, WAIT)
+
+
+def test_a_job_carries_the_cleaned_name_it_is_saved_under_from_the_start(registry):
+    """A run typed as '../../class 3/conv z2' is saved as class-3-conv-z2: the job (and so the live
+    heading, the job list and the sidebar) shows that name from the start, not the raw text."""
+    job_id = registry.start(config(epochs=1, name="../../class 3/conv z2"))
+    assert registry.snapshot(job_id).name == "class-3-conv-z2"
+    done = registry.wait(job_id, WAIT)
+    assert (done.name, done.run_name) == ("class-3-conv-z2", "class-3-conv-z2")
+    assert "'../../class 3/conv z2' is not a valid run name" in done.message  # still said, once
+    assert done.message.count("saved as class-3-conv-z2") == 1
+    assert saved_names(registry.root) == ["class-3-conv-z2"]

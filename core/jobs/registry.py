@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 
 from core.checkpoints import (CheckpointError, DEFAULT_ROOT, default_run_name, load_resume, load_run, save_run,
-                              taken_note)
+                              taken_note, valid_run_name)
 from core.config import DataConfig, RunConfig
 from core.data import Dataset, DataError, fill_model_shape, load_dataset
 from core.jobs import restart
@@ -284,7 +284,10 @@ class JobRegistry:
         cfg = copy.deepcopy(cfg)
         if self.limits is not None:
             check_run(cfg, self.limits)  # LimitError (a ValueError): one sentence, nothing queued
-        name = cfg.name or default_run_name(cfg)
+        # The job carries the name its run will be saved under (a typed name cleaned, e.g.
+        # '../../class 3/conv z2' -> class-3-conv-z2), so every list shows that name from the start;
+        # cfg.name keeps what was typed, for the save's note that it was rewritten.
+        name = valid_run_name(cfg.name) if cfg.name else default_run_name(cfg)
         return self._add(_Job(name=name, kind="train", config=cfg, total_epochs=cfg.train.epochs,
                               work=self._train_job, owner=owner, info=copy.deepcopy(info or {})))
 
@@ -409,11 +412,12 @@ class JobRegistry:
         elif result.history:  # a stopped or diverged run is saved too, with its best weights
             # The name is reserved atomically (across processes too): an unnamed run takes the next
             # free name, a named one whose name was taken meanwhile is kept under a new one, said.
-            path = save_run(self.root, job.name, cfg, result, extra_info=extra,
+            requested = cfg.name or job.name  # as typed: the note below says when it was rewritten
+            path = save_run(self.root, requested, cfg, result, extra_info=extra,
                             on_taken="rename" if cfg.name else "next")
             run_name = path.name
-            if cfg.name and run_name != job.name:  # rewritten into a valid name, or taken: say so
-                message = f"{message} {taken_note(job.name, run_name)}"
+            if cfg.name and run_name != requested:  # rewritten into a valid name, or taken: say so
+                message = f"{message} {taken_note(requested, run_name)}"
         job.finish(result.status, message, run_name=run_name)
 
     def _probe_job(self, job: _Job, run_name: str, probe_cfg) -> None:
@@ -527,7 +531,8 @@ class JobRegistry:
                 info = entry.get("info") or {}
                 if not isinstance(info, dict):
                     raise TypeError("info is a dict")
-                job = _Job(name=str(entry.get("name") or cfg.name or default_run_name(cfg)), kind="train",
+                name = valid_run_name(str(entry.get("name") or cfg.name or default_run_name(cfg)))
+                job = _Job(name=name, kind="train",
                            config=cfg, total_epochs=cfg.train.epochs, work=self._train_job, owner=owner,
                            resume_from=resume_from, info=info)
             except (KeyError, TypeError, ValueError, AttributeError):
