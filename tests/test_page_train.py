@@ -271,3 +271,30 @@ def test_a_start_the_server_refuses_is_one_sentence_not_a_traceback(no_runs, reg
     at.button(key="start_job").click().run()
     assert not at.exception
     assert any("above this server's limit" in e.value for e in at.error)
+
+
+# ---------------------------------------------------------------- the walk's issues: coming back to Train
+
+def finished_digits_job(jobs, name: str) -> str:
+    job_id = jobs.start(RunConfig(data=DataConfig(dataset="digits"), name=name,
+                                  train=TrainConfig(epochs=1, batch_size=512, device="cpu")))
+    assert jobs.wait(job_id, timeout=JOB_TIMEOUT).status == "finished"
+    return job_id
+
+
+def test_a_fresh_tab_shows_the_job_its_list_selects(no_runs, registry):
+    """After a reload (no ?job=, nothing started in this session, nothing running) the job list
+    selected the newest job but drew nothing under it."""
+    older = finished_digits_job(registry, "older")
+    newer = finished_digits_job(registry, "newer")
+    at = train_page()
+    (follow,) = [r for r in at.radio if r.key.startswith("follow_job")]
+    assert follow.value == newer
+    live = at.main.get_by_key("live_training")
+    assert "Saved as run **newer**." in [c.value for c in at.caption]
+    assert [s.value for s in at.success] == [registry.snapshot(newer).message]
+    assert any("epoch 1/1" in bar.proto.text for bar in at.get("progress"))
+    assert chart_frames(live)  # the loss charts are drawn
+    follow.set_value(older).run()
+    assert "Saved as run **older**." in [c.value for c in at.caption]
+

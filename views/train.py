@@ -36,9 +36,11 @@ FORM_KEY = "train_form_config"  # the RunConfig the form showed last, so leaving
 POLLING_KEY = "train_live_polling"  # whether this run's live fragment polls
 ANNOUNCED_KEY = "train_announced_jobs"  # finished jobs whose run was already made the current run
 FOLLOW_KEY = "follow_job"  # + "_<followed job id>": see live_view
-OWN_JOB_KEY = "train_own_job"
+# The job this tab chose to follow (Start, or a click in the job list): Streamlit drops ?job= when
+# the student switches pages, and coming back must show the same job.
+CHOSEN_JOB_KEY = "train_chosen_job"
 DEFAULTS_FOR_KEY = "train_defaults_for"  # the data config batch size and epochs were fitted to
-CLEAR_NAME_KEY = "train_clear_run_name"  # the job this tab started: followed when ?job= is lost
+CLEAR_NAME_KEY = "train_clear_run_name"  # set by Start: the next run's name box starts empty
 JOBS_LISTED = 10
 RECONSTRUCTIONS_PAGE = "views/reconstructions.py"
 STATUS_ICONS = {"queued": ":material/schedule:", "loading": ":material/downloading:",
@@ -134,8 +136,7 @@ def start_job(cfg: RunConfig) -> bool:
     except ValueError as exc:  # the server's limits (LimitError), said in one sentence
         st.error(str(exc))
         return False
-    st.query_params["job"] = job_id
-    st.session_state[OWN_JOB_KEY] = job_id
+    follow(job_id)
     return True
 
 
@@ -145,14 +146,20 @@ def train_jobs() -> list:
     return [job for job in get_registry().snapshots() if job.kind == "train"]
 
 
+def follow(job_id: str) -> None:
+    """This tab follows `job_id` from now on (in the URL for a reload, in the session for a page switch)."""
+    st.query_params["job"] = job_id
+    st.session_state[CHOSEN_JOB_KEY] = job_id
+
+
 def followed_job(jobs: list):
-    """The job in ?job=, else the one this tab started, else the newest active one (a fresh tab
-    shows what the server runs)."""
+    """The job in ?job=, else the one this tab chose (started or clicked), else the newest active
+    one (a fresh tab shows what the server runs), else the newest one."""
     by_id = {job.id: job for job in jobs}
-    for wanted in (st.query_params.get("job"), st.session_state.get(OWN_JOB_KEY)):
+    for wanted in (st.query_params.get("job"), st.session_state.get(CHOSEN_JOB_KEY)):
         if wanted in by_id:
             return by_id[wanted]
-    return next((job for job in jobs if job.status in ACTIVE_STATUSES), None)
+    return next((job for job in jobs if job.status in ACTIVE_STATUSES), jobs[0] if jobs else None)
 
 
 def job_label(job) -> str:
@@ -266,9 +273,9 @@ def live_view() -> None:
     if not jobs:
         st.caption("No training job yet: set up the model above and press Start training.")
         return
-    job = followed_job(jobs)
+    job = followed_job(jobs)  # never None here: the list's selected job is the one shown below
     listed = jobs[:JOBS_LISTED]
-    if job is not None and job.id not in {j.id for j in listed}:
+    if job.id not in {j.id for j in listed}:
         listed.append(job)
     if len(listed) > 1:
         # One radio per followed job, read before it is drawn and never written to by the script.
@@ -277,18 +284,14 @@ def live_view() -> None:
         # an on_change callback), that stale choice would read as the student picking the old job
         # again (issue 9: a tab switched to an old finished job). A stale value now belongs to a
         # radio that is no longer drawn, and is never read.
-        shown = job if job is not None else listed[0]
-        chosen = st.session_state.get(f"{FOLLOW_KEY}_{shown.id}")
-        if chosen != shown.id and chosen in {j.id for j in listed}:  # a click on the radio shown last
-            st.query_params["job"] = chosen
-            job = shown = next(j for j in listed if j.id == chosen)
+        chosen = st.session_state.get(f"{FOLLOW_KEY}_{job.id}")
+        if chosen != job.id and chosen in {j.id for j in listed}:  # a click on the radio shown last
+            follow(chosen)
+            job = next(j for j in listed if j.id == chosen)
         labels = {j.id: job_label(j) for j in listed}
-        st.radio("Jobs on this server (choose one to follow)", list(labels), key=f"{FOLLOW_KEY}_{shown.id}",
-                 index=list(labels).index(shown.id), format_func=labels.get)
-    elif job is None:
-        job = listed[0]
-    if job is not None:
-        show_job(job)
+        st.radio("Jobs on this server (choose one to follow)", list(labels), key=f"{FOLLOW_KEY}_{job.id}",
+                 index=list(labels).index(job.id), format_func=labels.get)
+    show_job(job)
     # A fragment cannot change its own run_every: when the last job ends, a full rerun redraws
     # the page (and the sidebar) with a fragment that no longer polls.
     if st.session_state.get(POLLING_KEY) and not any(j.status in ACTIVE_STATUSES for j in train_jobs()):
