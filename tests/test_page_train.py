@@ -9,9 +9,9 @@ from streamlit.testing.v1 import AppTest
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import fill_model_shape
 from core.models import build_model
-from ui.state import SELECTED_RUN_KEY
+from ui.state import DATA_CONFIG_KEY, SELECTED_RUN_KEY
 
-from apptest_helpers import chart_frames, open_app_page
+from apptest_helpers import APP, chart_frames, open_app_page
 JOB_TIMEOUT = 120
 
 
@@ -298,3 +298,75 @@ def test_a_fresh_tab_shows_the_job_its_list_selects(no_runs, registry):
     follow.set_value(older).run()
     assert "Saved as run **older**." in [c.value for c in at.caption]
 
+
+
+@pytest.fixture
+def widget_state_warnings(monkeypatch) -> list[str]:
+    """What Streamlit logs when a widget gets a value= and also a value set through session state
+    ("...created with a default value but also had its value set via the Session State API"); it
+    logs that once per process, so the flag is reset for the test."""
+    import streamlit.elements.lib.policies as policies
+
+    said: list[str] = []
+    monkeypatch.setattr(policies, "_shown_default_value_warning", False)
+    monkeypatch.setattr(policies._LOGGER, "warning", lambda message, *args, **kwargs: said.append(message % args))
+    return said
+
+
+def test_the_train_page_sets_no_widget_value_twice(no_runs, registry, widget_state_warnings):
+    """The server log had this warning for cfg_batch_size: the page wrote the suggested batch size
+    into the widget's session state and passed the widget a value of its own as well."""
+    at = train_page()  # a first visit: batch size and epochs start at the data's suggestion
+    assert (at.number_input(key="cfg_batch_size").value, at.number_input(key="cfg_epochs").value) == (64, 22)
+    at.text_input(key="cfg_name").input("named").run()
+    at.button(key="start_job").click().run()  # Start empties the name box
+    at.run()
+    at.switch_page("views/data.py").run()
+    at.session_state[DATA_CONFIG_KEY] = DataConfig(dataset="digits", limit=300)  # another dataset: fitted again
+    at.switch_page("views/train.py").run()
+    assert not at.exception
+    assert at.number_input(key="cfg_batch_size").value != 64 or at.number_input(key="cfg_epochs").value != 22
+    assert widget_state_warnings == []
+
+
+def form_values(at: AppTest) -> dict:
+    return {"family": at.radio(key="cfg_family").value, "latent": at.number_input(key="cfg_latent").value,
+            "epochs": at.number_input(key="cfg_epochs").value, "batch": at.number_input(key="cfg_batch_size").value,
+            "hidden": at.text_input(key="cfg_hidden_small").value, "lr": at.number_input(key="cfg_lr").value,
+            "vae": at.checkbox(key="cfg_vae").value, "optimizer": at.selectbox(key="cfg_optimizer").value}
+
+
+def test_the_form_survives_a_reload_through_its_url(no_runs):
+    """The form reset to the defaults on a reload: a reload is a new session, and only the URL
+    carries over. The settings a student changed are in it; the ones left alone are not."""
+    at = train_page()
+    at.radio(key="cfg_family").set_value("dense").run()
+    at.text_input(key="cfg_hidden_small").input("64, 32").run()
+    at.number_input(key="cfg_latent").set_value(2).run()
+    at.number_input(key="cfg_epochs").set_value(5).run()
+    at.number_input(key="cfg_lr").set_value(0.01).run()
+    at.checkbox(key="cfg_vae").check().run()
+    at.selectbox(key="cfg_optimizer").set_value("sgd").run()
+    chosen = form_values(at)
+    url = dict(at.query_params)
+    assert "batch" not in url and "seed" not in url  # left at their defaults: not in the URL
+    assert url["latent"] == "2" and url["family"] == "dense"
+
+    reloaded = AppTest.from_file(APP, default_timeout=60)
+    reloaded.query_params.update(url)
+    reloaded.switch_page("views/train.py").run()
+    assert not reloaded.exception
+    assert form_values(reloaded) == chosen
+    assert shown_parameters(reloaded) == shown_parameters(at)
+
+
+def test_a_url_with_unusable_form_values_opens_the_defaults(no_runs):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"dataset": "digits", "latent": "0", "epochs": "lots", "family": "transformer",
+                            "optimizer": "adam; rm -rf", "hidden": "1,x", "lr": "nan", "vae": "maybe",
+                            "dropout": "0.5"})
+    at.switch_page("views/train.py").run()
+    assert not at.exception and not at.error
+    assert at.number_input(key="cfg_latent").value == 16 and at.number_input(key="cfg_epochs").value == 22
+    assert at.radio(key="cfg_family").value == "conv" and at.selectbox(key="cfg_optimizer").value == "adam"
+    assert at.slider(key="cfg_dropout").value == 0.5  # the one usable value is kept

@@ -5,6 +5,9 @@ walk can find it.
 """
 from __future__ import annotations
 
+import copy
+import math
+
 import streamlit as st
 
 from core.config import (
@@ -35,6 +38,22 @@ LOSS_LABELS = {"mse": "MSE (mean squared error)", "mae": "MAE (mean absolute err
 ACTIVATION_LABELS = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
 FORM_PROBLEMS_KEY = "train_form_problems"
 DENSE_PRESETS = {"small": [256, 128], "large": [1000, 500, 250]}
+FAMILIES = ["conv", "dense"]
+# (lowest, highest) of each number widget; a value from the URL outside them is ignored.
+RANGES = {"latent": (1, 1024), "dropout": (0.0, 0.9), "beta": (0.0, 100.0), "noise": (0.0, 1.0),
+          "lr": (0.0, 1e6), "batch": (1, 100_000), "epochs": (1, 1000), "weight_decay": (0.0, 1.0),
+          "patience": (0, 1000), "seed": (0, 2**31 - 1)}
+# URL parameter -> (part of RunConfig, field): what a reload keeps of the form (ui.url_state).
+# Not the run name: it starts empty after each Start. "conv_channels", not "channels": that is the Data page's.
+FORM_PARAMS = {
+    "family": ("model", "family"), "preset": ("model", "preset"), "conv_channels": ("model", "channels"),
+    "hidden": ("model", "hidden"), "latent": ("model", "latent"), "dropout": ("model", "dropout"),
+    "activation": ("model", "activation"), "output": ("model", "output_activation"), "vae": ("model", "vae"),
+    "beta": ("model", "beta"), "conditional": ("model", "conditional"), "noise": ("train", "noise_factor"),
+    "optimizer": ("train", "optimizer"), "lr": ("train", "lr"), "batch": ("train", "batch_size"),
+    "epochs": ("train", "epochs"), "weight_decay": ("train", "weight_decay"), "loss": ("train", "loss"),
+    "patience": ("train", "patience"), "seed": ("train", "seed"), "device": ("train", "device"),
+}
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -60,8 +79,7 @@ def model_form(start: ModelConfig, noise_start: float) -> tuple[ModelConfig, flo
     noise factor, problems)."""
     problems: list[str] = []
     mc = ModelConfig()
-    families = ["conv", "dense"]
-    mc.family = st.radio("Architecture", families, index=families.index(start.family), horizontal=True,
+    mc.family = st.radio("Architecture", FAMILIES, index=FAMILIES.index(start.family), horizontal=True,
                          key="cfg_family",
                          format_func={"conv": "Convolutional", "dense": "Dense (fully connected)"}.get)
     presets = list(CONV_PRESETS)
@@ -89,9 +107,9 @@ def model_form(start: ModelConfig, noise_start: float) -> tuple[ModelConfig, flo
             mc.hidden = parse_sizes(text)
         except ValueError as exc:
             problems.append(str(exc))
-    mc.latent = int(st.number_input("Latent size", min_value=1, max_value=1024, value=start.latent, step=1,
+    mc.latent = int(st.number_input("Latent size", *RANGES["latent"], value=start.latent, step=1,
                                     key="cfg_latent"))
-    mc.dropout = float(st.slider("Dropout", 0.0, 0.9, float(start.dropout), 0.05, key="cfg_dropout"))
+    mc.dropout = float(st.slider("Dropout", *RANGES["dropout"], float(start.dropout), 0.05, key="cfg_dropout"))
     mc.activation = st.selectbox("Activation", ACTIVATIONS, index=ACTIVATIONS.index(start.activation),
                                  key="cfg_activation", format_func=ACTIVATION_LABELS.get)
     mc.output_activation = st.selectbox("Output activation", OUTPUT_ACTIVATIONS,
@@ -100,7 +118,7 @@ def model_form(start: ModelConfig, noise_start: float) -> tuple[ModelConfig, flo
     mc.vae = st.checkbox("Variational (VAE)", start.vae, key="cfg_vae",
                          help="The encoder outputs a mean and a variance; the loss adds beta × KL.")
     if mc.vae:
-        mc.beta = float(st.number_input("Beta (KL weight)", min_value=0.0, max_value=100.0,
+        mc.beta = float(st.number_input("Beta (KL weight)", *RANGES["beta"],
                                         value=float(start.beta), step=0.1, key="cfg_beta"))
     mc.conditional = st.checkbox("Conditional (the label goes into encoder and decoder)", start.conditional,
                                  key="cfg_conditional")
@@ -108,7 +126,7 @@ def model_form(start: ModelConfig, noise_start: float) -> tuple[ModelConfig, flo
         # The style-transfer lesson fails silently otherwise (see the Generate page).
         st.caption(f"A latent of {mc.latent} can hold the class itself, so the decoder may ignore the label; "
                    "for style transfer (one code, every label) use a latent of 2.")
-    noise = float(st.slider("Denoising noise factor (0 = plain autoencoder)", 0.0, 1.0, float(noise_start),
+    noise = float(st.slider("Denoising noise factor (0 = plain autoencoder)", *RANGES["noise"], float(noise_start),
                             0.05, key="cfg_noise",
                             help="Training inputs get noise × N(0, 1) added; the target stays clean."))
     return mc, noise, problems
@@ -131,24 +149,24 @@ def training_form(start: TrainConfig, noise: float, train_images: int | None = N
     tc = TrainConfig(noise_factor=noise)
     tc.optimizer = st.selectbox("Optimiser", OPTIMIZERS, index=OPTIMIZERS.index(start.optimizer),
                                 key="cfg_optimizer", format_func=OPTIMIZER_LABELS.get)
-    tc.lr = float(st.number_input("Learning rate", min_value=0.0, max_value=1e6, value=float(start.lr),
+    tc.lr = float(st.number_input("Learning rate", *RANGES["lr"], value=float(start.lr),
                                   step=1e-4, format="%g", key="cfg_lr"))
     if zero_learning_rate_note(tc.lr):  # allowed (a lesson may show it), but said plainly
         st.warning(zero_learning_rate_note(tc.lr), icon=":material/warning:")
-    tc.batch_size = int(st.number_input("Batch size", min_value=1, max_value=100_000, value=start.batch_size,
+    tc.batch_size = int(st.number_input("Batch size", *RANGES["batch"], value=start.batch_size,
                                         step=32, key="cfg_batch_size",
                                         help="Larger than the training set means full-batch training."))
-    tc.epochs = int(st.number_input("Epochs", min_value=1, max_value=1000, value=start.epochs, step=1,
+    tc.epochs = int(st.number_input("Epochs", *RANGES["epochs"], value=start.epochs, step=1,
                                     key="cfg_epochs"))
     steps_note(train_images, tc.batch_size)
-    tc.weight_decay = float(st.number_input("Weight decay (L2)", min_value=0.0, max_value=1.0,
+    tc.weight_decay = float(st.number_input("Weight decay (L2)", *RANGES["weight_decay"],
                                             value=float(start.weight_decay), step=1e-4, format="%g",
                                             key="cfg_weight_decay"))
     tc.loss = st.selectbox("Loss", LOSSES, index=LOSSES.index(start.loss), key="cfg_loss",
                            format_func=LOSS_LABELS.get)
-    tc.patience = int(st.number_input("Early stopping patience (epochs, 0 = off)", min_value=0,
-                                      max_value=1000, value=start.patience, step=1, key="cfg_patience"))
-    tc.seed = int(st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=start.seed, step=1,
+    tc.patience = int(st.number_input("Early stopping patience (epochs, 0 = off)", *RANGES["patience"],
+                                      value=start.patience, step=1, key="cfg_patience"))
+    tc.seed = int(st.number_input("Seed", *RANGES["seed"], value=start.seed, step=1,
                                   key="cfg_seed"))
     devices = available_devices()
     auto = resolve_device("auto").type.upper()
@@ -182,3 +200,60 @@ def model_and_training_form(data_cfg: DataConfig, start: RunConfig | None = None
             st.caption(f"'{name.strip()}' is not a valid run name (letters, digits, '.', '_' and '-'); it will be "
                        f"saved as {valid_run_name(name.strip())}.")
     return RunConfig(data=data_cfg, model=mc, train=tc, name=name.strip())
+
+
+# ---------------------------------------------------------------- the form in the URL
+
+def _param_text(value) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _param_value(param: str, text: str, like):
+    """`text` as the value of the form's `param` (typed like `like`); ValueError when the widget
+    could not show it."""
+    if isinstance(like, bool):
+        if text not in ("0", "1"):
+            raise ValueError(text)
+        return text == "1"
+    if isinstance(like, list):
+        return parse_sizes(text)
+    if isinstance(like, (int, float)):
+        value = type(like)(text)
+        low, high = RANGES[param]
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ValueError(text)
+        return value
+    choices = {"family": FAMILIES, "preset": list(CONV_PRESETS), "activation": ACTIVATIONS,
+               "output": OUTPUT_ACTIVATIONS, "optimizer": OPTIMIZERS, "loss": LOSSES,
+               "device": available_devices()}[param]
+    if text not in choices:
+        raise ValueError(text)
+    return text
+
+
+def form_params(cfg: RunConfig, defaults: RunConfig) -> dict[str, str | None]:
+    """The form's URL parameters: the text of each setting that differs from `defaults`, None
+    for the others (left out of the URL)."""
+    params: dict[str, str | None] = {}
+    for param, (part, field) in FORM_PARAMS.items():
+        value = getattr(getattr(cfg, part), field)
+        params[param] = None if value == getattr(getattr(defaults, part), field) else _param_text(value)
+    return params
+
+
+def form_from_params(params: dict[str, str], start: RunConfig) -> RunConfig:
+    """`start` with the settings a URL gives (see form_params); a value the form could not show
+    (not a number, out of range, not an option) is ignored."""
+    cfg = copy.deepcopy(start)
+    for param, (part, field) in FORM_PARAMS.items():
+        if param in params:
+            section = getattr(cfg, part)
+            try:
+                setattr(section, field, _param_value(param, str(params[param]), getattr(section, field)))
+            except ValueError:
+                pass
+    return cfg

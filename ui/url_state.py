@@ -5,7 +5,8 @@ the URL (st.query_params).
 Session state stays the truth while a session lives (Streamlit clears the query string when the
 user switches pages): `restore_from_url` fills session state from the URL once, when a session
 starts (a reload, a shared link); `write_to_url`, at the end of every run, writes it back.
-A page keeps a widget's value in the URL with `url_widget`, called before the widget is drawn.
+A page keeps a widget's value in the URL with `url_widget`, called before the widget is drawn,
+and state of its own (not one widget's) with `url_values`.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ui.state import DATA_CONFIG_KEY, SELECTED_RUN_KEY
 RUN_PARAM = "run"
 RESTORED_KEY = "url_restored"  # set once the session took its state from the URL
 BOUND_KEY = "url_bound_widgets"  # param -> (widget key, to text) the page bound on this run
+PAGE_VALUES_KEY = "url_page_values"  # param -> text the page gave url_values on this run
 # DataConfig field -> URL parameter (short, readable names: ?dataset=folder&folder=...&size=64).
 # An image folder travels as its data root's name and the path inside it (?root=data&folder=uploads/x),
 # never a server path; the app's dataset store checks both again (core.serving.roots).
@@ -120,9 +122,18 @@ def url_widget(key: str, param: str, default: Any, parse: Callable[[str], Any] |
     return st.session_state[key]
 
 
+def url_values(values: dict[str, str | None]) -> None:
+    """Keep these page parameters in the URL on this run (None: leave it out, e.g. a setting at its
+    default); like url_widget's, they leave the URL with the page. The page reads them back itself."""
+    _page_params.update(values)
+    st.session_state.setdefault(PAGE_VALUES_KEY, {}).update(
+        {param: text for param, text in values.items() if text is not None})
+
+
 def start_run() -> None:
     """At the start of every full run: forget last run's page bindings."""
     st.session_state[BOUND_KEY] = {}
+    st.session_state[PAGE_VALUES_KEY] = {}
 
 
 def write_to_url() -> None:
@@ -137,6 +148,7 @@ def write_to_url() -> None:
     for param, key in st.session_state.get(BOUND_KEY, {}).items():
         if key in st.session_state and st.session_state[key] is not None:
             wanted[param] = _text(st.session_state[key])
+    wanted.update(st.session_state.get(PAGE_VALUES_KEY, {}))
     current = st.query_params.to_dict()
     for param in (_GLOBAL_PARAMS | _page_params) - set(wanted):
         if param in current:

@@ -6,6 +6,7 @@ in the URL (?job=<id>), so a reload keeps following it.
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +19,7 @@ from core.models import build_model, layer_table
 from core.serving.limits import WorkLimits, check_model, check_run
 from ui.charts import (LOSS_KEYS, LOSS_TITLE, VAE_PART_KEYS, VAE_PARTS_TITLE, batch_frame, batch_lines, batch_window,
                        epoch_frame, epoch_lines)
-from ui.config_form import FORM_PROBLEMS_KEY, model_and_training_form
+from ui.config_form import FORM_PROBLEMS_KEY, form_from_params, form_params, model_and_training_form
 from ui.owners import can_stop, owner_id, stop_job
 from ui.sidebar import describe_data
 from ui.state import (
@@ -28,6 +29,7 @@ from ui.state import (
     dataset_for,
     get_registry,
 )
+from ui.url_state import url_values
 from ui.widgets import show_grid, upscale_for
 from ui.projector import show_live_chart
 
@@ -96,34 +98,49 @@ def training_images(data_cfg) -> int | None:
         return None
 
 
-def fit_defaults_to_data(data_cfg, train_count: int | None) -> None:
-    """When the dataset changes (or on the first visit), batch size and epochs start at the values
-    core.defaults suggests for its size; the user's own edits stand until the next change."""
-    fitted_for = RunConfig(data=data_cfg).to_json()
-    if train_count is None or st.session_state.get(DEFAULTS_FOR_KEY) == fitted_for:
-        return
-    st.session_state[DEFAULTS_FOR_KEY] = fitted_for
-    suggestion = suggested_training(train_count)
+def fitted_defaults(train_count: int | None) -> RunConfig:
+    """The form's defaults for this dataset: batch size and epochs as core.defaults suggests."""
+    defaults = RunConfig()
+    if train_count is not None:
+        suggestion = suggested_training(train_count)
+        defaults.train.batch_size, defaults.train.epochs = suggestion.batch_size, suggestion.epochs
+    return defaults
+
+
+def form_start(data_cfg, train_count: int | None) -> RunConfig:
+    """The settings the form starts from: the last ones it showed in this session (FORM_KEY), else
+    the defaults with what the URL keeps (a reload, a shared link). When the dataset changes (or on
+    the first visit), batch size and epochs start at the values suggested for its size; the user's
+    own edits stand until the next change.
+
+    The form's widgets get these as their value=, and nothing here writes a widget's key: a widget
+    given both warns in the server log, and its session value wins anyway (one still on the page)."""
     form = st.session_state.get(FORM_KEY)
-    for key, field, value in (("cfg_batch_size", "batch_size", suggestion.batch_size),
-                              ("cfg_epochs", "epochs", suggestion.epochs)):
-        if key in st.session_state:  # set already (a test, or a value typed before this ran)
-            continue
-        st.session_state[key] = value
-        if form is not None:
-            setattr(form.train, field, value)
+    first_visit = form is None
+    form = copy.deepcopy(form) if form is not None else RunConfig()
+    fitted_for = RunConfig(data=data_cfg).to_json()
+    if train_count is not None and st.session_state.get(DEFAULTS_FOR_KEY) != fitted_for:
+        st.session_state[DEFAULTS_FOR_KEY] = fitted_for
+        defaults = fitted_defaults(train_count)
+        form.train.batch_size, form.train.epochs = defaults.train.batch_size, defaults.train.epochs
+    if first_visit:
+        form = form_from_params(st.query_params.to_dict(), form)
+    return form
 
 
 def settings_section() -> tuple[RunConfig, bool]:
     data_cfg = chosen_data_config()
     train_count = training_images(data_cfg)
-    fit_defaults_to_data(data_cfg, train_count)
+    start = form_start(data_cfg, train_count)
     if st.session_state.pop(CLEAR_NAME_KEY, False):
         st.session_state["cfg_name"] = ""
     left, right = st.columns([1, 1], gap="large")
     with left:
-        cfg = model_and_training_form(data_cfg, st.session_state.get(FORM_KEY), train_count)
+        cfg = model_and_training_form(data_cfg, start, train_count)
+    # Kept for a page switch (widgets forget their values when not drawn) and, where it differs
+    # from this dataset's defaults, in the URL for a reload.
     st.session_state[FORM_KEY] = cfg
+    url_values(form_params(cfg, fitted_defaults(train_count)))
     with right:
         buildable = layer_section(cfg)
     return cfg, buildable and not st.session_state.get(FORM_PROBLEMS_KEY)
