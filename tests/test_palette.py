@@ -11,7 +11,7 @@ import pytest
 from coloraide import Color
 
 from ui.inspect_charts import POINT_OPACITY, _colour_scale
-from ui.palette import PALETTE, REFERENCE_COLOR, category_scale, colors_for, run_colors, run_scale
+from ui.palette import NAMED_COLORS, PALETTE, REFERENCE_COLOR, category_scale, colors_for, run_colors, run_scale
 
 ROOT = Path(__file__).resolve().parents[1]
 # CIEDE2000 distances: ~2 is a just-noticeable difference; 20+ reads as another colour at a glance.
@@ -26,10 +26,22 @@ MIN_DISTANCE_FIRST_FOUR_DICHROMAT = 25
 # draw them over white, must not collapse there (at opacity 0.75 blue and sky blue were 10.9 apart).
 PROJECTOR_WASH = 0.12
 MIN_DISTANCE_PROJECTED = 12
+# Runs take colours by age, so a comparison of a few runs made one after the other (a week's
+# 2×2 grid) shows palette neighbours: any NEIGHBOURS consecutive entries, wrapping round.
+NEIGHBOURS = 4
+MIN_DISTANCE_NEIGHBOURS = 23
+MIN_DISTANCE_NEIGHBOURS_DICHROMAT = 13
+# On a projector (PROJECTOR_WASH) dark colours wash towards one another: the palette's order as
+# it was (black, brown, indigo, wine side by side) had neighbours only 12.6 apart there (wine and
+# brown), which a teacher could not tell apart; the order now keeps them 18.3 apart.
+MIN_DISTANCE_NEIGHBOURS_PROJECTED = 16
+# Pairs a teacher could not tell apart on a projector: never among NEIGHBOURS neighbours.
+CONFUSED_ON_A_PROJECTOR = [("black", "indigo"), ("wine", "brown")]
 
 
 def min_pair(colors: list[str], simulate: str | None = None) -> tuple[float, tuple[str, str]]:
-    shown = [Color(c) if simulate is None else Color(c).filter(simulate) for c in colors]
+    shown = [Color(c) if simulate is None else on_a_projector(c, 1.0) if simulate == "projector"
+             else Color(c).filter(simulate) for c in colors]
     return min((a.delta_e(b, method="2000"), (ca, cb))
                for (ca, a), (cb, b) in itertools.combinations(zip(colors, shown), 2))
 
@@ -59,6 +71,29 @@ def test_latent_scatter_class_colours_stay_apart_on_a_projector():
     distance, pair = min((a.delta_e(b, method="2000"), (ca, cb)) for (ca, a), (cb, b)
                          in itertools.combinations(zip(scale.range, shown), 2))
     assert distance >= MIN_DISTANCE_PROJECTED, f"{pair} are only {distance:.1f} apart on a projector"
+
+
+def neighbours() -> list[list[str]]:
+    """Every run of NEIGHBOURS consecutive palette entries, wrapping round (run_colors cycles)."""
+    return [[PALETTE[(start + i) % len(PALETTE)] for i in range(NEIGHBOURS)] for start in range(len(PALETTE))]
+
+
+@pytest.mark.parametrize("simulate, least", [(None, MIN_DISTANCE_NEIGHBOURS),
+                                             ("deutan", MIN_DISTANCE_NEIGHBOURS_DICHROMAT),
+                                             ("protan", MIN_DISTANCE_NEIGHBOURS_DICHROMAT),
+                                             ("projector", MIN_DISTANCE_NEIGHBOURS_PROJECTED)])
+def test_runs_made_one_after_another_get_colours_far_apart(simulate, least):
+    for group in neighbours():
+        distance, pair = min_pair(group, simulate)
+        assert distance >= least, f"{simulate or 'normal vision'}: neighbours {pair} are only {distance:.1f} apart"
+
+
+def test_dark_pairs_a_projector_merges_are_never_neighbours():
+    names = {color: name for name, color in NAMED_COLORS.items()}
+    for group in neighbours():
+        shown = {names[c] for c in group}
+        for pair in CONFUSED_ON_A_PROJECTOR:
+            assert not set(pair) <= shown, f"{pair} are neighbours in the palette: {sorted(shown)}"
 
 
 def test_no_colour_is_faint_on_white():

@@ -2,12 +2,14 @@
 
 Okabe & Ito's colour-blind-safe set (without its yellow, which vanishes on white) plus three
 darker hues of their own (wine, brown, indigo); no two entries are a light and a dark shade of one
-hue, and no light grey. The order matters: the first colours go to the first categories, and each
-next one is the colour farthest from those before it, also for a deuteranope or protanope (so
-two runs are blue and orange, four runs blue, orange, black and brown); sky blue, the one lighter
-relative of blue, comes last.
+hue, and no light grey. The order matters: the first colours go to the first categories (two
+runs are blue and orange, four runs blue, orange, black and brown, far apart also for a deuteranope
+or protanope), and runs take colours by age (run_colors), so the runs a comparison shows are
+usually next to each other in the palette: any four neighbours, wrapping round, stay apart on a
+washed-out projector too, and the dark pairs a room cannot tell apart there (black and indigo,
+wine and brown) are never among four neighbours.
 tests/test_palette.py asserts the minimum CIEDE2000 distance between any two entries, also as a
-deuteranope and a protanope see them.
+deuteranope and a protanope see them, and between neighbours as a projector shows them.
 
 Pure module (Altair only, no Streamlit): pages and chart builders import it.
 """
@@ -23,12 +25,12 @@ NAMED_COLORS = {
     "orange": "#E69F00",
     "black": "#000000",
     "brown": "#8C564B",
-    "indigo": "#332288",
-    "wine": "#882255",
-    "bluish green": "#009E73",
-    "vermillion": "#D55E00",
     "reddish purple": "#CC79A7",
     "sky blue": "#56B4E9",
+    "indigo": "#332288",
+    "vermillion": "#D55E00",
+    "bluish green": "#009E73",
+    "wine": "#882255",
 }
 PALETTE: tuple[str, ...] = tuple(NAMED_COLORS.values())
 # Lines that are not a category (a mean, the current slider value, a best-epoch mark).
