@@ -105,3 +105,19 @@ def test_projector_mode_enlarges_the_fonts_and_heights_of_the_charts_a_page_send
     heights = [(p.get("height"), b.get("height")) for p, b in zip(screen, projector)
                if isinstance(p.get("height"), (int, float))]
     assert heights and all(b > p for p, b in heights)
+
+
+def test_projector_mode_sends_its_text_style_only_while_it_is_on(app_runs):
+    """Captions and help text stayed small and faded on a projector: the mode sends a style that
+    enlarges them (in the browser: tests/e2e/test_e2e_projector.py), and only while it is on."""
+    from ui.projector import PROJECTOR_CSS
+
+    def styles(at):
+        return [element.proto.body for element in at.get("html") if "<style>" in element.proto.body]
+
+    at = open_with_url("views/data.py", {"projector": "1"})
+    assert styles(at) == [PROJECTOR_CSS]
+    assert "stCaptionContainer" in PROJECTOR_CSS and "opacity: 1" in PROJECTOR_CSS
+    at.toggle(key="projector_toggle").set_value(False).run()
+    assert styles(at) == []
+    assert styles(open_with_url("views/data.py", {})) == []

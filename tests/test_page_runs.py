@@ -40,7 +40,7 @@ def test_comparing_two_runs_draws_both_runs_lines(app_runs):
     assert sorted(set(loss["run"])) == ["tiny-conv", "tiny-denoise"]
     assert sorted(set(loss["split"])) == ["train", "validation"]
     assert len(loss) == 2 * 2 * 2  # runs × splits × epochs
-    final = next(data for title, data in charts(at) if title == "Test MSE")
+    final = next(data for title, data in charts(at) if isinstance(title, dict) and title["text"] == "Test MSE")
     expected = {r["name"]: r["test_mse"] for r in list_runs(app_runs)}
     assert final.set_index("run")["test_mse"].to_dict() == {n: expected[n] for n in ("tiny-conv", "tiny-denoise")}
 
@@ -113,3 +113,53 @@ def test_results_come_first_and_curves_go_against_steps_with_best_epochs(app_run
     assert set(best["split"]) == {"validation"} and sorted(best["run"]) == ["tiny-conv", "tiny-denoise"]
     at.radio(key="compare_quantity").set_value("seconds per epoch").run()
     assert "Seconds per epoch" in dict(charts(at)) and not any("per epoch per epoch" in str(t) for t, _ in charts(at))
+
+
+def test_bars_are_labelled_with_the_part_of_the_name_that_differs():
+    """Issue 5: a bar label cut to fit kept 'week3-size-dropout-01-presetsmall-d...' and lost the
+    part that differs; the shared start moves to the subtitle."""
+    import json
+
+    import pandas as pd
+
+    from ui.charts import distinct_labels, final_metric_chart
+
+    names = ["week3-size-dropout-01-presetsmall-dropout0", "week3-size-dropout-02-presetsmall-dropout0.5",
+             "week3-size-dropout-03-presetlarge-dropout0", "week3-size-dropout-04-presetlarge-dropout0.5"]
+    labels, shared = distinct_labels(names)
+    assert shared == "week3-size-dropout-"
+    assert labels[names[1]] == "…02-presetsmall-dropout0.5" and len(set(labels.values())) == 4
+    # Nothing to cut: one run, or names that differ from their first word; a dot never cuts (0.5 / 0.25).
+    assert distinct_labels(["a-run"]) == ({"a-run": "a-run"}, "")
+    assert distinct_labels(["conv-z2", "dense-z2"]) == ({"conv-z2": "conv-z2", "dense-z2": "dense-z2"}, "")
+    assert distinct_labels(["lr0.5", "lr0.25"])[1] == ""
+    frame = pd.DataFrame({"run": names, "test_mse": [0.03, 0.08, 0.035, 0.076]})
+    spec = final_metric_chart(frame, "test_mse", "Test MSE").to_dict()
+    y = spec["encoding"]["y"]
+    assert y["field"] == "label" and spec["title"]["subtitle"] == "Runs named week3-size-dropout-…"
+    data = next(iter(spec["datasets"].values()))
+    assert sorted(row["label"] for row in data) == sorted(labels.values())
+    assert all(row["run"] in names for row in data)  # the tooltip and the colours keep the full name
+    assert json.dumps(spec).count("labelLimit") and y["axis"]["labelLimit"] >= 300
+
+
+def test_projector_mode_shows_a_table_that_fits_and_every_column_below(app_runs):
+    """Issue 5: on a projector the table overflowed to the right; it shows the results and the
+    settings that differ between the runs, with the full table in an expander."""
+    from ui.projector import PROJECTOR_KEY
+
+    at = runs_page(**{PROJECTOR_KEY: True}, compare_runs=["tiny-conv", "tiny-denoise"])
+    assert len(at.dataframe) == 2
+    shown, every = at.dataframe[0], at.dataframe[1]
+    # The results, then the first four settings the tiny runs differ in (all are on the digits,
+    # all trained 2 epochs with Adam: no Dataset, Epochs or Optimiser column).
+    assert list(shown.proto.column_order) == ["Run", "Test MSE", "Validation loss", "Best epoch",
+                                              "Model", "Latent", "VAE", "Conditional"]
+    assert not list(every.proto.column_order) and "Created" in every.value.columns
+    assert "Every column" in [e.label for e in at.expander]
+    # The bars carry what differs: the tiny runs share "tiny-".
+    final = next(data for title, data in charts(at) if isinstance(title, dict) and title["text"] == "Test MSE")
+    assert sorted(final["label"]) == ["…conv", "…denoise"]
+
+    at = runs_page()  # a laptop: one table, every column
+    assert len(at.dataframe) == 1 and not list(at.dataframe[0].proto.column_order)

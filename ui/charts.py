@@ -6,6 +6,7 @@ highlights that line and fades the others.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 
 import altair as alt
@@ -60,7 +61,9 @@ def epoch_lines(data, title: str, y_title: str = "loss") -> alt.Chart:
         .encode(
             x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False), axis=alt.Axis(format=NUMBER_FORMAT)),
-            color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
+            # Two entries a row: a VAE's four parts in one row ran past a half-width chart's edge
+            # and were cut ("validation reco").
+            color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom", columns=2)),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
             tooltip=["series:N", "epoch:Q", alt.Tooltip("value:Q", format=".5f")],
         )
@@ -248,16 +251,36 @@ def compare_chart(frame: pd.DataFrame, quantity: str, run_colors: dict[str, str]
     return alt.layer(lines.interactive(bind_y=False), marks).properties(title=title)
 
 
+# Where a shared prefix of run names may be cut: after one of these.
+NAME_SEPARATORS = "-_ "  # not ".": "…5" and "…25" would hide that they were 0.5 and 0.25
+
+
+def distinct_labels(names: Sequence[str]) -> tuple[dict[str, str], str]:
+    """({name: the part that tells it apart}, the prefix cut off): the start every name shares,
+    up to its last separator, gives way to "…" (the runs of one experiment share a long start,
+    and an axis label cut to fit would keep the start and lose the part that differs)."""
+    names = list(dict.fromkeys(names))
+    shared = os.path.commonprefix(names) if len(names) > 1 else ""
+    cut = max((shared.rfind(sep) for sep in NAME_SEPARATORS), default=-1) + 1
+    if cut <= 1:
+        return {name: name for name in names}, ""
+    return {name: "…" + name[cut:] for name in names}, shared[:cut]
+
+
 def final_metric_chart(frame: pd.DataFrame, metric: str, title: str,
                        run_colors: dict[str, str] | None = None) -> alt.Chart:
-    """One bar per run for a final metric (frame has columns run and `metric`)."""
+    """One bar per run for a final metric (frame has columns run and `metric`). Each bar is
+    labelled with what tells its run apart (distinct_labels); the subtitle names the shared start."""
+    labels, shared = distinct_labels(list(frame["run"]))
+    frame = frame.assign(label=frame["run"].map(labels))
     pick = _legend_highlight("run")
     return (
-        alt.Chart(frame, title=title)
+        alt.Chart(frame, title=alt.TitleParams(title, subtitle=f"Runs named {shared}…" if shared else alt.Undefined,
+                                               anchor="start"))
         .mark_bar()
         .encode(
             x=alt.X(f"{metric}:Q", title=metric),
-            y=alt.Y("run:N", title=None, sort="x", axis=alt.Axis(labelLimit=300)),
+            y=alt.Y("label:N", title=None, sort="x", axis=alt.Axis(labelLimit=400)),
             color=_run_color(frame, run_colors, legend=None),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.3)),
             tooltip=["run:N", alt.Tooltip(f"{metric}:Q", format=".5f")],

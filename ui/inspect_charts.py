@@ -52,7 +52,7 @@ def noise_sweep_chart(rows: pd.DataFrame, current_noise: float,
     highlight = alt.selection_point(name="run_highlight", fields=["run"], bind="legend")
     base = alt.Chart(rows).encode(
         x=alt.X("noise:Q", title="Noise factor", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("mse:Q", title="Reconstruction MSE (vs clean image)"),
+        y=alt.Y("mse:Q", title="MSE vs clean image"),  # longer titles were cut to the axis length
         color=alt.Color("run:N", title="Run", scale=run_scale(list(rows["run"]), run_colors)
                         if run_colors is not None else alt.Undefined),
     )

@@ -1,6 +1,7 @@
 """Projector mode: a sidebar toggle (kept in the URL as ?projector=1) that makes the app legible
 from the back of a classroom — small images enlarged with nearest-neighbour pixels to at least
-PROJECTOR_MIN_PIXELS per image, larger chart fonts and taller charts.
+PROJECTOR_MIN_PIXELS per image, larger chart fonts and taller charts, and captions, image captions,
+help text and labels larger and in the full text colour (PROJECTOR_CSS).
 
 Every chart goes through `show_chart` (or `show_live_chart` for a chart a live view redraws on every
 poll), which also gives it the shared palette (ui.palette); every image size goes through `upscale_for`.
@@ -24,6 +25,23 @@ PROJECTOR_MIN_PIXELS = 128  # on a projector: every small image at least 128 px
 SCREEN_FONTS = (12, 13, 12, 15)
 PROJECTOR_FONTS = (18, 20, 18, 24)
 PROJECTOR_HEIGHT_FACTOR = 1.35
+# The page width at a 1400-px window with the sidebar open (the classroom laptop): what fits in
+# one row of images (images_per_row) without Streamlit shrinking them.
+PAGE_WIDTH_PIXELS = 940
+COLUMN_GAP_PIXELS = 16  # st.columns' default gap ("small", 1rem)
+# Streamlit draws captions, image captions and help text at 14 px in a faded grey, and labels at
+# 14 px: from the back of a room they vanish. Only sent while projector mode is on (st.html with
+# nothing but a <style> goes to Streamlit's event container: no space on the page), so turning
+# the mode off removes it. Colours inherit the theme's text colour rather than naming one.
+PROJECTOR_TEXT_REM = 1.2
+PROJECTOR_LABEL_REM = 1.1
+PROJECTOR_CSS = f"""<style>
+[data-testid="stCaptionContainer"], [data-testid="stImageCaption"], [data-testid="stTooltipContent"] {{
+  font-size: {PROJECTOR_TEXT_REM}rem; color: inherit; opacity: 1;
+}}
+[data-testid="stCaptionContainer"] p, [data-testid="stTooltipContent"] p {{ font-size: inherit; }}
+[data-testid="stWidgetLabel"] p, [data-testid="stMetricLabel"] p {{ font-size: {PROJECTOR_LABEL_REM}rem; }}
+</style>"""
 
 
 def projector_on() -> bool:
@@ -42,6 +60,8 @@ def projector_toggle() -> None:
     st.session_state[PROJECTOR_WIDGET_KEY] = projector_on()
     st.toggle("Projector mode", key=PROJECTOR_WIDGET_KEY, on_change=_toggled,
               help="Bigger images, fonts and charts for a room.")
+    if projector_on():
+        st.html(PROJECTOR_CSS)
 
 
 def upscale_for(image_size: int) -> int:
@@ -51,6 +71,13 @@ def upscale_for(image_size: int) -> int:
     if projector_on():
         return max(1, -(-PROJECTOR_MIN_PIXELS // size))  # rounded up: never below the minimum
     return max(1, SCREEN_MIN_PIXELS // size)
+
+
+def images_per_row(image_width: int, most: int) -> int:
+    """How many images `image_width` px wide fit side by side in one row of st.columns across the
+    page (at most `most`, at least one): more would make Streamlit shrink them (or, at a fixed
+    width, run into the next column)."""
+    return max(1, min(most, (PAGE_WIDTH_PIXELS + COLUMN_GAP_PIXELS) // (image_width + COLUMN_GAP_PIXELS)))
 
 
 def chart_height(height: int) -> int:
@@ -66,7 +93,7 @@ def styled(chart: alt.TopLevelMixin, projector: bool | None = None) -> alt.TopLe
             .configure_axis(labelFontSize=labels, titleFontSize=titles, labelLimit=400)
             .configure_legend(labelFontSize=legend, titleFontSize=legend, symbolSize=150 if projector else 80,
                               labelLimit=400)
-            .configure_title(fontSize=title)
+            .configure_title(fontSize=title, subtitleFontSize=labels)
             .configure_text(fontSize=labels))
 
 

@@ -10,7 +10,7 @@ from ui import inspect_cache
 from ui.probe_charts import confusion_chart, per_class_accuracy_chart, probe_history_chart
 from ui.state import ACTIVE_STATUSES, get_registry
 from ui.widgets import run_picker, upscale_for
-from ui.projector import show_chart
+from ui.projector import images_per_row, show_chart
 
 RUN_KEY = "classifier_run"
 EPOCHS_KEY = "classifier_epochs"
@@ -27,6 +27,7 @@ DEFAULT_LR = ProbeConfig.lr
 CONFUSION_KEY = "classifier_confusion"
 PER_CLASS_KEY = "classifier_per_class"
 HISTORY_KEY = "classifier_history"
+MOST_CONFUSED_PER_ROW = 8
 
 
 LOOK_FOR = ("**What to look for:** how far above chance (one over the number of classes) a frozen "
@@ -113,14 +114,15 @@ def show_result(run, job) -> None:
         st.success("Every test image was classified correctly.")
         return
     scale = upscale_for(dataset.shape[-1])
-    per_row = 8
-    # One column per image: the gaps keep the dark-background digits apart.
+    # One column per image: the gaps keep the dark-background digits apart. As many a row as fit
+    # at full size (8 projector-size digits did not: each ran into the next column).
+    per_row = images_per_row(dataset.shape[-1] * scale, MOST_CONFUSED_PER_ROW)
     for first in range(0, len(result.most_confused), per_row):
         for column, item in zip(st.columns(per_row), result.most_confused[first:first + per_row]):
             index = item["index"]
             picture = image_grid(images[index:index + 1], nrow=1, padding=0, scale=scale)
-            column.image(picture, width=picture.shape[1],
-                         caption=f"{item['true']} → {item['pred']} ({item['confidence']:.0%})")
+            # The default width: the picture's own, but never wider than its column.
+            column.image(picture, caption=f"{item['true']} → {item['pred']} ({item['confidence']:.0%})")
     st.caption("The test images the classifier got wrong with the highest confidence: "
                "true class → predicted class (the predicted class's probability).")
 

@@ -12,13 +12,18 @@ from ui.data_folders import folder_choice
 from ui.sidebar import dataset_label, describe_data
 from ui.state import DATA_CONFIG_KEY, chosen_data_config, dataset_for
 from ui.widgets import show_grid, upscale_for
-from ui.projector import show_chart
+from ui.projector import images_per_row, projector_on, show_chart
 
 TORCHVISION = ("mnist", "fashion-mnist", "cifar10")
 SPLIT_LABELS = {"train": "Train", "val": "Validation", "test": "Test"}
 PREVIEW_PER_CLASS = 8
 PREVIEW_MAX_CLASSES = 20
 PREVIEW_COLUMNS = 5
+# Projector mode: fewer samples, each drawn at full projector size (2×2 per class across the page);
+# 8 of them in a fifth of the page's left part were shrunk back to screen size and blurred.
+PROJECTOR_PER_CLASS = 4
+PROJECTOR_GRID_ROW = 2
+GRID_PADDING = 2  # core.analysis.image_grid's
 CHANNEL_LABELS = {1: "Grey (1 channel)", 3: "Colour (3 channels)"}
 FOLDER_PROBLEM_KEY = "data_folder_problem"
 
@@ -99,18 +104,24 @@ def split_sizes(dataset: Dataset) -> None:
 
 
 def preview(dataset: Dataset) -> None:
-    """A few training images of each class, one small grid per class with its name."""
+    """A few training images of each class, one small grid per class with its name; on a projector
+    fewer, each at its full enlarged size (as many classes a row as fit)."""
     st.subheader("Samples per class")
     images, labels = dataset.split("train")
     scale = upscale_for(dataset.shape[1])
+    per_class, grid_row, per_row = PREVIEW_PER_CLASS, 4, PREVIEW_COLUMNS
+    if projector_on():
+        per_class, grid_row = PROJECTOR_PER_CLASS, PROJECTOR_GRID_ROW
+        grid_width = grid_row * (dataset.shape[2] * scale + GRID_PADDING) + GRID_PADDING
+        per_row = images_per_row(grid_width, PREVIEW_COLUMNS)
     shown = dataset.class_names[:PREVIEW_MAX_CLASSES]
-    for start in range(0, len(shown), PREVIEW_COLUMNS):
-        columns = st.columns(PREVIEW_COLUMNS)
-        for column, label in zip(columns, range(start, min(start + PREVIEW_COLUMNS, len(shown)))):
-            picks = images[labels == label][:PREVIEW_PER_CLASS]
+    for start in range(0, len(shown), per_row):
+        columns = st.columns(per_row)
+        for column, label in zip(columns, range(start, min(start + per_row, len(shown)))):
+            picks = images[labels == label][:per_class]
             with column:
                 if len(picks):
-                    show_grid(picks, caption=dataset.class_names[label], nrow=4, scale=scale)
+                    show_grid(picks, caption=dataset.class_names[label], nrow=grid_row, scale=scale)
                 else:
                     st.caption(f"{dataset.class_names[label]}: no training images")
     if len(dataset.class_names) > len(shown):
@@ -163,11 +174,15 @@ def main() -> None:
     st.session_state[DATA_CONFIG_KEY] = cfg
     split_sizes(dataset)
     skipped_files(dataset)
-    left, right = st.columns([3, 2])
-    with left:
+    if projector_on():  # the samples need the page's width to be drawn at projector size
         preview(dataset)
-    with right:
         class_counts(dataset)
+    else:
+        left, right = st.columns([3, 2])
+        with left:
+            preview(dataset)
+        with right:
+            class_counts(dataset)
     st.page_link("views/train.py", label="Train on this dataset", icon=":material/model_training:")
 
 

@@ -16,7 +16,7 @@ from ui.state import (SELECTED_RUN_KEY, checkpoints_root, dataset_for, run_color
                       saved_runs)
 from ui.run_transfer import export_section, import_section, resume_section
 from ui.widgets import need_a_run
-from ui.projector import chart_height, show_chart
+from ui.projector import chart_height, projector_on, show_chart
 from ui.url_state import url_widget
 
 COMPARE_KEY = "compare_runs"
@@ -34,18 +34,48 @@ TABLE_COLUMNS = {
 # Runs that ended before their last epoch: early stopping, a Stop, a diverging loss.
 STOPPED_STATUSES = ("early_stopped", "stopped", "diverged")
 X_LABELS = {"epoch": "Epoch", "step": "Optimiser step", "elapsed": "Seconds of training"}
+# Projector mode: the table a room can read without scrolling sideways: the results, then at most
+# PROJECTOR_SETTINGS of these settings, those that differ between the runs (the rest under "Every column").
+PROJECTOR_RESULTS = ["Run", "Test MSE", "Validation loss", "Best epoch"]
+PROJECTOR_SETTING_CHOICES = ["Dataset", "Model", "Latent", "VAE", "Conditional", "Dropout", "Noise", "Optimiser",
+                             "Learning rate", "Batch", "Epochs", "Status"]
+PROJECTOR_SETTINGS = 4
 FINAL_METRICS = {"test_mse": "Test MSE", "test_mae": "Test MAE", "val_loss": "Validation loss (best epoch)",
                  "train_loss": "Train loss (best epoch)", "seconds": "Training time (s)"}
 
 
+def differing_columns(table: pd.DataFrame, columns: list[str]) -> list[str]:
+    """Those of `columns` whose values are not the same for every run (an empty cell counts)."""
+    return [c for c in columns if table[c].astype(str).nunique(dropna=False) > 1]
+
+
+def projector_columns(table: pd.DataFrame) -> list[str]:
+    """The columns projector mode shows: the results, then the first few settings that differ."""
+    return PROJECTOR_RESULTS + differing_columns(table, PROJECTOR_SETTING_CHOICES)[:PROJECTOR_SETTINGS]
+
+
 def runs_table(runs: list[dict]) -> None:
-    """Names and results first (they fit a projector's width), the settings after them."""
+    """Names and results first, the settings after them; on a projector only the results and
+    the settings that tell the runs apart (a wide table scrolled sideways is unreadable in a room),
+    every column in an expander below."""
     rows = [{**r, "stopped_at": r.get("epochs_run") if r.get("status") in STOPPED_STATUSES else None}
             for r in runs]
     table = pd.DataFrame(rows).reindex(columns=list(TABLE_COLUMNS)).rename(columns=TABLE_COLUMNS)
+    if projector_on():
+        show_runs_table(table, "runs_table", projector_columns(table))
+        with st.expander("Every column"):
+            show_runs_table(table, "runs_table_every_column")
+    else:
+        show_runs_table(table, "runs_table")
+    damaged = [r for r in runs if r.get("status") == "damaged"]
+    for row in damaged:
+        st.warning(row.get("message") or f"Run {row['name']} is damaged; delete it.")
+
+
+def show_runs_table(table: pd.DataFrame, key: str, columns: list[str] | None = None) -> None:
     loss_format = st.column_config.NumberColumn(format="%.5f")
     st.dataframe(
-        table, hide_index=True, key="runs_table",
+        table, hide_index=True, key=key, column_order=columns,
         column_config={"Run": st.column_config.TextColumn(pinned=True),
                        "Best epoch": st.column_config.NumberColumn(format="%d"),
                        "Stopped at": st.column_config.NumberColumn(format="%d", help="The epoch the run ended at, "
@@ -55,9 +85,6 @@ def runs_table(runs: list[dict]) -> None:
                        "Test MSE": loss_format, "Test MAE": loss_format,
                        "Seconds": st.column_config.NumberColumn(format="%.1f")},
     )
-    damaged = [r for r in runs if r.get("status") == "damaged"]
-    for row in damaged:
-        st.warning(row.get("message") or f"Run {row['name']} is damaged; delete it.")
 
 
 def histories(names: list[str]) -> dict[str, list[dict]]:
