@@ -46,7 +46,7 @@ class EpochRecord:
     train_recon: float
     train_kl: float
     val_recon: float
-    val_kl: float  # kl = 0.0 for plain autoencoders
+    val_kl: float  # the KL part of the loss (loss = recon + beta * kl, see kl_part); 0.0 for plain AEs
     seconds: float  # wall time of the whole epoch (training, validation and film frame)
     images_per_s: float  # training images per second of the training phase
 
@@ -266,15 +266,54 @@ def _recon_loss(name: str, recon: torch.Tensor, target: torch.Tensor) -> torch.T
 
 
 def _loss_parts(out, target: torch.Tensor, loss_name: str, vae: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(reconstruction loss per pixel value, KL per pixel value). The KL of one image is divided by
-    its number of pixel values so that loss = recon + beta * kl is the usual per-image ELBO scaled
-    by a constant: beta = 1 keeps its textbook meaning and plain AE and VAE losses stay comparable."""
+    """(reconstruction loss per pixel value, KL per pixel value): the batch's mean reconstruction
+    loss and the KL of one image (summed over the latent dimensions, averaged over the batch)
+    divided by its number of pixel values C·H·W. kl_part() turns the second into the loss's KL part."""
     recon = _recon_loss(loss_name, out.recon, target)
     if vae:
         kl = kl_divergence(out.mu, out.logvar) / target[0].numel()
     else:
         kl = torch.zeros((), device=target.device)
     return recon, kl
+
+
+# The decoder's fitted noise (kl_part) never goes below this variance of [0, 1] pixel values
+# (σ = 0.01, about 2.5 grey levels): a model that reconstructs almost perfectly would otherwise
+# weigh its KL at almost nothing, and its codes could drift anywhere.
+MIN_DECODER_VARIANCE = 1e-4
+
+
+def kl_part(loss_name: str, recon: torch.Tensor, kl_per_value: torch.Tensor) -> torch.Tensor:
+    """A VAE's KL part, the term beta multiplies: loss = recon + beta * kl_part is the β-VAE's
+    negative ELBO per pixel value, written in the units of the reconstruction loss.
+
+    Each reconstruction loss is a decoder likelihood: BCE is a Bernoulli one, so BCE + KL per pixel
+    value is the textbook ELBO divided by C·H·W as it is. MSE is a Gaussian with noise σ
+    (-log p = MSE·D / (2σ²) + const), MAE a Laplace with scale b (MAE·D / b + const); multiplied
+    by 2σ² (or b) / D they read MSE + 2σ²·KL/D and MAE + b·KL/D. σ and b are fitted, not fixed:
+    the maximum-likelihood σ² of a batch is its own MSE (b: its MAE), taken as a constant (detached)
+    — the "calibrated decoder" of Rybkin et al., 2021. A fixed σ would be a guess, and the one a
+    plain MSE + KL/D implies (σ² = 0.5 on [0, 1] pixels, noise larger than the images' own spread)
+    made every code collapse to the prior: one grey blob for every digit, a KL near 0.
+    Works on tensors (a batch in the training step, the validation means)."""
+    if loss_name == "mse":
+        scale = 2 * recon.detach().clamp(min=MIN_DECODER_VARIANCE)
+    elif loss_name == "mae":
+        scale = recon.detach().clamp(min=math.sqrt(MIN_DECODER_VARIANCE))
+    else:
+        return kl_per_value
+    return kl_per_value * scale
+
+
+def _training_loss(out, target: torch.Tensor, loss_name: str, vae: bool, beta: float
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, reconstruction part, KL part) of one batch: the one definition the eager step and the
+    CUDA graph's step share (validation forms the same from its means)."""
+    recon, kl = _loss_parts(out, target, loss_name, vae)
+    if not vae:
+        return recon, recon, kl
+    kl = kl_part(loss_name, recon, kl)
+    return recon + beta * kl, recon, kl
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -418,7 +457,11 @@ def _train(cfg: RunConfig, dataset: Dataset, reporter: TrainReporter | None,
                 out = model(add_noise(x, tc.noise_factor, val_noise), y)
                 recon, kl = _loss_parts(out, x, tc.loss, mc.vae)
                 sums += torch.stack([recon, kl]).double() * x.shape[0]
-        val_recon, val_kl = (sums / val_x.shape[0]).tolist()
+        # The KL part is fitted to the whole split's reconstruction error, not batch by batch, so the
+        # validation loss does not depend on the evaluation batch size (the CPU's and a GPU's differ).
+        means = sums / val_x.shape[0]
+        val_recon, val_kl = means[0], kl_part(tc.loss, means[0], means[1])
+        val_recon, val_kl = float(val_recon), float(val_kl)
         return val_recon + (mc.beta * val_kl if mc.vae else 0.0), val_recon, val_kl
 
     def film_frame() -> torch.Tensor:
@@ -429,8 +472,7 @@ def _train(cfg: RunConfig, dataset: Dataset, reporter: TrainReporter | None,
         """The whole step for the batch at idx, as captured: the same operations as the eager step."""
         x = to_float(train_x[idx])
         out = model(add_noise(x, tc.noise_factor, noise_generator), train_y[idx])
-        recon, kl = _loss_parts(out, x, tc.loss, mc.vae)
-        loss = recon + mc.beta * kl if mc.vae else recon
+        loss, recon, kl = _training_loss(out, x, tc.loss, mc.vae, mc.beta)
         loss.backward()
         optimizer.step()
         return loss.detach(), recon.detach(), kl.detach()
@@ -494,8 +536,7 @@ def _train(cfg: RunConfig, dataset: Dataset, reporter: TrainReporter | None,
                 continue
             x = to_float(train_x[idx])
             out = model(add_noise(x, tc.noise_factor, noise_generator), train_y[idx])
-            recon, kl = _loss_parts(out, x, tc.loss, mc.vae)
-            loss = recon + mc.beta * kl if mc.vae else recon
+            loss, recon, kl = _training_loss(out, x, tc.loss, mc.vae, mc.beta)
             pending.append((number, loss.detach()))
             # On the CPU this reads the loss before the step, so a NaN never reaches the weights.
             if len(pending) >= sync_every and not flush():

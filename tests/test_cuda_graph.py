@@ -123,6 +123,37 @@ def test_every_optimiser_is_captured(digits, optimizer):
 
 
 @cuda
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+def test_the_captured_step_forms_the_vae_loss_like_the_eager_one(digits, monkeypatch, loss):
+    """graph_step and the eager step share core.train._training_loss (recon + β × KL part, the KL
+    part fitted to the batch's error): the captured step must call it, and both must learn codes."""
+    import core.train as train_module
+
+    captured = []
+    real = train_module._training_loss
+
+    def spy(*args):
+        captured.append(torch.cuda.is_current_stream_capturing())
+        return real(*args)
+
+    monkeypatch.setattr(train_module, "_training_loss", spy)
+    cfg = config("cuda", epochs=6, batch_size=64, family="dense", hidden=[256, 128], latent=2, vae=True, beta=1.0)
+    cfg.train.loss = loss
+    graph = train(cfg, digits)
+    assert graph.step == "cuda-graph", graph.step_reason
+    assert True in captured  # the captured step formed its loss with the shared definition
+    eager = train(replace(cfg, train=replace(cfg.train, cuda_graphs=False)), digits)
+    for run in (graph, eager):
+        for record in run.history:
+            assert record.train_loss == pytest.approx(record.train_recon + record.train_kl, rel=1e-5)
+            assert record.val_loss == pytest.approx(record.val_recon + record.val_kl, rel=1e-5)
+    # The sampling draws differ between the two paths, so the curves are comparable, not equal.
+    assert graph.history[-1].val_kl == pytest.approx(eager.history[-1].val_kl, rel=0.3)
+    assert graph.history[-1].val_loss == pytest.approx(eager.history[-1].val_loss, rel=0.1)
+    assert graph.history[-1].val_kl > 1e-3
+
+
+@cuda
 def test_random_draws_inside_the_graph_change_on_every_replay():
     """Dropout, the VAE's sampling and the denoising noise come from generators registered with the
     graph: each replay must draw new numbers, not repeat the captured ones."""

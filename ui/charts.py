@@ -24,8 +24,8 @@ EPOCH_SERIES = {
     "val_loss": "validation loss",
     "train_recon": "train reconstruction",
     "val_recon": "validation reconstruction",
-    "train_kl": "train KL",
-    "val_kl": "validation KL",
+    "train_kl": "train KL part",
+    "val_kl": "validation KL part",
 }
 
 
@@ -75,7 +75,9 @@ def epoch_lines(data, title: str, y_title: str = "loss") -> alt.Chart:
 LOSS_KEYS = ["train_loss", "val_loss"]
 VAE_PART_KEYS = ["train_recon", "val_recon", "train_kl", "val_kl"]
 LOSS_TITLE = "Loss per epoch"
-VAE_PARTS_TITLE = "VAE loss parts: reconstruction and KL"
+# loss = reconstruction + β × KL part; the KL part is the KL per pixel value in the reconstruction
+# loss's units (core.train.kl_part), so both parts read on one axis.
+VAE_PARTS_TITLE = "VAE loss parts: loss = reconstruction + β × KL part"
 
 
 def loss_chart(history: Iterable) -> alt.Chart:
@@ -164,7 +166,7 @@ def class_counts_chart(frame: pd.DataFrame, class_order: Sequence[str]) -> alt.C
 COMPARE_QUANTITIES = {
     "loss": ("train_loss", "val_loss", "loss"),
     "reconstruction part": ("train_recon", "val_recon", "reconstruction loss"),
-    "KL part": ("train_kl", "val_kl", "KL"),
+    "KL part": ("train_kl", "val_kl", "KL part"),
 }
 TIME_QUANTITIES = {"seconds per epoch": "seconds", "images per second": "images_per_s"}
 # What the compare chart's x axis can be: field -> axis title. "step" (optimiser steps so far)
