@@ -37,6 +37,12 @@ def encoded_test_set(run_name: str, mtime: float, _run) -> dict:
     return {"codes": np.asarray(codes, dtype=np.float32), "labels": labels.numpy()}
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def prior_spread_ratio(run_name: str, mtime: float, _run, _dataset) -> float:
+    """core.analysis.prior_spread_ratio of the run's VAE against its test images (64 decoded codes)."""
+    return analysis.prior_spread_ratio(_run.model, _dataset.split("test")[0])
+
+
 # Training images a small test set's scatter adds.
 TRAINING_POINTS = 1500
 

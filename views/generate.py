@@ -68,6 +68,7 @@ def show_samples(run, dataset, n: int, seed: int, scale: int) -> None:
         images = analysis.sample(model, n, seed=seed)
         show_grid(images, nrow=nrow, scale=scale,
                   caption=f"{n} random codes z ~ N(0, I), decoded.{per_column}")
+        collapse_warning(run, dataset)
         st.markdown(WHY_VAE)
         return
 
@@ -85,6 +86,18 @@ def show_samples(run, dataset, n: int, seed: int, scale: int) -> None:
                   caption=f"N(0, I): what a VAE would sample, {n} samples decoded. This "
                           f"autoencoder was not trained to put its codes there.{per_column}")
     st.markdown(WHY_VAE)
+
+
+def collapse_warning(run, dataset) -> None:
+    """Say so when a VAE's prior samples are all about the same image (not trained enough, or collapsed
+    onto the prior): the explanation below (samples that look like the data) does not hold for that run."""
+    ratio = inspect_cache.prior_spread_ratio(run.name, run_mtime(run.name), _run=run, _dataset=dataset)
+    if ratio >= analysis.COLLAPSED_SPREAD:
+        return
+    st.warning(f"These samples barely differ (their pixels vary {ratio:.0%} as much as the test images'): this "
+               "VAE's codes carry almost nothing, so every code decodes to about the average image; train it for "
+               "more epochs, or with a lower beta if its KL part stays near 0 (VAEs trained with MSE or MAE before "
+               "30 November 2026 weighed the KL too heavily).", icon=":material/warning:")
 
 
 def small_latent_advice(run) -> None:
