@@ -6,6 +6,8 @@ batch's MSE); β = 1 and the Train page's suggested batch size and epochs (core.
   spread   mean over pixels of the std across 64 decoded codes z ~ N(0, I) (one grey blob: ~0)
   kl_image KL(q(z|x) || N(0, I)) per test image, in nats (0: the codes carry nothing)
   test_mse the test reconstruction MSE (the AE's is the floor a VAE pays a little above)
+  sample_nn the mean, over those 64 samples, of the MSE to the nearest test image: how data-like the
+           samples are (lower is better; one blob or off-manifold smudges score high)
 
     .venv/bin/python -m bench.vae [--mnist ../shared/data/MNIST-10k] [--out bench/results-vae.json]
 """
@@ -40,6 +42,14 @@ def prior_spread(model, samples: int = 64, seed: int = 0) -> float:
         return float(model.eval().decode(z, y).std(dim=0).mean())
 
 
+def sample_nearest_mse(model, dataset, samples: int = 64, seed: int = 0) -> float:
+    z = torch.randn(samples, model.cfg.latent, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        drawn = model.eval().decode(z).flatten(1)
+    test = to_float(dataset.split("test")[0]).flatten(1)
+    return float((torch.cdist(drawn, test) ** 2 / test.shape[1]).min(dim=1).values.mean())
+
+
 def kl_per_image(model, dataset) -> float:
     x, y = dataset.split("test")
     with torch.no_grad():
@@ -60,6 +70,7 @@ def measure(dataset, data_cfg: DataConfig, model: dict, kind: str) -> dict:
         result = train(cfg, dataset)
     row = {"kind": kind, "epochs": defaults.epochs, "batch": defaults.batch_size,
            "test_mse": round(result.test_metrics["mse"], 4), "spread": round(prior_spread(result.model), 4),
+           "sample_nn": round(sample_nearest_mse(result.model, dataset), 4),
            "kl_image": round(kl_per_image(result.model, dataset), 2) if kind != "ae" else None,
            "seconds": round(time.perf_counter() - started, 1)}
     print(json.dumps(row), file=sys.stderr, flush=True)
@@ -88,13 +99,13 @@ def main(argv=None) -> dict:
             rows = [measure(dataset, data_cfg, MODELS[model], kind) for kind in ("ae", "vae before", "vae after")]
             report["cases"].append({"data": name, "model": model, "rows": rows})
     args.out.write_text(json.dumps(report, indent=2))
-    print("| data | model | kind | test MSE | prior spread | KL/image (nats) | epochs |")
-    print("|---|---|---|---|---|---|---|")
+    print("| data | model | kind | test MSE | prior spread | sample→nearest test MSE | KL/image (nats) | epochs |")
+    print("|---|---|---|---|---|---|---|---|")
     for case in report["cases"]:
         for r in case["rows"]:
             kl = "–" if r["kl_image"] is None else f"{r['kl_image']:.2f}"
             print(f"| {case['data']} | {case['model']} | {r['kind']} | {r['test_mse']:.4f} | {r['spread']:.3f} "
-                  f"| {kl} | {r['epochs']} |")
+                  f"| {r['sample_nn']:.4f} | {kl} | {r['epochs']} |")
     scratch.cleanup()
     return report
 
