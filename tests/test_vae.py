@@ -138,3 +138,13 @@ def small_digits(digits):
     from dataclasses import replace
     sizes = {"train": 320, "val": 64, "test": 64}
     return replace(digits, splits={name: digits.splits[name][:n] for name, n in sizes.items()})
+
+
+def test_pixel_spread_is_zero_for_one_repeated_image_and_counts_uint8_as_unit_range():
+    from core.analysis import pixel_spread
+
+    same = torch.full((5, 1, 4, 4), 0.3)
+    assert pixel_spread(same) == 0.0
+    two = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1).expand(2, 1, 4, 4)
+    assert pixel_spread(two) == pytest.approx(math.sqrt(0.5))  # the sample std of {0, 1}
+    assert pixel_spread(same[:1]) == 0.0
