@@ -173,9 +173,11 @@ def followed_job(jobs: list):
     """The job in ?job=, else the one this tab chose (started or clicked), else the newest active
     one (a fresh tab shows what the server runs), else the newest one."""
     by_id = {job.id: job for job in jobs}
-    for wanted in (st.query_params.get("job"), st.session_state.get(CHOSEN_JOB_KEY)):
-        if wanted in by_id:
-            return by_id[wanted]
+    if st.query_params.get("job") in by_id:
+        return by_id[st.query_params["job"]]
+    if st.session_state.get(CHOSEN_JOB_KEY) in by_id:  # back from another page: into the URL again
+        follow(st.session_state[CHOSEN_JOB_KEY])
+        return by_id[st.session_state[CHOSEN_JOB_KEY]]
     return next((job for job in jobs if job.status in ACTIVE_STATUSES), jobs[0] if jobs else None)
 
 

@@ -57,6 +57,7 @@ def test_coming_back_to_train(start_app, new_page, shot):
     go_to(page, "Train")
     assert form_values(page) == chosen
     expect(keyed(page, "live_training")).to_contain_text(f"Saved as run {SECOND}.", timeout=RERUN_TIMEOUT_MS)
+    expect(page).to_have_url(re.compile(r"[?&]job=[0-9a-f]+"))  # back in the URL, for the reload below
     # A reload on Train: a new session, the settings come back from the URL.
     page.reload()
     wait_for_script(page)
