@@ -3,6 +3,7 @@ Start queues every variant with a live table; the result views carry the right s
 and an anomaly experiment saved earlier (a restarted server) show their own views."""
 from __future__ import annotations
 
+import json
 import shutil
 import time
 
@@ -26,6 +27,20 @@ def chart(at, title: str, column: str | None = None):
     found = [frame for t, frame in charts(at) if t == title and (column is None or column in frame)]
     assert found, f"no chart titled {title!r}; charts: {[t for t, _ in charts(at)]}"
     return found[0]
+
+
+def spec(at, title: str) -> dict:
+    """The Vega-Lite spec of the chart titled `title`."""
+    found = [json.loads(c.proto.spec) for c in at.main.get("vega_lite_chart")]
+    found = [s for s in found if s.get("title") == title]
+    assert found, f"no chart titled {title!r}"
+    return found[0]
+
+
+def colour_map(chart_spec: dict) -> tuple[str, str, dict[str, str]]:
+    """(field, legend title, value -> colour) of a chart's colour encoding."""
+    color = chart_spec["encoding"]["color"]
+    return color["field"], color.get("title"), dict(zip(color["scale"]["domain"], color["scale"]["range"]))
 
 
 def table(at, container: str):
@@ -119,7 +134,8 @@ def saved_experiments(tmp_path_factory):
     vae = preset_experiment("ae-vs-vae", tiny_base(), "vae")
     vae.variants = vae.variants[:2]  # plain AE and one VAE
     conditional = preset_experiment("conditional", tiny_base(), "cond")
-    for exp in (search, anomaly, denoising, vae, conditional):
+    size_dropout = preset_experiment("size-dropout", tiny_base(), "size-dropout")
+    for exp in (search, anomaly, denoising, vae, conditional, size_dropout):
         record = manager.wait(manager.start(exp), timeout=300)
         assert record["status"] == "finished", record["message"]
     return root
@@ -175,6 +191,28 @@ def test_a_saved_anomaly_experiment_shows_auc_roc_and_error_histograms(app_exper
     assert roc[0]["fpr"].between(0, 1).all() and roc[0]["tpr"].max() == 1.0
     histogram = [frame for t, frame in charts(at) if t and t.startswith("Errors of normal vs held-out")][0]
     assert set(histogram["group"]) == {"normal", "held out"}
+
+
+def test_a_two_factor_experiments_colours_mean_one_thing_on_every_result_chart(app_experiments):
+    """Teacher's report: blue and orange were dropout in one chart and the preset in the next (and
+    train/validation in the third). Now every colour stands for one factor value or one split."""
+    at = open_app_page(PAGE, {"exp_shown": "size-dropout"})
+    by_preset = spec(at, "Test MSE against preset")
+    by_dropout = spec(at, "Test MSE against dropout")
+    gap = spec(at, "Train vs validation loss (best epoch): the gap shows over-fitting")
+    field, legend, dropout_colours = colour_map(by_preset)
+    assert (field, legend) == ("dropout", "colour: dropout") and list(dropout_colours) == ["0.0", "0.5"]
+    field, legend, preset_colours = colour_map(by_dropout)
+    assert (field, legend) == ("preset", "colour: preset") and list(preset_colours) == ["small", "large"]
+    field, legend, split_colours = colour_map(gap)
+    assert (field, legend) == ("split", "colour: split") and list(split_colours) == ["train", "validation"]
+    every = [*dropout_colours.values(), *preset_colours.values(), *split_colours.values()]
+    assert len(set(every)) == len(every) == 6, every  # no colour means two things
+    # The live curves above use the same train/validation colours as the gap chart.
+    curves = json.loads(next(c.proto.spec for c in at.main.get("vega_lite_chart")
+                             if json.loads(c.proto.spec).get("title") == "Loss per epoch of every variant (same axes)"))
+    color = curves["spec"]["encoding"]["color"] if "spec" in curves else curves["encoding"]["color"]
+    assert dict(zip(color["scale"]["domain"], color["scale"]["range"])) == split_colours
 
 
 @pytest.mark.parametrize("name, container, images", [

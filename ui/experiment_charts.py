@@ -11,9 +11,26 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
-from ui.palette import REFERENCE_COLOR, run_scale
+from ui.palette import PALETTE, REFERENCE_COLOR, category_scale, run_scale
 
 SPLIT_ORDER = ["train", "validation"]
+# Train and validation take the palette's first two colours (as on the Train and Data pages); the
+# values of an experiment's factors take the colours after them, each factor its own.
+SPLIT_SCALE = category_scale(SPLIT_ORDER)
+FACTOR_PALETTE = PALETTE[len(SPLIT_ORDER):]
+
+
+def factor_value_colors(frame: pd.DataFrame, factors: Sequence[str]) -> dict[str, dict[str, str]]:
+    """factor -> {value (as text) -> colour}: no colour stands for two factors' values, nor for
+    train or validation, so on a two-factor experiment's results a colour means one thing on every
+    chart (dropout 0.5 is never the colour of preset small). Values in order of first appearance;
+    the colours cycle only past the palette's 8 free ones."""
+    colors, used = {}, 0
+    for factor in factors:
+        values = list(dict.fromkeys(frame[factor].astype(str))) if factor in frame else []
+        colors[factor] = {value: FACTOR_PALETTE[(used + i) % len(FACTOR_PALETTE)] for i, value in enumerate(values)}
+        used += len(values)
+    return colors
 
 
 def _variant_color(frame: pd.DataFrame, colors: dict[str, str] | None, field: str = "variant",
@@ -49,7 +66,8 @@ def small_multiples_chart(frame: pd.DataFrame, order: Sequence[str], epochs: int
             x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(domain=[1, max(epochs, 2)]),
                     axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
-            color=alt.Color("split:N", title=None, sort=SPLIT_ORDER, legend=alt.Legend(orient="bottom")),
+            color=alt.Color("split:N", title=None, sort=SPLIT_ORDER, scale=SPLIT_SCALE,
+                            legend=alt.Legend(orient="bottom")),
             tooltip=["variant:N", "split:N", "epoch:Q", alt.Tooltip("loss:Q", format=".5f")],
         )
         .properties(width=180, height=130)
@@ -67,16 +85,22 @@ def _log_scale(values: Sequence[float]) -> bool:
 
 
 def metric_vs_factor_chart(frame: pd.DataFrame, factor: str, metric: str, metric_title: str,
-                           other: str | None = None, colors: dict[str, str] | None = None) -> alt.Chart:
+                           other: str | None = None, colors: dict[str, str] | None = None,
+                           other_colors: dict[str, str] | None = None) -> alt.Chart:
     """`metric` against one factor: a line over a numeric factor (log scale when it spans a wide
-    range, e.g. latent 2..32), bars otherwise; a second factor splits them (colour, side by side)."""
+    range, e.g. latent 2..32), bars otherwise; a second factor splits them (colour, side by side),
+    its values coloured by `other_colors` (value as text -> colour, see factor_value_colors)."""
     data = frame.dropna(subset=[metric]).copy()
     numeric = pd.api.types.is_numeric_dtype(data[factor]) and not pd.api.types.is_bool_dtype(data[factor])
     title = f"{metric_title} against {factor}"
     tooltip = ["variant:N", alt.Tooltip(f"{metric}:Q", format=".5f")]
     if other is not None:
         data[other] = data[other].astype(str)
-        color = alt.Color(f"{other}:N", title=other, legend=alt.Legend(orient="bottom"))
+        shown = list(dict.fromkeys(data[other]))
+        scale = (alt.Scale(domain=shown, range=[other_colors[v] for v in shown])
+                 if other_colors and all(v in other_colors for v in shown) else alt.Undefined)
+        color = alt.Color(f"{other}:N", title=f"colour: {other}", sort=shown, scale=scale,
+                          legend=alt.Legend(orient="bottom"))
     else:
         color = _variant_color(data, colors, legend=False)
     if numeric:
@@ -122,7 +146,8 @@ def gap_chart(frame: pd.DataFrame, order: Sequence[str]) -> alt.Chart:
             y=alt.Y("variant:N", title=None, sort=list(order), axis=alt.Axis(labelLimit=300)),
             yOffset=alt.YOffset("split:N", sort=SPLIT_ORDER),
             x=alt.X("loss:Q", title="loss", axis=alt.Axis(format="~g")),
-            color=alt.Color("split:N", title=None, sort=SPLIT_ORDER, legend=alt.Legend(orient="bottom")),
+            color=alt.Color("split:N", title="colour: split", sort=SPLIT_ORDER, scale=SPLIT_SCALE,
+                            legend=alt.Legend(orient="bottom")),
             tooltip=["variant:N", "split:N", alt.Tooltip("loss:Q", format=".5f"),
                      alt.Tooltip("gap:Q", title="validation - train", format="+.5f")],
         )

@@ -24,7 +24,7 @@ from core.experiments.estimate import estimate_seconds, measure_images_per_s
 from core.experiments.presets import DEFAULT_EPOCHS
 from core.experiments.search import importances, load_study, trial_rows
 from core.jobs import JobPermissionError
-from ui.experiment_charts import (anomaly_histogram, curves_frame, gap_chart, gap_frame, history_chart,
+from ui.experiment_charts import (anomaly_histogram, curves_frame, factor_value_colors, gap_chart, gap_frame, history_chart,
                                   importance_chart, metric_vs_factor_chart, noise_sweep_chart,
                                   parallel_coordinates_chart, roc_chart, small_multiples_chart)
 from ui.owners import is_teacher, owner_id
@@ -339,13 +339,15 @@ def factor_views(record: dict) -> None:
         return
     metric = st.radio("Metric", list(METRICS), format_func=METRICS.get, horizontal=True, key="exp_metric")
     colors = variant_colors(record)
+    value_colors = factor_value_colors(frame, factors)  # a colour means one factor's value on every chart
     with st.container(key="exp_factor_charts"):
         columns = st.columns(min(len(factors), 2)) if factors else []
         for i, factor in enumerate(factors):
             other = next((f for f in factors if f != factor), None) if len(factors) == 2 else None
             with columns[i % len(columns)]:
-                show_chart(metric_vs_factor_chart(frame, factor, metric, METRICS[metric], other, colors)
-                           .properties(height=320), key=f"exp_metric_vs_{i}")
+                show_chart(metric_vs_factor_chart(frame, factor, metric, METRICS[metric], other, colors,
+                                                  value_colors.get(other)).properties(height=320),
+                           key=f"exp_metric_vs_{i}")
     gaps = gap_frame([v for v in record["variants"] if v.get("run")])
     if not gaps.empty:
         with st.container(key="exp_gap"):
