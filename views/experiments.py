@@ -20,7 +20,7 @@ from core.config import ACTIVATIONS, OPTIMIZERS, RunConfig, TrainConfig
 from core.data import DataError
 from core.experiments import (OBJECTIVE_LABELS, PRESETS, ExperimentConfig, anomaly_report, expand_grid,
                               factor_label, format_value, preset_experiment, variant_count)
-from core.experiments.estimate import estimate_seconds, measure_images_per_s
+from core.experiments.estimate import JobCosts, estimate_seconds, experiment_costs, mean_costs, measure_job_costs
 from core.experiments.presets import DEFAULT_EPOCHS
 from core.experiments.search import importances, load_study, trial_rows
 from core.jobs import JobPermissionError
@@ -68,18 +68,12 @@ METRICS = {"test_mse": "Test MSE", "val_loss": "Validation loss (best epoch)",
 
 # ---------------------------------------------------------------- starting
 
-@st.cache_data(max_entries=32, show_spinner="Measuring this machine's training speed...")
-def images_per_s(cfg_json: str) -> float:
-    cfg = RunConfig.from_json(cfg_json)
-    return measure_images_per_s(cfg, dataset_for(cfg.data))
-
-
-def speed_key(base: RunConfig) -> str:
-    """What the speed depends on (the data's shape, the model, the optimiser and batch size), so
-    changing the epochs or the image limit does not measure again."""
-    train = TrainConfig(optimizer=base.train.optimizer, lr=base.train.lr, batch_size=base.train.batch_size,
-                        device=base.train.device)
-    return RunConfig(data=replace(base.data, limit=0, exclude_classes=[]), model=base.model, train=train).to_json()
+@st.cache_data(max_entries=64, show_spinner="Measuring this machine's speed: training each setting briefly...")
+def job_costs(cost_json: str) -> JobCosts:
+    """One variant setting's costs here (a short real run); cached by core's cost_config, so
+    changing the epochs does not measure again."""
+    cfg = RunConfig.from_json(cost_json)
+    return measure_job_costs(cfg, dataset_for(cfg.data))
 
 
 def duration_text(seconds: float) -> str:
@@ -152,7 +146,7 @@ def new_experiment_section() -> None:
         planned_table(exp)
     try:
         dataset = dataset_for(base.data)
-        speed = images_per_s(speed_key(exp.base))
+        costs = experiment_costs(exp, lambda cfg: job_costs(cfg.to_json()))
     except (DataError, ValueError) as exc:
         st.error(str(exc))
         st.page_link("views/data.py", label="Choose a dataset", icon=":material/dataset:")
@@ -160,10 +154,12 @@ def new_experiment_section() -> None:
     count = variant_count(exp)
     train_images = len(dataset.splits["train"])
     what = f"{count} trials (fewer epochs where pruned)" if exp.search else f"{count} runs"
+    typical = mean_costs(costs)
     st.markdown(f"**{what}** × {epochs} epochs on {train_images:,} training images of {describe_data(base.data)}: "
-                f"about **{duration_text(estimate_seconds(exp, train_images, speed))}** one after the other "
-                f"(this machine trains the base model at {speed:,.0f} images/s; "
-                f"{get_registry().max_concurrent} at a time).")
+                f"about **{duration_text(estimate_seconds(exp, train_images, costs))}** one after the other "
+                f"({get_registry().max_concurrent} at a time here). Measured by training each setting briefly: "
+                f"{typical.images_per_s:,.0f} images/s, plus {typical.epoch_s:.2f} s per epoch for validation "
+                f"and {typical.job_s:.1f} s per run to build, test and save the model (the mean of the variants).")
     if st.button("Start experiment", key="exp_start", type="primary", icon=":material/play_arrow:"):
         start_experiment(exp)
 
