@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -60,6 +61,17 @@ def old_estimate(exp, dataset, train_images: int) -> tuple[float, float]:
     return OLD_OVERHEAD * variant_count(exp) * cfg.train.epochs * train_images / speed, speed
 
 
+def in_thread(work):
+    """work() in a new thread, where the app measures (a Streamlit script thread) and trains (the
+    registry's job threads): on the loaded 2-core machine PyTorch trained ~10x slower in the
+    process's main thread than in any other (its OpenMP team there waits on a descheduled peer)."""
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(value=work()))
+    thread.start()
+    thread.join()
+    return result["value"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.estimate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="size-dropout")
@@ -77,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     train_images = len(dataset.splits["train"])
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    costs = experiment_costs(exp, lambda cfg: measure_job_costs(cfg, dataset))
+    costs = in_thread(lambda: experiment_costs(exp, lambda cfg: measure_job_costs(cfg, dataset)))
     measuring_s = time.perf_counter() - started
     estimate = estimate_seconds(exp, train_images, costs)
-    old, old_speed = old_estimate(exp, dataset, train_images)
+    old, old_speed = in_thread(lambda: old_estimate(exp, dataset, train_images))
     say(f"estimate {estimate:.1f} s (measured in {measuring_s:.1f} s), old estimate {old:.1f} s")
     with tempfile.TemporaryDirectory(prefix="ae-lab-bench-estimate-") as scratch:
         manager = ExperimentManager(JobRegistry(root=scratch, max_concurrent=1, load_data=lambda cfg: dataset),

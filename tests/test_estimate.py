@@ -121,6 +121,7 @@ def test_the_measuring_run_trains_a_few_batches_twice_and_leaves_nothing_behind(
                     train=TrainConfig(epochs=30, batch_size=32, device="cpu"))
     costs = measure_job_costs(cfg, data, batches=3)
     splits = {k: len(v) for k, v in data.splits.items()}
-    assert seen == [(2, {**splits, "train": 3 * 32})]  # full validation and test splits
+    # an untimed warm-up of one batch, then the measured run: full validation and test splits
+    assert seen == [(1, {**splits, "train": 32}), (2, {**splits, "train": 3 * 32})]
     assert costs.images_per_s > 0 and costs.epoch_s >= 0 and costs.job_s >= 0
     assert not [n for n in os.listdir(tmp_path) if n.startswith("ae-lab-estimate-")]  # the scratch run was deleted

@@ -70,7 +70,7 @@ def cost_config(cfg: RunConfig) -> RunConfig:
 def measure_job_costs(cfg: RunConfig, dataset: Dataset, batches: int = MEASURED_BATCHES) -> JobCosts:
     """Train cfg's model for real on `batches` batches of the dataset's training images for
     MEASURED_EPOCHS epochs (full validation and test splits), save it into a scratch folder that is
-    deleted after, and split the timings (split_costs)."""
+    deleted after, and split the timings (split_costs). One untimed epoch of one batch first."""
     from core.checkpoints import save_run
     from core.train import train
 
@@ -78,6 +78,11 @@ def measure_job_costs(cfg: RunConfig, dataset: Dataset, batches: int = MEASURED_
     index = dataset.splits["train"]
     count = min(len(index), max(1, batches) * int(cfg.train.batch_size))
     small = dataclasses.replace(dataset, splits={**dataset.splits, "train": index[:count]})
+    # Untimed: what a process pays once, not once per run (lazy imports, the CPU kernels set up for
+    # these shapes on first use); the first measurement of a fresh server took 5-15 s more with it.
+    warm_up = copy.deepcopy(cfg)
+    warm_up.train.epochs = 1
+    train(warm_up, dataclasses.replace(dataset, splits={**dataset.splits, "train": index[:int(cfg.train.batch_size)]}))
     started = time.perf_counter()
     result = train(cfg, small)
     with tempfile.TemporaryDirectory(prefix="ae-lab-estimate-") as scratch:
