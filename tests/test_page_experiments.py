@@ -75,6 +75,8 @@ def test_a_preset_shows_its_question_plan_and_a_time_estimate(no_runs):
     assert plan["latent"].tolist() == ["2", "4", "8", "16", "32"]
     estimate = " ".join(m.value for m in at.markdown)
     assert "5 runs" in estimate and "about" in estimate and "images/s" in estimate
+    # The parts of the estimate besides the training steps are said (core.experiments.estimate).
+    assert "s per epoch for validation" in estimate and "s per run to build, test and save" in estimate
     assert not at.error
     assert at.button(key="exp_start").disabled is False
 

@@ -159,7 +159,9 @@ def new_experiment_section() -> None:
                 f"about **{duration_text(estimate_seconds(exp, train_images, costs))}** one after the other "
                 f"({get_registry().max_concurrent} at a time here). Measured by training each setting briefly: "
                 f"{typical.images_per_s:,.0f} images/s, plus {typical.epoch_s:.2f} s per epoch for validation "
-                f"and {typical.job_s:.1f} s per run to build, test and save the model (the mean of the variants).")
+                f"and {typical.job_s:.1f} s per run to build, test and save the model (the mean of the variants). "
+                "Other work on this machine, a browser drawing the live charts included, can make it take "
+                "several times longer.")
     if st.button("Start experiment", key="exp_start", type="primary", icon=":material/play_arrow:"):
         start_experiment(exp)
 
