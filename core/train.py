@@ -46,7 +46,7 @@ class EpochRecord:
     train_recon: float
     train_kl: float
     val_recon: float
-    val_kl: float  # the KL part of the loss (loss = recon + beta * kl, see kl_part); 0.0 for plain AEs
+    val_kl: float  # the KL part of the loss (loss = recon + beta * kl, see _loss_parts); 0.0 for plain AEs
     seconds: float  # wall time of the whole epoch (training, validation and film frame)
     images_per_s: float  # training images per second of the training phase
 
@@ -265,55 +265,37 @@ def _recon_loss(name: str, recon: torch.Tensor, target: torch.Tensor) -> torch.T
     return torch.where(has_nan, torch.full_like(loss, math.nan), loss)
 
 
+# The KL of one image is divided by its number of pixel values, but by at least this many (a 28×28
+# grey image). Why: with loss = recon + beta * KL / (C·H·W), MSE's loss is the ELBO of a Gaussian
+# decoder with noise σ² = 1/2 divided by C·H·W; how many nats a code can save in reconstruction grows
+# with the pixel count, what it costs in KL does not. 784 values (MNIST) and more learn at β = 1
+# (MNIST, 32-px shapes and colour folders: codes of 8-16 nats and data-like prior samples), but an
+# 8×8 digit (64 values) can save only a few nats, so every code collapsed onto the prior: one grey
+# blob for every sample, a KL near 0 (bench/vae.py, BENCHMARKS.md "VAE: the KL part"). A decoder
+# noise fitted to the reconstruction error (σ² = the batch's MSE) fixed digits but weighed the KL
+# so little on 28×28 and larger images that their prior samples fell apart into broken strokes.
+MIN_KL_VALUES = 784
+
+
 def _loss_parts(out, target: torch.Tensor, loss_name: str, vae: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(reconstruction loss per pixel value, KL per pixel value): the batch's mean reconstruction
-    loss and the KL of one image (summed over the latent dimensions, averaged over the batch)
-    divided by its number of pixel values C·H·W. kl_part() turns the second into the loss's KL part."""
+    """(reconstruction loss per pixel value, KL part): the batch's mean reconstruction loss, and the
+    KL of one image (summed over the latent dims, averaged over the batch) divided by
+    max(C·H·W, MIN_KL_VALUES). loss = recon + beta * KL part: for images of 784 values or more, the
+    β-VAE's negative ELBO divided by C·H·W (BCE: Bernoulli decoder; MSE: Gaussian with σ² = 1/2)."""
     recon = _recon_loss(loss_name, out.recon, target)
     if vae:
-        kl = kl_divergence(out.mu, out.logvar) / target[0].numel()
+        kl = kl_divergence(out.mu, out.logvar) / max(target[0].numel(), MIN_KL_VALUES)
     else:
         kl = torch.zeros((), device=target.device)
     return recon, kl
 
 
-# The decoder's fitted noise (kl_part) never goes below this variance of [0, 1] pixel values
-# (σ = 0.01, about 2.5 grey levels): a model that reconstructs almost perfectly would otherwise
-# weigh its KL at almost nothing, and its codes could drift anywhere.
-MIN_DECODER_VARIANCE = 1e-4
-
-
-def kl_part(loss_name: str, recon: torch.Tensor, kl_per_value: torch.Tensor) -> torch.Tensor:
-    """A VAE's KL part, the term beta multiplies: loss = recon + beta * kl_part is the β-VAE's
-    negative ELBO per pixel value, written in the units of the reconstruction loss.
-
-    Each reconstruction loss is a decoder likelihood: BCE is a Bernoulli one, so BCE + KL per pixel
-    value is the textbook ELBO divided by C·H·W as it is. MSE is a Gaussian with noise σ
-    (-log p = MSE·D / (2σ²) + const), MAE a Laplace with scale b (MAE·D / b + const); multiplied
-    by 2σ² (or b) / D they read MSE + 2σ²·KL/D and MAE + b·KL/D. σ and b are fitted, not fixed:
-    the maximum-likelihood σ² of a batch is its own MSE (b: its MAE), taken as a constant (detached)
-    — the "calibrated decoder" of Rybkin et al., 2021. A fixed σ would be a guess, and the one a
-    plain MSE + KL/D implies (σ² = 0.5 on [0, 1] pixels, noise larger than the images' own spread)
-    made every code collapse to the prior: one grey blob for every digit, a KL near 0.
-    Works on tensors (a batch in the training step, the validation means)."""
-    if loss_name == "mse":
-        scale = 2 * recon.detach().clamp(min=MIN_DECODER_VARIANCE)
-    elif loss_name == "mae":
-        scale = recon.detach().clamp(min=math.sqrt(MIN_DECODER_VARIANCE))
-    else:
-        return kl_per_value
-    return kl_per_value * scale
-
-
 def _training_loss(out, target: torch.Tensor, loss_name: str, vae: bool, beta: float
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss, reconstruction part, KL part) of one batch: the one definition the eager step and the
-    CUDA graph's step share (validation forms the same from its means)."""
+    CUDA graph's step share (validation sums the same parts)."""
     recon, kl = _loss_parts(out, target, loss_name, vae)
-    if not vae:
-        return recon, recon, kl
-    kl = kl_part(loss_name, recon, kl)
-    return recon + beta * kl, recon, kl
+    return (recon + beta * kl if vae else recon), recon, kl
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -457,11 +439,7 @@ def _train(cfg: RunConfig, dataset: Dataset, reporter: TrainReporter | None,
                 out = model(add_noise(x, tc.noise_factor, val_noise), y)
                 recon, kl = _loss_parts(out, x, tc.loss, mc.vae)
                 sums += torch.stack([recon, kl]).double() * x.shape[0]
-        # The KL part is fitted to the whole split's reconstruction error, not batch by batch, so the
-        # validation loss does not depend on the evaluation batch size (the CPU's and a GPU's differ).
-        means = sums / val_x.shape[0]
-        val_recon, val_kl = means[0], kl_part(tc.loss, means[0], means[1])
-        val_recon, val_kl = float(val_recon), float(val_kl)
+        val_recon, val_kl = (sums / val_x.shape[0]).tolist()
         return val_recon + (mc.beta * val_kl if mc.vae else 0.0), val_recon, val_kl
 
     def film_frame() -> torch.Tensor:

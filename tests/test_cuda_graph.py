@@ -125,8 +125,8 @@ def test_every_optimiser_is_captured(digits, optimizer):
 @cuda
 @pytest.mark.parametrize("loss", ["mse", "bce"])
 def test_the_captured_step_forms_the_vae_loss_like_the_eager_one(digits, monkeypatch, loss):
-    """graph_step and the eager step share core.train._training_loss (recon + β × KL part, the KL
-    part fitted to the batch's error): the captured step must call it, and both must learn codes."""
+    """graph_step and the eager step share core.train._training_loss (recon + β × KL part): the
+    captured step must call it, and both must learn codes."""
     import core.train as train_module
 
     captured = []

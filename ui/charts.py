@@ -75,8 +75,8 @@ def epoch_lines(data, title: str, y_title: str = "loss") -> alt.Chart:
 LOSS_KEYS = ["train_loss", "val_loss"]
 VAE_PART_KEYS = ["train_recon", "val_recon", "train_kl", "val_kl"]
 LOSS_TITLE = "Loss per epoch"
-# loss = reconstruction + β × KL part; the KL part is the KL per pixel value in the reconstruction
-# loss's units (core.train.kl_part), so both parts read on one axis.
+# loss = reconstruction + β × KL part; the KL part is the KL of an image per pixel value (per 784 at
+# least: core.train._loss_parts), so both parts read on one axis.
 VAE_PARTS_TITLE = "VAE loss parts: loss = reconstruction + β × KL part"
 
 

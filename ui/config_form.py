@@ -117,8 +117,8 @@ def model_form(start: ModelConfig, noise_start: float) -> tuple[ModelConfig, flo
                                         key="cfg_output_activation")
     mc.vae = st.checkbox("Variational (VAE)", start.vae, key="cfg_vae",
                          help="The encoder outputs a mean and a variance; the loss adds beta × the KL part: "
-                              "the KL per pixel value, in the reconstruction loss's units (beta 1 is the "
-                              "textbook VAE).")
+                              "the KL of an image per pixel value (per 784 at least, so that small images "
+                              "still learn codes).")
     if mc.vae:
         mc.beta = float(st.number_input("Beta (KL weight)", *RANGES["beta"],
                                         value=float(start.beta), step=0.1, key="cfg_beta"))

@@ -96,8 +96,8 @@ def collapse_warning(run, dataset) -> None:
         return
     st.warning(f"These samples barely differ (their pixels vary {ratio:.0%} as much as the test images'): this "
                "VAE's codes carry almost nothing, so every code decodes to about the average image; train it for "
-               "more epochs, or with a lower beta if its KL part stays near 0 (VAEs trained with MSE or MAE before "
-               "30 November 2026 weighed the KL too heavily).", icon=":material/warning:")
+               "more epochs, or with a lower beta if its KL part stays near 0 (VAEs on images smaller than 28×28 "
+               "trained before 30 November 2026 weighed the KL too heavily).", icon=":material/warning:")
 
 
 def small_latent_advice(run) -> None:
