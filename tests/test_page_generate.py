@@ -18,7 +18,7 @@ from ui.state import SELECTED_RUN_KEY
 from ui.widgets import upscale_for
 
 from apptest_helpers import open_app_page
-from conftest import tiny_config
+from tiny_runs import tiny_config
 
 PAGE = "views/generate.py"
 DIGIT_SIZE = 8  # the built-in digits are 8×8 grey
