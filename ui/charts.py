@@ -51,9 +51,9 @@ def epoch_frame(history: Iterable, keys: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["epoch", "series", "value"])
 
 
-def epoch_lines(data, title: str, y_title: str = "loss") -> alt.Chart:
+def epoch_lines(data, title: str | alt.Title, y_title: str = "loss", legend_columns: int = 2) -> alt.Chart:
     """One line per series over epochs, with points, tooltips and a legend selection, for an
-    epoch_frame table (or a named alt.Data standing for one)."""
+    epoch_frame table (or a named alt.Data standing for one). legend_columns: entries a row."""
     pick = _legend_highlight("series")
     return (
         alt.Chart(data, title=title)
@@ -61,9 +61,9 @@ def epoch_lines(data, title: str, y_title: str = "loss") -> alt.Chart:
         .encode(
             x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False), axis=alt.Axis(format=NUMBER_FORMAT)),
-            # Two entries a row: a VAE's four parts in one row ran past a half-width chart's edge
-            # and were cut ("validation reco").
-            color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom", columns=2)),
+            # A few entries a row, not all in one: a VAE's four parts in one row ran past a
+            # half-width chart's edge and were cut ("validation reco").
+            color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom", columns=legend_columns)),
             opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
             tooltip=["series:N", "epoch:Q", alt.Tooltip("value:Q", format=".5f")],
         )
@@ -77,17 +77,31 @@ VAE_PART_KEYS = ["train_recon", "val_recon", "train_kl", "val_kl"]
 LOSS_TITLE = "Loss per epoch"
 # loss = reconstruction + β × KL part; the KL part is the KL of an image per pixel value (per 784 at
 # least: core.train._loss_parts), so both parts read on one axis.
-VAE_PARTS_TITLE = "VAE loss parts: loss = reconstruction + β × KL part"
+# The formula as a subtitle: in one title line it ran past a half-width chart in projector mode.
+VAE_PARTS_TITLE = alt.Title("VAE loss parts", subtitle="loss = reconstruction + β × KL part")
+# One entry a row: two of "validation reconstruction" side by side do not fit a half-width chart
+# in projector mode's larger font.
+VAE_PARTS_LEGEND_COLUMNS = 1
+
+
+def loss_lines(data) -> alt.Chart:
+    """loss_chart's chart for an epoch_frame of LOSS_KEYS (or a named alt.Data standing for one)."""
+    return epoch_lines(data, LOSS_TITLE)
+
+
+def vae_parts_lines(data) -> alt.Chart:
+    """vae_parts_chart's chart for an epoch_frame of VAE_PART_KEYS (or a named alt.Data)."""
+    return epoch_lines(data, VAE_PARTS_TITLE, "value", legend_columns=VAE_PARTS_LEGEND_COLUMNS)
 
 
 def loss_chart(history: Iterable) -> alt.Chart:
     """Train and validation loss per epoch."""
-    return epoch_lines(epoch_frame(history, LOSS_KEYS), LOSS_TITLE)
+    return loss_lines(epoch_frame(history, LOSS_KEYS))
 
 
 def vae_parts_chart(history: Iterable) -> alt.Chart:
     """Reconstruction and KL parts of a VAE's loss per epoch."""
-    return epoch_lines(epoch_frame(history, VAE_PART_KEYS), VAE_PARTS_TITLE, "value")
+    return vae_parts_lines(epoch_frame(history, VAE_PART_KEYS))
 
 
 def batch_frame(batch_losses: Sequence[float], window: int, stride: int = 1) -> pd.DataFrame:

@@ -17,8 +17,8 @@ from core.defaults import suggested_training
 from core.data import DataError, fill_model_shape
 from core.models import build_model, layer_table
 from core.serving.limits import WorkLimits, check_model, check_run
-from ui.charts import (LOSS_KEYS, LOSS_TITLE, VAE_PART_KEYS, VAE_PARTS_TITLE, batch_frame, batch_lines, batch_window,
-                       epoch_frame, epoch_lines)
+from ui.charts import (LOSS_KEYS, VAE_PART_KEYS, batch_frame, batch_lines, batch_window, epoch_frame, loss_lines,
+                       vae_parts_lines)
 from ui.config_form import FORM_PROBLEMS_KEY, form_from_params, form_params, model_and_training_form
 from ui.owners import can_stop, owner_id, stop_job
 from ui.sidebar import describe_data
@@ -234,11 +234,12 @@ def job_charts(job) -> None:
     left, right = st.columns(2)
     with left, st.container(key="live_loss_chart"):
         if job.history:
-            show_live_chart("train_loss", lambda data: epoch_lines(data, LOSS_TITLE),
-                            epoch_frame(job.history, LOSS_KEYS), height=340)
+            show_live_chart("train_loss", loss_lines, epoch_frame(job.history, LOSS_KEYS), height=340)
             if job.config.model.vae:
-                show_live_chart("train_vae_parts", lambda data: epoch_lines(data, VAE_PARTS_TITLE, "value"),
-                                epoch_frame(job.history, VAE_PART_KEYS), height=300)
+                # Taller than the loss chart: its height holds the title, the formula and a legend of
+                # four rows too (Streamlit fits the whole chart, legend included, into it).
+                show_live_chart("train_vae_parts", vae_parts_lines, epoch_frame(job.history, VAE_PART_KEYS),
+                                height=480)
         else:
             st.caption("The loss per epoch appears here after the first epoch.")
     with right, st.container(key="live_batch_chart"):

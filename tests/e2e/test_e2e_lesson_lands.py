@@ -108,6 +108,8 @@ def test_reload_latent_click_side_by_side_offline(start_app, new_page, shot, tmp
     shot(page, "latent-sliders-after-leaving")
     # Another run forgets the spot.
     box_run = main(page).get_by_role("combobox", name="Run")
+    box_run.scroll_into_view_if_needed()  # a select clicked while the page scrolls to it stays closed
+    expect(box_run).to_be_in_viewport()
     box_run.click()
     page.get_by_role("option", name="z2-b", exact=True).click()
     wait_for_script(page)
