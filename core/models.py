@@ -9,6 +9,7 @@ Layout of every model (the same for both families, so the variants are written o
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -289,10 +290,6 @@ def layer_table(model: Autoencoder) -> tuple[list[dict], int]:
     return rows, sum(p.numel() for p in model.parameters())
 
 
-_ACTIVATION_CACHE: dict[tuple, int] = {}
-_ACTIVATION_CACHE_SIZE = 256
-
-
 def activation_bytes_per_image(cfg: ModelConfig) -> int:
     """The bytes one training image keeps alive for the backward pass (every tensor autograd saves
     in the forward pass and the loss), for a config whose data shape is filled in.
@@ -303,29 +300,32 @@ def activation_bytes_per_image(cfg: ModelConfig) -> int:
     are run; their difference is one image's share (the rest, e.g. the saved weights, does not
     grow with the batch). Labels are left out: a conditional model's one-hot codes are a few bytes.
     Cached per config (a page checks the same model on every rerun)."""
-    shape = cfg.in_channels, cfg.image_size, cfg.image_size
-    key = (cfg.family, cfg.preset, tuple(cfg.hidden), tuple(cfg.channels), cfg.latent, cfg.dropout, cfg.activation,
-           cfg.output_activation, cfg.vae, *shape)
-    if key not in _ACTIVATION_CACHE:
-        plain = copy.deepcopy(cfg)
-        plain.conditional = False
+    return _activation_bytes(cfg.family, cfg.preset, tuple(cfg.hidden), tuple(cfg.channels), cfg.latent,
+                             cfg.dropout, cfg.activation, cfg.output_activation, cfg.vae,
+                             cfg.in_channels, cfg.image_size)
 
-        def saved_bytes(batch: int) -> int:
-            total = 0
 
-            def count(tensor: torch.Tensor) -> torch.Tensor:
-                nonlocal total
-                total += tensor.numel() * tensor.element_size()
-                return tensor
+@functools.lru_cache(maxsize=256)
+def _activation_bytes(family, preset, hidden, channels, latent, dropout, activation, output_activation, vae,
+                      in_channels, image_size) -> int:
+    plain = ModelConfig(family=family, preset=preset, hidden=list(hidden), channels=list(channels), latent=latent,
+                        dropout=dropout, activation=activation, output_activation=output_activation, vae=vae,
+                        in_channels=in_channels, image_size=image_size)
+    shape = in_channels, image_size, image_size
 
-            with torch.device("meta"), torch.autograd.graph.saved_tensors_hooks(count, lambda t: t):
-                model = build_model(plain).train()
-                x = torch.zeros(batch, *shape)
-                out = model(x)
-                nn.functional.mse_loss(out.recon, x)
-            return total
+    def saved_bytes(batch: int) -> int:
+        total = 0
 
-        if len(_ACTIVATION_CACHE) >= _ACTIVATION_CACHE_SIZE:
-            _ACTIVATION_CACHE.clear()
-        _ACTIVATION_CACHE[key] = saved_bytes(3) - saved_bytes(2)
-    return _ACTIVATION_CACHE[key]
+        def count(tensor: torch.Tensor) -> torch.Tensor:
+            nonlocal total
+            total += tensor.numel() * tensor.element_size()
+            return tensor
+
+        with torch.device("meta"), torch.autograd.graph.saved_tensors_hooks(count, lambda t: t):
+            model = build_model(plain).train()
+            x = torch.zeros(batch, *shape)
+            out = model(x)
+            nn.functional.mse_loss(out.recon, x)
+        return total
+
+    return saved_bytes(3) - saved_bytes(2)

@@ -83,6 +83,14 @@ def test_variants_that_differ_only_in_epochs_share_one_measurement_but_not_their
     assert estimate_seconds(exp, 1000, costs) == pytest.approx(2.1 + 4.3)
 
 
+def test_a_grid_over_learning_rates_is_measured_once():
+    """The learning rate (like the weight decay, the seed and beta) changes no step's work."""
+    exp = ExperimentConfig(name="rates", base=digits_base(), grid={"train.lr": [1e-4, 1e-3, 1e-2]})
+    calls = []
+    experiment_costs(exp, lambda cfg: calls.append(cfg) or JobCosts(1000.0, 0.1, 1.0))
+    assert len(calls) == 1
+
+
 def test_a_search_is_its_base_once_per_trial():
     exp = preset_experiment("search", digits_base(epochs=2), "s")
     exp.search.trials = 3

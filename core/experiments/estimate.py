@@ -58,11 +58,15 @@ def split_costs(total_s: float, epoch_seconds: Sequence[float], last_images_per_
 
 def cost_config(cfg: RunConfig) -> RunConfig:
     """What the costs of cfg's runs depend on (its data, model and training settings), without
-    what they do not: its name, epochs, early stopping and left-out classes. Equal cost configs
-    are measured once."""
+    what they do not: its name, epochs, early stopping, left-out classes, and the numbers that change
+    no step's work (learning rate, weight decay, seed, the VAE's beta). Equal cost configs are
+    measured once: a grid over learning rates costs one measurement, not one per rate."""
     cost = copy.deepcopy(cfg)
     cost.name = ""
     cost.train.epochs, cost.train.patience = MEASURED_EPOCHS, 0
+    defaults = type(cost.train)()
+    cost.train.lr, cost.train.weight_decay, cost.train.seed = defaults.lr, defaults.weight_decay, defaults.seed
+    cost.model.beta = type(cost.model)().beta
     cost.data.exclude_classes = []
     return cost
 
