@@ -12,6 +12,8 @@ The teacher sets them through environment variables (read when a WorkLimits is m
     AE_LAB_MAX_UPLOAD_MB   size of one uploaded zip        (default 100)
     AE_LAB_MAX_UNZIPPED_MB what one zip may unpack to      (default 500)
     AE_LAB_MAX_UPLOADS_MB  all uploads together            (default 5000)
+    AE_LAB_MAX_LAYERS      hidden layers (dense) or conv stages of one model (default 12)
+    AE_LAB_MAX_GENERATED_MB  what a generated dataset (shapes) may hold in memory (default 256)
 Parameters are counted arithmetically from the config (count_parameters), so a dense model of
 30000,30000 hidden units is refused at once instead of after allocating gigabytes. A batch's
 memory is the batch size times what one image keeps for the backward pass, measured on PyTorch's
@@ -37,6 +39,8 @@ ENV_NAMES = {
     "max_upload_mb": "AE_LAB_MAX_UPLOAD_MB",
     "max_unzipped_mb": "AE_LAB_MAX_UNZIPPED_MB",
     "max_uploads_mb": "AE_LAB_MAX_UPLOADS_MB",
+    "max_layers": "AE_LAB_MAX_LAYERS",
+    "max_generated_mb": "AE_LAB_MAX_GENERATED_MB",
 }
 # Image shapes of the fixed datasets (channels, side); folder and shapes follow their DataConfig.
 _FIXED_SHAPES = {"digits": (1, 8), "mnist": (1, 28), "fashion-mnist": (1, 28), "cifar10": (3, 32)}
@@ -63,6 +67,12 @@ class WorkLimits:
     max_unzipped_mb: int = 500
     max_uploads_mb: int = 5000  # everything in the uploads folder: a class cannot fill the disk
     max_zip_ratio: int = 100  # uncompressed / compressed size of one zip member (images barely compress)
+    # Checked before any estimate runs: 12,000 typed hidden sizes cost 47 s of CPU in the memory
+    # estimate alone. The homework's deepest model has 3 dense hidden layers or 3 conv stages.
+    max_layers: int = 12
+    # A generated dataset's uint8 images (shapes: count × 3 × side²): 20,000 shapes of 128 px held
+    # 983 MB and took 9 s per seed; 256 MB still allows 20,000 shapes of 64 px or 5,400 of 128 px.
+    max_generated_mb: int = 256
 
     @classmethod
     def from_env(cls, environ=None) -> "WorkLimits":
@@ -90,7 +100,7 @@ class WorkLimits:
         big = 10**18
         return cls(max_params=big, max_image_size=big, max_latent=big, max_epochs=big, max_batch_mb=big, max_images=big,
                    max_walk_seconds=float("inf"), max_walk_depth=64, max_image_pixels=big, max_upload_mb=big,
-                   max_unzipped_mb=big, max_zip_ratio=big, max_uploads_mb=big)
+                   max_unzipped_mb=big, max_zip_ratio=big, max_uploads_mb=big, max_layers=big, max_generated_mb=big)
 
 
 # ---------------------------------------------------------------- parameter count
@@ -158,10 +168,34 @@ def check_data(data: DataConfig, limits: WorkLimits) -> None:
     if data.dataset == "shapes" and data.shapes_count > limits.max_images:
         raise LimitError(f"{data.shapes_count:,} shapes are above this server's limit of {limits.max_images:,} "
                          f"images ({ENV_NAMES['max_images']}); generate fewer.")
+    if data.dataset == "shapes":
+        check_generated(data.shapes_count, 3, data.image_size, limits)
+
+
+def check_generated(count: int, channels: int, side: int, limits: WorkLimits) -> None:
+    """What a generated dataset would hold in memory (uint8), before anything is drawn."""
+    size = int(count) * int(channels) * int(side) ** 2
+    allowed = limits.max_generated_mb * 2**20
+    if size <= allowed:
+        return
+    most = max(allowed // max(int(channels) * int(side) ** 2, 1), 0)
+    raise LimitError(f"{int(count):,} generated images of {int(side)} pixels would take {_megabytes(size)}, above "
+                     f"this server's limit of {limits.max_generated_mb:,} MB ({ENV_NAMES['max_generated_mb']}); "
+                     f"generate at most {most:,} at that size, or smaller images.")
+
+
+def check_layers(model: ModelConfig, limits: WorkLimits) -> None:
+    """The number of layers a student typed, before anything counts or builds them."""
+    for what, values in (("hidden layers", model.hidden if model.family == "dense" else []),
+                         ("conv stages", model.channels if model.family != "dense" else [])):
+        if len(values) > limits.max_layers:
+            raise LimitError(f"{len(values):,} {what} are above this server's limit of {limits.max_layers} "
+                             f"({ENV_NAMES['max_layers']}); use at most {limits.max_layers}.")
 
 
 def check_model(model: ModelConfig, limits: WorkLimits) -> int:
     """Latent size and parameter count of a model whose data shape is filled in; returns the count."""
+    check_layers(model, limits)
     if model.latent > limits.max_latent:
         raise LimitError(f"Latent size {model.latent} is above this server's limit of {limits.max_latent} "
                          f"({ENV_NAMES['max_latent']}); pick a smaller latent size.")
