@@ -1,0 +1,184 @@
+"""`train` and `resume`: one run trained in this process (or on Ray) and saved as the app saves it."""
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from core.cli.options import add_data_location_options, add_out_option, add_ray_option, add_run_options
+from core.cli.options import config_from_args, set_if_given
+from core.cli.output import EXIT_NOTHING_SAVED, CliReporter, UserError, load_data, make_runner, print_json
+from core.config import finite_or_none
+
+
+def register(commands) -> None:
+    t = commands.add_parser("train", help="train an autoencoder and save it as a run",
+                            description="Train an autoencoder and save it as a run (the app lists it too).")
+    add_run_options(t, required=True)
+    out = t.add_argument_group("output")
+    add_out_option(out)
+    out.add_argument("--name", help="run name (default: made from the dataset and model)")
+    add_ray_option(t)
+    out.add_argument("--no-limits", action="store_true",
+                     help="lift the AE_LAB_MAX_* limits on model size, image size, latent size, epochs and "
+                          "folder walks (they protect a shared server; your own machine may allow more)")
+    t.set_defaults(handler=cmd_train)
+
+    rs = commands.add_parser("resume", help="train a saved run for more epochs",
+                             description="Continue a stopped or finished run from its last weights and optimiser "
+                                         "state; the run is saved again under its name, its curves continued.")
+    rs.add_argument("run")
+    rs.add_argument("--epochs", type=int, required=True, help="how many more epochs")
+    add_out_option(rs)
+    add_data_location_options(rs)
+    add_ray_option(rs)
+    rs.set_defaults(handler=cmd_resume)
+
+
+def train_interruptibly(args: argparse.Namespace, cfg, dataset, reporter: CliReporter, stopping: str,
+                        resume=None):
+    """Train through the runner --ray chooses; the first Ctrl-C stops after the current batch
+    (printing `stopping`) and the result is returned as usual, a second one quits at once."""
+    stop_event = threading.Event()
+
+    def on_interrupt(signum, frame):
+        if stop_event.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: quit without waiting
+        stop_event.set()
+        reporter.progress.line(stopping)
+
+    runner = make_runner(args)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
+    try:
+        result = runner.train(cfg, dataset, reporter, stop_event, resume=resume)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+        runner.shutdown()
+    reporter.progress.clear()
+    return result, runner.backend
+
+
+def _prepare_train(args: argparse.Namespace, err: TextIO):
+    """The checked config and its dataset: every limit and the name are checked before any
+    training (the limits before any data is read or any layer allocated)."""
+    from dataclasses import replace
+
+    from core.checkpoints import check_name
+    from core.data import fill_model_shape
+    from core.models import build_model
+    from core.serving.limits import WorkLimits, check_batch, check_model, check_run
+
+    cfg = config_from_args(args)
+    limits = WorkLimits.unlimited() if args.no_limits else WorkLimits.from_env()
+    check_run(cfg, limits)
+    root = Path(args.out)
+    if args.name:
+        check_name(args.name)
+        if (root / args.name).exists():
+            raise UserError(f"A run named {args.name} already exists in {root}; choose another --name or delete it.")
+
+    # The CLI reads any folder, of any size (its user has a shell anyway): the walk is not bounded.
+    walk = replace(limits, max_images=WorkLimits.unlimited().max_images, max_walk_seconds=float("inf"),
+                   max_walk_depth=WorkLimits.unlimited().max_walk_depth)
+    dataset = load_data(cfg.data, err, walk)
+    fill_model_shape(cfg.model, dataset)
+    check_model(cfg.model, limits)
+    check_batch(cfg.model, cfg.train.batch_size, limits)
+    params = sum(p.numel() for p in build_model(cfg.model).parameters())  # also checks the settings early
+    return cfg, dataset, params
+
+
+def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.checkpoints import default_run_name
+
+    cfg, dataset, params = _prepare_train(args, err)
+    reporter = CliReporter(err)
+    reporter.progress.line(f"model {default_run_name(cfg)}: {params:,} parameters; training for "
+                           f"{cfg.train.epochs} epochs (Ctrl-C stops and saves)")
+    started = time.perf_counter()
+    result, backend = train_interruptibly(
+        args, cfg, dataset, reporter, "stopping after the current batch; the best weights so far will be saved "
+                                      "(Ctrl-C again quits without saving)")
+    seconds = time.perf_counter() - started
+    summary = _train_summary(cfg, result, seconds, backend)
+    if result.history:
+        _save_trained(args, cfg, result, seconds, summary, reporter)
+    else:
+        reporter.progress.line(f"{result.message} Nothing was saved.")
+    print_json(summary, out)
+    return 0 if result.history else EXIT_NOTHING_SAVED
+
+
+def _train_summary(cfg, result, seconds: float, backend: str) -> dict[str, Any]:
+    from core.checkpoints import default_run_name
+
+    summary: dict[str, Any] = {
+        "run": None, "path": None, "status": result.status, "message": result.message,
+        "epochs": len(result.history), "best_epoch": getattr(result, "best_epoch", None),
+        "train_loss": None, "val_loss": None,
+        "test_mse": finite_or_none(result.test_metrics.get("mse")),
+        "test_mae": finite_or_none(result.test_metrics.get("mae")),
+        "seconds": round(seconds, 3), "device": result.device, "dataset": cfg.data.dataset,
+        "model": default_run_name(cfg), "backend": backend,
+        "step": getattr(result, "step", "eager"),  # "cuda-graph" or "eager"; the run's info says why
+    }
+    if result.history:
+        best = min(result.history, key=lambda r: r.val_loss if math.isfinite(r.val_loss) else math.inf)
+        summary.update(train_loss=finite_or_none(best.train_loss), val_loss=finite_or_none(best.val_loss),
+                       best_epoch=best.epoch)
+    return summary
+
+
+def _save_trained(args: argparse.Namespace, cfg, result, seconds: float, summary: dict, reporter: CliReporter):
+    """Save a trained run; the name is reserved atomically: another process saving at the same
+    moment never makes this one lose its weights (an unnamed run takes the next free name; a named
+    one that was taken meanwhile is kept under a new name, and the message says so)."""
+    from core.checkpoints import default_run_name, save_run, taken_note
+
+    root = Path(args.out)
+    path = save_run(root, args.name or default_run_name(cfg), cfg, result,
+                    extra_info={"seconds": round(seconds, 3), "source": "cli"},
+                    on_taken="rename" if args.name else "next")
+    name = path.name
+    renamed = f" {taken_note(args.name, name)}" if args.name and name != args.name else ""
+    summary.update(run=name, path=str(path))
+    if renamed:
+        summary["message"] = result.message + renamed
+    reporter.progress.line(f"{result.message}{renamed} Saved as {name} in {root}.")
+
+
+def cmd_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.checkpoints import load_resume, load_run, save_run
+
+    if args.epochs < 1:
+        raise UserError(f"Resume for at least 1 more epoch, not {args.epochs}.")
+    root = Path(args.out)
+    cfg = load_run(root, args.run).config
+    resume = load_resume(root, args.run)
+    done = len(resume.history)
+    cfg.train.epochs = done + args.epochs
+    set_if_given(cfg.data, "data_root", args.data_root)
+    set_if_given(cfg.data, "folder", args.folder)
+    dataset = load_data(cfg.data, err)
+    reporter = CliReporter(err)
+    reporter.progress.line(f"resuming {args.run} at epoch {done + 1} for {args.epochs} more epoch(s) "
+                           "(Ctrl-C stops and saves)")
+    result, backend = train_interruptibly(args, cfg, dataset, reporter,
+                                          "stopping after the current batch; the run will be saved", resume=resume)
+    trained = len(result.history) - done
+    if trained > 0:
+        save_run(root, args.run, cfg, result, overwrite=True,
+                 extra_info={"seconds": round(sum(r.seconds for r in result.history), 3), "source": "cli"})
+        reporter.progress.line(f"{result.message} Saved {args.run} again in {root}.")
+    else:
+        reporter.progress.line(f"{result.message} Nothing new was trained, so {args.run} is unchanged.")
+    print_json({"run": args.run, "status": result.status, "message": result.message, "epochs": len(result.history),
+                "new_epochs": trained, "best_epoch": result.best_epoch,
+                "test_mse": finite_or_none(result.test_metrics.get("mse")), "backend": backend}, out)
+    return 0 if trained > 0 else EXIT_NOTHING_SAVED
