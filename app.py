@@ -9,7 +9,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.owners import owner_id
+from ui.login import sign_in_screen
+from ui.owners import must_sign_in, owner_id
 from ui.sidebar import render_sidebar
 from ui.state import get_experiments, restart_notice
 from ui.url_state import restore_from_url, start_run, write_to_url
@@ -48,8 +49,13 @@ navigation = {
     section: [pages_by_file[file[:-3]] for file, _, _ in pages if file[:-3] in pages_by_file]
     for section, pages in SECTIONS.items()
 }
-page = st.navigation({section: pages for section, pages in navigation.items() if pages})
-owner_id()  # this browser's id for the jobs it starts, kept in the URL across page switches
+locked = must_sign_in()  # a server with a login (.streamlit/secrets.toml [auth]): nothing before signing in
+page = st.navigation({section: pages for section, pages in navigation.items() if pages},
+                     position="hidden" if locked else "sidebar")
+if locked:
+    sign_in_screen()
+    st.stop()
+owner_id()  # this browser's id for the jobs it starts (no login: kept in the URL across page switches)
 restart_notice()
 get_experiments()  # made once per server: continues the experiments a restart cut off
 sidebar_slot = st.sidebar.container()

@@ -10,6 +10,7 @@ from core.data import DATASETS
 from core.serving.roots import folder_value
 from core.train import device_label, resolve_device
 from ui.projector import projector_toggle
+from ui.login import account_box
 from ui.owners import teacher_sign_in
 from ui.state import SELECTED_RUN_KEY, active_jobs, chosen_data_config, get_runner, saved_runs
 
@@ -85,4 +86,5 @@ def render_sidebar(container) -> None:
         polling = bool(active_jobs())
         st.session_state[SIDEBAR_POLLING_KEY] = polling
         st.fragment(jobs_status, run_every=SIDEBAR_POLL_SECONDS if polling else None)()
+        account_box()
         teacher_sign_in()
