@@ -6,6 +6,7 @@ import core/ or ui/. Chromium comes from apt (`apt-get install -y chromium`), ne
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -241,3 +242,42 @@ def new_page(browser, request, artifacts_dir):
                     except Exception:  # the page may be gone; the test's own error says why
                         pass
             context.close()
+
+
+OIDC_PROVIDER_START_TIMEOUT_S = 30
+
+
+@pytest.fixture
+def start_oidc_provider(artifacts_dir):
+    """start_oidc_provider(users) -> URL: a local OpenID Connect provider (oidc-provider-mock, its
+    own process on a free port) whose sign-in page offers `users` (each a dict of ID-token claims
+    with "sub") as one-click buttons; stopped by its PID when the test ends."""
+    processes: list[subprocess.Popen] = []
+
+    def start(users) -> str:
+        port = _free_port()
+        command = [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", str(port)]
+        for claims in users:
+            command += ["--user-claims", json.dumps(claims)]
+        log_path = artifacts_dir / f"oidc-provider-{port}.log"
+        with open(log_path, "w") as log:
+            processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + OIDC_PROVIDER_START_TIMEOUT_S
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/.well-known/openid-configuration", timeout=2) as response:
+                    if json.load(response).get("issuer") == url:
+                        return url
+            except OSError:
+                pass
+            if processes[-1].poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"oidc-provider-mock did not start:\n{_log_tail(log_path)}", pytrace=False)
+            time.sleep(0.25)
+
+    try:
+        yield start
+    finally:
+        for process in processes:
+            _stop(process)

@@ -1,24 +1,17 @@
 """A school's login (st.login, OpenID Connect) in real browsers, against a local OIDC provider
 (oidc-provider-mock) that the test starts: two students and a teacher sign in, each in a browser of
 their own. Alice starts a job; Bob sees it but cannot stop it (Stop disabled with the reason; a
-click on it forged on the wire refused; Alice's copied URL does not make him Alice); the teacher's account, listed
-in AE_LAB_TEACHERS, stops it; signing out brings the sign-in screen back.
+click on it forged on the wire refused; Alice's copied URL does not make him Alice); the teacher's
+account, listed in AE_LAB_TEACHERS, stops it; signing out brings the sign-in screen back.
 
 To add a check for another page (e.g. who may delete or resume a saved run on Runs), take the
 `classroom` fixture: three signed-in browsers on one server, Bob's with a `Wire` to forge a click
 on a button his page shows disabled (e.g. Delete), and `sign_in` for a fourth."""
 from __future__ import annotations
 
-import json
 import re
 import secrets
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -35,52 +28,13 @@ PEOPLE = {
     "teacher": {"sub": "teacher", "email": "teacher@school.example", "name": "Ms Teacher", "email_verified": True},
 }
 NOT_YOURS = "Only the student who started this job (or the teacher) can stop it."
-PROVIDER_START_TIMEOUT_S = 30
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
-def oidc_provider(artifacts_dir):
-    """oidc-provider-mock on a free port (its own process, stopped by its PID); yields its URL."""
-    port = _free_port()
-    command = [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", str(port)]
-    for claims in PEOPLE.values():
-        command += ["--user-claims", json.dumps(claims)]
-    log_path = artifacts_dir / f"oidc-provider-{port}.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + PROVIDER_START_TIMEOUT_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/.well-known/openid-configuration", timeout=2) as response:
-                    if json.load(response).get("issuer") == url:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"oidc-provider-mock did not start:\n{log_path.read_text()[-2000:]}", pytrace=False)
-            time.sleep(0.25)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-
-
-@pytest.fixture
-def login_app(start_app, oidc_provider, tmp_path, monkeypatch):
+def login_app(start_app, start_oidc_provider, tmp_path, monkeypatch):
     """An app server whose secrets.toml points st.login at the test's provider; the teacher's
     account is listed in AE_LAB_TEACHERS there, as the README tells a teacher to do."""
+    oidc_provider = start_oidc_provider(PEOPLE.values())
     secrets_file = tmp_path / "secrets.toml"
     secrets_file.write_text(
         f'AE_LAB_TEACHERS = ["{PEOPLE["teacher"]["email"]}"]\n\n'
