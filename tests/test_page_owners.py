@@ -167,12 +167,12 @@ def login_tab(user: dict, owner: str | None = None, job: str | None = None, auth
     return at
 
 
-def test_with_a_login_nothing_shows_before_signing_in(no_runs):
+def test_with_a_login_nothing_shows_before_signing_in(teacher_server):
     at = login_tab({"is_logged_in": False}, owner="alice-owner-id-0123456789")
     assert [b.label for b in at.button] == ["Sign in"]
     assert at.title[0].value.endswith("Autoencoder Lab")
-    assert not at.sidebar.children or not at.sidebar.text_input
-    assert not at.get("selectbox") and not at.number_input  # no page ran
+    assert not at.text_input and not at.number_input and not at.get("selectbox")  # no page, no sidebar
+    assert not [m.value for m in at.markdown if "Device:" in m.value]
     assert "owner" not in at.query_params
 
 
