@@ -45,7 +45,8 @@ def _unpack_upload() -> None:
     if uploaded is None:
         return
     try:
-        result = unpack_zip(uploaded, dataset_name_from(uploaded.name), on_taken="next", uploader=owner_id())
+        result = unpack_zip(uploaded, dataset_name_from(uploaded.name), on_taken="next", uploader=owner_id(),
+                            teacher=is_teacher())
     except UploadError as exc:
         st.session_state[UPLOAD_MESSAGE_KEY] = ("error", str(exc))
         return

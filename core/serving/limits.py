@@ -12,6 +12,7 @@ The teacher sets them through environment variables (read when a WorkLimits is m
     AE_LAB_MAX_UPLOAD_MB   size of one uploaded zip        (default 100)
     AE_LAB_MAX_UNZIPPED_MB what one zip may unpack to      (default 500)
     AE_LAB_MAX_UPLOADS_MB  all uploads together            (default 5000)
+    AE_LAB_MAX_STUDENT_UPLOADS_MB  one student's uploads together (default 300)
     AE_LAB_MAX_LAYERS      hidden layers (dense) or conv stages of one model (default 12)
     AE_LAB_MAX_GENERATED_MB  what a generated dataset (shapes) may hold in memory (default 256)
 Parameters are counted arithmetically from the config (count_parameters), so a dense model of
@@ -39,6 +40,7 @@ ENV_NAMES = {
     "max_upload_mb": "AE_LAB_MAX_UPLOAD_MB",
     "max_unzipped_mb": "AE_LAB_MAX_UNZIPPED_MB",
     "max_uploads_mb": "AE_LAB_MAX_UPLOADS_MB",
+    "max_student_uploads_mb": "AE_LAB_MAX_STUDENT_UPLOADS_MB",
     "max_layers": "AE_LAB_MAX_LAYERS",
     "max_generated_mb": "AE_LAB_MAX_GENERATED_MB",
 }
@@ -66,7 +68,10 @@ class WorkLimits:
     max_upload_mb: int = 100
     max_unzipped_mb: int = 500
     max_uploads_mb: int = 5000  # everything in the uploads folder: a class cannot fill the disk
-    max_zip_ratio: int = 100  # uncompressed / compressed size of one zip member (images barely compress)
+    # One student's uploads, every file counted (unreadable ones too), so one student cannot take
+    # the class's space: 480 MB of zeros in a 547 KB zip once took a tenth of it for one student.
+    max_student_uploads_mb: int = 300
+    max_zip_ratio: int = 100  # uncompressed / compressed size of each zip member and of the whole zip
     # Checked before any estimate runs: 12,000 typed hidden sizes cost 47 s of CPU in the memory
     # estimate alone. The homework's deepest model has 3 dense hidden layers or 3 conv stages.
     max_layers: int = 12
@@ -100,7 +105,8 @@ class WorkLimits:
         big = 10**18
         return cls(max_params=big, max_image_size=big, max_latent=big, max_epochs=big, max_batch_mb=big, max_images=big,
                    max_walk_seconds=float("inf"), max_walk_depth=64, max_image_pixels=big, max_upload_mb=big,
-                   max_unzipped_mb=big, max_zip_ratio=big, max_uploads_mb=big, max_layers=big, max_generated_mb=big)
+                   max_unzipped_mb=big, max_zip_ratio=big, max_uploads_mb=big, max_student_uploads_mb=big,
+                   max_layers=big, max_generated_mb=big)
 
 
 # ---------------------------------------------------------------- parameter count
