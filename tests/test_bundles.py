@@ -64,7 +64,7 @@ def test_a_taken_name_is_imported_under_a_new_name_and_said(trained_runs, tmp_pa
     ("tiny-conv/model.pkl", "not part of a saved run"),
     ("evil.py", "not part of a saved run"),
     ("../escape/weights.pt", "points outside"),
-    ("/etc/cron.d/x", "points outside"),
+    ("/etc/cron.d/x", "absolute path"),
     ("tiny-conv/../../x/info.json", "points outside"),
     ("tiny-conv\\..\\info.json", "points outside"),
     (".hidden/info.json", "not a valid run name"),

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import core.checkpoints as checkpoints
-from core.checkpoints import (CheckpointError, check_name, delete_run, list_runs, load_history, load_run, save_run,
-                              unique_run_name)
+from core.checkpoints import (CheckpointError, check_name, delete_run, list_runs, load_history, load_run,
+                              reserve_run_name, save_run)
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import load_dataset
 from core.train import train
@@ -100,7 +100,7 @@ def test_an_existing_run_is_not_overwritten_silently(tmp_path, trained, trained_
 
 def _fail_on_film(monkeypatch, exc: Exception) -> None:
     """Make the second tensor file (film.pt, after weights.pt) fail: a crash mid-save."""
-    real = checkpoints._torch_bytes
+    real = checkpoints.save._torch_bytes
     calls = []
 
     def failing(obj):
@@ -109,7 +109,7 @@ def _fail_on_film(monkeypatch, exc: Exception) -> None:
             raise exc
         return real(obj)
 
-    monkeypatch.setattr(checkpoints, "_torch_bytes", failing)
+    monkeypatch.setattr(checkpoints.save, "_torch_bytes", failing)
 
 
 def test_a_save_that_fails_midway_leaves_no_run(tmp_path, trained, monkeypatch):
@@ -302,16 +302,17 @@ def test_delete_run(tmp_path, trained):
         delete_run(tmp_path, "gone")
 
 
-def test_unique_run_name(tmp_path, trained):
-    assert unique_run_name(tmp_path, "digits-conv") == "digits-conv"
-    save_run(tmp_path, "digits-conv", *trained)
-    assert unique_run_name(tmp_path, "digits-conv") == "digits-conv-2"
-    (tmp_path / "digits-conv-2").mkdir()
-    assert unique_run_name(tmp_path, "digits-conv") == "digits-conv-3"
-    assert unique_run_name(tmp_path, "my run / v1") == "my-run-v1"  # made a valid name
-    assert unique_run_name(tmp_path, "../..") == "run"
-    assert unique_run_name(tmp_path, "-v") == "v"  # a leading dash would read as a CLI option
-    check_name(unique_run_name(tmp_path, "x" * 300))
+def test_reserving_the_next_free_name(tmp_path, trained):
+    assert reserve_run_name(tmp_path, "digits-conv", "next") == "digits-conv"  # its folder now holds the name
+    assert reserve_run_name(tmp_path, "digits-conv", "next") == "digits-conv-2"
+    save_run(tmp_path, "digits-conv-3", *trained)
+    assert reserve_run_name(tmp_path, "digits-conv", "next") == "digits-conv-4"
+    assert reserve_run_name(tmp_path, "my run / v1", "next") == "my-run-v1"  # made a valid name
+    assert reserve_run_name(tmp_path, "../..", "next") == "run"
+    assert reserve_run_name(tmp_path, "-v", "next") == "v"  # a leading dash would read as a CLI option
+    check_name(reserve_run_name(tmp_path, "x" * 300, "next"))
+    with pytest.raises(CheckpointError, match="already exists"):
+        reserve_run_name(tmp_path, "digits-conv")
 
 
 @pytest.mark.parametrize("name", ["../outside", ".hidden", "a/b", "", "x" * 101, "spaced name"])

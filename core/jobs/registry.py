@@ -414,7 +414,7 @@ class JobRegistry:
             # free name, a named one whose name was taken meanwhile is kept under a new one, said.
             requested = cfg.name or job.name  # as typed: the note below says when it was rewritten
             path = save_run(self.root, requested, cfg, result, extra_info=extra,
-                            on_taken="rename" if cfg.name else "next")
+                            on_taken="rename" if cfg.name else "next", owner=job.owner)
             run_name = path.name
             if cfg.name and run_name != requested:  # rewritten into a valid name, or taken: say so
                 message = f"{message} {taken_note(requested, run_name)}"

@@ -4,8 +4,8 @@ On SIGTERM/SIGINT the app's registry stops its running jobs at the end of the cu
 save as stopped runs when at least one epoch finished) and writes its queue to
 <checkpoints>/.server-state.json (atomically: a temporary file renamed over it). The next registry
 on that folder reads the file once, queues those jobs again under their old ids and owners, and
-keeps a one-sentence note for the page. `.tmp-*` / `.old-*` folders left by a save or delete that
-was killed halfway are removed when the next server starts.
+keeps a one-sentence note for the page. What a save, overwrite, delete or import killed halfway
+left behind is finished or removed when the next server starts (clean_leftovers).
 
 How the hook is installed: signal.signal() works only on the main thread, and a Streamlit script
 (where the app creates its registry) runs on a script thread. Streamlit's own SIGTERM/SIGINT
@@ -19,39 +19,26 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import secrets
-import shutil
 import signal
 import threading
-import time
 import weakref
 from pathlib import Path
 from typing import Callable
+
+from core.atomic import write_json
 
 STATE_FILE = ".server-state.json"
 STATE_VERSION = 1
 # A save in progress in another process (a CLI next to the app) has a young temporary folder; only
 # folders left alone this long are taken for the leftovers of a killed save.
 LEFTOVER_AGE_S = 120.0
-_LEFTOVER_PREFIXES = (".tmp-", ".old-")
 
 
 def write_state(root, state: dict) -> Path:
     """Write the state file atomically (temporary file, fsync, rename over the old one)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    path = root / STATE_FILE
-    tmp = root / f".{STATE_FILE}.{secrets.token_hex(4)}.part"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"version": STATE_VERSION, **state}, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_json(root / STATE_FILE, {"version": STATE_VERSION, **state}, sort_keys=False)
 
 
 def take_state(root) -> dict | None:
@@ -78,34 +65,13 @@ def take_state(root) -> dict | None:
 
 
 def clean_leftovers(root, older_than: float = LEFTOVER_AGE_S) -> list[str]:
-    """Remove `.tmp-*` and `.old-*` folders (a killed save or delete) untouched for `older_than`
-    seconds; returns their names."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    removed = []
-    now = time.time()
-    for entry in root.iterdir():
-        if (not entry.name.startswith(".") and entry.is_dir() and not entry.is_symlink()
-                and now - entry.stat().st_mtime >= older_than):
-            # An empty run folder is a name reservation (checkpoints.reserve_run_name) whose save
-            # never finished; rmdir removes it only while it is still empty.
-            try:
-                os.rmdir(entry)
-                removed.append(entry.name)
-            except OSError:
-                pass
-            continue
-        if not entry.name.startswith(_LEFTOVER_PREFIXES) or not entry.is_dir() or entry.is_symlink():
-            continue
-        try:
-            newest = max([entry.stat().st_mtime] + [p.stat().st_mtime for p in entry.iterdir()])
-        except OSError:
-            continue
-        if now - newest >= older_than:
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry.name)
-    return removed
+    """Finish what a killed save, overwrite, delete or import left in the checkpoints folder,
+    for folders untouched for `older_than` seconds (core.checkpoints.recover_leftovers: a complete
+    new run is put in place, a replaced run whose successor never arrived is put back, the rest
+    removed); returns the folders acted on."""
+    from core.checkpoints import recover_leftovers  # the save protocol's own knowledge
+
+    return recover_leftovers(root, older_than)
 
 
 def restart_message(note: dict) -> str:
