@@ -26,9 +26,10 @@ from typing import Any
 from core.checkpoints import CheckpointError, run_summary
 from core.config import finite_or_none as _finite
 from core.experiments.config import ExperimentConfig, describe_factors, expand_grid, variant_config
-from core.experiments.store import (ACTIVE_STATUSES, ExperimentError, list_records, load_record, save_record,
-                                    unique_experiment_name)
+from core.experiments.store import (ACTIVE_STATUSES, ExperimentError, list_records, load_record,
+                                    reserve_experiment_name, save_record)
 from core.jobs import JobPermissionError
+from core.serving.access import same_owner
 
 # Job statuses that still change (core.jobs' queued / loading / running).
 JOB_ACTIVE = ("queued", "loading", "running")
@@ -392,7 +393,7 @@ class ExperimentManager:
         `owner` (a browser's id) owns its jobs too: only that owner, or the server, stops them."""
         exp.check()
         with self._lock:
-            name = unique_experiment_name(self.root, exp.name)
+            name = reserve_experiment_name(self.root, exp.name)
             exp = replace(exp, name=name)
             variants = [] if exp.search else [new_variant(i, f) for i, f in enumerate(expand_grid(exp))]
             record = {"name": name, "config": exp.to_dict(), "owner": owner, "status": "queued", "message": "",
@@ -412,8 +413,8 @@ class ExperimentManager:
             driver = self._drivers.get(name)
         if driver is None or driver.done.is_set():
             return
-        owner = driver.record.get("owner")
-        if by is not None and owner is not None and by != owner:
+        owner = driver.record.get("owner")  # the id it was started with, or its key once read back from disk
+        if by is not None and owner is not None and by != owner and not same_owner(owner, by):
             raise JobPermissionError(f"Experiment {name} was started in another browser; only that browser "
                                   "or the teacher can stop it.")
         with driver.lock:

@@ -1,24 +1,39 @@
 """Experiments on disk: root/experiments/<name>/experiment.json (its config, status and every
 variant's job, run and results) and, for a search, study.db (Optuna's SQLite storage).
 
-The runs themselves are ordinary runs in root (every Inspect page works on them); their info.json
+The runs themselves are ordinary runs in root (every view of a run works on them); their info.json
 names the experiment and their factor values. The folder sits beside the runs, so a restarted
-server lists the experiment and its finished runs. experiment.json is replaced atomically.
+server lists the experiment and its finished runs. A name is reserved by creating its folder
+(os.mkdir: atomic across threads and processes, so the app and a CLI on the same folder never
+share one experiment's folder or study); experiment.json is replaced atomically (core.atomic) and
+read size-capped (core.safejson). The record keeps its owner as `owner_key(owner)`: only that
+student or the teacher may delete the experiment.
 """
 from __future__ import annotations
 
-import json
-import math
+import logging
 import os
+import re
 import secrets
+import shutil
 from pathlib import Path
-from typing import Any
+
+from core.atomic import write_json
+from core.logs import short_owner
+from core.safejson import JsonFileError, read_json
+from core.serving.access import check_may_change, is_owner_key, owner_key
+
+log = logging.getLogger(__name__)
 
 EXPERIMENTS_DIR = "experiments"
 RECORD_FILE = "experiment.json"
 STUDY_FILE = "study.db"
+MAX_RECORD_BYTES = 16 << 20  # a record of 500 variants with their results is well under 1 MB
 # An experiment in one of these is still changing (or was, when its server stopped).
 ACTIVE_STATUSES = ("queued", "running", "stopping")
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")  # no leading dot or dash, as ExperimentConfig
+# A record's top-level fields that pages read, and the type each must have.
+_RECORD_TYPES = {"name": str, "config": dict, "status": str, "message": str, "created": str, "variants": list}
 
 
 class ExperimentError(Exception):
@@ -29,8 +44,15 @@ def experiments_root(root) -> Path:
     return Path(root) / EXPERIMENTS_DIR
 
 
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise ExperimentError(f"'{str(name)[:100]}' is not a valid experiment name; use up to 100 letters, digits, "
+                              "'.', '_' or '-', not starting with '.' or '-'.")
+    return name
+
+
 def experiment_dir(root, name: str) -> Path:
-    return experiments_root(root) / name
+    return experiments_root(root) / _check_name(name)
 
 
 def study_url(root, name: str) -> str:
@@ -38,40 +60,53 @@ def study_url(root, name: str) -> str:
     return f"sqlite:///{(experiment_dir(root, name) / STUDY_FILE).resolve()}"
 
 
-def unique_experiment_name(root, base: str) -> str:
+def reserve_experiment_name(root, base: str) -> str:
+    """`base`, or base-2, base-3, ... when taken: its folder is created here (atomically), so no
+    other thread or process can take the same name; save_record then fills it."""
+    _check_name(base)
     folder = experiments_root(root)
-    if not (folder / base).exists():
-        return base
-    n = 2
-    while (folder / f"{base}-{n}").exists():
-        n += 1
-    return f"{base}-{n}"
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        candidate, n = base, 2
+        while True:
+            try:
+                os.mkdir(folder / candidate)
+                return candidate
+            except FileExistsError:
+                candidate, n = f"{base}-{n}", n + 1
+    except OSError as exc:
+        raise ExperimentError(f"Could not save experiment {base}: {exc.strerror or 'disk error'}; ask the teacher "
+                              "to check the checkpoints folder.") from None
 
 
 def save_record(root, record: dict) -> None:
-    """Write experiment.json atomically (a temporary file renamed over the old one)."""
+    """Write experiment.json atomically. Its "owner" is written as an owner key (a raw owner id
+    given by the driver is hashed: the disk never holds ids that act as a student)."""
     folder = experiment_dir(root, record["name"])
+    owner = record.get("owner")
+    stored = {**record, "owner": owner if owner is None or is_owner_key(owner) else owner_key(owner)}
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{RECORD_FILE}.{secrets.token_hex(4)}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(_json_safe(record), f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / RECORD_FILE)
+        write_json(folder / RECORD_FILE, stored)
     except OSError as exc:
         raise ExperimentError(f"Could not save experiment {record['name']}: "
-                              f"{exc.strerror or exc}; check the folder {folder}.") from None
+                              f"{exc.strerror or 'disk error'}; ask the teacher to check the checkpoints folder.") \
+            from None
+
+
+def _record_problem(record) -> str | None:
+    if not isinstance(record, dict):
+        return "it is not a JSON object"
+    for key, kind in _RECORD_TYPES.items():
+        if key in record and not isinstance(record[key], kind):
+            return f"its {key} is not a {kind.__name__}"
+    if "config" not in record:
+        return "it has no config"
+    if not all(isinstance(v, dict) for v in record.get("variants", [])):
+        return "a variant is not an object"
+    if not (record.get("owner") is None or is_owner_key(record["owner"])):
+        return "its owner is not an owner key"
+    return None
 
 
 def load_record(root, name: str) -> dict:
@@ -79,12 +114,12 @@ def load_record(root, name: str) -> dict:
     if not path.is_file():
         raise ExperimentError(f"There is no experiment named {name}; pick one of the saved experiments.")
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(record, dict) or "config" not in record:
-            raise ValueError
-    except (OSError, ValueError, UnicodeDecodeError):
-        raise ExperimentError(f"Experiment {name} is damaged (its experiment.json cannot be read); "
-                              "delete its folder and run it again.") from None
+        record = read_json(path, MAX_RECORD_BYTES)
+        problem = _record_problem(record)
+    except (OSError, JsonFileError) as exc:
+        problem = f"its experiment.json {getattr(exc, 'reason', 'cannot be read')}"
+    if problem is not None:
+        raise ExperimentError(f"Experiment {name} is damaged ({problem}); delete it and run it again.")
     return record
 
 
@@ -95,7 +130,7 @@ def list_records(root) -> list[dict]:
         return []
     records = []
     for entry in folder.iterdir():
-        if entry.name.startswith(".") or not (entry / RECORD_FILE).is_file():
+        if not _NAME_RE.fullmatch(entry.name) or not (entry / RECORD_FILE).is_file():
             continue
         try:
             records.append(load_record(root, entry.name))
@@ -103,3 +138,29 @@ def list_records(root) -> list[dict]:
             continue
     records.sort(key=lambda r: r.get("created") or "", reverse=True)
     return records
+
+
+def delete_experiment(root, name: str, by: str | None = None, teacher: bool = False) -> None:
+    """Delete the experiment's record and study (its runs stay: they are runs like any other,
+    deleted one by one). by: the owner id asking (None: this process, i.e. the CLI or a checked
+    teacher); a student may delete only an experiment recorded as theirs (OwnerError otherwise)."""
+    folder = experiment_dir(root, name)
+    if not folder.is_dir():
+        raise ExperimentError(f"There is no experiment named {name} to delete; it may have been deleted already.")
+    try:
+        owner = load_record(root, name).get("owner")
+    except ExperimentError:
+        owner = None  # a damaged record is the teacher's to delete
+    try:
+        check_may_change(owner, by, teacher, f"experiment {name}", "delete")
+    except PermissionError:
+        log.warning("delete of experiment %s refused for %s", name, short_owner(by))
+        raise
+    aside = folder.with_name(f".deleting-{name}-{secrets.token_hex(4)}")
+    try:
+        os.rename(folder, aside)
+    except OSError as exc:
+        raise ExperimentError(f"Could not delete experiment {name}: {exc.strerror or 'disk error'}; ask the teacher "
+                              "to check the checkpoints folder.") from None
+    shutil.rmtree(aside, ignore_errors=True)
+    log.info("deleted experiment %s by %s", name, "teacher" if teacher else short_owner(by))
