@@ -3,17 +3,20 @@ weights_only, names, sizes, no path escapes, no code or pickles, never overwriti
 Also the CLI's export / import / resume."""
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 import shutil
 import stat
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
 
 from core.bundles import BundleError, export_bytes, import_runs
-from core.checkpoints import CheckpointError, list_runs, load_run
+from core.checkpoints import CheckpointError, delete_run, list_runs, load_run
 from core.cli import main as cli
 
 NAMES = ["tiny-conv", "tiny-vae"]
@@ -156,3 +159,115 @@ def test_cli_export_import_and_resume(trained_runs, tmp_path, capsys):
     assert [r["epoch"] for r in load_run(root, "tiny-conv").history] == [1, 2, 3, 4]
     assert cli(["resume", "nope", "--epochs", "2", "--out", str(root)]) == 2
     assert capsys.readouterr().err.startswith("error: There is no run named nope")
+
+
+# ---------------------------------------------------------------- issue 16: every run or none, never a save's name
+
+def test_an_import_never_takes_the_name_a_save_has_just_reserved(trained_runs, tmp_path, monkeypatch):
+    """A save reserves its name with an empty folder a moment before renaming its run onto it; a
+    rename onto an empty folder succeeds on POSIX, so an import that only checked exists() took
+    the reservation, and the save's own rename then failed."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    bundle = io.BytesIO(export_bytes(trained_runs, ["tiny-conv"]))
+    reserved_by_the_save = []
+    real_rename = os.rename
+
+    def rename(src, dst, *args, **kwargs):
+        dst = Path(dst)
+        if dst.parent == root and not dst.name.startswith("."):
+            try:  # a save in another process reserves this very name just now
+                os.mkdir(root / "tiny-conv")
+                reserved_by_the_save.append(root / "tiny-conv")
+            except FileExistsError:
+                pass
+        return real_rename(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", rename)
+    (imported,) = import_runs(root, bundle)
+    monkeypatch.undo()
+    for reservation in reserved_by_the_save:
+        assert reservation.is_dir() and not any(reservation.iterdir())  # still the save's, still empty
+    assert imported.name != "tiny-conv" or not reserved_by_the_save
+    assert load_run(root, imported.name).history
+
+
+def test_an_error_midway_imports_none_of_the_runs(trained_runs, tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    bundle = io.BytesIO(export_bytes(trained_runs, NAMES))
+    real_rename = os.rename
+
+    def rename(src, dst, *args, **kwargs):
+        if Path(dst).parent == root and Path(src).name == NAMES[1]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_rename(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(CheckpointError, match="Could not import the bundle"):
+        import_runs(root, bundle)
+    monkeypatch.undo()
+    assert list_runs(root) == [] and list(root.iterdir()) == []  # no run, no reservation, no staging
+
+
+# ---------------------------------------------------------------- issue 17: bounded work, owners
+
+def _with_member(trained_runs, name: str, data: bytes, stored: bool = False) -> io.BytesIO:
+    members = run_members(trained_runs, "tiny-conv") | {f"tiny-conv/{name}": data}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bundle.json", json.dumps({"format": "autoencoder-lab-runs", "version": 1, "runs": ["tiny-conv"]}))
+        for member, content in members.items():
+            zf.writestr(member, content)
+    buffer.seek(0)
+    return buffer
+
+
+@pytest.mark.parametrize("file_name, content, stored, words", [
+    ("metrics.json", json.dumps({"history": [], "pad": "0" * (17 << 20)}).encode(), True,
+     "unpacks to 17 MB, more than a run's metrics.json may \\(16 MB\\)"),
+    ("metrics.json", json.dumps({"history": [], "batch_losses": [0.5] * 600_000}).encode(), True,
+     "more than 500,000 batch losses"),
+    ("metrics.json", DEEP_JSON := ("[" * 100_000 + "]" * 100_000).encode(), True, "nested too deeply"),
+    ("info.json", DEEP_JSON, True, "its info.json is nested too deeply"),
+    ("config.json", DEEP_JSON, True, "its config.json is damaged or from another version: it is nested too deeply"),
+    ("metrics.json", DEEP_JSON, False, "inflates .* times: that looks like a zip bomb"),  # compressed: the ratio
+])
+def test_oversized_or_hostile_run_files_are_refused_in_one_sentence(trained_runs, tmp_path, file_name, content,
+                                                                    stored, words):
+    with pytest.raises(BundleError, match=words) as refused:
+        import_runs(tmp_path / "runs", _with_member(trained_runs, file_name, content, stored))
+    assert "\n" not in str(refused.value) and str(refused.value).endswith("nothing was imported.")
+    assert list_runs(tmp_path / "runs") == []
+
+
+@pytest.mark.parametrize("hidden, words", [([24576, 24576], "would have"), ([64], "would have")])
+def test_a_model_over_the_limits_is_refused_before_it_is_built(trained_runs, tmp_path, monkeypatch, hidden, words):
+    """A 405 KB bundle whose config is dense 24576-24576 cost 4.6 GB and 11.5 s before it was refused."""
+    import core.checkpoints.load as load_module
+
+    config = json.loads((trained_runs / "tiny-conv" / "config.json").read_text())
+    config["model"].update(family="dense", hidden=hidden)
+    monkeypatch.setenv("AE_LAB_MAX_PARAMS", "20000000" if hidden[0] > 1000 else "1000")
+    monkeypatch.setattr(load_module, "build_model", lambda cfg: pytest.fail("the model was built"))
+    with pytest.raises(BundleError, match=f"over this server's limits \\(this model {words}"):
+        import_runs(tmp_path / "runs", _with_member(trained_runs, "config.json", json.dumps(config).encode()))
+    assert list_runs(tmp_path / "runs") == []
+
+
+def test_a_student_importing_owns_the_copies_and_the_teacher_keeps_the_bundle_s_owners(trained_runs, tmp_path):
+    from core.serving.access import OwnerError, owner_key
+
+    alice, bob = "alice-owner-id-00000001", "bob-owner-id-0000000002"
+    source = tmp_path / "source"
+    shutil.copytree(trained_runs, source)
+    info_file = source / "tiny-conv" / "info.json"
+    info_file.write_text(json.dumps({**json.loads(info_file.read_text()), "owner": owner_key(alice)}))
+    bundle = export_bytes(source, ["tiny-conv"])
+    (bobs,) = import_runs(tmp_path / "runs", io.BytesIO(bundle), owner=bob)
+    (kept,) = import_runs(tmp_path / "runs", io.BytesIO(bundle), owner="teacher-owner-id-00003", teacher=True)
+    (by_cli,) = import_runs(tmp_path / "runs", io.BytesIO(bundle))
+    owners = {r["name"]: r["owner"] for r in list_runs(tmp_path / "runs")}
+    assert owners == {bobs.name: owner_key(bob), kept.name: owner_key(alice), by_cli.name: owner_key(alice)}
+    with pytest.raises(OwnerError):
+        delete_run(tmp_path / "runs", kept.name, by=bob)
+    delete_run(tmp_path / "runs", bobs.name, by=bob)

@@ -454,3 +454,166 @@ def test_a_reservation_left_by_a_killed_save_is_cleaned_on_restart(tmp_path, tra
     assert "orphan" in clean_leftovers(tmp_path, older_than=60)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]  # a complete run is never touched
     assert reserve_run_name(tmp_path, "orphan") == "orphan"  # the name is free again
+
+
+# ---------------------------------------------------------------- issue 16: a kill at the worst moment
+
+def _overwrite_and_die_between_the_renames(root: str, cfg, result) -> None:
+    """In a forked child: overwrite run "keep" and be killed (SIGKILL: no cleanup of any kind runs)
+    the moment the new run's staging folder is about to be renamed into place, i.e. after the
+    previous run was moved aside."""
+    import signal
+
+    real_rename = os.rename
+
+    def rename(src, dst, *args, **kwargs):
+        if Path(src).name.startswith(".tmp-"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_rename(src, dst, *args, **kwargs)
+
+    os.rename = rename
+    save_run(root, "keep", cfg, result, overwrite=True)
+
+
+def test_a_kill_between_the_renames_of_an_overwrite_loses_nothing(tmp_path, trained, trained_latent4):
+    import multiprocessing
+    import time
+
+    from core.jobs.restart import clean_leftovers
+
+    save_run(tmp_path, "keep", *trained)  # latent 2; the overwrite brings latent 4
+    child = multiprocessing.get_context("fork").Process(
+        target=_overwrite_and_die_between_the_renames, args=(str(tmp_path), *trained_latent4))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == -9  # killed, not finished
+    hidden = sorted(p.name[:5] for p in tmp_path.iterdir())
+    assert hidden == [".old-", ".tmp-"] and not (tmp_path / "keep").exists()  # the worst moment
+    long_ago = time.time() - 3600
+    for folder in tmp_path.iterdir():  # as a server starting later finds them
+        for path in [folder, *folder.iterdir()]:
+            os.utime(path, (long_ago, long_ago))
+    clean_leftovers(tmp_path, older_than=60)
+    run = load_run(tmp_path, "keep")  # the new run, finished by the clean-up
+    assert run.config.model.latent == 4 and not run.info.get("load_warnings")
+    assert [p.name for p in tmp_path.iterdir()] == ["keep"]
+
+
+def test_the_clean_up_puts_a_replaced_run_back_when_its_successor_never_arrived(tmp_path, trained):
+    import shutil
+    import time
+
+    from core.jobs.restart import clean_leftovers
+
+    save_run(tmp_path, "keep", *trained)
+    os.rename(tmp_path / "keep", tmp_path / ".old-keep-0badf00d")  # moved aside ...
+    half = tmp_path / ".tmp-keep-1234abcd"  # ... and the new one killed before its info.json
+    half.mkdir()
+    shutil.copy(tmp_path / ".old-keep-0badf00d" / "weights.pt", half / "weights.pt")
+    deleting = tmp_path / ".deleting-gone-5678abcd"  # a delete killed midway: never comes back
+    shutil.copytree(tmp_path / ".old-keep-0badf00d", deleting)
+    long_ago = time.time() - 3600
+    for folder in tmp_path.iterdir():
+        for path in [folder, *folder.iterdir()]:
+            os.utime(path, (long_ago, long_ago))
+    clean_leftovers(tmp_path, older_than=60)
+    assert [p.name for p in tmp_path.iterdir()] == ["keep"]
+    assert load_run(tmp_path, "keep").config.model.latent == 2
+
+
+# ---------------------------------------------------------------- issue 17: runs have owners
+
+ALICE, BOB = "alice-owner-id-00000001", "bob-owner-id-0000000002"
+
+
+def test_a_run_records_its_owner_and_only_they_or_the_teacher_change_it(tmp_path, trained, trained_latent4):
+    from core.serving.access import OwnerError, owner_key
+
+    save_run(tmp_path, "alices", *trained, owner=ALICE)
+    info = json.loads((tmp_path / "alices" / "info.json").read_text())
+    assert info["owner"] == owner_key(ALICE) and ALICE not in json.dumps(info)  # a salted key, never the id
+    assert list_runs(tmp_path)[0]["owner"] == owner_key(ALICE)
+    with pytest.raises(OwnerError, match="Only the student who made run alices .or the teacher. can delete it"):
+        delete_run(tmp_path, "alices", by=BOB)
+    with pytest.raises(OwnerError, match="can overwrite it"):
+        save_run(tmp_path, "alices", *trained_latent4, overwrite=True, owner=BOB)
+    assert load_run(tmp_path, "alices").config.model.latent == 2  # untouched
+    # The teacher continues it: it stays Alice's.
+    save_run(tmp_path, "alices", *trained_latent4, overwrite=True, owner=BOB, teacher=True)
+    assert load_run(tmp_path, "alices").info["owner"] == owner_key(ALICE)
+    delete_run(tmp_path, "alices", by=ALICE)
+    assert list_runs(tmp_path) == []
+    # A run without an owner (the CLI's, or older) is the teacher's: students look, not delete.
+    save_run(tmp_path, "teachers", *trained)
+    with pytest.raises(OwnerError):
+        delete_run(tmp_path, "teachers", by=ALICE)
+    delete_run(tmp_path, "teachers", by=ALICE, teacher=True)
+    save_run(tmp_path, "cli", *trained)
+    delete_run(tmp_path, "cli")  # by=None: the CLI itself
+    assert list_runs(tmp_path) == []
+
+
+# ---------------------------------------------------------------- issue 17: hostile run files
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("file_name, content, words", [
+    ("metrics.json", DEEP, "its metrics.json is nested too deeply"),
+    ("info.json", '{"status": "finished", "x": ' + DEEP + "}", "its info.json is nested too deeply"),
+    ("config.json", DEEP, "its config.json is damaged or from another version: it is nested too deeply"),
+    ("metrics.json", json.dumps({"history": [], "batch_losses": [0.5] * 600_000}), "more than 500,000 batch losses"),
+    ("metrics.json", json.dumps({"history": [], "batch_losses": [], "pad": "x" * (17 << 20)}), "larger than 16 MB"),
+])
+def test_a_hostile_run_file_lists_the_run_as_damaged_in_one_sentence(tmp_path, trained, file_name, content, words):
+    save_run(tmp_path, "good", *trained)
+    save_run(tmp_path, "bad", *trained)
+    (tmp_path / "bad" / file_name).write_text(content)
+    rows = {row["name"]: row for row in list_runs(tmp_path)}
+    assert rows["good"]["status"] == "finished"
+    assert rows["bad"]["status"] == "damaged" and words in rows["bad"]["message"], rows["bad"]["message"]
+    assert rows["bad"]["message"].startswith("Run bad is damaged (") and "\n" not in rows["bad"]["message"]
+    if file_name != "config.json":  # the model still loads, with a warning
+        assert load_run(tmp_path, "bad").info["load_warnings"]
+    else:
+        with pytest.raises(CheckpointError, match="nested too deeply"):
+            load_run(tmp_path, "bad")
+
+
+@pytest.mark.parametrize("field, value", [
+    ("experiment", {"name": ["a", {"b": 1}]}),
+    ("factors", {"model.latent": {"deep": [1]}}),
+    ("owner", "not-a-key"),
+    ("message", ["a list"]),
+])
+def test_info_fields_of_the_wrong_type_never_reach_a_page(tmp_path, trained, field, value):
+    save_run(tmp_path, "bad", *trained)
+    info_file = tmp_path / "bad" / "info.json"
+    info = json.loads(info_file.read_text())
+    info[field] = value
+    info["harmless_extra"] = "kept"
+    info["nested_extra"] = {"dropped": [1, 2]}
+    info_file.write_text(json.dumps(info))
+    (row,) = list_runs(tmp_path)
+    assert row["status"] == "damaged" and f"the {field} in info.json is not" in row["message"]
+    assert row["experiment"] is None and row["factors"] == {} and row["owner"] is None
+    info.pop(field)
+    info_file.write_text(json.dumps(info))
+    run = load_run(tmp_path, "bad")
+    assert run.info["harmless_extra"] == "kept" and "nested_extra" not in run.info
+
+
+def test_listing_reads_a_run_s_files_again_only_when_they_change(tmp_path, trained, monkeypatch):
+    import core.checkpoints.listing as listing
+
+    save_run(tmp_path, "a", *trained)
+    save_run(tmp_path, "b", *trained)
+    first = list_runs(tmp_path)
+    reads = []
+    real = listing._read_row
+    monkeypatch.setattr(listing, "_read_row", lambda path, mtime: reads.append(path.name) or real(path, mtime))
+    assert list_runs(tmp_path) == first and reads == []  # every row from the cache
+    metrics = tmp_path / "b" / "metrics.json"
+    metrics.write_text(json.dumps({"history": [], "batch_losses": [], "test_metrics": {"mse": 0.5}}))
+    rows = {row["name"]: row for row in list_runs(tmp_path)}
+    assert reads == ["b"] and rows["b"]["test_mse"] == 0.5

@@ -16,7 +16,7 @@ from core.data import DataError, load_dataset
 from core.experiments import (ExperimentConfig, ExperimentManager, ParamSpace, SearchConfig, anomaly_report,
                               expand_grid, parse_space, parse_values, preset_experiment, roc_report,
                               variant_config, variant_count)
-from core.experiments.store import experiment_dir, list_records
+from core.experiments.store import ExperimentError, experiment_dir, list_records
 from core.jobs import JobRegistry
 from core.models import AEOutput
 
@@ -138,6 +138,70 @@ def test_a_second_experiment_of_the_same_name_gets_its_own_folder(tmp_path):
     assert (first, second) == ("twice", "twice-2")
     manager.wait(first, 120), manager.wait(second, 120)
     assert sorted(r["name"] for r in list_records(tmp_path)) == ["twice", "twice-2"]
+
+
+def test_experiments_started_at_once_by_the_app_and_a_cli_never_share_a_folder(tmp_path, monkeypatch):
+    """Issue 16: names were found free with exists() and taken later, so two processes on one
+    checkpoints folder (the app and a CLI) could both save into experiments/<name>/ and share its
+    Optuna study. A slow disk between the check and the write makes that race certain."""
+    import threading
+    import time
+
+    import core.experiments.driver as driver_module
+
+    real_save = driver_module.save_record
+
+    def slow_save(root, record):
+        time.sleep(0.3)
+        real_save(root, record)
+
+    monkeypatch.setattr(driver_module, "save_record", slow_save)
+    registry = JobRegistry(root=tmp_path, max_concurrent=1)
+    managers = [ExperimentManager(registry, poll_seconds=0.05) for _ in range(3)]  # one per process
+    exp = ExperimentConfig(name="race", base=digits_base(limit=200), grid={"model.latent": [2]})
+    barrier, names = threading.Barrier(len(managers)), []
+
+    def start(manager):
+        barrier.wait()
+        names.append(manager.start(exp))
+
+    threads = [threading.Thread(target=start, args=(m,)) for m in managers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(names) == ["race", "race-2", "race-3"]
+    for manager in managers:  # each knows only its own experiment: stopping the others' is a no-op
+        for name in names:
+            manager.stop(name)
+            manager.wait(name, 120)
+
+
+def test_experiment_records_are_read_safely_and_deleted_by_their_owner(tmp_path):
+    from core.experiments.store import delete_experiment, load_record, save_record
+    from core.serving.access import OwnerError, owner_key
+
+    alice, bob = "alice-owner-id-00000001", "bob-owner-id-0000000002"
+    save_record(tmp_path, {"name": "alices", "config": {}, "owner": alice, "variants": []})
+    stored = json.loads((experiment_dir(tmp_path, "alices") / "experiment.json").read_text())
+    assert stored["owner"] == owner_key(alice)  # a key on disk, never the id
+    deep = experiment_dir(tmp_path, "deep")
+    deep.mkdir(parents=True)
+    (deep / "experiment.json").write_text("[" * 100_000 + "]" * 100_000)
+    odd = experiment_dir(tmp_path, "odd")
+    odd.mkdir(parents=True)
+    (odd / "experiment.json").write_text(json.dumps({"name": "odd", "config": {}, "variants": [[1]]}))
+    assert [r["name"] for r in list_records(tmp_path)] == ["alices"]  # damaged ones left out, no exception
+    with pytest.raises(ExperimentError, match="Experiment deep is damaged .its experiment.json is nested too deeply"):
+        load_record(tmp_path, "deep")
+    with pytest.raises(OwnerError, match="Only the student who made experiment alices"):
+        delete_experiment(tmp_path, "alices", by=bob)
+    delete_experiment(tmp_path, "alices", by=alice)
+    with pytest.raises(OwnerError):
+        delete_experiment(tmp_path, "deep", by=alice)  # a damaged record is the teacher's to delete
+    delete_experiment(tmp_path, "deep", teacher=True, by=alice)
+    delete_experiment(tmp_path, "odd")
+    assert list(experiment_dir(tmp_path, "x").parent.iterdir()) == []
 
 
 def test_stop_drops_queued_variants_and_keeps_finished_ones(tmp_path):

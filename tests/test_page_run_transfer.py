@@ -1,18 +1,32 @@
 """The Runs page's resume, export and import (AppTest through app.py)."""
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from core.bundles import export_bytes
 from core.checkpoints import list_runs, load_run
+from core.serving.access import owner_key
+from ui.owners import OWNER_KEY
 from ui.state import get_registry
 
 from apptest_helpers import open_app_page
+
+ALICE, BOB = "alice-owner-id-00000001", "bob-owner-id-0000000002"
+
+
+def own(root, name: str, owner: str) -> None:
+    info_file = root / name / "info.json"
+    info_file.write_text(json.dumps({**json.loads(info_file.read_text()), "owner": owner_key(owner)}))
 
 JOB_TIMEOUT = 120
 
 
 def test_resume_from_the_runs_page_continues_the_run_on_the_train_page(app_runs):
-    at = open_app_page("views/runs.py")
-    at.selectbox(key="resume_run_name").set_value("tiny-conv")
+    own(app_runs, "tiny-conv", ALICE)
+    at = open_app_page("views/runs.py", {OWNER_KEY: ALICE})
+    at.selectbox(key="resume_run_name").set_value("tiny-conv").run()
     at.number_input(key="resume_epochs").set_value(2)
     at.button(key="resume_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -21,7 +35,7 @@ def test_resume_from_the_runs_page_continues_the_run_on_the_train_page(app_runs)
     job = job[0] if isinstance(job, list) else job
     registry = get_registry()
     snap = registry.snapshot(job)
-    assert snap.resume_from == "tiny-conv" and snap.owner is not None
+    assert snap.resume_from == "tiny-conv" and snap.owner == ALICE
     done = registry.wait(job, timeout=JOB_TIMEOUT)
     assert done.status == "finished", done.message
     assert [r["epoch"] for r in load_run(app_runs, "tiny-conv").history] == [1, 2, 3, 4]
@@ -49,3 +63,44 @@ def test_a_refused_bundle_is_one_sentence_and_adds_nothing(app_runs):
     assert [e.value for e in at.error] == [
         "This file is not a zip (or it is damaged); export runs again and import that file."]
     assert {r["name"] for r in list_runs(app_runs)} == before
+
+
+def test_another_student_s_run_is_continued_only_as_a_copy_of_their_own(app_runs, monkeypatch):
+    """Issue 17: any student could resume another's run, re-saving it under its name."""
+    own(app_runs, "tiny-conv", BOB)
+    at = open_app_page("views/runs.py", {OWNER_KEY: ALICE})
+    at.selectbox(key="resume_run_name").set_value("tiny-conv").run()
+    assert any("`tiny-conv` belongs to another student" in c.value for c in at.caption)
+    copy_name = at.text_input(key="resume_copy_name_tiny-conv")
+    assert copy_name.value == "tiny-conv-copy"
+    asked = []
+
+    def resume(run_name, epochs, owner=None, as_name=None, teacher=False):  # the registry's owner-aware resume
+        asked.append((run_name, epochs, owner, as_name, teacher))
+        raise ValueError("Queued nothing: this test only looks at what was asked.")
+
+    monkeypatch.setattr(get_registry(), "resume", resume)
+    at.run()
+    assert not at.button(key="resume_run").disabled
+    copy_name.set_value("my-copy").run()
+    at.button(key="resume_run").click().run()
+    assert asked == [("tiny-conv", 5, ALICE, "my-copy", False)]
+    assert [e.value for e in at.error] == ["Queued nothing: this test only looks at what was asked."]
+
+
+def test_a_registry_without_copies_disables_the_button_and_says_why(app_runs, monkeypatch):
+    own(app_runs, "tiny-conv", BOB)
+    monkeypatch.setattr(get_registry(), "resume", lambda run_name, epochs, owner=None: pytest.fail("resumed"))
+    at = open_app_page("views/runs.py", {OWNER_KEY: ALICE})
+    at.selectbox(key="resume_run_name").set_value("tiny-conv").run()
+    assert at.button(key="resume_run").disabled
+    assert any("cannot continue a copy of another student's run yet" in c.value for c in at.caption)
+
+
+def test_a_student_s_imported_runs_are_theirs(app_runs, trained_runs):
+    at = open_app_page("views/runs.py", {OWNER_KEY: ALICE})
+    at.file_uploader(key="import_upload").set_value(("lesson.zip", export_bytes(trained_runs, ["tiny-vae"]),
+                                                     "application/zip")).run()
+    at.button(key="import_runs").click().run()
+    owners = {r["name"]: r["owner"] for r in list_runs(app_runs)}
+    assert owners["tiny-vae-2"] == owner_key(ALICE) and owners["tiny-vae"] is None

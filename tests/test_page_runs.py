@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
+import json
+
 from core.checkpoints import list_runs
+from core.serving.access import owner_key
+from ui.owners import OWNER_KEY, TEACHER_KEY
 from ui.state import SELECTED_RUN_KEY
 
 from apptest_helpers import charts, open_app_page
@@ -53,7 +57,7 @@ def test_comparing_two_runs_draws_both_runs_lines(app_runs):
 
 
 def test_delete_removes_the_run_after_confirming(app_runs):
-    at = runs_page(**{SELECTED_RUN_KEY: "tiny-cond"})
+    at = runs_page(**{SELECTED_RUN_KEY: "tiny-cond", TEACHER_KEY: True})  # the tiny runs have no owner: the teacher's
     at.selectbox(key="delete_run_name").set_value("tiny-cond").run()
     assert at.button(key="delete_run").disabled  # not before the confirmation
     at.checkbox(key="delete_confirm").check().run()
@@ -74,14 +78,12 @@ def test_no_runs_links_to_train(no_runs):
 
 
 def test_a_damaged_run_is_listed_as_damaged_and_can_be_deleted(app_runs):
-    import json
-
     (app_runs / "tiny-vae" / "metrics.json").write_text(json.dumps({"history": 5}))
     config_file = app_runs / "tiny-conv" / "config.json"
     config = json.loads(config_file.read_text())
     config["model"]["dropout"] = "0.5"
     config_file.write_text(json.dumps(config))
-    at = runs_page()
+    at = runs_page(**{TEACHER_KEY: True})
     assert not at.exception
     table = runs_table(at).set_index("Run")
     assert sorted(table.index) == ["tiny-cond", "tiny-conv", "tiny-denoise", "tiny-vae"]
@@ -163,3 +165,53 @@ def test_projector_mode_shows_a_table_that_fits_and_every_column_below(app_runs)
 
     at = runs_page()  # a laptop: one table, every column
     assert len(at.dataframe) == 1 and not list(at.dataframe[0].proto.column_order)
+
+
+ALICE, BOB = "alice-owner-id-00000001", "bob-owner-id-0000000002"
+
+
+def own(root, name: str, owner: str) -> None:
+    """Record `owner` as the owner of the saved run `name` (as save_run(owner=...) does)."""
+    info_file = root / name / "info.json"
+    info_file.write_text(json.dumps({**json.loads(info_file.read_text()), "owner": owner_key(owner)}))
+
+
+def test_a_student_deletes_their_own_runs_and_only_looks_at_the_others(app_runs):
+    """Issue 17: any anonymous student could delete any other student's run."""
+    own(app_runs, "tiny-cond", ALICE)
+    own(app_runs, "tiny-vae", BOB)
+    at = runs_page(**{OWNER_KEY: ALICE})
+    for theirs in ("tiny-vae", "tiny-conv"):  # Bob's, and the teacher's (no owner)
+        at.selectbox(key="delete_run_name").set_value(theirs).run()
+        assert at.checkbox(key="delete_confirm").disabled and at.button(key="delete_run").disabled
+        assert any(f"Only the student who made `{theirs}` (or the teacher) can delete it" in c.value for c in at.caption)
+    assert not at.error and not at.exception
+    at.selectbox(key="delete_run_name").set_value("tiny-cond").run()
+    at.checkbox(key="delete_confirm").check().run()
+    at.button(key="delete_run").click().run()
+    assert not at.exception and not at.error
+    assert sorted(r["name"] for r in list_runs(app_runs)) == ["tiny-conv", "tiny-denoise", "tiny-vae"]
+    assert "tiny-vae" in set(runs_table(at)["Run"])  # everyone still sees and compares every run
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_a_hostile_run_file_shows_one_sentence_and_breaks_no_page(app_runs):
+    """Issue 17: one metrics.json of 100,000 nested brackets crashed the Runs, Experiments and
+    Inspect pages and the sidebar for everyone; a hostile experiment field put a pyarrow traceback
+    in the log on every Runs view."""
+    (app_runs / "tiny-vae" / "metrics.json").write_text(DEEP)
+    info_file = app_runs / "tiny-denoise" / "info.json"
+    info_file.write_text(json.dumps({**json.loads(info_file.read_text()), "experiment": {"x": [1, {"y": 2}]}}))
+    at = runs_page(**{SELECTED_RUN_KEY: "tiny-vae"})
+    table = runs_table(at).set_index("Run")
+    assert table.loc["tiny-vae", "Status"] == "damaged" and table.loc["tiny-denoise", "Status"] == "damaged"
+    assert table.loc["tiny-conv", "Status"] == "finished"
+    assert sorted(w.value for w in at.warning) == [
+        "Run tiny-denoise is damaged (the experiment in info.json is not a name); delete it.",
+        "Run tiny-vae is damaged (its metrics.json is nested too deeply); delete it."]
+    assert not at.error
+    for page in ("views/reconstructions.py", "views/experiments.py", "views/latent.py"):
+        other = open_app_page(page, {SELECTED_RUN_KEY: "tiny-conv"})  # fails on any exception
+        assert not other.error, [e.value for e in other.error]

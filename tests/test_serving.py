@@ -343,8 +343,8 @@ def test_zip_bombs_and_sizes_over_the_limits_are_refused(roots):
     unpack_zip(_zip({**_classes(), "cats/pad.bmp": os.urandom(2**20)}), "first", root=roots[0])
     with pytest.raises(UploadError, match="already take 1 MB of this server's 1 MB for uploads"):
         unpack_zip(_zip(_classes()), "second", root=roots[0], limits=WorkLimits(max_uploads_mb=1))
-    assert not (roots[0].path / "uploads").exists() or all(
-        p.name not in ("bomb", "big", "many", "pixels", "junk", "second") for p in (roots[0].path / "uploads").iterdir())
+    # Nothing left behind: no refused dataset, and no hidden staging or reservation folder either.
+    assert sorted(p.name for p in (roots[0].path / "uploads").iterdir()) == ["first"]
 
 
 def test_a_header_that_lies_about_its_size_is_stopped(roots):
@@ -379,3 +379,28 @@ def test_a_cli_run_s_folder_inside_a_root_is_named_by_that_root(roots, tmp_path)
     outside = write_image_folder(tmp_path / "elsewhere", classes=("a", "b"), per_class=2, size=8)
     with pytest.raises(FolderError, match="data folders"):
         served_data_config(DataConfig(dataset="folder", folder=str(outside)), roots)
+
+
+def test_many_small_members_of_zeros_are_refused_as_a_whole(roots):
+    """Issue 17: 480 one-megabyte members of zeros (a 547 KB zip) passed the per-member ratio check,
+    which applied only above 1 MB, and unpacked to 481 MB. 60 of them show the same."""
+    zeros = {f"{c}/{i}.png": bytes(2**20) for c in ("cats", "dogs") for i in range(30)}
+    with pytest.raises(UploadError, match="that looks like a zip bomb"):
+        unpack_zip(_zip(zeros), "zeros", root=roots[0])
+    assert not (roots[0].path / "uploads").exists() or not list((roots[0].path / "uploads").iterdir())
+
+
+def test_each_student_has_a_share_of_the_upload_space_and_unreadable_files_count(roots):
+    alice, bob = "alice-owner-id-00000001", "bob-owner-id-0000000002"
+    limits = WorkLimits(max_student_uploads_mb=1)
+    junk = {f"cats/junk{i}.png": os.urandom(150 << 10) for i in range(4)}  # 600 KB that is no image at all
+    result = unpack_zip(_zip({**_classes(), **junk}), "first", root=roots[0], uploader=alice, limits=limits)
+    assert result.unreadable == 4 and "4 image files are unreadable" in result.summary()
+    with pytest.raises(UploadError, match="your uploads already take 0.6 MB of the 1 MB each student may upload "
+                                          "\\(AE_LAB_MAX_STUDENT_UPLOADS_MB\\)"):
+        unpack_zip(_zip({**_classes(), **junk}), "second", root=roots[0], uploader=alice, limits=limits)
+    assert unpack_zip(_zip({**_classes(), **junk}), "bobs", root=roots[0], uploader=bob, limits=limits).classes
+    assert unpack_zip(_zip({**_classes(), **junk}), "teachers", root=roots[0], uploader="teacher-owner-id-0000003", teacher=True,
+                      limits=limits).classes  # the teacher has no share to run out of
+    delete_upload("first", alice, roots[0])
+    assert unpack_zip(_zip({**_classes(), **junk}), "second", root=roots[0], uploader=alice, limits=limits).classes

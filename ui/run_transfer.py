@@ -1,38 +1,79 @@
-"""The Runs page's sections that move runs: continue one for more epochs, export runs as one
-.zip, import a .zip (core.bundles checks it like any run)."""
+"""The Runs page's sections that move runs: continue one for more epochs (its owner or the
+teacher continues the run itself, anyone else a copy under a new name of their own), export runs
+as one .zip, import a .zip (core.bundles checks it like any run; the copies are the importer's)."""
 from __future__ import annotations
+
+import inspect
+import re
 
 import streamlit as st
 
 from core.bundles import BundleError, export_bytes, import_runs, max_bundle_bytes
-from core.checkpoints import CheckpointError
-from ui.owners import owner_id
+from core.checkpoints import CheckpointError, valid_run_name
+from core.serving.access import may_change
+from ui.owners import is_teacher, owner_id
 from ui.state import checkpoints_root, get_registry
 
 RESUMABLE = ("finished", "stopped", "early_stopped")
+# What Streamlit's Markdown reads as markup inside a sentence (links, emphasis, code, HTML, maths,
+# tables, :emoji: and :colour[...] directives).
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>$~|:#])")
 IMPORT_RESULT_KEY = "import_result"
 TRAIN_PAGE = "views/train.py"
 
 
+def may_change_run(row: dict) -> bool:
+    """Whether this browser may delete, continue or overwrite the run of this list_runs row."""
+    return may_change(row.get("owner"), owner_id(), is_teacher())
+
+
+def _resume_takes(*keywords: str) -> bool:
+    """Whether the registry's resume() takes these keywords (as_name and teacher arrive with the
+    job registry's owner rules; until then a copy cannot be continued)."""
+    parameters = inspect.signature(get_registry().resume).parameters
+    return all(k in parameters for k in keywords)
+
+
 def resume_section(runs: list[dict]) -> None:
-    names = [r["name"] for r in runs if r.get("status") in RESUMABLE]
+    rows = {r["name"]: r for r in runs if r.get("status") in RESUMABLE}
     with st.expander("Continue training a run", icon=":material/resume:"):
-        if not names:
+        if not rows:
             st.caption("No stopped or finished run to continue yet.")
             return
         left, right = st.columns([3, 1], vertical_alignment="bottom")
-        name = left.selectbox("Run to continue", names, key="resume_run_name")
+        name = left.selectbox("Run to continue", list(rows), key="resume_run_name")
         epochs = right.number_input("More epochs", min_value=1, max_value=10_000, value=5, step=1,
                                     key="resume_epochs")
-        st.caption("Training goes on from the run's last weights and optimiser state; its curves continue "
-                   "and it is saved again under its name (the best epoch's weights are kept).")
-        if st.button("Resume training", key="resume_run", icon=":material/play_arrow:", type="primary"):
-            try:
-                job_id = get_registry().resume(name, int(epochs), owner=owner_id())
-            except (ValueError, CheckpointError) as exc:
-                st.error(str(exc))
-                return
-            st.switch_page(TRAIN_PAGE, query_params={"job": job_id, "owner": owner_id()})
+        copy_name, can_start = None, True
+        if may_change_run(rows[name]):
+            st.caption("Training goes on from the run's last weights and optimiser state; its curves continue "
+                       "and it is saved again under its name (the best epoch's weights are kept).")
+        else:
+            st.caption(f"`{name}` belongs to another student, so it stays as it is: training goes on from its last "
+                       "weights in a copy of your own, under the name below.")
+            copy_name = st.text_input("Name of your copy", value=valid_run_name(f"{name}-copy"),
+                                      key=f"resume_copy_name_{name}", max_chars=100)
+            can_start = _resume_takes("as_name")
+            if not can_start:
+                st.caption("This server cannot continue a copy of another student's run yet; ask the teacher.")
+        if st.button("Resume training", key="resume_run", icon=":material/play_arrow:", type="primary",
+                     disabled=not can_start):
+            start_resume(name, int(epochs), copy_name)
+
+
+def start_resume(name: str, epochs: int, copy_name: str | None) -> None:
+    """Queue the resume job and follow it on the Train page; one sentence when it is refused."""
+    keywords = {"owner": owner_id()}
+    if _resume_takes("teacher"):
+        keywords["teacher"] = is_teacher()
+    if copy_name is not None:
+        keywords["as_name"] = copy_name.strip()
+    try:
+        job_id = get_registry().resume(name, epochs, **keywords)
+    except (ValueError, CheckpointError, PermissionError) as exc:
+        st.error(str(exc))
+        return
+    st.switch_page(TRAIN_PAGE, query_params={"job": job_id, "owner": owner_id()})
 
 
 def export_section(runs: list[dict]) -> None:
@@ -58,7 +99,7 @@ def import_section() -> None:
                                   type=["zip"], key="import_upload", max_upload_size=max(1, max_bundle_bytes() >> 20))
         if upload is not None and st.button("Import", key="import_runs", icon=":material/upload:"):
             try:
-                imported = import_runs(checkpoints_root(), upload)
+                imported = import_runs(checkpoints_root(), upload, owner=owner_id(), teacher=is_teacher())
             except (BundleError, CheckpointError, ValueError) as exc:
                 st.session_state[IMPORT_RESULT_KEY] = ("error", [str(exc)])
             else:
@@ -66,4 +107,10 @@ def import_section() -> None:
             st.rerun()
         if IMPORT_RESULT_KEY in st.session_state:
             kind, lines = st.session_state.pop(IMPORT_RESULT_KEY)
-            (st.success if kind == "success" else st.error)(" ".join(lines))
+            (st.success if kind == "success" else st.error)(as_text(" ".join(lines)))
+
+
+def as_text(sentence: str) -> str:
+    """A sentence that may quote a file's names, escaped so Streamlit's Markdown shows it as typed
+    (a bundle member named [Log in](https://...) stays text, not a link)."""
+    return _MARKDOWN.sub(r"\\\1", sentence)

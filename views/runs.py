@@ -9,12 +9,14 @@ import pandas as pd
 import streamlit as st
 
 from core.checkpoints import CheckpointError, delete_run
+from core.serving.access import OwnerError
 from core.config import RunConfig
 from core.defaults import steps_per_epoch
 from ui.charts import COMPARE_QUANTITIES, TIME_QUANTITIES, compare_chart, compare_frame, final_metric_chart
 from ui.state import (SELECTED_RUN_KEY, checkpoints_root, dataset_for, run_color_map, run_history, run_mtime,
                       saved_runs)
-from ui.run_transfer import export_section, import_section, resume_section
+from ui.owners import is_teacher, owner_id
+from ui.run_transfer import export_section, import_section, may_change_run, resume_section
 from ui.widgets import need_a_run
 from ui.projector import chart_height, projector_on, show_chart
 from ui.url_state import url_widget
@@ -173,8 +175,8 @@ def delete_chosen_run() -> None:
     """Button callback (it runs before the page, so it may reset the widgets that named the run)."""
     name = st.session_state["delete_run_name"]
     try:
-        delete_run(checkpoints_root(), name)
-    except CheckpointError as exc:
+        delete_run(checkpoints_root(), name, by=owner_id(), teacher=is_teacher())
+    except (CheckpointError, OwnerError) as exc:
         st.session_state[DELETE_ERROR_KEY] = str(exc)
         return
     if st.session_state.get(SELECTED_RUN_KEY) == name:
@@ -188,9 +190,15 @@ def delete_chosen_run() -> None:
 
 def delete_section(runs: list[dict]) -> None:
     with st.expander("Delete a run", icon=":material/delete:"):
-        st.selectbox("Run to delete", [r["name"] for r in runs], key="delete_run_name")
-        sure = st.checkbox("Yes, delete this run and its files for good", key="delete_confirm")
-        st.button("Delete run", key="delete_run", type="primary", disabled=not sure, on_click=delete_chosen_run)
+        name = st.selectbox("Run to delete", [r["name"] for r in runs], key="delete_run_name")
+        row = next((r for r in runs if r["name"] == name), None)
+        allowed = row is not None and may_change_run(row)
+        if not allowed:
+            st.caption(f"Only the student who made `{name}` (or the teacher) can delete it; you can still look at it "
+                       "and compare it.")
+        sure = st.checkbox("Yes, delete this run and its files for good", key="delete_confirm", disabled=not allowed)
+        st.button("Delete run", key="delete_run", type="primary", disabled=not (sure and allowed),
+                  on_click=delete_chosen_run)
         if DELETE_ERROR_KEY in st.session_state:
             st.error(st.session_state.pop(DELETE_ERROR_KEY))
 
