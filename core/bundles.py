@@ -34,7 +34,7 @@ from pathlib import Path
 from core.atomic import fsync_dir, json_dumps, write_file
 from core.checkpoints import (CONFIG_FILE, FILM_FILE, INFO_FILE, METRICS_FILE, RESUME_FILE, RUN_FILES, WEIGHTS_FILE,
                               CheckpointError, check_name, load_resume, load_run, reserve_run_name)
-from core.checkpoints.files import JSON_LIMITS, RunFileError, info_problem, read_config, read_run_json
+from core.checkpoints.files import JSON_LIMITS, RunFileError, info_problem, read_config, read_metrics, read_run_json
 from core.checkpoints.names import IMPORT_PREFIX, release_name
 from core.logs import short_owner
 from core.safejson import JsonFileError, megabytes, parse_json
@@ -198,6 +198,8 @@ def _check_run(staging: Path, name: str, limits: WorkLimits) -> None:
         if problem is not None:
             raise RunFileError(problem)
         config = read_config(staging / name)
+        if (staging / name / METRICS_FILE).is_file():
+            read_metrics(staging / name)
     except RunFileError as exc:
         raise BundleError(f"Run {name} in the bundle is damaged ({exc.reason}); nothing was imported.") from None
     try:
@@ -267,7 +269,8 @@ def import_runs(root, source, owner: str | None = None, teacher: bool = False,
     try:
         bundle = open_archive(source)
     except ZipProblem:
-        raise BundleError("This file is not a zip (or it is damaged); export runs again and import that file.") from None
+        raise BundleError("This file is not a zip (or it is damaged); export runs again and import that file.") \
+            from None
     try:
         with bundle:
             bounds = ZipBounds(max_members=1 + MAX_RUNS * (len(RUN_FILES) + 1), max_total=limit, max_ratio=MAX_RATIO)

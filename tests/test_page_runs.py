@@ -184,7 +184,8 @@ def test_a_student_deletes_their_own_runs_and_only_looks_at_the_others(app_runs)
     for theirs in ("tiny-vae", "tiny-conv"):  # Bob's, and the teacher's (no owner)
         at.selectbox(key="delete_run_name").set_value(theirs).run()
         assert at.checkbox(key="delete_confirm").disabled and at.button(key="delete_run").disabled
-        assert any(f"Only the student who made `{theirs}` (or the teacher) can delete it" in c.value for c in at.caption)
+        assert any(f"Only the student who made `{theirs}` (or the teacher) can delete it" in c.value
+                   for c in at.caption)
     assert not at.error and not at.exception
     at.selectbox(key="delete_run_name").set_value("tiny-cond").run()
     at.checkbox(key="delete_confirm").check().run()

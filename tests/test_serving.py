@@ -400,7 +400,8 @@ def test_each_student_has_a_share_of_the_upload_space_and_unreadable_files_count
                                           "\\(AE_LAB_MAX_STUDENT_UPLOADS_MB\\)"):
         unpack_zip(_zip({**_classes(), **junk}), "second", root=roots[0], uploader=alice, limits=limits)
     assert unpack_zip(_zip({**_classes(), **junk}), "bobs", root=roots[0], uploader=bob, limits=limits).classes
-    assert unpack_zip(_zip({**_classes(), **junk}), "teachers", root=roots[0], uploader="teacher-owner-id-0000003", teacher=True,
+    teacher = "teacher-owner-id-0000003"
+    assert unpack_zip(_zip({**_classes(), **junk}), "teachers", root=roots[0], uploader=teacher, teacher=True,
                       limits=limits).classes  # the teacher has no share to run out of
     delete_upload("first", alice, roots[0])
     assert unpack_zip(_zip({**_classes(), **junk}), "second", root=roots[0], uploader=alice, limits=limits).classes
