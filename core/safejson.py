@@ -23,8 +23,11 @@ class JsonFileError(ValueError):
         self.reason = reason
 
 
-def megabytes(limit: int) -> str:
-    return f"{limit / (1 << 20):g} MB" if limit >= 1 << 20 else f"{limit / 1024:g} KB"
+def megabytes(count: int) -> str:
+    """e.g. "58 MB", "1.5 MB", "256 KB"."""
+    if count >= 10 << 20:
+        return f"{count / (1 << 20):,.0f} MB"
+    return f"{count / (1 << 20):.1f}".rstrip("0").rstrip(".") + " MB" if count >= 1 << 20 else f"{count / 1024:,.0f} KB"
 
 
 def parse_json(data: bytes, max_bytes: int) -> Any:

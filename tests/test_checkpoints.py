@@ -467,7 +467,7 @@ def _overwrite_and_die_between_the_renames(root: str, cfg, result) -> None:
     real_rename = os.rename
 
     def rename(src, dst, *args, **kwargs):
-        if Path(src).name.startswith(".tmp-"):
+        if Path(src).name.startswith((".tmp-", ".new-")):  # the new run's staging folder
             os.kill(os.getpid(), signal.SIGKILL)
         return real_rename(src, dst, *args, **kwargs)
 
@@ -488,7 +488,7 @@ def test_a_kill_between_the_renames_of_an_overwrite_loses_nothing(tmp_path, trai
     child.join(timeout=120)
     assert child.exitcode == -9  # killed, not finished
     hidden = sorted(p.name[:5] for p in tmp_path.iterdir())
-    assert hidden == [".old-", ".tmp-"] and not (tmp_path / "keep").exists()  # the worst moment
+    assert len(hidden) == 2 and ".old-" in hidden and not (tmp_path / "keep").exists()  # the worst moment
     long_ago = time.time() - 3600
     for folder in tmp_path.iterdir():  # as a server starting later finds them
         for path in [folder, *folder.iterdir()]:
@@ -519,6 +519,25 @@ def test_the_clean_up_puts_a_replaced_run_back_when_its_successor_never_arrived(
     clean_leftovers(tmp_path, older_than=60)
     assert [p.name for p in tmp_path.iterdir()] == ["keep"]
     assert load_run(tmp_path, "keep").config.model.latent == 2
+
+
+def test_an_overwrite_killed_before_its_first_rename_is_finished_by_the_clean_up(tmp_path, trained, trained_latent4):
+    import shutil
+    import time
+
+    from core.jobs.restart import clean_leftovers
+
+    save_run(tmp_path, "keep", *trained)  # latent 2
+    save_run(tmp_path / "elsewhere", "keep", *trained_latent4)
+    shutil.move(tmp_path / "elsewhere" / "keep", tmp_path / ".new-keep-0badf00d")  # complete, not yet renamed
+    shutil.rmtree(tmp_path / "elsewhere")
+    long_ago = time.time() - 3600
+    for folder in tmp_path.iterdir():
+        for path in [folder, *folder.iterdir()]:
+            os.utime(path, (long_ago, long_ago))
+    clean_leftovers(tmp_path, older_than=60)
+    assert [p.name for p in tmp_path.iterdir()] == ["keep"]
+    assert load_run(tmp_path, "keep").config.model.latent == 4  # the overwrite the student asked for
 
 
 # ---------------------------------------------------------------- issue 17: runs have owners

@@ -2,7 +2,8 @@
 
 A run's folder name is its name. Hidden folders (a leading dot) are never runs: they are a save's
 staging folder (`.tmp-<name>-<hex>`), the run it replaces (`.old-<name>-<hex>`), a run being
-deleted (`.deleting-<name>-<hex>`) or a bundle being imported (`.import-<hex>`).
+deleted (`.deleting-<name>-<hex>`), an overwrite's new run (`.new-<name>-<hex>`) or a bundle being
+imported (`.import-<hex>`).
 """
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ RESUME_FILE = "resume.pt"  # the last epoch's weights, optimiser and generator s
 RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, FILM_FILE, INFO_FILE, RESUME_FILE)
 
 TMP_PREFIX = ".tmp-"  # a save being written: complete once its info.json exists
+NEW_PREFIX = ".new-"  # the same for an overwrite: it is meant to replace the run of its name
 OLD_PREFIX = ".old-"  # the run an overwrite replaces, until the new one is in place
 DELETING_PREFIX = ".deleting-"  # a run being deleted
 IMPORT_PREFIX = ".import-"  # a bundle being unpacked and checked
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")  # always with fullmatch
-# A hidden folder's run name: .tmp-<name>-<8 hex> and .old-<name>-<8 hex>.
-_HIDDEN_RE = re.compile(r"\.(tmp|old)-(.+)-[0-9a-f]{8}")
+# A hidden folder's run name: .tmp-<name>-<8 hex>, .new-<name>-<8 hex> and .old-<name>-<8 hex>.
+_HIDDEN_RE = re.compile(r"\.(tmp|new|old)-(.+)-[0-9a-f]{8}")
 MAX_NAME = 100
 
 
@@ -57,7 +59,7 @@ def is_run_name(name: str) -> bool:
 
 
 def hidden_run_name(folder_name: str) -> tuple[str, str] | None:
-    """("tmp" | "old", run name) of a save's staging or replaced folder; None for anything else."""
+    """("tmp" | "new" | "old", run name) of a save's staging or replaced folder; None for anything else."""
     match = _HIDDEN_RE.fullmatch(folder_name)
     if match is None or not is_run_name(match.group(2)):
         return None

@@ -1,12 +1,13 @@
 """Writing, replacing and deleting runs so that a crash at any instant leaves the last good run.
 
-A save writes every file into a hidden staging folder `.tmp-<name>-<hex>` inside root, info.json
-last (so a staging folder with an info.json is complete), and renames it onto the run's name:
-a fresh save onto its own reservation (core.checkpoints.names.reserve_run_name), an overwrite
-after moving the previous run aside as `.old-<name>-<hex>`. A delete renames the run to
+A save writes every file into a hidden staging folder inside root, info.json last (so a staging
+folder with an info.json is complete), and renames it onto the run's name: a fresh save stages in
+`.tmp-<name>-<hex>` and renames onto its own reservation (core.checkpoints.names.reserve_run_name);
+an overwrite stages in `.new-<name>-<hex>`, moves the previous run aside as `.old-<name>-<hex>`,
+renames the new one in and only then deletes the old. A delete renames the run to
 `.deleting-<name>-<hex>` first. recover_leftovers, run when a server starts, finishes what a kill
-interrupted: a complete staging folder is put in place, a replaced run whose successor never
-arrived is put back, everything else hidden is removed.
+interrupted: a complete staging folder is put in place (an overwrite's replaces its run), a
+replaced run whose successor never arrived is put back, everything else hidden is removed.
 
 Owners: a run saved for a student records `owner_key(owner)` in its info.json; only that
 student or the teacher may overwrite or delete it (core.serving.access). An overwrite keeps the
@@ -31,8 +32,8 @@ import torch
 from core.atomic import fsync_dir, json_dumps, write_file
 from core.checkpoints.files import RunFileError, read_run_json
 from core.checkpoints.names import (CONFIG_FILE, DELETING_PREFIX, FILM_FILE, IMPORT_PREFIX, INFO_FILE, METRICS_FILE,
-                                    OLD_PREFIX, RESUME_FILE, TMP_PREFIX, WEIGHTS_FILE, CheckpointError, check_name,
-                                    hidden_run_name, release_name, reserve_run_name, slug, taken_note)
+                                    NEW_PREFIX, OLD_PREFIX, RESUME_FILE, TMP_PREFIX, WEIGHTS_FILE, CheckpointError,
+                                    check_name, hidden_run_name, release_name, reserve_run_name, slug, taken_note)
 from core.config import RunConfig
 from core.logs import short_owner
 from core.serving.access import check_may_change, is_owner_key, owner_key
@@ -120,8 +121,8 @@ def _write_staging(tmp: Path, config: RunConfig, result, history: list[dict], in
 
 def _replace(root: Path, tmp: Path, name: str) -> None:
     """Put the complete staging folder `tmp` in place of root/name, the previous run (if any)
-    moved aside first and deleted only once the new one is in place. A kill between the two
-    renames leaves both folders complete: recover_leftovers finishes the job."""
+    moved aside first and deleted only once the new one is in place. A kill at any point leaves
+    complete folders that recover_leftovers finishes the job with."""
     target = root / name
     old = None
     if target.exists():
@@ -177,7 +178,7 @@ def save_run(root, name: str, config: RunConfig, result, extra_info: dict | None
         info["message"] = f"{info['message']} {taken_note(requested, name)}".strip()
         info["requested_name"] = requested
 
-    tmp = root / f"{TMP_PREFIX}{name}-{secrets.token_hex(4)}"
+    tmp = root / f"{NEW_PREFIX if overwrite else TMP_PREFIX}{name}-{secrets.token_hex(4)}"
     placed = False
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -256,11 +257,18 @@ def _recover(root: Path, entry: Path, older_than: float) -> None:
     kind_name = hidden_run_name(entry.name)
     if kind_name and (entry / INFO_FILE).is_file():
         kind, name = kind_name
-        # A complete new run is always kept; a replaced one only when nothing replaced it.
-        if kind == "tmp" or not (root / name / INFO_FILE).is_file():
+        in_place = (root / name / INFO_FILE).is_file()
+        replaced = any(hidden_run_name(e.name) == ("old", name) for e in root.iterdir())
+        if kind == "new" and in_place and not replaced:
+            _replace(root, entry, name)  # killed before its first rename: the overwrite, done now
+            log.warning("after a kill: finished replacing run %s (from %s)", name, entry.name)
+            return
+        # A complete new run is always kept (under the next free name when its name was taken
+        # meanwhile); a replaced one only when nothing replaced it.
+        if kind != "old" or not in_place:
             placed = _put_back(root, entry, name, older_than)
             log.warning("after a kill: %s run %s (from %s)",
-                        "finished saving" if kind == "tmp" else "put back the previous", placed, entry.name)
+                        "put back the previous" if kind == "old" else "finished saving", placed, entry.name)
             return
     shutil.rmtree(entry, ignore_errors=True)
     log.info("after a kill: removed %s", entry.name)
@@ -268,10 +276,11 @@ def _recover(root: Path, entry: Path, older_than: float) -> None:
 
 def recover_leftovers(root, older_than: float) -> list[str]:
     """What a killed save, overwrite, delete or import left in root, untouched for `older_than`
-    seconds (younger ones may belong to another process still at work): a complete `.tmp-`
-    folder becomes its run (under the next free name when its name was taken meanwhile); an
-    `.old-` run is put back when its successor is not in place, else removed; everything else
-    hidden (incomplete staging, `.deleting-`, `.import-`) is removed, and so is an empty run
+    seconds (younger ones may belong to another process still at work): a complete `.new-`
+    folder replaces its run and a complete `.tmp-` folder becomes its run (each under the next
+    free name when another run took the name meanwhile); an `.old-` run is put back when its
+    successor is not in place, else removed; everything else hidden (incomplete staging,
+    `.deleting-`, `.import-`) is removed, and so is an empty run
     folder (a name reserved by a save that never finished). Returns the folders acted on."""
     root = Path(root)
     if not root.is_dir():
@@ -284,12 +293,12 @@ def recover_leftovers(root, older_than: float) -> list[str]:
                 continue
         except OSError:  # removed meanwhile
             continue
-        if entry.name.startswith((TMP_PREFIX, OLD_PREFIX, DELETING_PREFIX, IMPORT_PREFIX)):
+        if entry.name.startswith((TMP_PREFIX, NEW_PREFIX, OLD_PREFIX, DELETING_PREFIX, IMPORT_PREFIX)):
             hidden.append(entry)
         elif not entry.name.startswith(".") and not any(entry.iterdir()):
             empty.append(entry)
     # New runs first: a replaced run is put back only when no complete successor was.
-    hidden.sort(key=lambda e: not e.name.startswith(TMP_PREFIX))
+    hidden.sort(key=lambda e: e.name.startswith(OLD_PREFIX))
     for entry in hidden:
         try:
             _recover(root, entry, older_than)

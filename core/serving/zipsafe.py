@@ -19,6 +19,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from core.safejson import megabytes
+
 _CHUNK = 1 << 16
 MEMBER_RATIO_SLACK = 64 << 10  # a member this small may compress any amount (a flat icon, a text file)
 ARCHIVE_RATIO_SLACK = 1 << 20  # ... and so may an archive that unpacks to this little
@@ -107,20 +109,14 @@ def check_archive(archive: zipfile.ZipFile, bounds: ZipBounds, packed_size: int 
                              info.filename)
         declared += info.file_size
         if declared > bounds.max_total:
-            raise ZipProblem(f"would unpack to more than {_size(bounds.max_total)}")
+            raise ZipProblem(f"would unpack to more than {megabytes(bounds.max_total)}")
         if not info.is_dir() and parts:
             members.append((info, parts))
     packed = packed_size if packed_size is not None else sum(i.compress_size for i in infos)
     if _inflates(declared, packed, bounds.max_ratio, ARCHIVE_RATIO_SLACK):
         raise ZipProblem(f"unpacks to {declared // max(packed, 1):,} times its own size "
-                         f"({_size(declared)} from {_size(packed)}): that looks like a zip bomb")
+                         f"({megabytes(declared)} from {megabytes(packed)}): that looks like a zip bomb")
     return members
-
-
-def _size(count: int) -> str:
-    if count >= 1 << 20:
-        return f"{count / (1 << 20):,.0f} MB" if count >= 10 << 20 else f"{count / (1 << 20):,.1f} MB"
-    return f"{count / 1024:,.0f} KB"
 
 
 def copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, budget: int) -> int:
