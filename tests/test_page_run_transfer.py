@@ -70,7 +70,7 @@ def test_another_student_s_run_is_continued_only_as_a_copy_of_their_own(app_runs
     own(app_runs, "tiny-conv", BOB)
     at = open_app_page("views/runs.py", {OWNER_KEY: ALICE})
     at.selectbox(key="resume_run_name").set_value("tiny-conv").run()
-    assert any("`tiny-conv` belongs to another student" in c.value for c in at.caption)
+    assert any("`tiny-conv` is not yours" in c.value for c in at.caption)
     copy_name = at.text_input(key="resume_copy_name_tiny-conv")
     assert copy_name.value == "tiny-conv-copy"
     asked = []

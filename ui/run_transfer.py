@@ -49,8 +49,8 @@ def resume_section(runs: list[dict]) -> None:
             st.caption("Training goes on from the run's last weights and optimiser state; its curves continue "
                        "and it is saved again under its name (the best epoch's weights are kept).")
         else:
-            st.caption(f"`{name}` belongs to another student, so it stays as it is: training goes on from its last "
-                       "weights in a copy of your own, under the name below.")
+            st.caption(f"`{name}` is not yours (another student's or the teacher's), so it stays as it is: "
+                       "training goes on from its last weights in a copy of your own, under the name below.")
             copy_name = st.text_input("Name of your copy", value=valid_run_name(f"{name}-copy"),
                                       key=f"resume_copy_name_{name}", max_chars=100)
             can_start = _resume_takes("as_name")
