@@ -40,7 +40,8 @@ from core.logs import short_owner
 from core.safejson import JsonFileError, megabytes, parse_json
 from core.serving.access import owner_key
 from core.serving.limits import LimitError, WorkLimits, check_batch, check_model, check_run
-from core.serving.zipsafe import ZipBounds, ZipProblem, check_archive, copy_member, open_archive, shown, source_size
+from core.serving.zipsafe import (NotAZip, ZipBounds, ZipProblem, check_archive, copy_member, open_archive, shown,
+                                  source_size)
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +182,7 @@ def _unpack(bundle: zipfile.ZipFile, names: list[str], runs: dict, staging: Path
     for name in names:
         (staging / name).mkdir()
         for file, info in runs[name].items():
-            try:
-                left -= copy_member(bundle, info, staging / name / file, left)
-            except ZipProblem as exc:
-                raise BundleError(f"The bundle {exc.clause}; nothing was imported.") from None
+            left -= copy_member(bundle, info, staging / name / file, left)  # ZipProblem: said by import_runs
 
 
 # ---------------------------------------------------------------- import: each run
@@ -266,18 +264,11 @@ def import_runs(root, source, owner: str | None = None, teacher: bool = False,
                           f"to raise {MAX_BUNDLE_BYTES_ENV}.")
     root = Path(root)
     staging = root / f"{IMPORT_PREFIX}{secrets.token_hex(4)}"
+    bounds = ZipBounds(max_members=1 + MAX_RUNS * (len(RUN_FILES) + 1), max_total=limit, max_ratio=MAX_RATIO)
     try:
-        bundle = open_archive(source)
-    except ZipProblem:
-        raise BundleError("This file is not a zip (or it is damaged); export runs again and import that file.") \
-            from None
-    try:
+        bundle = open_archive(source, bounds.max_members)
         with bundle:
-            bounds = ZipBounds(max_members=1 + MAX_RUNS * (len(RUN_FILES) + 1), max_total=limit, max_ratio=MAX_RATIO)
-            try:
-                members = check_archive(bundle, bounds, size)
-            except ZipProblem as exc:
-                raise BundleError(f"The bundle {exc.clause}; nothing was imported.") from None
+            members = check_archive(bundle, bounds, size)
             manifest, runs = _layout(members, member_limits(limits, limit))
             names = _run_names(bundle, manifest, runs)
             root.mkdir(parents=True, exist_ok=True)
@@ -287,6 +278,13 @@ def import_runs(root, source, owner: str | None = None, teacher: bool = False,
             if owner is not None and not teacher:
                 _set_owner(staging / name, owner)
         imported = _place(root, staging, names)
+    except NotAZip:
+        log.warning("import refused for %s: not a zip", who)
+        raise BundleError("This file is not a zip (or it is damaged); export runs again and import that file.") \
+            from None
+    except ZipProblem as exc:
+        log.warning("import refused for %s: %s", who, exc)
+        raise BundleError(f"The bundle {exc.clause}; nothing was imported.") from None
     except (BundleError, CheckpointError) as exc:
         log.warning("import refused for %s: %s", who, exc)
         raise

@@ -34,7 +34,8 @@ from core.logs import short_owner
 from core.serving.access import owner_key, same_owner
 from core.serving.limits import ENV_NAMES, WorkLimits
 from core.serving.roots import IMAGE_SUFFIXES, UPLOADS_FOLDER, DataRoot, app_data_root, folder_value
-from core.serving.zipsafe import ZipBounds, ZipProblem, check_archive, copy_member, open_archive, shown, source_size
+from core.serving.zipsafe import (NotAZip, ZipBounds, ZipProblem, check_archive, copy_member, open_archive, shown,
+                                  source_size)
 
 log = logging.getLogger(__name__)
 
@@ -141,16 +142,20 @@ def unpack_zip(source, name: str, limits: WorkLimits | None = None, root: DataRo
     if on_taken == "refuse" and (uploads / name).exists():
         raise UploadError(f"A dataset named {name} was already uploaded "
                           f"({folder_value(root.name, f'{UPLOADS_FOLDER}/{name}')}); choose another name.")
+    bounds = ZipBounds(max_members=2 * limits.max_images + 1000, max_total=limits.max_unzipped_mb * _MB,
+                       max_ratio=limits.max_zip_ratio)
     try:
-        archive = open_archive(source)
-    except ZipProblem:
+        archive = open_archive(source, bounds.max_members)
+    except NotAZip:
         raise UploadError("The file is not a zip archive (or it is damaged); zip the class folders and upload "
                           "again.") from None
+    except ZipProblem as exc:
+        raise UploadError(f"The zip {exc.clause}; {_ADVICE}.") from None
     student = None if teacher or not uploader else uploader
     who = "teacher" if teacher else short_owner(uploader)
     try:
         with archive, _owner_lock(owner_key(student) if student else ""):
-            images, left_out = _images(archive, limits, size)
+            images, left_out = _images(archive, bounds, limits, size)
             _check_room(uploads, sum(info.file_size for info, _ in images), limits, student)
             target, unreadable = _unpack_into_place(archive, images, uploads, name, on_taken, root, limits, uploader)
     except UploadError as exc:
@@ -164,12 +169,10 @@ def unpack_zip(source, name: str, limits: WorkLimits | None = None, root: DataRo
                         dict(sorted(classes.items())), left_out, unreadable)
 
 
-def _images(archive: zipfile.ZipFile, limits: WorkLimits, size: int):
+def _images(archive: zipfile.ZipFile, bounds: ZipBounds, limits: WorkLimits, size: int):
     """[(info, class-relative parts)] of the image members worth unpacking, and how many members
     were left out (not images, hidden or system files); UploadError for an archive the zip-safety
     checks refuse, too many files, or fewer than two class folders."""
-    bounds = ZipBounds(max_members=2 * limits.max_images + 1000, max_total=limits.max_unzipped_mb * _MB,
-                       max_ratio=limits.max_zip_ratio)
     try:
         members = check_archive(archive, bounds, size or None)
     except ZipProblem as exc:
