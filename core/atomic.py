@@ -1,4 +1,5 @@
-"""Atomic file writes, the one place the project writes a file that must never be half-written.
+"""Atomic file writes, the one place the project writes a file that must never be half-written,
+and folders reserved (a name taken once across processes) and removed (never seen half deleted).
 
 A reader (another process, the next server after a kill) sees either the old content or the new
 one: the bytes go into a temporary file in the same folder, are flushed to disk, renamed over the
@@ -11,6 +12,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +78,32 @@ def write_json(path, obj: Any, indent: int | None = 2, sort_keys: bool = True) -
 
 def json_dumps(obj: Any, indent: int | None = 2, sort_keys: bool = True) -> str:
     return json.dumps(json_safe(obj), indent=indent, sort_keys=sort_keys, allow_nan=False)
+
+
+# ---------------------------------------------------------------- folders
+
+def reserve_folder(parent, base: str, take_next: bool = True) -> str:
+    """Create parent/<base> (or, with take_next, the first free of base-2, base-3, ...) as an empty
+    folder and return its name: os.mkdir either makes it or fails because another thread or process
+    did, so a name is never given twice. FileExistsError when base is taken and not take_next."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    candidate, n = base, 2
+    while True:
+        try:
+            os.mkdir(parent / candidate)
+            return candidate
+        except FileExistsError:
+            if not take_next:
+                raise
+        candidate, n = f"{base}-{n}", n + 1
+
+
+def remove_folder(path, hidden_prefix: str = ".deleting-") -> None:
+    """Delete a folder so that nobody ever sees it half deleted: it is first renamed (atomically)
+    to a hidden <prefix><name>-<hex> beside it, then removed. OSError when the rename fails
+    (FileNotFoundError: it is gone already); the removal itself is best effort."""
+    path = Path(path)
+    aside = path.with_name(f"{hidden_prefix}{path.name}-{secrets.token_hex(4)}")
+    os.rename(path, aside)
+    shutil.rmtree(aside, ignore_errors=True)

@@ -475,11 +475,21 @@ def _overwrite_and_die_between_the_renames(root: str, cfg, result) -> None:
     save_run(root, "keep", cfg, result, overwrite=True)
 
 
-def test_a_kill_between_the_renames_of_an_overwrite_loses_nothing(tmp_path, trained, trained_latent4):
-    import multiprocessing
+def _restart_later(root: Path) -> None:
+    """What a server starting an hour later does: its clean-up finds every folder old enough to judge."""
     import time
 
     from core.jobs.restart import clean_leftovers
+
+    long_ago = time.time() - 3600
+    for folder in root.iterdir():
+        for path in [folder, *folder.iterdir()]:
+            os.utime(path, (long_ago, long_ago))
+    clean_leftovers(root, older_than=60)
+
+
+def test_a_kill_between_the_renames_of_an_overwrite_loses_nothing(tmp_path, trained, trained_latent4):
+    import multiprocessing
 
     save_run(tmp_path, "keep", *trained)  # latent 2; the overwrite brings latent 4
     child = multiprocessing.get_context("fork").Process(
@@ -489,11 +499,7 @@ def test_a_kill_between_the_renames_of_an_overwrite_loses_nothing(tmp_path, trai
     assert child.exitcode == -9  # killed, not finished
     hidden = sorted(p.name[:5] for p in tmp_path.iterdir())
     assert len(hidden) == 2 and ".old-" in hidden and not (tmp_path / "keep").exists()  # the worst moment
-    long_ago = time.time() - 3600
-    for folder in tmp_path.iterdir():  # as a server starting later finds them
-        for path in [folder, *folder.iterdir()]:
-            os.utime(path, (long_ago, long_ago))
-    clean_leftovers(tmp_path, older_than=60)
+    _restart_later(tmp_path)
     run = load_run(tmp_path, "keep")  # the new run, finished by the clean-up
     assert run.config.model.latent == 4 and not run.info.get("load_warnings")
     assert [p.name for p in tmp_path.iterdir()] == ["keep"]
@@ -501,9 +507,6 @@ def test_a_kill_between_the_renames_of_an_overwrite_loses_nothing(tmp_path, trai
 
 def test_the_clean_up_puts_a_replaced_run_back_when_its_successor_never_arrived(tmp_path, trained):
     import shutil
-    import time
-
-    from core.jobs.restart import clean_leftovers
 
     save_run(tmp_path, "keep", *trained)
     os.rename(tmp_path / "keep", tmp_path / ".old-keep-0badf00d")  # moved aside ...
@@ -512,30 +515,19 @@ def test_the_clean_up_puts_a_replaced_run_back_when_its_successor_never_arrived(
     shutil.copy(tmp_path / ".old-keep-0badf00d" / "weights.pt", half / "weights.pt")
     deleting = tmp_path / ".deleting-gone-5678abcd"  # a delete killed midway: never comes back
     shutil.copytree(tmp_path / ".old-keep-0badf00d", deleting)
-    long_ago = time.time() - 3600
-    for folder in tmp_path.iterdir():
-        for path in [folder, *folder.iterdir()]:
-            os.utime(path, (long_ago, long_ago))
-    clean_leftovers(tmp_path, older_than=60)
+    _restart_later(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["keep"]
     assert load_run(tmp_path, "keep").config.model.latent == 2
 
 
 def test_an_overwrite_killed_before_its_first_rename_is_finished_by_the_clean_up(tmp_path, trained, trained_latent4):
     import shutil
-    import time
-
-    from core.jobs.restart import clean_leftovers
 
     save_run(tmp_path, "keep", *trained)  # latent 2
     save_run(tmp_path / "elsewhere", "keep", *trained_latent4)
     shutil.move(tmp_path / "elsewhere" / "keep", tmp_path / ".new-keep-0badf00d")  # complete, not yet renamed
     shutil.rmtree(tmp_path / "elsewhere")
-    long_ago = time.time() - 3600
-    for folder in tmp_path.iterdir():
-        for path in [folder, *folder.iterdir()]:
-            os.utime(path, (long_ago, long_ago))
-    clean_leftovers(tmp_path, older_than=60)
+    _restart_later(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["keep"]
     assert load_run(tmp_path, "keep").config.model.latent == 4  # the overwrite the student asked for
 

@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+from core.atomic import reserve_folder
 from core.config import RunConfig
 
 DEFAULT_ROOT = "checkpoints"
@@ -96,19 +97,12 @@ def reserve_run_name(root, name: str, on_taken: str = "refuse") -> str:
     on_taken: "refuse" raises CheckpointError when the name is taken, "next" takes name-2,
     name-3, ... Returns the reserved name; the caller renames its finished folder onto it (a
     rename onto an empty folder succeeds on POSIX, so only the holder of a reservation may)."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     base = check_name(name) if on_taken == "refuse" else slug(name)
-    candidate, n = base, 2
-    while True:
-        try:
-            os.mkdir(root / candidate)
-            return candidate
-        except FileExistsError:
-            if on_taken == "refuse":
-                raise CheckpointError(f"A run named {name} already exists; choose another name or "
-                                      "delete that run first.") from None
-        candidate, n = f"{base}-{n}", n + 1
+    try:
+        return reserve_folder(root, base, take_next=on_taken != "refuse")
+    except FileExistsError:
+        raise CheckpointError(f"A run named {name} already exists; choose another name or "
+                              "delete that run first.") from None
 
 
 def release_name(root, name: str) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from core.atomic import fsync_dir, json_dumps, write_file
+from core.atomic import fsync_dir, json_dumps, remove_folder, write_file
 from core.checkpoints.files import RunFileError, read_run_json
 from core.checkpoints.names import (CONFIG_FILE, DELETING_PREFIX, FILM_FILE, IMPORT_PREFIX, INFO_FILE, METRICS_FILE,
                                     NEW_PREFIX, OLD_PREFIX, RESUME_FILE, TMP_PREFIX, WEIGHTS_FILE, CheckpointError,
@@ -217,13 +217,13 @@ def delete_run(root, name: str, by: str | None = None, teacher: bool = False) ->
     except PermissionError:
         log.warning("delete of run %s refused for %s", name, short_owner(by))
         raise
-    aside = root / f"{DELETING_PREFIX}{name}-{secrets.token_hex(4)}"
     try:
-        os.rename(path, aside)
+        remove_folder(path, DELETING_PREFIX)
+    except FileNotFoundError:
+        raise CheckpointError(f"There is no run named {name} to delete; it may have been deleted already.") from None
     except OSError as exc:
-        raise CheckpointError(f"Could not delete run {name}: {exc.strerror or exc}; check the folder's "
-                              "permissions.") from None
-    shutil.rmtree(aside, ignore_errors=True)
+        raise CheckpointError(f"Could not delete run {name}: {exc.strerror or 'disk error'}; ask the teacher to "
+                              "check the checkpoints folder.") from None
     log.info("deleted run %s by %s", name, "teacher" if teacher else short_owner(by))
 
 

@@ -12,13 +12,10 @@ student or the teacher may delete the experiment.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import secrets
-import shutil
 from pathlib import Path
 
-from core.atomic import write_json
+from core.atomic import remove_folder, reserve_folder, write_json
 from core.logs import short_owner
 from core.safejson import JsonFileError, read_json
 from core.serving.access import check_may_change, is_owner_key, owner_key
@@ -64,16 +61,8 @@ def reserve_experiment_name(root, base: str) -> str:
     """`base`, or base-2, base-3, ... when taken: its folder is created here (atomically), so no
     other thread or process can take the same name; save_record then fills it."""
     _check_name(base)
-    folder = experiments_root(root)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        candidate, n = base, 2
-        while True:
-            try:
-                os.mkdir(folder / candidate)
-                return candidate
-            except FileExistsError:
-                candidate, n = f"{base}-{n}", n + 1
+        return reserve_folder(experiments_root(root), base)
     except OSError as exc:
         raise ExperimentError(f"Could not save experiment {base}: {exc.strerror or 'disk error'}; ask the teacher "
                               "to check the checkpoints folder.") from None
@@ -156,11 +145,9 @@ def delete_experiment(root, name: str, by: str | None = None, teacher: bool = Fa
     except PermissionError:
         log.warning("delete of experiment %s refused for %s", name, short_owner(by))
         raise
-    aside = folder.with_name(f".deleting-{name}-{secrets.token_hex(4)}")
     try:
-        os.rename(folder, aside)
+        remove_folder(folder)
     except OSError as exc:
         raise ExperimentError(f"Could not delete experiment {name}: {exc.strerror or 'disk error'}; ask the teacher "
                               "to check the checkpoints folder.") from None
-    shutil.rmtree(aside, ignore_errors=True)
     log.info("deleted experiment %s by %s", name, "teacher" if teacher else short_owner(by))

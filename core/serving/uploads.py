@@ -30,6 +30,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from core.atomic import remove_folder, reserve_folder
 from core.logs import short_owner
 from core.serving.access import owner_key, same_owner
 from core.serving.limits import ENV_NAMES, WorkLimits
@@ -278,31 +279,24 @@ def delete_upload(name: str, by: str | None, root: DataRoot | None = None) -> No
     if by is not None and not uploaded_by(name, by, root):
         log.warning("delete of upload %s refused for %s", name, short_owner(by))
         raise UploadPermissionError(f"Only the student who uploaded {where} (or the teacher) can delete it.")
-    doomed = uploads / f".deleting-{name}-{secrets.token_hex(4)}"
     try:
-        os.rename(folder, doomed)
+        remove_folder(folder)
     except FileNotFoundError:
         raise UploadError(f"There is no uploaded dataset {where} any more; choose another dataset.") from None
     except OSError as exc:
         raise UploadError(f"{where} could not be deleted ({exc.strerror or 'disk error'}); ask the teacher to "
                           "check the server's disk.") from None
-    shutil.rmtree(doomed, ignore_errors=True)
     log.info("deleted upload %s by %s", name, short_owner(by))
 
 
 def _reserve(uploads: Path, name: str, on_taken: str, root: DataRoot) -> Path:
     """Create uploads/<name> (or the next free name) as an empty folder: os.mkdir is atomic, so
     two students uploading under one name at once never mix their images."""
-    candidate, n = name, 2
-    while True:
-        try:
-            os.mkdir(uploads / candidate)
-            return uploads / candidate
-        except FileExistsError:
-            if on_taken == "refuse":
-                raise UploadError(f"A dataset named {name} was already uploaded "
-                                  f"({folder_value(root.name, f'{UPLOADS_FOLDER}/{name}')}); choose another name.") from None
-        candidate, n = f"{name}-{n}", n + 1
+    try:
+        return uploads / reserve_folder(uploads, name, take_next=on_taken != "refuse")
+    except FileExistsError:
+        raise UploadError(f"A dataset named {name} was already uploaded "
+                          f"({folder_value(root.name, f'{UPLOADS_FOLDER}/{name}')}); choose another name.") from None
 
 
 _owner_locks: dict[str, threading.Lock] = {}
