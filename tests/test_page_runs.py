@@ -203,6 +203,8 @@ def test_a_hostile_run_file_shows_one_sentence_and_breaks_no_page(app_runs):
     Inspect pages and the sidebar for everyone; a hostile experiment field put a pyarrow traceback
     in the log on every Runs view."""
     (app_runs / "tiny-vae" / "metrics.json").write_text(DEEP)
+    (app_runs / "experiments" / "deep").mkdir(parents=True)
+    (app_runs / "experiments" / "deep" / "experiment.json").write_text(DEEP)  # left out of the list, quietly
     info_file = app_runs / "tiny-denoise" / "info.json"
     info_file.write_text(json.dumps({**json.loads(info_file.read_text()), "experiment": {"x": [1, {"y": 2}]}}))
     at = runs_page(**{SELECTED_RUN_KEY: "tiny-vae"})
