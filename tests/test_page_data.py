@@ -225,13 +225,14 @@ def test_the_folder_choice_travels_in_the_url_as_root_and_relative_path(no_runs,
 
 
 def test_the_teacher_can_delete_any_upload_and_a_student_only_their_own(no_runs, data_dir):
-    from core.serving.uploads import UPLOADER_FILE, _uploader_hash
+    from core.serving.access import owner_key
+    from core.serving.uploads import UPLOADER_FILE
     from ui.owners import OWNER_KEY, TEACHER_KEY
 
     for name, uploader in (("old", None), ("mine", "student-owner-id-0001")):
         write_image_folder(data_dir / "uploads" / name, classes=("red", "blue"), per_class=3, size=12)
         if uploader:
-            (data_dir / "uploads" / name / UPLOADER_FILE).write_text(_uploader_hash(uploader))
+            (data_dir / "uploads" / name / UPLOADER_FILE).write_text(owner_key(uploader))
     # A student sees no delete button on an upload of someone else, and one on their own.
     student = open_app_page("views/data.py", {"data_dataset": "folder", "data_folder": "data/uploads/old",
                                               OWNER_KEY: "student-owner-id-0001"})
