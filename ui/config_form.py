@@ -24,6 +24,7 @@ from core.config import (
 from core.checkpoints import valid_run_name
 from core.defaults import few_steps_warning, suggested_training
 from core.train import available_devices, resolve_device, zero_learning_rate_note
+from ui.text import md_message, md_text
 
 OPTIMIZER_LABELS = {
     "adam": "Adam",
@@ -189,7 +190,7 @@ def model_and_training_form(data_cfg: DataConfig, start: RunConfig | None = None
         st.subheader("Architecture")
         mc, noise, problems = model_form(start.model, start.train.noise_factor)
         for problem in problems:
-            st.error(problem)
+            st.error(md_message(problem))
     # The page reads this to keep Start disabled while a size cannot be parsed.
     st.session_state[FORM_PROBLEMS_KEY] = problems
     with training:
@@ -199,8 +200,8 @@ def model_and_training_form(data_cfg: DataConfig, start: RunConfig | None = None
         name = st.text_input("Run name (optional)", "", key="cfg_name",
                              help="Letters, digits, '.', '_' and '-'; empty picks a name from the settings.")
         if name.strip() and valid_run_name(name.strip()) != name.strip():  # say it before it happens
-            st.caption(f"'{name.strip()}' is not a valid run name (letters, digits, '.', '_' and '-'); it will be "
-                       f"saved as {valid_run_name(name.strip())}.")
+            st.caption(f"'{md_text(name.strip())}' is not a valid run name (letters, digits, '.', '_' and '-'); it "
+                       f"will be saved as {md_text(valid_run_name(name.strip()))}.")
     return RunConfig(data=data_cfg, model=mc, train=tc, name=name.strip())
 
 

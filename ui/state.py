@@ -22,6 +22,7 @@ from core.jobs.restart import install_shutdown_hook, restart_message
 from core.serving.limits import WorkLimits, check_data
 from core.serving.roots import hide_root_paths, served_data_config
 from ui.palette import run_colors
+from ui.text import md_message
 
 # Session keys shared by the pages: which dataset config the Data page chose, which run is selected.
 DATA_CONFIG_KEY = "data_config"  # a DataConfig
@@ -78,7 +79,7 @@ def restart_notice() -> None:
     with st.container(key="restart_note"):
         left, right = st.columns([6, 1], vertical_alignment="center")
         hint = " Continue them with Resume on the Runs page." if note["saved"] else ""
-        left.info(restart_message(note) + hint, icon=":material/restart_alt:")
+        left.info(md_message(restart_message(note)) + hint, icon=":material/restart_alt:")
         if right.button("Dismiss", key="dismiss_restart_note"):
             st.session_state[RESTART_NOTE_SHOWN_KEY] = True
             st.rerun()

@@ -13,6 +13,7 @@ from ui.sidebar import dataset_label, describe_data
 from ui.state import DATA_CONFIG_KEY, chosen_data_config, dataset_for
 from ui.widgets import show_grid, upscale_for
 from ui.projector import images_per_row, projector_on, show_chart
+from ui.text import md_message, md_text, plain_text
 
 TORCHVISION = ("mnist", "fashion-mnist", "cifar10")
 SPLIT_LABELS = {"train": "Train", "val": "Validation", "test": "Test"}
@@ -100,7 +101,7 @@ def split_sizes(dataset: Dataset) -> None:
     for column, split in zip(columns[1:4], ("train", "val", "test")):
         column.metric(SPLIT_LABELS[split], f"{len(dataset.splits[split]):,}")
     columns[4].metric("Image shape (C×H×W)", "×".join(str(d) for d in dataset.shape))
-    st.caption(f"{dataset.num_classes} classes · source: {dataset.source or dataset.name}")
+    st.caption(f"{dataset.num_classes} classes · source: {md_text(dataset.source or dataset.name)}")
 
 
 def preview(dataset: Dataset) -> None:
@@ -121,9 +122,9 @@ def preview(dataset: Dataset) -> None:
             picks = images[labels == label][:per_class]
             with column:
                 if len(picks):
-                    show_grid(picks, caption=dataset.class_names[label], nrow=grid_row, scale=scale)
+                    show_grid(picks, caption=md_text(dataset.class_names[label]), nrow=grid_row, scale=scale)
                 else:
-                    st.caption(f"{dataset.class_names[label]}: no training images")
+                    st.caption(f"{md_text(dataset.class_names[label])}: no training images")
     if len(dataset.class_names) > len(shown):
         st.caption(f"... and {len(dataset.class_names) - len(shown)} more classes.")
 
@@ -148,7 +149,8 @@ def skipped_files(dataset: Dataset) -> None:
             st.caption("Every file in the folder was read.")
         return
     st.warning(f"{len(dataset.skipped)} file(s) could not be used and were skipped.")
-    st.dataframe(pd.DataFrame(dataset.skipped, columns=["File", "Why it was skipped"]),
+    st.dataframe(pd.DataFrame([(plain_text(f), plain_text(why)) for f, why in dataset.skipped],
+                              columns=["File", "Why it was skipped"]),
                  hide_index=True, key="skipped_table")
 
 
@@ -157,7 +159,7 @@ def main() -> None:
     chosen = chosen_data_config()
     cfg = data_form(chosen)
     if cfg.dataset == "folder" and st.session_state.get(FOLDER_PROBLEM_KEY):
-        st.error(st.session_state[FOLDER_PROBLEM_KEY])
+        st.error(md_message(st.session_state[FOLDER_PROBLEM_KEY]))
         return
     if cfg.dataset == "folder" and not cfg.folder_root:
         st.info("Choose a dataset found on this server, type a folder inside its data folders, or upload a "
@@ -166,7 +168,7 @@ def main() -> None:
     try:
         dataset = load_with_progress(cfg)
     except DataError as exc:
-        st.error(str(exc))
+        st.error(md_message(exc))
         if DATA_CONFIG_KEY in st.session_state:
             st.caption(f"Train keeps using {describe_data(chosen)} until a dataset loads here.")
         return

@@ -1,0 +1,51 @@
+"""What a student, a link or a file named is shown as text on every page (issue 17): a link and a
+tracking image in ?folder=, class folders named as Markdown links, a run whose valid name is
+Markdown emphasis around a bare link. Every string a page hands to Streamlit's Markdown that holds
+the name is read by a CommonMark parser (apptest_helpers.assert_shown_as_text)."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from apptest_helpers import HOSTILE_TEXT, assert_shown_as_text, open_app_page
+from idx_helpers import write_image_folder
+from ui.state import SELECTED_RUN_KEY
+
+PAGES = ["views/data.py", "views/train.py", "views/runs.py", "views/experiments.py", "views/reconstructions.py",
+         "views/noise.py", "views/latent.py", "views/generate.py", "views/classifier.py"]
+# Folder names cannot hold "/", so these links have none: still a link and an image in Markdown.
+HOSTILE_CLASSES = ("[Login here](https:example.com)", "![x](http:127.0.0.1:9)", "_Login here_")
+# A valid run name ([A-Za-z0-9._-]) that Markdown shows bold around a link to www.example.com.
+HOSTILE_RUN = "__www.example.com__"
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    root = tmp_path / "served" / "data"
+    root.mkdir(parents=True)
+    monkeypatch.setenv("AE_LAB_DATA_DIR", str(root))
+    monkeypatch.delenv("AE_LAB_DATA_DIRS", raising=False)
+    return root
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_link_in_the_urls_folder_is_text_on_every_page(no_runs, data_dir, page):
+    at = open_app_page(page, params={"dataset": "folder", "root": "data", "folder": HOSTILE_TEXT})
+    assert assert_shown_as_text(at, HOSTILE_TEXT) >= 1  # the sidebar names the dataset, at least
+
+
+def test_class_names_are_text(no_runs, data_dir):
+    write_image_folder(data_dir / "hostile", classes=HOSTILE_CLASSES, per_class=4, size=12)
+    at = open_app_page("views/data.py", params={"dataset": "folder", "root": "data", "folder": "hostile",
+                                                "size": "12"})
+    assert not at.error
+    for name in HOSTILE_CLASSES:  # each preview grid's caption, at least
+        assert assert_shown_as_text(at, name) >= 1, name
+
+
+@pytest.mark.parametrize("page", ["views/runs.py", "views/reconstructions.py", "views/latent.py"])
+def test_a_run_name_is_text(app_runs, page):
+    shutil.copytree(app_runs / "tiny-conv", app_runs / HOSTILE_RUN)
+    at = open_app_page(page, state={SELECTED_RUN_KEY: HOSTILE_RUN})
+    assert assert_shown_as_text(at, HOSTILE_RUN) >= 1  # the sidebar's current run, at least
