@@ -48,7 +48,8 @@ def describe_data(cfg) -> str:
     if cfg.dataset == "folder" and (cfg.folder or cfg.folder_root):
         # root name + relative path in the served app: never a server path
         # A run trained by the CLI holds the folder's server path: only its last part is shown.
-        label += f" · {md_text(folder_value(cfg.folder_root, cfg.folder) if cfg.folder_root else Path(cfg.folder).name)}"
+        folder = folder_value(cfg.folder_root, cfg.folder) if cfg.folder_root else Path(cfg.folder).name
+        label += f" · {md_text(folder)}"
     if cfg.limit:
         label += f" · first {cfg.limit:,} images"
     return label

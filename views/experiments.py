@@ -474,7 +474,8 @@ def best_run_section(record: dict) -> None:
         st.session_state[SELECTED_RUN_KEY] = best["run"]
         st.toast(f"{md_text(best['run'])} is now the current run.")
     if st.session_state.get(SELECTED_RUN_KEY) == best["run"]:
-        st.page_link(RECONSTRUCTIONS_PAGE, label=f"See the reconstructions of {md_text(best['run'])}", icon=":material/compare:")
+        st.page_link(RECONSTRUCTIONS_PAGE, label=f"See the reconstructions of {md_text(best['run'])}",
+                     icon=":material/compare:")
 
 
 def results_section(record: dict) -> None:

@@ -198,7 +198,8 @@ def picked_section(run, pick, picked, images, labels, codes, errors, class_names
                     "on the plane to decode that spot.")
             return
         label = int(labels[picked])
-        show_grid(images[picked:picked + 1], scale=scale, caption=f"Test image #{picked} ({md_text(class_names[label])})")
+        show_grid(images[picked:picked + 1], scale=scale,
+                  caption=f"Test image #{picked} ({md_text(class_names[label])})")
         show_grid(analysis.decode(run.model, codes[picked], label), scale=scale,
                   caption=f"Its code decoded (MSE {errors[picked]:.4f})")
 
