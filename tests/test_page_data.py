@@ -178,11 +178,15 @@ def test_the_datasets_found_in_the_data_folders_are_offered(no_runs, data_dir, t
     assert str(extra) not in " ".join(c.value for c in at.caption)
 
 
-def test_an_image_size_above_the_limit_is_refused_before_loading(no_runs, data_dir, monkeypatch):
+def test_no_image_size_above_the_limit_is_offered_or_loaded(no_runs, data_dir, monkeypatch):
     write_image_folder(data_dir / "images", classes=("red", "blue"), per_class=4, size=12)
     monkeypatch.setenv("AE_LAB_MAX_IMAGE_SIZE", "64")
     at = data_page(data_dataset="folder", data_folder="data/images", data_image_size=128)
-    assert len(at.error) == 1 and "limit of 64 pixels" in at.error[0].value
+    assert at.number_input(key="data_image_size").max == 64
+    assert not at.error and metrics(at)["Image shape (C×H×W)"] != "3×128×128"
+    linked = open_app_page("views/data.py", params={"dataset": "folder", "root": "data", "folder": "images",
+                                                    "size": "128"})
+    assert not linked.error and metrics(linked)["Image shape (C×H×W)"] == "3×64×64"
 
 
 def test_a_torchvision_folder_outside_the_data_folders_is_refused(no_runs, data_dir, tmp_path):

@@ -13,7 +13,7 @@ from ui.projector import projector_toggle
 from ui.login import account_box
 from ui.owners import teacher_sign_in
 from ui.state import SELECTED_RUN_KEY, active_jobs, chosen_data_config, get_runner, saved_runs
-from ui.text import md_message, md_text
+from ui.text import md_text
 
 SIDEBAR_POLL_SECONDS = 2
 SIDEBAR_POLLING_KEY = "sidebar_jobs_polling"
@@ -83,7 +83,7 @@ def render_sidebar(container) -> None:
         runner, notice = get_runner()
         st.markdown(f"**Jobs run on:** {runner.describe()}")
         if notice:
-            st.warning(md_message(notice), icon=":material/cloud_off:")
+            st.warning(notice, icon=":material/cloud_off:")  # the teacher's own address
         st.markdown(f"**Dataset:** {describe_data(chosen_data_config())}")
         run = st.session_state.get(SELECTED_RUN_KEY)
         st.markdown(f"**Current run:** {md_text(run)}" if run else "**Current run:** none yet")
