@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from apptest_helpers import HOSTILE_TEXT, assert_shown_as_text, open_app_page
+from apptest_helpers import HOSTILE_TEXT, assert_shown_as_text, chart_frames, open_app_page
 from idx_helpers import write_image_folder
 from ui.state import SELECTED_RUN_KEY
 
@@ -42,6 +42,15 @@ def test_class_names_are_text(no_runs, data_dir):
     assert not at.error
     for name in HOSTILE_CLASSES:  # each preview grid's caption, at least
         assert assert_shown_as_text(at, name) >= 1, name
+
+
+def test_a_class_named_with_a_bidi_override_does_not_read_reversed(no_runs, data_dir):
+    """Charts and tables show text as it is: U+202E made "\u202etxt.exe" read "exe.txt" on the chart's axis."""
+    write_image_folder(data_dir / "bidi", classes=("\u202etxt.exe", "plain"), per_class=4, size=12)
+    at = open_app_page("views/data.py", params={"dataset": "folder", "root": "data", "folder": "bidi", "size": "12"})
+    (counts,) = chart_frames(at)
+    assert sorted(set(counts["class"])) == ["plain", "\ufffdtxt.exe"]
+    assert "\ufffdtxt.exe" in [caption for image in at.image for caption in image.captions]
 
 
 @pytest.mark.parametrize("page", ["views/runs.py", "views/reconstructions.py", "views/latent.py"])

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from apptest_helpers import HOSTILE_TEXT, markup_in, shown_text
-from ui.text import SHOWN_CHARACTERS, md_message, md_text, plain_text
+from ui.text import SHOWN_CHARACTERS, md_message, md_text, plain_names, plain_text
 
 HOSTILE = [
     HOSTILE_TEXT,
@@ -53,6 +53,10 @@ def test_control_and_invisible_characters_are_made_visible():
     shown = plain_text("evil\u202egnp.exe\u200b\x00\nnext\tcolumn")
     assert shown == "evil\ufffdgnp.exe\ufffd\ufffd next column"
     assert plain_text("ZWJ family 👨\u200d👩\u200d👧 stays") == "ZWJ family 👨\u200d👩\u200d👧 stays"
+
+
+def test_names_for_charts_lose_their_bidi_characters_and_stay_distinct():
+    assert plain_names(["a\u202e", "a\u200b", "b", "a\ufffd"]) == ["a\ufffd", "a\ufffd (2)", "b", "a\ufffd (3)"]
 
 
 def test_a_long_value_is_cut():

@@ -55,6 +55,18 @@ def plain_text(value: object, limit: int = SHOWN_CHARACTERS) -> str:
     return "".join(out)
 
 
+def plain_names(names: list[str]) -> list[str]:
+    """plain_text of each name (class folders named with bidi overrides read reversed in charts,
+    which draw text as it is), kept distinct: a name made equal to an earlier one gets " (2)"."""
+    shown: list[str] = []
+    for name in names:
+        text, n = plain_text(name), 2
+        while text in shown:
+            text, n = f"{plain_text(name)} ({n})", n + 1
+        shown.append(text)
+    return shown
+
+
 def md_text(value: object, limit: int = SHOWN_CHARACTERS) -> str:
     """Markdown that Streamlit shows as exactly plain_text(value). Only what can be markup is
     escaped, so a sentence reads the same in the page's source (and in tests): the characters of
