@@ -67,16 +67,6 @@ def test_shapes_dataset_loads_with_its_classes(no_runs):
     assert any("Shapes" in text for text in at.sidebar.markdown.values)
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    """The app's data folder (the allowed root named "data"), empty, in a scratch place."""
-    root = tmp_path / "served" / "data"
-    root.mkdir(parents=True)
-    monkeypatch.setenv("AE_LAB_DATA_DIR", str(root))
-    monkeypatch.delenv("AE_LAB_DATA_DIRS", raising=False)
-    return root
-
-
 def test_missing_folder_shows_one_plain_sentence(no_runs, data_dir):
     at = data_page(data_dataset="folder", data_folder="data/no-such-folder")
     assert len(at.error) == 1

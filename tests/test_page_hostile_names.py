@@ -20,15 +20,6 @@ HOSTILE_CLASSES = ("[Login here](https:example.com)", "![x](http:127.0.0.1:9)", 
 HOSTILE_RUN = "__www.example.com__"
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    root = tmp_path / "served" / "data"
-    root.mkdir(parents=True)
-    monkeypatch.setenv("AE_LAB_DATA_DIR", str(root))
-    monkeypatch.delenv("AE_LAB_DATA_DIRS", raising=False)
-    return root
-
-
 @pytest.mark.parametrize("page", PAGES)
 def test_a_link_in_the_urls_folder_is_text_on_every_page(no_runs, data_dir, page):
     at = open_app_page(page, params={"dataset": "folder", "root": "data", "folder": HOSTILE_TEXT})

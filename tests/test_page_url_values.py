@@ -73,8 +73,7 @@ def test_the_pages_name_a_link_value_they_do_not_offer_in_one_sentence(no_runs, 
     assert SELECTED_RUN_KEY not in at.session_state
 
 
-def test_a_folder_the_file_system_cannot_take_is_one_sentence(no_runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("AE_LAB_DATA_DIR", str(tmp_path / "data"))
+def test_a_folder_the_file_system_cannot_take_is_one_sentence(no_runs, data_dir):
     for typed in ("data/cats\x00dogs", "data/" + "x" * 300):
         at = open_app_page("views/data.py", state={"data_dataset": "folder", "data_folder": typed})
         (error,) = at.error

@@ -22,7 +22,7 @@ from core.checkpoints import CheckpointError, check_name
 from core.config import DataConfig
 from core.data import DATASETS
 from core.serving.limits import WorkLimits
-from core.serving.roots import MAX_FOLDER_CHARS
+from core.serving.roots import check_folder_text
 from ui.projector import PROJECTOR_KEY, PROJECTOR_PARAM
 from ui.state import DATA_CONFIG_KEY, SELECTED_RUN_KEY
 
@@ -73,10 +73,6 @@ def data_ranges(limits: WorkLimits | None = None) -> dict[str, tuple[float, floa
             "seed": (0, 2**31 - 1)}
 
 
-def _usable_text(text: str) -> bool:
-    return len(text) <= MAX_FOLDER_CHARS and not any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
-
-
 def clamped_data_config(cfg: DataConfig, limits: WorkLimits | None = None) -> DataConfig:
     """cfg with every number inside what the Data page's widgets offer (data_ranges), and a dataset
     and channels it offers: what a widget may be given (a run trained by the CLI on 256-px images,
@@ -99,8 +95,8 @@ def _data_value(field: str, text: str, like: Any) -> Any:
         raise ValueError(text)
     if field == "channels" and text not in ("1", "3"):
         raise ValueError(text)
-    if isinstance(like, str) and not _usable_text(text):
-        raise ValueError(text)
+    if isinstance(like, str):
+        check_folder_text(text)  # FolderError, a ValueError: a null byte, 40 KB
     value = _parse(text, like)
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(text)

@@ -83,9 +83,9 @@ def split_value(value: str) -> tuple[str, str]:
     return root, relative.strip("/")
 
 
-def _check_characters(relative: str) -> None:
-    """What the file system cannot take, refused before it is asked: a null byte raised ValueError
-    from deep inside pathlib, a name over 255 bytes OSError (both a traceback on the page)."""
+def check_folder_text(relative: str) -> None:
+    """FolderError for what the file system cannot take, before it is asked: a null byte raised
+    ValueError from deep inside pathlib, a name over 255 bytes OSError (both a traceback on the page)."""
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in relative):
         raise FolderError("A folder name cannot hold control characters (such as a null byte or a line break); "
                           "type the folder's name as it is.")
@@ -105,7 +105,7 @@ def resolve_folder(root_name: str, relative: str, roots: list[DataRoot] | None =
         raise FolderError(f"There is no data folder named '{root_name}' on this server; start the path with "
                           f"one of: {', '.join(by_name)}.")
     relative = (relative or "").strip().replace("\\", "/")
-    _check_characters(relative)
+    check_folder_text(relative)
     shown = folder_value(root_name, relative)
     if relative.startswith("/") or relative.startswith("~"):
         raise FolderError("Type a folder inside this server's data folders, like data/my-images; "
@@ -219,7 +219,7 @@ def served_data_config(cfg, roots: list[DataRoot] | None = None):
 
     roots = allowed_roots() if roots is None else roots
     for typed in (cfg.data_root, cfg.folder):
-        _check_characters(typed)
+        check_folder_text(typed)
     if cfg.dataset in _TORCHVISION and not Path(cfg.data_root.strip() or ".").expanduser().is_absolute():
         # "data" or "data/MNIST-10k": a root's name first, like a folder value (the default "data"
         # is the app's own data folder wherever the server was started)
