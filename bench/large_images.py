@@ -2,8 +2,8 @@
 cost 11-15 s of CPU for every new ?size= or ?channels=). CPU seconds of core.data.load_dataset on
 such a folder for a first size and then for each new size, channel count and seed, with
 core.imagecache against the reader it replaced (decode the whole image, transpose, convert, fit:
-kept below as the baseline), in the same process; and, with the default limits, how long the
-server works before it refuses the folder.
+kept below as the baseline), in the same process; with the default limits, how long the server
+works before it refuses the folder; and the common case, 300 small photos, old reader against new.
 
     .venv/bin/python -m bench.large_images [--quick]
 """
@@ -20,6 +20,7 @@ from unittest import mock
 import numpy as np
 from PIL import Image, ImageOps
 
+from bench.photo_folder import write_photo_folder
 from core import imagecache
 from core.config import DataConfig
 from core.data import DataError, load_dataset
@@ -72,6 +73,17 @@ def loads(root: Path, limits: WorkLimits) -> list[float]:
             for s in SETTINGS]
 
 
+def small_folder_seconds(scratch: Path) -> tuple[float, float]:
+    """CPU seconds of loading 300 photo-like 64-px PNGs at 32 px: (the old reader, core.imagecache),
+    the common case, where nothing is large enough to be kept."""
+    root = write_photo_folder(scratch / "photos", per_class=150, size=64)
+    config = DataConfig(dataset="folder", folder=str(root))
+    with mock.patch("core.data.read_image", old_read_image):
+        before = min(cpu_seconds(lambda: load_dataset(config)) for _ in range(3))
+    after = min(cpu_seconds(lambda: load_dataset(config)) for _ in range(3))
+    return before, after
+
+
 def measure(quick: bool) -> dict:
     count, side = (8, 3000) if quick else (30, 6000)
     with tempfile.TemporaryDirectory() as scratch:
@@ -92,6 +104,7 @@ def measure(quick: bool) -> dict:
                 answer.append(str(exc))
 
         refused = cpu_seconds(load_with_default_limits)
+        small_before, small_after = small_folder_seconds(Path(scratch))
     new_settings_before, new_settings_after = sum(before[1:]) / 3, sum(after[1:]) / 3
     return {
         "images": count, "side": side, "megapixels": round(count * side * side / 1e6), "files_kb": round(zipped_kb),
@@ -101,6 +114,8 @@ def measure(quick: bool) -> dict:
         "new_setting_cpu_s_before": round(new_settings_before, 3),
         "new_setting_cpu_s_after": round(new_settings_after, 4),
         "new_setting_ratio": round(new_settings_before / max(new_settings_after, 1e-4), 1),
+        "small_folder_cpu_s": {"before": round(small_before, 3), "after": round(small_after, 3),
+                               "ratio": round(small_before / small_after, 2)},
         "default_limits": {"max_decode_mp": default.max_decode_mp, "refused": bool(answer),
                            "cpu_s_to_answer": round(refused, 3), "message": answer[0] if answer else ""},
     }
