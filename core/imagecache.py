@@ -56,6 +56,8 @@ class DecodeBudget:
     def spend(self, pixels: int) -> None:
         self.left -= pixels
         if self.left < 0:
+            logger.info("a folder load stopped at the decode bound of %s megapixels (%s cached images)",
+                        f"{self.limit_mp:,}", len(MASTERS.items))
             raise LimitError(
                 f"The images of {self.shown} would take more than {self.limit_mp:,} megapixels of decoding in one "
                 f"load, this server's limit ({ENV_NAMES['max_decode_mp']}); use fewer or smaller images (the large "
