@@ -13,7 +13,7 @@ from ui.login import sign_in_screen
 from ui.owners import must_sign_in, owner_id
 from ui.sidebar import render_sidebar
 from ui.state import get_experiments, restart_notice
-from ui.url_state import restore_from_url, start_run, write_to_url
+from ui.url_state import restore_from_url, start_run, url_notice, write_to_url
 
 HERE = Path(__file__).parent
 
@@ -42,13 +42,20 @@ st.set_page_config(page_title="Autoencoder Lab", page_icon=str(HERE / "ui" / "as
 restore_from_url()
 start_run()
 
+# The first page is the default, which Streamlit serves at "/" and at no path of its own: a link to
+# /data said "Page not found" over it. A hidden copy answers at /data (listed last, so page links and
+# switch_page to views/data.py find the visible one); the default's own url_path only has to differ.
+DEFAULT_FILE, DEFAULT_TITLE, DEFAULT_ICON = SECTIONS["Prepare"][0]
 # A page whose file is not there (yet) is left out rather than breaking the whole app.
-pages_by_file = {file[:-3]: st.Page(f"views/{file}", title=title, icon=icon)
+pages_by_file = {file[:-3]: st.Page(f"views/{file}", title=title, icon=icon,
+                                    **({"url_path": "home", "default": True} if file == DEFAULT_FILE else {}))
                  for pages in SECTIONS.values() for file, title, icon in pages if (HERE / "views" / file).is_file()}
 navigation = {
     section: [pages_by_file[file[:-3]] for file, _, _ in pages if file[:-3] in pages_by_file]
     for section, pages in SECTIONS.items()
 }
+navigation["Prepare"].append(st.Page(f"views/{DEFAULT_FILE}", title=DEFAULT_TITLE, icon=DEFAULT_ICON,
+                                     url_path=DEFAULT_FILE[:-3], visibility="hidden"))
 locked = must_sign_in()  # a server with a login (.streamlit/secrets.toml [auth]): nothing before signing in
 page = st.navigation({section: pages for section, pages in navigation.items() if pages},
                      position="hidden" if locked else "sidebar")
@@ -57,6 +64,7 @@ if locked:
     st.stop()
 owner_id()  # this browser's id for the jobs it starts (no login: kept in the URL across page switches)
 restart_notice()
+url_notice()  # which of the link's values could not be used, once
 get_experiments()  # made once per server: continues the experiments a restart cut off
 sidebar_slot = st.sidebar.container()
 try:

@@ -9,7 +9,6 @@ import os
 import socket
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,10 +16,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from core.config import DataConfig, ModelConfig
-from core.serving.limits import ENV_NAMES, WorkLimits
+from core.imagecache import DecodeBudget, Unreadable, read_image
+from core.serving.limits import ENV_NAMES, LimitError, WorkLimits
 from core.serving.roots import FolderError, resolve_folder, shown_path
 
 Progress = Callable[[int, int], None]
@@ -345,12 +345,8 @@ def _one_line(exc: BaseException) -> str:
     return text[:160]
 
 
-class _Unreadable(Exception):
-    """A file refused before Pillow sees it; the message is the reason."""
-
-
 def _unreadable_reason(exc: Exception) -> str:
-    if isinstance(exc, _Unreadable):
+    if isinstance(exc, Unreadable):
         return str(exc)
     if isinstance(exc, UnidentifiedImageError):
         return "not an image Pillow can read"
@@ -359,40 +355,6 @@ def _unreadable_reason(exc: Exception) -> str:
     if "truncated" in str(exc):
         return "the image data is truncated"
     return f"could not be decoded ({_one_line(exc)})"
-
-
-def _to_channels(im: Image.Image, channels: int) -> Image.Image:
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16/32-bit grey: scale to 8-bit
-        arr = np.asarray(im, dtype=np.float64)
-        arr = arr / 257.0 if arr.max() > 255 else arr
-        im = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
-        # transparent parts become black: the same dark background whatever the format
-        im = Image.alpha_composite(Image.new("RGBA", im.size, (0, 0, 0, 255)), im.convert("RGBA"))
-    return im.convert("L" if channels == 1 else "RGB")
-
-
-def _read_image(path: Path, size: int, channels: int, max_pixels: int | None = None) -> np.ndarray:
-    """H×W×C uint8. Resizes the shorter side to `size` and centre-crops (ImageOps.fit), so the
-    aspect ratio is kept: a wide photo loses its sides rather than being squashed. An image over
-    `max_pixels` (or Pillow's own bomb threshold) is refused from its header, before decoding."""
-    if path.stat().st_size == 0:
-        raise _Unreadable("empty file")
-    # Pillow warns (DecompressionBombWarning, on stderr) for images between its limit and twice
-    # it: made an error here, it becomes a skipped file with a reason instead of a raw warning.
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        im = Image.open(path)
-    with im:
-        if max_pixels is not None and im.width * im.height > max_pixels:
-            raise _Unreadable(f"{im.width:,}×{im.height:,} pixels, above the limit of {max_pixels / 1e6:g} "
-                              f"megapixels ({ENV_NAMES['max_image_pixels']})")
-        im.draft(None, (size, size))  # JPEG: decode at a reduced scale that is still >= size
-        im.load()
-        im = _to_channels(ImageOps.exif_transpose(im), channels)
-        im = ImageOps.fit(im, (size, size), Image.Resampling.BICUBIC)
-    arr = np.asarray(im, dtype=np.uint8)
-    return arr[:, :, None] if arr.ndim == 2 else arr
 
 
 class _Walk:
@@ -494,11 +456,14 @@ def _load_folder(cfg: DataConfig, progress: Progress | None, limits: WorkLimits)
     skipped += [(name_of(p), f"more than {limits.max_walk_depth} folders deep, not searched") for p in walk.too_deep]
     total = sum(len(files) for files in classes.values())
     images, labels, class_names, done = [], [], [], 0
+    budget = DecodeBudget(limits, shown)  # large images decode once (core.imagecache), and in a bound
     for name, files in classes.items():
         read = []
         for path in files:
             try:
-                read.append(_read_image(path, size, cfg.channels, limits.max_image_pixels))
+                read.append(read_image(path, size, cfg.channels, limits.max_image_pixels, budget))
+            except LimitError as exc:
+                raise DataError(str(exc)) from None
             except Exception as exc:  # any decoder failure skips this one file, never the load
                 skipped.append((name_of(path), _unreadable_reason(exc)))
             done += 1

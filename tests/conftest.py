@@ -38,6 +38,16 @@ def app_runs(trained_runs, tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """The app's data folder (the allowed root named "data"), empty, in a scratch place."""
+    root = tmp_path / "served" / "data"
+    root.mkdir(parents=True)
+    monkeypatch.setenv("AE_LAB_DATA_DIR", str(root))
+    monkeypatch.delenv("AE_LAB_DATA_DIRS", raising=False)
+    return root
+
+
+@pytest.fixture
 def no_runs(tmp_path, monkeypatch) -> Path:
     """An empty checkpoints folder for the app: the 'no run yet' state."""
     root = tmp_path / "empty-checkpoints"

@@ -67,16 +67,6 @@ def test_shapes_dataset_loads_with_its_classes(no_runs):
     assert any("Shapes" in text for text in at.sidebar.markdown.values)
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    """The app's data folder (the allowed root named "data"), empty, in a scratch place."""
-    root = tmp_path / "served" / "data"
-    root.mkdir(parents=True)
-    monkeypatch.setenv("AE_LAB_DATA_DIR", str(root))
-    monkeypatch.delenv("AE_LAB_DATA_DIRS", raising=False)
-    return root
-
-
 def test_missing_folder_shows_one_plain_sentence(no_runs, data_dir):
     at = data_page(data_dataset="folder", data_folder="data/no-such-folder")
     assert len(at.error) == 1
@@ -178,11 +168,15 @@ def test_the_datasets_found_in_the_data_folders_are_offered(no_runs, data_dir, t
     assert str(extra) not in " ".join(c.value for c in at.caption)
 
 
-def test_an_image_size_above_the_limit_is_refused_before_loading(no_runs, data_dir, monkeypatch):
+def test_no_image_size_above_the_limit_is_offered_or_loaded(no_runs, data_dir, monkeypatch):
     write_image_folder(data_dir / "images", classes=("red", "blue"), per_class=4, size=12)
     monkeypatch.setenv("AE_LAB_MAX_IMAGE_SIZE", "64")
     at = data_page(data_dataset="folder", data_folder="data/images", data_image_size=128)
-    assert len(at.error) == 1 and "limit of 64 pixels" in at.error[0].value
+    assert at.number_input(key="data_image_size").max == 64
+    assert not at.error and metrics(at)["Image shape (C×H×W)"] != "3×128×128"
+    linked = open_app_page("views/data.py", params={"dataset": "folder", "root": "data", "folder": "images",
+                                                    "size": "128"})
+    assert not linked.error and metrics(linked)["Image shape (C×H×W)"] == "3×64×64"
 
 
 def test_a_torchvision_folder_outside_the_data_folders_is_refused(no_runs, data_dir, tmp_path):

@@ -85,7 +85,8 @@ def test_another_student_s_run_is_continued_only_as_a_copy_of_their_own(app_runs
     copy_name.set_value("my-copy").run()
     at.button(key="resume_run").click().run()
     assert asked == [("tiny-conv", 5, ALICE, "my-copy", False)]
-    assert [e.value for e in at.error] == ["Queued nothing: this test only looks at what was asked."]
+    # as shown (the page escapes a message's Markdown: it may quote names)
+    assert [e.value.replace("\\", "") for e in at.error] == ["Queued nothing: this test only looks at what was asked."]
 
 
 def test_a_registry_without_copies_disables_the_button_and_says_why(app_runs, monkeypatch):

@@ -23,7 +23,9 @@ from core.config import (
 )
 from core.checkpoints import valid_run_name
 from core.defaults import few_steps_warning, suggested_training
+from core.serving.limits import WorkLimits, check_layers
 from core.train import available_devices, resolve_device, zero_learning_rate_note
+from ui.text import md_message, md_text
 
 OPTIMIZER_LABELS = {
     "adam": "Adam",
@@ -56,13 +58,17 @@ FORM_PARAMS = {
 }
 
 
-def parse_sizes(text: str) -> list[int]:
-    """'32, 64,128' -> [32, 64, 128]; ValueError with one plain sentence otherwise."""
+def parse_sizes(text: str, family: str = "dense") -> list[int]:
+    """'32, 64,128' -> [32, 64, 128]; ValueError with one plain sentence otherwise. More layers
+    than the server allows are refused before anything is counted (12,000 typed sizes cost 47 s in
+    the memory estimate; 20,000 in a link made a layer table of 80,005 rows)."""
     parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p.strip()]
+    check_layers(ModelConfig(family=family, hidden=parts, channels=parts), WorkLimits.from_env())
     try:
         sizes = [int(p) for p in parts]
     except ValueError:
-        raise ValueError(f"'{text}' is not a list of whole numbers; write sizes like 32, 64, 128.") from None
+        shown = text if len(text) <= 60 else text[:59] + "…"
+        raise ValueError(f"'{shown}' is not a list of whole numbers; write sizes like 32, 64, 128.") from None
     if not sizes:
         raise ValueError("Give at least one layer size, like 32, 64.")
     if min(sizes) < 1:
@@ -94,7 +100,7 @@ def model_form(start: ModelConfig, noise_start: float) -> tuple[ModelConfig, flo
                              key=f"cfg_channels_{mc.preset}",
                              help="Each number is one stride-2 convolution; the decoder mirrors them.")
         try:
-            sizes = parse_sizes(text)
+            sizes = parse_sizes(text, "conv")
             mc.channels = [] if sizes == preset_sizes else sizes
         except ValueError as exc:
             problems.append(str(exc))
@@ -189,7 +195,7 @@ def model_and_training_form(data_cfg: DataConfig, start: RunConfig | None = None
         st.subheader("Architecture")
         mc, noise, problems = model_form(start.model, start.train.noise_factor)
         for problem in problems:
-            st.error(problem)
+            st.error(md_message(problem))
     # The page reads this to keep Start disabled while a size cannot be parsed.
     st.session_state[FORM_PROBLEMS_KEY] = problems
     with training:
@@ -199,8 +205,8 @@ def model_and_training_form(data_cfg: DataConfig, start: RunConfig | None = None
         name = st.text_input("Run name (optional)", "", key="cfg_name",
                              help="Letters, digits, '.', '_' and '-'; empty picks a name from the settings.")
         if name.strip() and valid_run_name(name.strip()) != name.strip():  # say it before it happens
-            st.caption(f"'{name.strip()}' is not a valid run name (letters, digits, '.', '_' and '-'); it will be "
-                       f"saved as {valid_run_name(name.strip())}.")
+            st.caption(f"'{md_text(name.strip())}' is not a valid run name (letters, digits, '.', '_' and '-'); it "
+                       f"will be saved as {md_text(valid_run_name(name.strip()))}.")
     return RunConfig(data=data_cfg, model=mc, train=tc, name=name.strip())
 
 
@@ -222,7 +228,7 @@ def _param_value(param: str, text: str, like):
             raise ValueError(text)
         return text == "1"
     if isinstance(like, list):
-        return parse_sizes(text)
+        return parse_sizes(text, "conv" if param == "conv_channels" else "dense")
     if isinstance(like, (int, float)):
         value = type(like)(text)
         low, high = RANGES[param]

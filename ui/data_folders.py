@@ -17,6 +17,7 @@ from core.serving.uploads import (UploadError, dataset_name_from, delete_upload,
                                   uploaded_by)
 from ui.owners import is_teacher, owner_id
 from ui.state import forget_folder_dataset
+from ui.text import md_message, md_text
 
 FOLDER_KEY = "data_folder"
 FOUND_KEY = "data_folder_found"
@@ -76,9 +77,9 @@ def delete_upload_control(value: str) -> None:
     if not name or not (is_teacher() or uploaded_by(name, owner_id())):
         return
     with st.popover("Delete this uploaded dataset", icon=":material/delete:"):
-        st.markdown(f"This deletes **{value}** from the server, for every student. Runs already trained on it "
+        st.markdown(f"This deletes **{md_text(value)}** from the server, for every student. Runs already trained on it "
                     "keep their weights, but the pages that show its test images will say the data is gone.")
-        st.button(f"Delete {name}", key=DELETE_KEY, type="primary", icon=":material/delete_forever:",
+        st.button(f"Delete {md_text(name)}", key=DELETE_KEY, type="primary", icon=":material/delete_forever:",
                   on_click=_delete_upload, args=(value, name))
 
 
@@ -99,9 +100,9 @@ def folder_choice(current: DataConfig) -> tuple[str, str, str | None]:
                           help="A folder inside this server's data folders ("
                                + ", ".join(r.name for r in roots) + "), one sub-folder per class; "
                                "unreadable files are skipped and listed.").strip()
-    st.caption(f"Data folders on this server: {', '.join(r.name for r in roots)}.")
+    st.caption(f"Data folders on this server: {md_text(', '.join(r.name for r in roots))}.")
     if note:
-        st.caption(note)
+        st.caption(md_message(note))
     limits = WorkLimits.from_env()
     st.file_uploader("Or upload a .zip of class folders", type="zip", key=UPLOAD_KEY, on_change=_unpack_upload,
                      max_upload_size=limits.max_upload_mb,
@@ -109,7 +110,7 @@ def folder_choice(current: DataConfig) -> tuple[str, str, str | None]:
                           f"{limits.max_images:,} files and {limits.max_image_pixels / 1e6:g} megapixels per image.")
     message = st.session_state.pop(UPLOAD_MESSAGE_KEY, None)
     if message:
-        (st.error if message[0] == "error" else st.success)(message[1])
+        (st.error if message[0] == "error" else st.success)(md_message(message[1]))
     if not typed:
         return "", "", None
     delete_upload_control(typed)

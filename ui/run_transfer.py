@@ -4,7 +4,6 @@ as one .zip, import a .zip (core.bundles checks it like any run; the copies are 
 from __future__ import annotations
 
 import inspect
-import re
 
 import streamlit as st
 
@@ -13,11 +12,9 @@ from core.checkpoints import CheckpointError, valid_run_name
 from core.serving.access import may_change
 from ui.owners import is_teacher, owner_id
 from ui.state import checkpoints_root, get_registry
+from ui.text import md_message
 
 RESUMABLE = ("finished", "stopped", "early_stopped")
-# What Streamlit's Markdown reads as markup inside a sentence (links, emphasis, code, HTML, maths,
-# tables, :emoji: and :colour[...] directives).
-_MARKDOWN = re.compile(r"([\\`*_\[\]<>$~|:#])")
 IMPORT_RESULT_KEY = "import_result"
 TRAIN_PAGE = "views/train.py"
 
@@ -71,7 +68,7 @@ def start_resume(name: str, epochs: int, copy_name: str | None) -> None:
     try:
         job_id = get_registry().resume(name, epochs, **keywords)
     except (ValueError, CheckpointError, PermissionError) as exc:
-        st.error(str(exc))
+        st.error(md_message(exc))
         return
     st.switch_page(TRAIN_PAGE, query_params={"job": job_id, "owner": owner_id()})
 
@@ -107,10 +104,4 @@ def import_section() -> None:
             st.rerun()
         if IMPORT_RESULT_KEY in st.session_state:
             kind, lines = st.session_state.pop(IMPORT_RESULT_KEY)
-            (st.success if kind == "success" else st.error)(as_text(" ".join(lines)))
-
-
-def as_text(sentence: str) -> str:
-    """A sentence that may quote a file's names, escaped so Streamlit's Markdown shows it as typed
-    (a bundle member named [Log in](https://...) stays text, not a link)."""
-    return _MARKDOWN.sub(r"\\\1", sentence)
+            (st.success if kind == "success" else st.error)(md_message(" ".join(lines)))

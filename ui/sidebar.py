@@ -13,6 +13,7 @@ from ui.projector import projector_toggle
 from ui.login import account_box
 from ui.owners import teacher_sign_in
 from ui.state import SELECTED_RUN_KEY, active_jobs, chosen_data_config, get_runner, saved_runs
+from ui.text import md_text
 
 SIDEBAR_POLL_SECONDS = 2
 SIDEBAR_POLLING_KEY = "sidebar_jobs_polling"
@@ -36,12 +37,19 @@ def dataset_label(name: str) -> str:
     return DATASET_LABELS.get(name, DATASETS.get(name, name))
 
 
+def dataset_markdown(name: str) -> str:
+    """dataset_label as Markdown: a name that is none of ours (a run imported from elsewhere) as text."""
+    return dataset_label(name) if name in DATASETS else md_text(name)
+
+
 def describe_data(cfg) -> str:
-    label = dataset_label(cfg.dataset)
+    """The dataset of a DataConfig in a few words, as Markdown (the folder's name shown as text)."""
+    label = dataset_markdown(cfg.dataset)
     if cfg.dataset == "folder" and (cfg.folder or cfg.folder_root):
         # root name + relative path in the served app: never a server path
         # A run trained by the CLI holds the folder's server path: only its last part is shown.
-        label += f" · {folder_value(cfg.folder_root, cfg.folder) if cfg.folder_root else Path(cfg.folder).name}"
+        folder = folder_value(cfg.folder_root, cfg.folder) if cfg.folder_root else Path(cfg.folder).name
+        label += f" · {md_text(folder)}"
     if cfg.limit:
         label += f" · first {cfg.limit:,} images"
     return label
@@ -61,9 +69,9 @@ def jobs_status() -> None:
     queued = sorted((j for j in jobs if j.status == "queued"), key=lambda j: j.queue_position or 0)
     for job in running:
         where = f", epoch {job.epoch}/{job.total_epochs}" if job.status == "running" else ""
-        st.caption(f":material/play_circle: {job.name}: {job.status}{where}")
+        st.caption(f":material/play_circle: {md_text(job.name)}: {job.status}{where}")
     for job in queued:
-        st.caption(f":material/schedule: {job.name}: queued, position {job.queue_position}")
+        st.caption(f":material/schedule: {md_text(job.name)}: queued, position {job.queue_position}")
 
 
 def render_sidebar(container) -> None:
@@ -75,14 +83,14 @@ def render_sidebar(container) -> None:
         runner, notice = get_runner()
         st.markdown(f"**Jobs run on:** {runner.describe()}")
         if notice:
-            st.warning(notice, icon=":material/cloud_off:")
+            st.warning(notice, icon=":material/cloud_off:")  # the teacher's own address
         st.markdown(f"**Dataset:** {describe_data(chosen_data_config())}")
         run = st.session_state.get(SELECTED_RUN_KEY)
-        st.markdown(f"**Current run:** {run}" if run else "**Current run:** none yet")
+        st.markdown(f"**Current run:** {md_text(run)}" if run else "**Current run:** none yet")
         run_row = next((r for r in saved_runs() if r["name"] == run), None) if run else None
         if run_row and run_row.get("dataset"):
             # The Inspect pages show the run's own data, which may not be the Data page's choice.
-            st.caption(f"Trained on {dataset_label(str(run_row['dataset']))}")
+            st.caption(f"Trained on {dataset_markdown(str(run_row['dataset']))}")
         polling = bool(active_jobs())
         st.session_state[SIDEBAR_POLLING_KEY] = polling
         st.fragment(jobs_status, run_every=SIDEBAR_POLL_SECONDS if polling else None)()

@@ -22,6 +22,7 @@ from core.jobs.restart import install_shutdown_hook, restart_message
 from core.serving.limits import WorkLimits, check_data
 from core.serving.roots import hide_root_paths, served_data_config
 from ui.palette import run_colors
+from ui.text import md_message, plain_names
 
 # Session keys shared by the pages: which dataset config the Data page chose, which run is selected.
 DATA_CONFIG_KEY = "data_config"  # a DataConfig
@@ -78,7 +79,7 @@ def restart_notice() -> None:
     with st.container(key="restart_note"):
         left, right = st.columns([6, 1], vertical_alignment="center")
         hint = " Continue them with Resume on the Runs page." if note["saved"] else ""
-        left.info(restart_message(note) + hint, icon=":material/restart_alt:")
+        left.info(md_message(restart_message(note)) + hint, icon=":material/restart_alt:")
         if right.button("Dismiss", key="dismiss_restart_note"):
             st.session_state[RESTART_NOTE_SHOWN_KEY] = True
             st.rerun()
@@ -157,6 +158,9 @@ class _DatasetStore:
         except DataError as exc:  # a torchvision folder inside a root is named by the root, not its path
             raise DataError(hide_root_paths(str(exc))) from None
         dataset.source = hide_root_paths(dataset.source)
+        # Class names are folder names: shown in charts and tables as they are, so without the
+        # control and bidi characters that would make one read as another.
+        dataset.class_names = plain_names(dataset.class_names)
         with self.lock:
             self.items[key] = dataset
             while len(self.items) > MAX_CACHED_DATASETS:

@@ -10,15 +10,23 @@ and state of its own (not one widget's) with `url_values`.
 """
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 import streamlit as st
 
+from core.checkpoints import CheckpointError, check_name
 from core.config import DataConfig
+from core.data import DATASETS
+from core.serving.limits import WorkLimits
+from core.serving.roots import check_folder_text
 from ui.projector import PROJECTOR_KEY, PROJECTOR_PARAM
 from ui.state import DATA_CONFIG_KEY, SELECTED_RUN_KEY
+
+logger = logging.getLogger(__name__)
 
 RUN_PARAM = "run"
 RESTORED_KEY = "url_restored"  # set once the session took its state from the URL
@@ -53,20 +61,73 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+URL_REFUSED_KEY = "url_refused"  # the parameters of the link this session opened that were not used
+
+
+def data_ranges(limits: WorkLimits | None = None) -> dict[str, tuple[float, float]]:
+    """DataConfig field -> (lowest, highest) the Data page's widgets offer (and a link may ask for):
+    image sizes and shape counts within this server's limits."""
+    limits = limits or WorkLimits.from_env()
+    return {"image_size": (8, min(512, limits.max_image_size)), "shapes_count": (100, max(100, limits.max_images)),
+            "val_fraction": (0.0, 0.5), "test_fraction": (0.0, 0.5), "limit": (0, 10_000_000),
+            "seed": (0, 2**31 - 1)}
+
+
+def clamped_data_config(cfg: DataConfig, limits: WorkLimits | None = None) -> DataConfig:
+    """cfg with every number inside what the Data page's widgets offer (data_ranges), and a dataset
+    and channels it offers: what a widget may be given (a run trained by the CLI on 256-px images,
+    or a link, may ask for more)."""
+    cfg = replace(cfg)
+    for field, (low, high) in data_ranges(limits).items():
+        value = getattr(cfg, field)
+        setattr(cfg, field, type(value)(min(max(value, low), high)) if math.isfinite(value) else low)
+    if cfg.dataset not in DATASETS:
+        cfg.dataset = DataConfig.dataset
+    if cfg.channels not in (1, 3):
+        cfg.channels = DataConfig.channels
+    return cfg
+
+
+def _data_value(field: str, text: str, like: Any) -> Any:
+    """The URL's `text` as the DataConfig field's value; ValueError when it is none the Data page
+    could show (clamped_data_config brings numbers into its ranges)."""
+    if field == "dataset" and text not in DATASETS:
+        raise ValueError(text)
+    if field == "channels" and text not in ("1", "3"):
+        raise ValueError(text)
+    if isinstance(like, str):
+        check_folder_text(text)  # FolderError, a ValueError: a null byte, 40 KB
+    value = _parse(text, like)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
 def data_config_from_params(params: dict[str, str]) -> DataConfig | None:
-    """The DataConfig a URL names (defaults for what it leaves out; a value that does not parse is
-    ignored), or None when it names no dataset."""
+    """The DataConfig a link names (see read_data_params), or None."""
+    return read_data_params(params)[0]
+
+
+def read_data_params(params: dict[str, str]) -> tuple[DataConfig | None, list[str]]:
+    """The DataConfig a link names, or None when it names no dataset (or none of ours), and the
+    parameters it could not use. Defaults fill what it leaves out; numbers outside what the Data
+    page offers are clamped into it; a value that is none of the page's (not a number, an unknown
+    dataset, 7 channels, a folder with a null byte or of 40 KB) is left out and named."""
     if "dataset" not in params:
-        return None
-    cfg = DataConfig()
+        return None, []
+    cfg, refused = DataConfig(), []
     for field in fields(DataConfig):
         param = DATA_PARAMS.get(field.name)
         if param in params:
             try:
-                setattr(cfg, field.name, _parse(params[param], getattr(cfg, field.name)))
-            except ValueError:
-                pass
-    return cfg
+                setattr(cfg, field.name, _data_value(field.name, params[param], getattr(cfg, field.name)))
+            except (ValueError, OverflowError):
+                refused.append(param)
+    if "dataset" in refused:
+        return None, refused
+    if {"root", "folder"} & set(refused):  # the data folder alone is no dataset: the page asks for one
+        cfg.folder_root, cfg.folder = "", ""
+    return clamped_data_config(cfg), refused
 
 
 def data_config_params(cfg: DataConfig) -> dict[str, str]:
@@ -87,13 +148,29 @@ def restore_from_url() -> None:
         return
     st.session_state[RESTORED_KEY] = True
     params = st.query_params.to_dict()
-    data_cfg = data_config_from_params(params)
+    data_cfg, refused = read_data_params(params)
     if data_cfg is not None:
         st.session_state[DATA_CONFIG_KEY] = data_cfg
     if params.get(RUN_PARAM):
-        st.session_state[SELECTED_RUN_KEY] = params[RUN_PARAM]
+        try:  # a name a run can have; the pages say when there is no such run
+            st.session_state[SELECTED_RUN_KEY] = check_name(params[RUN_PARAM])
+        except CheckpointError:
+            refused.append(RUN_PARAM)
+    if refused:
+        st.session_state[URL_REFUSED_KEY] = refused
     if PROJECTOR_PARAM in params:
         st.session_state[PROJECTOR_KEY] = params[PROJECTOR_PARAM] == "1"
+
+
+def url_notice() -> None:
+    """Once, on the page the link opened: which of its parameters were not used (by name only:
+    the values are the link's, not ours)."""
+    refused = st.session_state.pop(URL_REFUSED_KEY, None)
+    if refused:
+        names = ", ".join(sorted(set(refused)))
+        st.warning(f"This link's {names} could not be used (no value this app offers), so the page starts from "
+                   "its defaults there.", icon=":material/link_off:")
+        logger.info("link parameters refused: %s", names)
 
 
 def url_widget(key: str, param: str, default: Any, parse: Callable[[str], Any] | None = None,

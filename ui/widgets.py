@@ -9,6 +9,7 @@ from PIL import Image
 from core.analysis import image_grid
 from ui import projector
 from ui.state import SELECTED_RUN_KEY, get_run, run_mtime, saved_runs
+from ui.text import md_message, md_text
 
 TRAIN_PAGE = "views/train.py"
 
@@ -34,7 +35,7 @@ def run_picker(label: str = "Run", key: str = "run_picker", runs: list[dict] | N
     try:
         return get_run(name, run_mtime(name))
     except Exception as exc:  # CheckpointError and friends carry one plain sentence
-        st.error(str(exc))
+        st.error(md_message(exc))
         return None
 
 
@@ -71,7 +72,8 @@ def run_heading(name: str) -> None:
     from ui.state import run_color_map
 
     color = run_color_map().get(name, "#000000")
-    st.markdown(f'<span style="color:{color}; font-size:1.3em">■</span> **{name}**', unsafe_allow_html=True)
+    # The colour is ours (a hex code); the name is escaped, so no HTML or Markdown of it is read.
+    st.markdown(f'<span style="color:{color}; font-size:1.3em">■</span> **{md_text(name)}**', unsafe_allow_html=True)
 
 
 def side_by_side_runs(run, key: str, help_text: str = "") -> list:
@@ -95,10 +97,10 @@ def side_by_side_runs(run, key: str, help_text: str = "") -> list:
         try:
             other = get_run(name, run_mtime(name))
         except Exception as exc:  # CheckpointError and friends carry one plain sentence
-            st.warning(str(exc))
+            st.warning(md_message(exc))
             continue
         if other.config.data != run.config.data:
-            st.warning(f"{name} was trained on other data (another folder, size or split), so its test "
+            st.warning(f"{md_text(name)} was trained on other data (another folder, size or split), so its test "
                        "images differ; it is left out.")
             continue
         loaded.append(other)

@@ -11,6 +11,7 @@ from ui.probe_charts import confusion_chart, per_class_accuracy_chart, probe_his
 from ui.state import ACTIVE_STATUSES, get_registry
 from ui.widgets import run_picker, upscale_for
 from ui.projector import images_per_row, show_chart
+from ui.text import md_message, md_text
 
 RUN_KEY = "classifier_run"
 EPOCHS_KEY = "classifier_epochs"
@@ -80,10 +81,10 @@ def live_progress(job_id: str) -> None:
 def show_result(run, job) -> None:
     result = job.result
     if job.status == "failed" or result is None:
-        (st.error if job.status == "failed" else st.warning)(job.message)
+        (st.error if job.status == "failed" else st.warning)(md_message(job.message))
         return
     if job.status != "finished":
-        st.warning(job.message)
+        st.warning(md_message(job.message))
     images, _, dataset = inspect_cache.test_split(run)
     chance = 1.0 / max(len(result.class_names), 1)
     st.metric("Test accuracy", f"{result.accuracy:.1%}",
@@ -91,7 +92,7 @@ def show_result(run, job) -> None:
               help="Share of the test images the classifier labels correctly; guessing would "
                    f"get about {chance:.0%}.")
     if result.best_epoch:
-        st.caption(f"{job.message} The weights of epoch {result.best_epoch}, the best on the "
+        st.caption(f"{md_message(job.message)} The weights of epoch {result.best_epoch}, the best on the "
                    "validation images, are the ones tested.")
 
     st.subheader("Confusion matrix")
@@ -122,7 +123,8 @@ def show_result(run, job) -> None:
             index = item["index"]
             picture = image_grid(images[index:index + 1], nrow=1, padding=0, scale=scale)
             # The default width: the picture's own, but never wider than its column.
-            column.image(picture, caption=f"{item['true']} → {item['pred']} ({item['confidence']:.0%})")
+            column.image(picture, caption=f"{md_text(item['true'])} → {md_text(item['pred'])} "
+                                             f"({item['confidence']:.0%})")
     st.caption("The test images the classifier got wrong with the highest confidence: "
                "true class → predicted class (the predicted class's probability).")
 
@@ -164,7 +166,7 @@ def main() -> None:
             job_id = registry.start_probe(run.name, ProbeConfig(epochs=epochs, lr=lr,
                                                                 fine_tune=fine_tune, hidden=hidden))
         except Exception as exc:  # core errors carry one plain sentence
-            st.error(str(exc))
+            st.error(md_message(exc))
             return
         st.session_state.setdefault(JOBS_KEY, {})[run.name] = job_id
         st.rerun()
@@ -177,7 +179,7 @@ def main() -> None:
         try:
             show_result(run, job)
         except Exception as exc:  # core errors carry one plain sentence
-            st.error(str(exc))
+            st.error(md_message(exc))
 
 
 main()

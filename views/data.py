@@ -13,6 +13,8 @@ from ui.sidebar import dataset_label, describe_data
 from ui.state import DATA_CONFIG_KEY, chosen_data_config, dataset_for
 from ui.widgets import show_grid, upscale_for
 from ui.projector import images_per_row, projector_on, show_chart
+from ui.text import md_message, md_text, plain_text
+from ui.url_state import clamped_data_config, data_ranges
 
 TORCHVISION = ("mnist", "fashion-mnist", "cifar10")
 SPLIT_LABELS = {"train": "Train", "val": "Validation", "test": "Test"}
@@ -29,7 +31,9 @@ FOLDER_PROBLEM_KEY = "data_folder_problem"
 
 
 def data_form(current: DataConfig) -> DataConfig:
-    """The dataset widgets, starting from the session's current choice."""
+    """The dataset widgets, starting from the session's current choice (brought into the widgets'
+    ranges first: a widget given a value outside them raises)."""
+    current, ranges = clamped_data_config(current), data_ranges()
     names = list(DATASETS)
     cfg = DataConfig()
     cfg.dataset = st.selectbox("Dataset", names, index=names.index(current.dataset), key="data_dataset",
@@ -50,29 +54,31 @@ def data_form(current: DataConfig) -> DataConfig:
         st.session_state[FOLDER_PROBLEM_KEY] = problem
         # --- end image folder
         c1, c2 = st.columns(2)
-        cfg.image_size = int(c1.number_input("Image size", 8, 512, current.image_size, 4, key="data_image_size",
+        cfg.image_size = int(c1.number_input("Image size", *ranges["image_size"], current.image_size, 4,
+                                             key="data_image_size",
                                              help="Images are resized to this square size in pixels."))
         cfg.channels = c2.radio("Channels", (1, 3), index=(1, 3).index(current.channels), horizontal=True,
                                 key="data_channels", format_func=CHANNEL_LABELS.get)
     elif cfg.dataset == "shapes":
         c1, c2 = st.columns(2)
-        cfg.shapes_count = int(c1.number_input("Number of shapes", 100, 100_000, current.shapes_count, 500,
-                                               key="data_shapes_count"))
-        cfg.image_size = int(c2.number_input("Image size", 8, 128, current.image_size, 4, key="data_image_size"))
+        cfg.shapes_count = int(c1.number_input("Number of shapes", *ranges["shapes_count"], current.shapes_count,
+                                               500, key="data_shapes_count"))
+        cfg.image_size = int(c2.number_input("Image size", *ranges["image_size"], current.image_size, 4,
+                                             key="data_image_size"))
 
     with st.expander("Splits, seed and limits", expanded=False):
         c1, c2, c3 = st.columns(3)
-        cfg.val_fraction = float(c1.slider("Validation fraction", 0.0, 0.5, current.val_fraction, 0.05,
-                                           key="data_val_fraction"))
+        cfg.val_fraction = float(c1.slider("Validation fraction", *ranges["val_fraction"], current.val_fraction,
+                                           0.05, key="data_val_fraction"))
         if cfg.dataset in TORCHVISION:
             c2.caption("Test: the official test set.")
         else:
-            cfg.test_fraction = float(c2.slider("Test fraction", 0.0, 0.5, current.test_fraction, 0.05,
-                                                key="data_test_fraction"))
-        cfg.seed = int(c3.number_input("Seed", 0, 2**31 - 1, current.seed, 1, key="data_seed",
+            cfg.test_fraction = float(c2.slider("Test fraction", *ranges["test_fraction"], current.test_fraction,
+                                                0.05, key="data_test_fraction"))
+        cfg.seed = int(c3.number_input("Seed", *ranges["seed"], current.seed, 1, key="data_seed",
                                        help="Fixes the split (and the generated shapes)."))
         c1, c2 = st.columns(2)
-        cfg.limit = int(c1.number_input("Image limit (0 = all)", 0, 10_000_000, current.limit, 500,
+        cfg.limit = int(c1.number_input("Image limit (0 = all)", *ranges["limit"], current.limit, 500,
                                         key="data_limit", help="Use only this many images, split alike."))
         cfg.balanced = c2.checkbox("Class-balanced sampling", current.balanced, key="data_balanced",
                                    help="Training batches draw every class equally often (for imbalanced "
@@ -100,7 +106,7 @@ def split_sizes(dataset: Dataset) -> None:
     for column, split in zip(columns[1:4], ("train", "val", "test")):
         column.metric(SPLIT_LABELS[split], f"{len(dataset.splits[split]):,}")
     columns[4].metric("Image shape (C×H×W)", "×".join(str(d) for d in dataset.shape))
-    st.caption(f"{dataset.num_classes} classes · source: {dataset.source or dataset.name}")
+    st.caption(f"{dataset.num_classes} classes · source: {md_text(dataset.source or dataset.name)}")
 
 
 def preview(dataset: Dataset) -> None:
@@ -121,9 +127,9 @@ def preview(dataset: Dataset) -> None:
             picks = images[labels == label][:per_class]
             with column:
                 if len(picks):
-                    show_grid(picks, caption=dataset.class_names[label], nrow=grid_row, scale=scale)
+                    show_grid(picks, caption=md_text(dataset.class_names[label]), nrow=grid_row, scale=scale)
                 else:
-                    st.caption(f"{dataset.class_names[label]}: no training images")
+                    st.caption(f"{md_text(dataset.class_names[label])}: no training images")
     if len(dataset.class_names) > len(shown):
         st.caption(f"... and {len(dataset.class_names) - len(shown)} more classes.")
 
@@ -148,7 +154,8 @@ def skipped_files(dataset: Dataset) -> None:
             st.caption("Every file in the folder was read.")
         return
     st.warning(f"{len(dataset.skipped)} file(s) could not be used and were skipped.")
-    st.dataframe(pd.DataFrame(dataset.skipped, columns=["File", "Why it was skipped"]),
+    st.dataframe(pd.DataFrame([(plain_text(f), plain_text(why)) for f, why in dataset.skipped],
+                              columns=["File", "Why it was skipped"]),
                  hide_index=True, key="skipped_table")
 
 
@@ -157,7 +164,7 @@ def main() -> None:
     chosen = chosen_data_config()
     cfg = data_form(chosen)
     if cfg.dataset == "folder" and st.session_state.get(FOLDER_PROBLEM_KEY):
-        st.error(st.session_state[FOLDER_PROBLEM_KEY])
+        st.error(md_message(st.session_state[FOLDER_PROBLEM_KEY]))
         return
     if cfg.dataset == "folder" and not cfg.folder_root:
         st.info("Choose a dataset found on this server, type a folder inside its data folders, or upload a "
@@ -166,7 +173,7 @@ def main() -> None:
     try:
         dataset = load_with_progress(cfg)
     except DataError as exc:
-        st.error(str(exc))
+        st.error(md_message(exc))
         if DATA_CONFIG_KEY in st.session_state:
             st.caption(f"Train keeps using {describe_data(chosen)} until a dataset loads here.")
         return

@@ -34,6 +34,7 @@ from ui.state import (SELECTED_RUN_KEY, checkpoints_root, chosen_data_config, da
                       get_registry, run_color_map, run_history, run_mtime)
 from ui.url_state import url_widget
 from ui.widgets import show_grid, upscale_for
+from ui.text import md_message, md_text
 
 CUSTOM = "custom"
 PRESET_KEY = "exp_preset"
@@ -108,7 +109,7 @@ def planned_table(exp: ExperimentConfig) -> None:
 def start_experiment(exp: ExperimentConfig) -> None:
     name = get_experiments().start(exp, owner=owner_id())
     st.session_state[SHOWN_KEY] = name  # shown below, and in the URL (ui.url_state)
-    st.toast(f"Started experiment {name}.")
+    st.toast(f"Started experiment {md_text(name)}.")
 
 
 def new_experiment_section() -> None:
@@ -135,7 +136,7 @@ def new_experiment_section() -> None:
             return
         exp.check()
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(md_message(exc))
         return
     if exp.question:
         st.info(exp.question, icon=":material/help:")
@@ -148,7 +149,7 @@ def new_experiment_section() -> None:
         dataset = dataset_for(base.data)
         costs = experiment_costs(exp, lambda cfg: job_costs(cfg.to_json()))
     except (DataError, ValueError) as exc:
-        st.error(str(exc))
+        st.error(md_message(exc))
         st.page_link("views/data.py", label="Choose a dataset", icon=":material/dataset:")
         return
     count = variant_count(exp)
@@ -209,7 +210,7 @@ def stop_experiment(name: str) -> None:
     except JobPermissionError as exc:
         st.session_state["exp_stop_error"] = str(exc)
         return
-    st.toast(f"Stopping {name}: queued runs are dropped, finished ones kept.")
+    st.toast(f"Stopping {md_text(name)}: queued runs are dropped, finished ones kept.")
 
 
 def live_view(name: str) -> None:
@@ -217,8 +218,8 @@ def live_view(name: str) -> None:
     record = manager.record(name)
     icon = STATUS_ICONS.get(record["status"], "")
     running = manager.is_running(name)
-    text = record.get("message") or record["status"]
-    st.markdown(f"#### {icon} {name}: {record['status']}")
+    text = md_message(record.get("message") or record["status"])
+    st.markdown(f"#### {icon} {md_text(name)}: {record['status']}")
     if record["status"] in ("finished",):
         st.success(text)
     elif record["status"] in ("failed", "interrupted"):
@@ -232,7 +233,7 @@ def live_view(name: str) -> None:
         right.progress(done / max(len(record["variants"]), 1),
                        text=f"{done} of {len(record['variants'])} variants done")
         if "exp_stop_error" in st.session_state:
-            st.error(st.session_state.pop("exp_stop_error"))
+            st.error(md_message(st.session_state.pop("exp_stop_error")))
     if record["variants"]:
         variants_table(record)
         histories = variant_histories(record)
@@ -293,7 +294,7 @@ def outputs_of(variants: list[dict], what: str) -> dict[str, dict]:
         try:
             found[v["label"]] = run_outputs(v["run"], run_mtime(v["run"]), what)
         except (CheckpointError, DataError, ValueError) as exc:
-            st.warning(f"{v['label']}: {exc}")
+            st.warning(md_message(f"{v['label']}: {exc}"))
     return found
 
 
@@ -309,7 +310,7 @@ def rows_of_images(outputs: dict[str, dict], key: str = "images", originals: np.
             show_grid(originals, nrow=nrow, scale=scale)
     for variant, output in outputs.items():
         label, grid = st.columns([1, 5], vertical_alignment="center")
-        label.markdown(f"**{variant}**")
+        label.markdown(f"**{md_text(variant)}**")
         with grid:
             show_grid(output[key], nrow=nrow, scale=scale)
 
@@ -428,8 +429,8 @@ def preset_views(record: dict, exp: ExperimentConfig) -> None:
         if conditional:
             outputs = outputs_of(conditional[:1], "wrong_label")
             for label, out in outputs.items():
-                st.markdown(f"##### Wrong-label decoding: one test image (a {out['label']}) encoded once and "
-                            f"decoded with every label ({', '.join(out['classes'])})")
+                st.markdown(f"##### Wrong-label decoding: one test image (a {md_text(out['label'])}) encoded once "
+                            f"and decoded with every label ({md_text(', '.join(out['classes']))})")
                 with st.container(key="exp_wrong_label"):
                     rows_of_images({label: out}, originals=out["original"])
     if "anomaly" in views:
@@ -444,7 +445,7 @@ def anomaly_views(saved: list[dict], colors: dict[str, str]) -> None:
     aucs = {label: out["auc"] for label, out in outputs.items()}
     columns = st.columns(min(len(aucs), 4))
     for i, (label, auc) in enumerate(aucs.items()):
-        columns[i % len(columns)].metric(f"AUC, {label}", f"{auc:.3f}")
+        columns[i % len(columns)].metric(f"AUC, {md_text(label)}", f"{auc:.3f}")
     roc_rows = [{"variant": f"{', '.join(out['held_out'])} (AUC {out['auc']:.3f})", "fpr": float(f), "tpr": float(t)}
                 for label, out in outputs.items() for f, t in zip(out["fpr"], out["tpr"])]
     roc_colors = {f"{', '.join(out['held_out'])} (AUC {out['auc']:.3f})": colors.get(label)
@@ -468,12 +469,13 @@ def best_run_section(record: dict) -> None:
         return
     value = "" if best.get("value") is None else f" ({best['value']:.5f})"
     left, right = st.columns([2, 3], vertical_alignment="center")
-    left.markdown(f"**Best run:** {best['label']}{value} — `{best['run']}`")
+    left.markdown(f"**Best run:** {md_text(best['label'])}{value} — {md_text(best['run'])}")
     if right.button("Make it the current run", key="exp_best", icon=":material/star:"):
         st.session_state[SELECTED_RUN_KEY] = best["run"]
-        st.toast(f"{best['run']} is now the current run.")
+        st.toast(f"{md_text(best['run'])} is now the current run.")
     if st.session_state.get(SELECTED_RUN_KEY) == best["run"]:
-        st.page_link(RECONSTRUCTIONS_PAGE, label=f"See the reconstructions of {best['run']}", icon=":material/compare:")
+        st.page_link(RECONSTRUCTIONS_PAGE, label=f"See the reconstructions of {md_text(best['run'])}",
+                     icon=":material/compare:")
 
 
 def results_section(record: dict) -> None:

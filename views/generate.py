@@ -11,6 +11,7 @@ from core.config import ModelConfig, RunConfig
 from ui import inspect_cache
 from ui.state import DATA_CONFIG_KEY, run_mtime
 from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
+from ui.text import md_message, md_text
 
 RUN_KEY = "generate_run"
 SAMPLES_KEY = "generate_samples"
@@ -133,8 +134,9 @@ def show_label_grid(run, dataset, images, labels, scale: int) -> None:
     st.subheader("Every class with every label")
     with st.container(key="label_grid"):
         show_grid(decoded, nrow=len(names), scale=scale,
-                  caption=f"Row: a test image of class {', '.join(names[int(labels[i])] for i in rows)} (top to "
-                          f"bottom); column: the label given to the decoder, left to right: {', '.join(names)}.")
+                  caption=f"Row: a test image of class {md_text(', '.join(names[int(labels[i])] for i in rows))} (top "
+                          f"to bottom); column: the label given to the decoder, left to right: "
+                          f"{md_text(', '.join(names))}.")
 
 
 def samples_side_by_side(runs: list, n: int, seed: int, scale: int) -> None:
@@ -171,9 +173,9 @@ def show_style_transfer(run, dataset, images, labels, scale: int) -> None:
     every = analysis.decode_with_every_label(model, code[0], dataset.num_classes)
 
     # The original first, then its code with each label: one row for up to eleven classes.
-    show_row([image[0], *every], [f"Original: {true_name}", *names], scale,
+    show_row([image[0], *every], [f"Original: {md_text(true_name)}", *map(md_text, names)], scale,
              per_row=min(len(names) + 1, 12))
-    st.caption(f"Test image {index}, a '{true_name}', encoded once, then decoded with each label "
+    st.caption(f"Test image {index}, a '{md_text(true_name)}', encoded once, then decoded with each label "
                "in turn (captions: the label given to the decoder).")
 
     st.subheader("The same image with a wrong label")
@@ -183,8 +185,8 @@ def show_style_transfer(run, dataset, images, labels, scale: int) -> None:
     with_wrong = analysis.decode(model, code, names.index(wrong_name))
     # Twice the usual size: these three are the point of the section.
     show_row([image[0], with_true[0], with_wrong[0]],
-             [f"Test image {index} ({true_name})", f"Decoded with its true label '{true_name}'",
-              f"Decoded with the wrong label '{wrong_name}'"], 2 * scale, per_row=6)
+             [f"Test image {index} ({md_text(true_name)})", f"Decoded with its true label '{md_text(true_name)}'",
+              f"Decoded with the wrong label '{md_text(wrong_name)}'"], 2 * scale, per_row=6)
     show_label_grid(run, dataset, images, labels, scale)
 
 
@@ -199,7 +201,7 @@ def main() -> None:
     try:
         images, labels, dataset = inspect_cache.test_split(run)
     except Exception as exc:  # core errors carry one plain sentence
-        st.error(str(exc))
+        st.error(md_message(exc))
         return
     scale = upscale_for(dataset.shape[-1])
 
@@ -220,7 +222,7 @@ def main() -> None:
             st.info("Style transfer (one code decoded with every label) needs a conditional "
                     "model: train one with 'Conditional' ticked.")
     except Exception as exc:  # core errors carry one plain sentence
-        st.error(str(exc))
+        st.error(md_message(exc))
 
 
 main()

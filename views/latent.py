@@ -12,6 +12,7 @@ from ui.inspect_charts import PICKED, PLANE, POINT_SIZE, latent_scatter, plane_g
 from ui.state import run_mtime
 from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
 from ui.projector import chart_height, projector_on, show_chart
+from ui.text import md_message, md_text
 
 # The picked test image (its index in the test split). A click on the scatter sets it; tests
 # and other pages may set it directly.
@@ -179,7 +180,7 @@ def picked_section(run, pick, picked, images, labels, codes, errors, class_names
             try:
                 code = analysis.code_at(plane_codes, projection, (x, y))
             except ValueError as exc:
-                st.info(str(exc))
+                st.info(md_message(exc))
                 return
             label = None
             if run.config.model.conditional:
@@ -197,7 +198,8 @@ def picked_section(run, pick, picked, images, labels, codes, errors, class_names
                     "on the plane to decode that spot.")
             return
         label = int(labels[picked])
-        show_grid(images[picked:picked + 1], scale=scale, caption=f"Test image #{picked} ({class_names[label]})")
+        show_grid(images[picked:picked + 1], scale=scale,
+                  caption=f"Test image #{picked} ({md_text(class_names[label])})")
         show_grid(analysis.decode(run.model, codes[picked], label), scale=scale,
                   caption=f"Its code decoded (MSE {errors[picked]:.4f})")
 
@@ -325,7 +327,7 @@ def latent_side_by_side(run, class_names, labels) -> None:
                     codes = inspect_cache.encoded_test_set(each.name, run_mtime(each.name), _run=each)["codes"]
                     xy = inspect_cache.projected(each.name, run_mtime(each.name), points, projection, 0, _codes=codes)
                 except Exception as exc:  # core errors carry one plain sentence
-                    st.error(str(exc))
+                    st.error(md_message(exc))
                     continue
                 table = pd.DataFrame({"index": np.arange(points), "x": xy[:, 0], "y": xy[:, 1],
                                       "class": [class_names[int(c)] for c in labels[:points]],
@@ -347,7 +349,7 @@ def main() -> None:
         encoded = inspect_cache.encoded_test_set(run.name, run_mtime(run.name), _run=run)
         errors = inspect_cache.test_errors(run.name, run_mtime(run.name), _run=run)
     except Exception as exc:  # core errors carry one plain sentence
-        st.error(str(exc))
+        st.error(md_message(exc))
         return
     codes = encoded["codes"]
     scale = upscale_for(dataset.shape[-1])

@@ -15,6 +15,7 @@ from ui.inspect_charts import noise_sweep_chart
 from ui.state import SELECTED_RUN_KEY, checkpoints_root, get_run, run_color_map, run_mtime, saved_runs
 from ui.widgets import need_a_run, show_grid, upscale_for
 from ui.projector import show_chart
+from ui.text import md_message, md_text
 
 RUNS_KEY = "noise_runs"
 NOISE_KEY = "noise_factor"
@@ -107,8 +108,8 @@ def main() -> None:
     other_data = [n for n in chosen if data_key(rows[n]) != reference]
     if other_data:
         st.info(f"Only runs on the same dataset can be compared, so this page shows those on "
-                f"{reference[0]} ({shape_text(reference[1])}) like {chosen[0]}; left out: "
-                f"{', '.join(other_data)}.")
+                f"{md_text(reference[0])} ({shape_text(reference[1])}) like {md_text(chosen[0])}; left out: "
+                f"{md_text(', '.join(other_data))}.")
     compared = [n for n in chosen if n not in other_data]
 
     with st.container(key="noise_slider"):
@@ -118,7 +119,7 @@ def main() -> None:
     sweeps = []
     with st.container(key="noise_images"):
         for name in compared:
-            st.markdown(f"**{name}** · {describe(rows[name])}")
+            st.markdown(f"**{md_text(name)}** · {md_text(describe(rows[name]))}")
             try:
                 run = get_run(name, run_mtime(name))
                 images, labels, dataset = inspect_cache.test_split(run)
@@ -128,7 +129,7 @@ def main() -> None:
                 sweep = inspect_cache.noise_sweep(name, run_mtime(name), inspect_cache.MAX_SWEEP_IMAGES,
                                                   SWEEP_LEVELS, _run=run)
             except Exception as exc:  # core errors carry one plain sentence
-                st.error(str(exc))
+                st.error(md_message(exc))
                 continue
             # The shown images are the first of the swept ones, with the same noise (seed 0).
             measured = min(len(images), inspect_cache.MAX_SWEEP_IMAGES)

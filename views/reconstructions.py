@@ -12,6 +12,7 @@ from ui.state import run_mtime
 from ui.url_state import url_widget
 from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
 from ui.projector import show_chart
+from ui.text import md_message, md_text
 
 EXTREMES_SHOWN = 8
 LOOK_FOR = ("**What to look for:** which details survive (outlines first, then strokes and texture), "
@@ -26,7 +27,7 @@ def show_extremes(run, images, labels, class_names, indices, errors, title: str,
     st.markdown(f"**{title}**")
     show_grid([chosen, recon], nrow=len(indices), scale=scale,
               caption="Top: test images; bottom: reconstructions")
-    st.caption(" · ".join(f"#{i} ({class_names[int(labels[i])]}): {errors[i]:.4f}" for i in indices))
+    st.caption(" · ".join(f"#{i} ({md_text(class_names[int(labels[i])])}): {errors[i]:.4f}" for i in indices))
 
 
 def side_by_side(run, others: list, shown, shown_labels, scale: int) -> None:
@@ -42,7 +43,7 @@ def side_by_side(run, others: list, shown, shown_labels, scale: int) -> None:
                 st.caption(f"Test MSE {mse:.4f}" if mse is not None else "Test MSE not recorded")
                 _, recon = analysis.reconstruct(each.model, shown, shown_labels)
                 show_grid(shown, nrow=per_row, scale=scale, caption="Test images")
-                show_grid(recon, nrow=per_row, scale=scale, caption=f"Reconstructions by {each.name}")
+                show_grid(recon, nrow=per_row, scale=scale, caption=f"Reconstructions by {md_text(each.name)}")
 
 
 def main() -> None:
@@ -53,12 +54,12 @@ def main() -> None:
     if run is None:
         return
     for warning in run.info.get("load_warnings", []):
-        st.warning(warning)
+        st.warning(md_message(warning))
     try:
         images, labels, dataset = inspect_cache.test_split(run)
         errors = inspect_cache.test_errors(run.name, run_mtime(run.name), _run=run)
     except Exception as exc:  # core errors carry one plain sentence
-        st.error(str(exc))
+        st.error(md_message(exc))
         return
     scale = upscale_for(dataset.shape[-1])
 

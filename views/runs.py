@@ -20,6 +20,7 @@ from ui.run_transfer import export_section, import_section, may_change_run, resu
 from ui.widgets import need_a_run
 from ui.projector import chart_height, projector_on, show_chart
 from ui.url_state import url_widget
+from ui.text import md_message, md_text
 
 COMPARE_KEY = "compare_runs"
 DELETE_ERROR_KEY = "delete_run_error"
@@ -71,7 +72,7 @@ def runs_table(runs: list[dict]) -> None:
         show_runs_table(table, "runs_table")
     damaged = [r for r in runs if r.get("status") == "damaged"]
     for row in damaged:
-        st.warning(row.get("message") or f"Run {row['name']} is damaged; delete it.")
+        st.warning(md_message(row.get("message") or f"Run {row['name']} is damaged; delete it."))
 
 
 def show_runs_table(table: pd.DataFrame, key: str, columns: list[str] | None = None) -> None:
@@ -96,7 +97,7 @@ def histories(names: list[str]) -> dict[str, list[dict]]:
         try:
             loaded[name] = run_history(name, run_mtime(name))
         except CheckpointError as exc:
-            st.warning(str(exc))
+            st.warning(md_message(exc))
     return loaded
 
 
@@ -185,7 +186,7 @@ def delete_chosen_run() -> None:
     if compared and name in compared:
         st.session_state[COMPARE_KEY] = [n for n in compared if n != name]
     st.session_state["delete_confirm"] = False
-    st.toast(f"Deleted run {name}.")
+    st.toast(f"Deleted run {md_text(name)}.")
 
 
 def delete_section(runs: list[dict]) -> None:
@@ -200,7 +201,7 @@ def delete_section(runs: list[dict]) -> None:
         st.button("Delete run", key="delete_run", type="primary", disabled=not (sure and allowed),
                   on_click=delete_chosen_run)
         if DELETE_ERROR_KEY in st.session_state:
-            st.error(st.session_state.pop(DELETE_ERROR_KEY))
+            st.error(md_message(st.session_state.pop(DELETE_ERROR_KEY)))
 
 
 def main() -> None:

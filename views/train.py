@@ -32,6 +32,7 @@ from ui.state import (
 from ui.url_state import url_values
 from ui.widgets import show_grid, upscale_for
 from ui.projector import show_live_chart
+from ui.text import md_message, md_text
 
 POLL_SECONDS = 0.5
 FORM_KEY = "train_form_config"  # the RunConfig the form showed last, so leaving the page keeps it
@@ -63,7 +64,7 @@ def layer_section(cfg: RunConfig) -> bool:
     try:
         dataset = dataset_for(cfg.data)
     except DataError as exc:
-        st.error(str(exc))
+        st.error(md_message(exc))
         st.page_link("views/data.py", label="Choose a dataset", icon=":material/dataset:")
         return False
     fill_model_shape(cfg.model, dataset)
@@ -75,7 +76,7 @@ def layer_section(cfg: RunConfig) -> bool:
         check_model(cfg.model, limits)
         rows, total = model_layers(RunConfig(model=cfg.model).to_json())
     except ValueError as exc:  # the limits' and validate_config's one-sentence reasons
-        st.error(str(exc))
+        st.error(md_message(exc))
         return False
     c, h, w = dataset.shape
     st.caption(f"For {describe_data(cfg.data)}: input {c}×{h}×{w}, {dataset.num_classes} classes.")
@@ -151,7 +152,7 @@ def start_job(cfg: RunConfig) -> bool:
     try:
         job_id = get_registry().start(cfg, owner=owner_id())
     except ValueError as exc:  # the server's limits (LimitError), said in one sentence
-        st.error(str(exc))
+        st.error(md_message(exc))
         return False
     follow(job_id)
     return True
@@ -185,7 +186,7 @@ def job_label(job) -> str:
     """A radio label. Streamlit sends the chosen label back and matches it against the current
     labels, so a label must be unique (two runs can share a name: the job id tells them apart) and
     must not change while the job runs (no status in it: the followed job's status is shown below)."""
-    return f"{job.name} · job {job.id}"
+    return f"{md_text(job.name)} · job {job.id}"
 
 
 def progress_text(job) -> str:
@@ -203,11 +204,11 @@ def status_message(job) -> None:
     elif job.status == "loading":
         st.info("Loading the data...", icon=":material/downloading:")
     elif job.status in ("finished", "early_stopped"):
-        st.success(job.message, icon=":material/check_circle:")
+        st.success(md_message(job.message), icon=":material/check_circle:")
     elif job.status == "stopped":
-        st.warning(job.message, icon=":material/stop_circle:")
+        st.warning(md_message(job.message), icon=":material/stop_circle:")
     elif job.status in ("diverged", "failed"):
-        st.error(job.message, icon=":material/error:")
+        st.error(md_message(job.message), icon=":material/error:")
 
 
 def saved_run_link(job) -> None:
@@ -221,9 +222,9 @@ def saved_run_link(job) -> None:
     if job.id not in announced:
         announced.add(job.id)
         st.session_state[SELECTED_RUN_KEY] = job.run_name
-    st.caption(f"Saved as run **{job.run_name}**.")
+    st.caption(f"Saved as run **{md_text(job.run_name)}**.")
     if Path(RECONSTRUCTIONS_PAGE).is_file():
-        st.page_link(RECONSTRUCTIONS_PAGE, label=f"See the reconstructions of {job.run_name}",
+        st.page_link(RECONSTRUCTIONS_PAGE, label=f"See the reconstructions of {md_text(job.run_name)}",
                      icon=":material/compare:")
 
 
@@ -266,7 +267,7 @@ def job_charts(job) -> None:
 
 
 def show_job(job) -> None:
-    st.markdown(f"#### {STATUS_ICONS.get(job.status, '')} {job.run_name or job.name}")
+    st.markdown(f"#### {STATUS_ICONS.get(job.status, '')} {md_text(job.run_name or job.name)}")
     status_message(job)
     if job.status not in ("queued", "loading", "failed"):
         bar_text = progress_text(job)
@@ -278,9 +279,9 @@ def show_job(job) -> None:
         elif st.button("Stop", key="stop_job", icon=":material/stop:", type="secondary"):
             problem = stop_job(job.id)
             if problem:
-                st.error(problem)
+                st.error(md_message(problem))
             else:
-                st.toast(f"Stopping {job.name}...")
+                st.toast(f"Stopping {md_text(job.name)}...")
     else:
         saved_run_link(job)
     if job.status not in ("queued", "failed"):

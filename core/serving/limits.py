@@ -15,6 +15,7 @@ The teacher sets them through environment variables (read when a WorkLimits is m
     AE_LAB_MAX_STUDENT_UPLOADS_MB  one student's uploads together (default 300)
     AE_LAB_MAX_LAYERS      hidden layers (dense) or conv stages of one model (default 12)
     AE_LAB_MAX_GENERATED_MB  what a generated dataset (shapes) may hold in memory (default 256)
+    AE_LAB_MAX_DECODE_MP   megapixels one folder load may decode (default 1000; core.imagecache)
 Parameters are counted arithmetically from the config (count_parameters), so a dense model of
 30000,30000 hidden units is refused at once instead of after allocating gigabytes. A batch's
 memory is the batch size times what one image keeps for the backward pass, measured on PyTorch's
@@ -43,6 +44,7 @@ ENV_NAMES = {
     "max_student_uploads_mb": "AE_LAB_MAX_STUDENT_UPLOADS_MB",
     "max_layers": "AE_LAB_MAX_LAYERS",
     "max_generated_mb": "AE_LAB_MAX_GENERATED_MB",
+    "max_decode_mp": "AE_LAB_MAX_DECODE_MP",
 }
 # Image shapes of the fixed datasets (channels, side); folder and shapes follow their DataConfig.
 _FIXED_SHAPES = {"digits": (1, 8), "mnist": (1, 28), "fashion-mnist": (1, 28), "cifar10": (3, 32)}
@@ -78,6 +80,11 @@ class WorkLimits:
     # A generated dataset's uint8 images (shapes: count × 3 × side²): 20,000 shapes of 128 px held
     # 983 MB and took 9 s per seed; 256 MB still allows 20,000 shapes of 64 px or 5,400 of 128 px.
     max_generated_mb: int = 256
+    # What one load of a folder may decode; large images are decoded once and kept (core.imagecache),
+    # and those cost nothing again. 30 black 6000×6000 PNGs (a 16 KB zip) are 1,080 megapixels:
+    # 11-15 s of CPU for every new ?size= before. A photo (JPEG) decodes at 1/8 scale: 2,000 12-MP
+    # photos are about 400.
+    max_decode_mp: int = 1000
 
     @classmethod
     def from_env(cls, environ=None) -> "WorkLimits":
@@ -106,7 +113,7 @@ class WorkLimits:
         return cls(max_params=big, max_image_size=big, max_latent=big, max_epochs=big, max_batch_mb=big, max_images=big,
                    max_walk_seconds=float("inf"), max_walk_depth=64, max_image_pixels=big, max_upload_mb=big,
                    max_unzipped_mb=big, max_zip_ratio=big, max_uploads_mb=big, max_student_uploads_mb=big,
-                   max_layers=big, max_generated_mb=big)
+                   max_layers=big, max_generated_mb=big, max_decode_mp=big)
 
 
 # ---------------------------------------------------------------- parameter count

@@ -23,6 +23,7 @@ APP_DIR = Path(__file__).resolve().parents[2]  # where app.py lives
 # Extensions that make a sub-folder look like a class of images when looking for datasets.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
                   ".pbm", ".pnm"}
+MAX_FOLDER_CHARS = 500  # a folder named inside a root; the file system's own limit is 4096 bytes
 # Entries a class folder is peeked at when looking for datasets (not the whole folder).
 _PEEK_ENTRIES = 50
 
@@ -82,6 +83,18 @@ def split_value(value: str) -> tuple[str, str]:
     return root, relative.strip("/")
 
 
+def check_folder_text(relative: str) -> None:
+    """FolderError for what the file system cannot take, before it is asked: a null byte raised
+    ValueError from deep inside pathlib, a name over 255 bytes OSError (both a traceback on the page)."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in relative):
+        raise FolderError("A folder name cannot hold control characters (such as a null byte or a line break); "
+                          "type the folder's name as it is.")
+    if len(relative) > MAX_FOLDER_CHARS or any(len(part.encode("utf-8", "surrogatepass")) > 255
+                                               for part in relative.split("/")):
+        raise FolderError(f"That folder name is too long (at most {MAX_FOLDER_CHARS} characters, 255 bytes a "
+                          "folder); type the folder's name as it is.")
+
+
 def resolve_folder(root_name: str, relative: str, roots: list[DataRoot] | None = None,
                    must_exist: bool = True) -> Path:
     """The real folder root_name/relative, checked to stay inside its root. FolderError when the
@@ -92,6 +105,7 @@ def resolve_folder(root_name: str, relative: str, roots: list[DataRoot] | None =
         raise FolderError(f"There is no data folder named '{root_name}' on this server; start the path with "
                           f"one of: {', '.join(by_name)}.")
     relative = (relative or "").strip().replace("\\", "/")
+    check_folder_text(relative)
     shown = folder_value(root_name, relative)
     if relative.startswith("/") or relative.startswith("~"):
         raise FolderError("Type a folder inside this server's data folders, like data/my-images; "
@@ -204,6 +218,8 @@ def served_data_config(cfg, roots: list[DataRoot] | None = None):
     from dataclasses import replace
 
     roots = allowed_roots() if roots is None else roots
+    for typed in (cfg.data_root, cfg.folder):
+        check_folder_text(typed)
     if cfg.dataset in _TORCHVISION and not Path(cfg.data_root.strip() or ".").expanduser().is_absolute():
         # "data" or "data/MNIST-10k": a root's name first, like a folder value (the default "data"
         # is the app's own data folder wherever the server was started)
