@@ -260,3 +260,63 @@ def test_the_cli_reads_a_folder_of_any_size(tmp_path, monkeypatch):
                               "--model", "dense", "--hidden", "8", "--latent", "2", "--epochs", "1",
                               "--device", "cpu", "--out", str(tmp_path / "runs"))
     assert code == 0, err
+
+
+# ---------------------------------------------------------------- issue 16: the CLI and the app agree
+
+class _Handed(Exception):
+    """Raised by a stand-in trainer with the config the CLI handed it (nothing is trained)."""
+
+
+def _config_handed_to_training(monkeypatch, *argv: str):
+    import core.jobs.local
+
+    def hand_over(cfg, dataset, **kwargs):
+        raise _Handed(cfg, len(dataset.splits["train"]))
+
+    monkeypatch.setattr(core.jobs.local, "train", hand_over)
+    err = io.StringIO()
+    with pytest.raises(_Handed) as handed:
+        main(list(argv), out=io.StringIO(), err=err)
+    cfg, train_images = handed.value.args
+    return cfg, train_images, err.getvalue()
+
+
+def test_train_fits_batch_and_epochs_to_the_data_as_the_train_page_does(tmp_path, monkeypatch):
+    from views.train import fitted_defaults
+
+    cfg, train_images, err = _config_handed_to_training(
+        monkeypatch, "train", "--dataset", "digits", "--limit", "300", "--model", "conv-small", "--device", "cpu",
+        "--out", str(tmp_path))
+    page = fitted_defaults(train_images).train
+    assert (cfg.train.batch_size, cfg.train.epochs) == (page.batch_size, page.epochs) == (16, 34)
+    assert "fitted to this dataset: batch 16 and 34 epochs" in err and "warning" not in err
+    # what the command line gives is kept, and a batch that leaves too few steps is warned about as on the page
+    cfg, _, err = _config_handed_to_training(
+        monkeypatch, "train", "--dataset", "digits", "--limit", "300", "--model", "conv-small", "--batch-size", "128",
+        "--epochs", "3", "--device", "cpu", "--out", str(tmp_path))
+    assert (cfg.train.batch_size, cfg.train.epochs) == (128, 3)
+    assert "warning: Only 2 optimiser steps per epoch (240 training images, batch 128)" in err
+    assert "fitted to this dataset" not in err
+
+
+def test_fitted_epochs_stay_within_the_epoch_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("AE_LAB_MAX_EPOCHS", "5")
+    cfg, _, err = _config_handed_to_training(
+        monkeypatch, "train", "--dataset", "digits", "--limit", "300", "--model", "conv-small", "--device", "cpu",
+        "--out", str(tmp_path))
+    assert cfg.train.epochs == 5
+
+
+def test_runs_go_where_the_app_looks_unless_out_says_otherwise(tmp_path, monkeypatch):
+    from ui.state import saved_runs
+
+    monkeypatch.chdir(tmp_path)  # a default "checkpoints" folder would land here
+    monkeypatch.setenv("AE_LAB_CHECKPOINTS", str(tmp_path / "app-runs"))
+    code, out, err = run_main("train", "--dataset", "digits", "--model", "dense", "--hidden", "8", "--latent", "2",
+                              "--epochs", "1", "--limit", "200", "--device", "cpu", "--name", "pretrained")
+    assert code == 0, err
+    assert (tmp_path / "app-runs" / "pretrained" / "info.json").exists() and not (tmp_path / "checkpoints").exists()
+    assert [r["name"] for r in saved_runs()] == ["pretrained"]  # the app lists it
+    code, out, _ = run_main("list")
+    assert code == 0 and out.splitlines()[2].split()[0] == "pretrained"

@@ -24,10 +24,12 @@ def int_list(text: str) -> list[int]:
 
 
 def add_out_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """--out: the checkpoints folder every command reads or writes."""
-    from core.checkpoints import DEFAULT_ROOT
+    """--out: the checkpoints folder every command reads or writes; by default the app's."""
+    from core.checkpoints import CHECKPOINTS_ENV, checkpoints_root
 
-    parser.add_argument("--out", default=DEFAULT_ROOT, help=f"checkpoints folder (default {DEFAULT_ROOT})")
+    parser.add_argument("--out", default=checkpoints_root(),
+                        help=f"checkpoints folder (default: ${CHECKPOINTS_ENV}, as the app, else checkpoints; "
+                             f"now {checkpoints_root()})".replace("%", "%%"))
 
 
 def add_ray_option(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,8 @@ from typing import Any, TextIO
 
 from core.cli.options import add_data_location_options, add_out_option, add_ray_option, add_run_options
 from core.cli.options import config_from_args, set_if_given
-from core.cli.output import EXIT_NOTHING_SAVED, CliReporter, UserError, load_data, make_runner, print_json
+from core.cli.output import EXIT_NOTHING_SAVED, CliReporter, ProgressLine, UserError, load_data, make_runner
+from core.cli.output import print_json
 from core.config import finite_or_none
 
 
@@ -76,6 +77,8 @@ def _prepare_train(args: argparse.Namespace, err: TextIO):
 
     cfg = config_from_args(args)
     limits = WorkLimits.unlimited() if args.no_limits else WorkLimits.from_env()
+    if args.epochs is None:  # fitted to the data below; until then only what the limit allows
+        cfg.train.epochs = min(cfg.train.epochs, limits.max_epochs)
     check_run(cfg, limits)
     root = Path(args.out)
     if args.name:
@@ -87,11 +90,33 @@ def _prepare_train(args: argparse.Namespace, err: TextIO):
     walk = replace(limits, max_images=WorkLimits.unlimited().max_images, max_walk_seconds=float("inf"),
                    max_walk_depth=WorkLimits.unlimited().max_walk_depth)
     dataset = load_data(cfg.data, err, walk)
+    fit_training_defaults(args, cfg, len(dataset.splits["train"]), limits, ProgressLine(err))
     fill_model_shape(cfg.model, dataset)
     check_model(cfg.model, limits)
     check_batch(cfg.model, cfg.train.batch_size, limits)
     params = sum(p.numel() for p in build_model(cfg.model).parameters())  # also checks the settings early
     return cfg, dataset, params
+
+
+def fit_training_defaults(args: argparse.Namespace, cfg, train_images: int, limits, progress: ProgressLine) -> None:
+    """The batch size and epochs not given on the command line are fitted to the training split's
+    size, as the Train page starts its form (core.defaults); the page's few-steps warning too."""
+    from core.defaults import few_steps_warning, suggested_training
+
+    suggestion = suggested_training(train_images)
+    fitted = []
+    if args.batch_size is None:
+        cfg.train.batch_size = suggestion.batch_size
+        fitted.append(f"batch {cfg.train.batch_size}")
+    if args.epochs is None:
+        cfg.train.epochs = min(suggestion.epochs, limits.max_epochs)
+        fitted.append(f"{cfg.train.epochs} epochs")
+    if fitted:
+        progress.line(f"fitted to this dataset: {' and '.join(fitted)} (--batch-size, --epochs choose others). "
+                      f"Suggested: batch {suggestion.batch_size}, {suggestion.epochs} epochs. {suggestion.reason}")
+    warning = few_steps_warning(train_images, cfg.train.batch_size)
+    if warning:
+        progress.line(f"warning: {warning}")
 
 
 def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
