@@ -39,6 +39,21 @@ def add_ray_option(parser: argparse.ArgumentParser) -> None:
                              "`ray start` runs here, host:port joins that head node")
 
 
+def add_limits_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--no-limits for every command that trains (see work_limits)."""
+    parser.add_argument("--no-limits", action="store_true",
+                        help="lift the AE_LAB_MAX_* limits on parameters, layers, batch memory, image size, latent "
+                             "size, epochs and generated images (they protect a shared server; your own machine may "
+                             "allow more). Image folders of any size are read either way.")
+
+
+def work_limits(args: argparse.Namespace):
+    """The bounds on each run's work: a served app's (AE_LAB_MAX_*), or none with --no-limits."""
+    from core.serving.limits import WorkLimits
+
+    return WorkLimits.unlimited() if args.no_limits else WorkLimits.from_env()
+
+
 def add_data_location_options(parser: argparse.ArgumentParser) -> None:
     """For commands on a saved run (eval, resume): where its data is now, if it moved."""
     parser.add_argument("--data-root", help="where to find the run's torchvision dataset, if it moved")
