@@ -22,7 +22,7 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
 def open_app_page(page: str | None = None, state: dict | None = None, *, errors: Iterable[str] = (),
-                  query: dict | None = None, timeout: float = 60) -> AppTest:
+                  query: dict | None = None, timeout: float = 300) -> AppTest:
     """Run app.py on `page` (e.g. "views/noise.py"; None: the page the app opens on) with `state`
     put into session_state and `query` into the URL first. Fails on an exception or an error box
     that contains none of `errors`, on this run and every later one."""

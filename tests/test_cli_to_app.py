@@ -4,7 +4,6 @@ page then says so without the server path, and the server log names the folder f
 from __future__ import annotations
 
 import io
-import json
 import logging
 
 import pytest
