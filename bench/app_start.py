@@ -92,9 +92,10 @@ def _wait_rendered(page, timeout_ms: int) -> None:
     expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=timeout_ms)
 
 
-def measure_app_start(repo: Path, checkpoints: Path, log_path: Path) -> AppStart:
+def measure_app_start(repo: Path, checkpoints: Path, log_path: Path, data_dirs: list[Path] = ()) -> AppStart:
     """Start the app on a free port with AE_LAB_CHECKPOINTS=checkpoints, time it, read its memory,
-    and stop it by its PID whatever happens."""
+    and stop it by its PID whatever happens. data_dirs: folders the run's data lies in, allowed
+    as a teacher allows them (AE_LAB_DATA_DIRS), so the run page can load its test images."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -103,6 +104,9 @@ def measure_app_start(repo: Path, checkpoints: Path, log_path: Path) -> AppStart
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "AE_LAB_CHECKPOINTS": str(checkpoints)}
+    if data_dirs:
+        env["AE_LAB_DATA_DIRS"] = os.pathsep.join([str(Path(d).resolve()) for d in data_dirs]
+                                                  + [p for p in env.get("AE_LAB_DATA_DIRS", "").split(os.pathsep) if p])
     command = [str(streamlit), "run", "app.py", "--server.headless", "true", "--server.port", str(port),
                "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
     timeout_ms = START_TIMEOUT_S * 1000
@@ -127,6 +131,9 @@ def measure_app_start(repo: Path, checkpoints: Path, log_path: Path) -> AppStart
 
             page.goto(f"{url}/{RUN_PAGE}")
             _wait_rendered(page, timeout_ms)
+            errors = page.get_by_test_id("stMain").get_by_test_id("stAlertContentError")
+            if errors.count():  # the page said why it shows no run (e.g. its data is not allowed)
+                raise RuntimeError(f"the {RUN_PAGE} page shows an error: {errors.first.inner_text()}")
             from playwright.sync_api import expect
 
             expect(page.get_by_test_id("stMain").get_by_test_id("stImage").first).to_be_visible(timeout=timeout_ms)

@@ -195,8 +195,11 @@ class Bench:
         root = self.scratch / "app-checkpoints"
         save_run(root, "bench-conv-z16", self.run_config, self.result)
         log = self.scratch / "streamlit.log"
+        # The run's data folder allowed as the README tells a teacher to (AE_LAB_DATA_DIRS): the run
+        # page loads its test images from it (the built-in digits need no folder).
+        data_dirs = [Path(self.run_config.data.data_root)] if self.data.name != "digits" else []
         try:
-            start = measure_app_start(REPO, root, log)
+            start = measure_app_start(REPO, root, log, data_dirs)
         except Exception as exc:
             tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
             raise RuntimeError(f"{exc} | server log: {' / '.join(tail)}") from exc

@@ -1,8 +1,9 @@
 """Quality of the data-fitted defaults on a small colour folder (the "few hundred photos" lesson):
 conv-small trained with core.defaults.suggested_training's batch size and epochs on a generated
 folder of 300 64-px photos of two classes, against the mean-image baseline (predicting the
-training set's mean image for every test image) and against the old fixed defaults (batch 128,
-10 epochs, output bias -2).
+training set's mean image for every test image), against the old fixed defaults (batch 128,
+10 epochs, output bias -2), and `python -m core.cli train` with its defaults (it fits the same
+batch size and epochs; before, it trained batch 128 for 10 epochs: old_cli_defaults).
 
     .venv/bin/python -m bench.small_folder
 """
@@ -12,6 +13,7 @@ import json
 import sys
 import tempfile
 import time
+from pathlib import Path
 from unittest import mock
 
 import torch
@@ -46,6 +48,27 @@ def run(dataset, data_cfg: DataConfig, batch: int, epochs: int, fitted_bias: boo
             "seconds": round(time.perf_counter() - start, 1)}
 
 
+def cli_defaults(folder, out) -> dict:
+    """`python -m core.cli train` on the folder with nothing but the data and the device given: the
+    batch size and epochs it fits must be the page's, and so must the result."""
+    import io
+
+    from core.checkpoints import load_run
+    from core.cli import main as cli
+
+    printed = io.StringIO()
+    start = time.perf_counter()
+    code = cli(["train", "--dataset", "folder", "--folder", str(folder), "--image-size", "64", "--channels", "3",
+                "--model", "conv-small", "--device", "cpu", "--out", str(out), "--name", "cli-defaults"],
+               out=printed, err=io.StringIO())
+    if code != 0:
+        raise RuntimeError(f"the CLI exited with code {code}")
+    summary = json.loads(printed.getvalue().strip().splitlines()[-1])
+    train_cfg = load_run(out, "cli-defaults").config.train
+    return {"batch": train_cfg.batch_size, "epochs": train_cfg.epochs, "test_mse": summary["test_mse"],
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
 def main(per_class: int = 150) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_photo_folder(tmp, per_class=per_class, size=64)
@@ -58,6 +81,9 @@ def main(per_class: int = 150) -> dict:
             "mean_image_mse": mean_image_mse(dataset),
             "defaults": run(dataset, data_cfg, defaults.batch_size, defaults.epochs),
             "old_defaults": run(dataset, data_cfg, 128, 10, fitted_bias=False),
+            # the CLI before it fitted its defaults: batch 128, 10 epochs (with the fitted bias)
+            "old_cli_defaults": run(dataset, data_cfg, 128, 10),
+            "cli_defaults": cli_defaults(folder, Path(tmp) / "runs"),
             "reason": defaults.reason,
         }
     report["ratio_to_mean_image"] = report["defaults"]["test_mse"] / report["mean_image_mse"]

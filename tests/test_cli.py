@@ -25,6 +25,22 @@ def run_main(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def untrained_test_mse(cfg) -> float:
+    """The test MSE of cfg's model as training starts it: its seed's weights, the output bias
+    fitted to the training images' mean colour."""
+    import torch
+
+    from core.data import load_dataset
+    from core.models import build_model, fit_output_bias
+    from core.train import channel_means, evaluate
+
+    dataset = load_dataset(cfg.data)
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model)
+    fit_output_bias(model, channel_means(dataset.split("train")[0]))
+    return evaluate(model, *dataset.split("test"), torch.device("cpu"))["mse"]
+
+
 def _plain_error(err: str) -> str:
     lines = [line for line in err.splitlines() if line.strip()]
     assert "Traceback" not in err
@@ -45,7 +61,9 @@ def test_train_list_eval_end_to_end_as_a_subprocess(tmp_path):
     assert summary["run"] == "x" and summary["epochs"] == 2 and summary["status"] == "finished"
     assert summary["backend"] == "local"
     assert summary["step"] == "eager"  # the CPU: no CUDA graph
-    assert 0 < summary["test_mse"] < 0.2 and summary["val_loss"] > 0 and summary["seconds"] > 0
+    # learnt something: an untrained model already scores ~0.14 (its output bias starts at the mean colour)
+    assert summary["test_mse"] < 0.6 * untrained_test_mse(load_run(tmp_path, "x").config)
+    assert summary["val_loss"] > 0 and summary["seconds"] > 0
     assert "epoch 2/2" in train.stderr and "Saved as x" in train.stderr
 
     listing = subprocess.run([sys.executable, "-m", "core.cli", "list", "--out", str(tmp_path)],
@@ -260,3 +278,115 @@ def test_the_cli_reads_a_folder_of_any_size(tmp_path, monkeypatch):
                               "--model", "dense", "--hidden", "8", "--latent", "2", "--epochs", "1",
                               "--device", "cpu", "--out", str(tmp_path / "runs"))
     assert code == 0, err
+
+
+# ---------------------------------------------------------------- issue 16: the CLI and the app agree
+
+class _Handed(Exception):
+    """Raised by a stand-in trainer with the config the CLI handed it (nothing is trained)."""
+
+
+def _config_handed_to_training(monkeypatch, *argv: str):
+    import core.jobs.local
+
+    def hand_over(cfg, dataset, **kwargs):
+        raise _Handed(cfg, len(dataset.splits["train"]))
+
+    monkeypatch.setattr(core.jobs.local, "train", hand_over)
+    err = io.StringIO()
+    with pytest.raises(_Handed) as handed:
+        main(list(argv), out=io.StringIO(), err=err)
+    cfg, train_images = handed.value.args
+    return cfg, train_images, err.getvalue()
+
+
+def test_train_fits_batch_and_epochs_to_the_data_as_the_train_page_does(tmp_path, monkeypatch):
+    from views.train import fitted_defaults
+
+    cfg, train_images, err = _config_handed_to_training(
+        monkeypatch, "train", "--dataset", "digits", "--limit", "300", "--model", "conv-small", "--device", "cpu",
+        "--out", str(tmp_path))
+    page = fitted_defaults(train_images).train
+    assert (cfg.train.batch_size, cfg.train.epochs) == (page.batch_size, page.epochs) == (16, 34)
+    assert "fitted to this dataset: batch 16 and 34 epochs" in err and "warning" not in err
+    # what the command line gives is kept, and a batch that leaves too few steps is warned about as on the page
+    cfg, _, err = _config_handed_to_training(
+        monkeypatch, "train", "--dataset", "digits", "--limit", "300", "--model", "conv-small", "--batch-size", "128",
+        "--epochs", "3", "--device", "cpu", "--out", str(tmp_path))
+    assert (cfg.train.batch_size, cfg.train.epochs) == (128, 3)
+    assert "warning: Only 2 optimiser steps per epoch (240 training images, batch 128)" in err
+    assert "fitted to this dataset" not in err
+
+
+def test_fitted_epochs_stay_within_the_epoch_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("AE_LAB_MAX_EPOCHS", "5")
+    cfg, _, err = _config_handed_to_training(
+        monkeypatch, "train", "--dataset", "digits", "--limit", "300", "--model", "conv-small", "--device", "cpu",
+        "--out", str(tmp_path))
+    assert cfg.train.epochs == 5
+
+
+def test_runs_go_where_the_app_looks_unless_out_says_otherwise(tmp_path, monkeypatch):
+    from ui.state import saved_runs
+
+    monkeypatch.chdir(tmp_path)  # a default "checkpoints" folder would land here
+    monkeypatch.setenv("AE_LAB_CHECKPOINTS", str(tmp_path / "app-runs"))
+    code, out, err = run_main("train", "--dataset", "digits", "--model", "dense", "--hidden", "8", "--latent", "2",
+                              "--epochs", "1", "--limit", "200", "--device", "cpu", "--name", "pretrained")
+    assert code == 0, err
+    assert (tmp_path / "app-runs" / "pretrained" / "info.json").exists() and not (tmp_path / "checkpoints").exists()
+    assert [r["name"] for r in saved_runs()] == ["pretrained"]  # the app lists it
+    code, out, _ = run_main("list")
+    assert code == 0 and out.splitlines()[2].split()[0] == "pretrained"
+
+
+TINY = ("--dataset", "digits", "--limit", "150", "--model", "dense", "--hidden", "8", "--latent", "2",
+        "--device", "cpu")
+
+
+def test_resume_continues_a_gpu_run_on_this_machine_with_device(tmp_path):
+    code, _, err = run_main("train", *TINY, "--epochs", "1", "--out", str(tmp_path), "--name", "gpu-run")
+    assert code == 0, err
+    config_file = tmp_path / "gpu-run" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["train"]["device"] = "cuda"  # as saved on the school's GPU machine
+    config_file.write_text(json.dumps(config))
+    import torch
+
+    if not torch.cuda.is_available():  # as it is, the run asks for a device this machine lacks
+        code, _, err = run_main("resume", "gpu-run", "--epochs", "1", "--out", str(tmp_path))
+        assert code == 2 and "The device 'cuda' is not available" in _plain_error(err)
+    code, out, err = run_main("resume", "gpu-run", "--epochs", "1", "--device", "cpu", "--out", str(tmp_path))
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["new_epochs"] == 1
+    run = load_run(tmp_path, "gpu-run")
+    assert len(run.history) == 2 and run.config.train.device == "cpu"
+
+
+def test_resume_experiment_and_search_apply_the_limits_unless_no_limits(tmp_path, monkeypatch):
+    code, _, err = run_main("train", *TINY, "--epochs", "1", "--out", str(tmp_path), "--name", "r")
+    assert code == 0, err
+    monkeypatch.setenv("AE_LAB_MAX_EPOCHS", "1")
+    for argv in (["resume", "r", "--epochs", "2"],
+                 ["experiment", "--grid", "model.latent=2,3", *TINY, "--epochs", "2"],
+                 ["search", "--space", "train.lr=1e-3:1e-2:log", "--trials", "2", *TINY, "--epochs", "2"]):
+        code, out, err = run_main(*argv, "--out", str(tmp_path))
+        assert code == 2 and "2 epochs are above this server's limit of 1" in _plain_error(err), argv
+        assert "epoch 1/" not in err and out == ""  # refused before anything trained
+    monkeypatch.setenv("AE_LAB_MAX_PARAMS", "10")
+    code, _, err = run_main("experiment", "--grid", "model.latent=2", *TINY, "--epochs", "1", "--out", str(tmp_path))
+    assert code == 2 and "AE_LAB_MAX_PARAMS" in _plain_error(err)
+    # --no-limits: the owner of this machine decides
+    code, out, err = run_main("resume", "r", "--epochs", "2", "--no-limits", "--out", str(tmp_path))
+    assert code == 0, err
+    code, out, err = run_main("experiment", "--grid", "model.latent=2", *TINY, "--epochs", "2", "--no-limits",
+                              "--name", "free", "--out", str(tmp_path))
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["runs"][0]["status"] == "finished"
+
+
+def test_no_limits_help_promises_only_what_the_cli_applies():
+    for command in ("train", "resume", "experiment", "search"):
+        text = " ".join(build_parser()._subparsers._group_actions[0].choices[command].format_help().split())
+        assert "--no-limits" in text, command
+        assert "folder walks" not in text and "Image folders of any size are read either way" in text

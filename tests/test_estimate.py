@@ -47,11 +47,13 @@ def test_the_teachers_size_dropout_case_counts_every_variants_own_costs():
     exp = preset_experiment("size-dropout", digits_base(), "size-dropout")
     small, large = JobCosts(5000.0, 0.05, 0.4), JobCosts(2600.0, 0.08, 0.6)
     costs = [small, small, large, large]  # variants: small/0, small/0.5, large/0, large/0.5
-    expected = 2 * (0.4 + 5 * (0.05 + 1437 / 5000)) + 2 * (0.6 + 5 * (0.08 + 1437 / 2600))
-    assert estimate_seconds(exp, 1437, costs) == pytest.approx(expected)
-    assert 8.0 < expected < 12.0
-    old = 1.15 * 4 * 5 * 1437 / 24_499
-    assert expected / old > 7  # the old formula was off by this much on the same numbers
+    # by hand: each small run 0.4 + 5 × (0.05 + 0.2874) = 2.087 s, each large 0.6 + 5 × (0.08 + 0.5527) = 3.7635 s
+    seconds = estimate_seconds(exp, 1437, costs)
+    assert seconds == pytest.approx(11.70, abs=0.01)
+    assert 0.8 < 10.0 / seconds < 1.25  # the real experiment took about 10 s (the old estimate: about 1 s)
+    assert estimate_seconds(exp, 1437, [large, large, small, small]) == pytest.approx(seconds)  # each its own
+    # twice the images: each run adds 5 epochs of 1,437 more images at its own speed
+    assert estimate_seconds(exp, 2 * 1437, costs) - seconds == pytest.approx(10 * 1437 * (1 / 5000 + 1 / 2600))
     with pytest.raises(ValueError):
         estimate_seconds(exp, 1437, costs[:3])
 
@@ -117,12 +119,13 @@ def test_the_measuring_run_trains_a_few_batches_twice_and_leaves_nothing_behind(
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     data_cfg = DataConfig(dataset="digits", limit=600)
     data = load_dataset(data_cfg)
-    seen = []
+    seen, results = [], []
     real_train = train_module.train
 
     def spying_train(cfg, dataset, *args, **kwargs):
         seen.append((cfg.train.epochs, {k: len(v) for k, v in dataset.splits.items()}))
-        return real_train(cfg, dataset, *args, **kwargs)
+        results.append(real_train(cfg, dataset, *args, **kwargs))
+        return results[-1]
 
     monkeypatch.setattr(train_module, "train", spying_train)
     cfg = RunConfig(data=data_cfg, model=ModelConfig(family="dense", hidden=[16], latent=2),
@@ -131,5 +134,8 @@ def test_the_measuring_run_trains_a_few_batches_twice_and_leaves_nothing_behind(
     splits = {k: len(v) for k, v in data.splits.items()}
     # an untimed warm-up of one batch, then the measured run: full validation and test splits
     assert seen == [(1, {**splits, "train": 32}), (2, {**splits, "train": 3 * 32})]
-    assert costs.images_per_s > 0 and costs.epoch_s >= 0 and costs.job_s >= 0
+    # the costs are the measured run's own: its warm epoch's speed and the rest of that epoch's time
+    warm = results[-1].history[-1]
+    assert costs.images_per_s == warm.images_per_s
+    assert costs.epoch_s == pytest.approx(max(warm.seconds - 3 * 32 / warm.images_per_s, 0.0))
     assert not [n for n in os.listdir(tmp_path) if n.startswith("ae-lab-estimate-")]  # the scratch run was deleted

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from core.checkpoints import list_runs, load_run
-from core.config import DataConfig, RunConfig, TrainConfig
+from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import DataError, load_dataset
 from core.experiments import (ExperimentConfig, ExperimentManager, ParamSpace, SearchConfig, anomaly_report,
                               expand_grid, parse_space, parse_values, preset_experiment, roc_report,
@@ -19,6 +19,7 @@ from core.experiments import (ExperimentConfig, ExperimentManager, ParamSpace, S
 from core.experiments.store import ExperimentError, experiment_dir, list_records
 from core.jobs import JobRegistry
 from core.models import AEOutput
+from core.train import train
 
 
 def digits_base(epochs: int = 1, limit: int = 400, batch_size: int = 64) -> RunConfig:
@@ -384,6 +385,19 @@ def test_anomaly_report_scores_the_held_out_class_of_the_test_split():
     assert report.auc == 1.0 and report.errors[test_labels != 3].max() == 0.0
 
 
+def test_a_trained_model_tells_a_held_out_digit_from_the_rest():
+    """The anomaly lesson on a real model: trained without the 1s, it reconstructs them worse than
+    the digits it saw, so their error ranks them as anomalies (AUC measured: 0.97)."""
+    data_cfg = DataConfig(dataset="digits", seed=0, exclude_classes=[1])
+    data = load_dataset(data_cfg)
+    cfg = RunConfig(data=data_cfg, model=ModelConfig(family="dense", hidden=[64], latent=4),
+                    train=TrainConfig(epochs=5, batch_size=32, device="cpu", seed=0))
+    report = anomaly_report(train(cfg, data).model, data, [1])
+    assert report.auc > 0.8
+    test_labels = data.split("test")[1].numpy()
+    assert report.errors[test_labels == 1].mean() > 1.5 * report.errors[test_labels != 1].mean()
+
+
 def test_only_the_owner_or_the_server_stops_an_experiment(tmp_path):
     from core.jobs import JobPermissionError
 
@@ -407,7 +421,7 @@ def test_probe_accuracy_objective_trains_a_probe_per_run_and_picks_the_highest(t
     record = manager.wait(manager.start(exp), timeout=300)
     assert record["status"] == "finished", record["message"]
     accuracies = [v["probe_accuracy"] for v in record["variants"]]
-    assert all(a is not None and 0.0 <= a <= 1.0 for a in accuracies)
+    assert all(a is not None and a > 0.2 for a in accuracies)  # chance is 0.1 (measured: 0.3, 0.4 on 30 images)
     assert [v["status"] for v in record["variants"]] == ["finished", "finished"]  # not left "probing"
     best = max(record["variants"], key=lambda v: v["probe_accuracy"])
     assert record["best"] == {"run": best["run"], "value": best["probe_accuracy"], "label": best["label"]}

@@ -310,15 +310,16 @@ def test_probe_job_trains_a_classifier_on_a_saved_run(registry):
     from core.analysis import ProbeConfig
 
     run_name = saved_run(registry)
-    job_id = registry.start_probe(run_name, ProbeConfig(epochs=3, batch_size=64))
+    job_id = registry.start_probe(run_name, ProbeConfig(epochs=10, batch_size=64))
     snap = registry.wait(job_id, WAIT)
 
     assert snap.kind == "probe" and snap.status == "finished", snap.message
     assert snap.run_name == run_name and snap.config.data.dataset == "digits"
     result = snap.result
-    assert 0.0 <= result.accuracy <= 1.0 and result.confusion.shape == (10, 10)
-    assert snap.history == result.history and [row["epoch"] for row in snap.history] == [1, 2, 3]
-    assert snap.epoch == 3 and snap.total_epochs == 3 and snap.progress == 1.0
+    assert result.confusion.shape == (10, 10)
+    assert result.accuracy >= 0.25  # ten classes: chance is 0.1 (measured: 0.375 on 40 test images)
+    assert snap.history == result.history and [row["epoch"] for row in snap.history] == list(range(1, 11))
+    assert snap.epoch == 10 and snap.total_epochs == 10 and snap.progress == 1.0
     assert f"{result.accuracy:.1%}" in snap.message and one_sentence(snap.message)
     assert saved_names(registry.root) == [run_name]  # a probe saves no run
 

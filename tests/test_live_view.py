@@ -13,6 +13,7 @@ from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 import ui.widgets
+from apptest_helpers import checked
 from core.analysis import image_grid
 
 
@@ -47,7 +48,7 @@ def _history(epochs: int) -> list[dict]:
 
 
 def _run_charts(losses, history, projector=False) -> AppTest:
-    at = AppTest.from_function(_charts_script, default_timeout=30)
+    at = checked(AppTest.from_function(_charts_script, default_timeout=30))
     at.session_state["losses"] = losses
     at.session_state["history"] = history
     at.session_state["projector_mode"] = projector
@@ -99,7 +100,7 @@ def test_a_named_grid_is_drawn_once_and_matches_the_plain_grid(monkeypatch):
     monkeypatch.setattr(ui.widgets, "image_grid", counting_grid)
     ui.widgets._grid_png.clear()
     for epoch, scale in ((1, 8), (1, 8), (1, 8), (2, 8), (2, 16)):
-        at = AppTest.from_function(_grid_script, default_timeout=30)
+        at = checked(AppTest.from_function(_grid_script, default_timeout=30))
         at.session_state["scale"], at.session_state["epoch"] = scale, epoch
         at.run()
         assert not at.exception, [e.value for e in at.exception]

@@ -22,13 +22,13 @@ HOSTILE_RUN = "__www.example.com__"
 
 @pytest.mark.parametrize("page", PAGES)
 def test_a_link_in_the_urls_folder_is_text_on_every_page(no_runs, data_dir, page):
-    at = open_app_page(page, params={"dataset": "folder", "root": "data", "folder": HOSTILE_TEXT})
+    at = open_app_page(page, query={"dataset": "folder", "root": "data", "folder": HOSTILE_TEXT})
     assert assert_shown_as_text(at, HOSTILE_TEXT) >= 1  # the sidebar names the dataset, at least
 
 
 def test_class_names_are_text(no_runs, data_dir):
     write_image_folder(data_dir / "hostile", classes=HOSTILE_CLASSES, per_class=4, size=12)
-    at = open_app_page("views/data.py", params={"dataset": "folder", "root": "data", "folder": "hostile",
+    at = open_app_page("views/data.py", query={"dataset": "folder", "root": "data", "folder": "hostile",
                                                 "size": "12"})
     assert not at.error
     for name in HOSTILE_CLASSES:  # each preview grid's caption, at least
@@ -38,7 +38,7 @@ def test_class_names_are_text(no_runs, data_dir):
 def test_a_class_named_with_a_bidi_override_does_not_read_reversed(no_runs, data_dir):
     """Charts and tables show text as it is: U+202E made "\u202etxt.exe" read "exe.txt" on the chart's axis."""
     write_image_folder(data_dir / "bidi", classes=("\u202etxt.exe", "plain"), per_class=4, size=12)
-    at = open_app_page("views/data.py", params={"dataset": "folder", "root": "data", "folder": "bidi", "size": "12"})
+    at = open_app_page("views/data.py", query={"dataset": "folder", "root": "data", "folder": "bidi", "size": "12"})
     (counts,) = chart_frames(at)
     assert sorted(set(counts["class"])) == ["plain", "\ufffdtxt.exe"]
     assert "\ufffdtxt.exe" in [caption for image in at.image for caption in image.captions]

@@ -123,7 +123,7 @@ def test_colour_by_kmeans_cluster(app_runs, test_count):
 def test_a_broken_checkpoint_shows_one_sentence(app_runs):
     weights = app_runs / "tiny-conv" / "weights.pt"
     weights.write_bytes(weights.read_bytes()[: len(weights.read_bytes()) // 2])
-    at = open_page("tiny-conv")
+    at = open_app_page(PAGE, {"selected_run": "tiny-conv"}, errors=["cannot be loaded"])
     assert len(at.main.error) == 1
     message = at.main.error[0].value
     assert "tiny-conv" in message and message.endswith(".") and "\n" not in message

@@ -23,7 +23,7 @@ def form_hidden(at) -> list[int]:
 
 
 def test_a_link_with_20000_hidden_sizes_opens_the_defaults(no_runs):
-    at = open_app_page("views/train.py", params={"dataset": "digits", "family": "dense",
+    at = open_app_page("views/train.py", query={"dataset": "digits", "family": "dense",
                                                  "hidden": ",".join(["1"] * 20_000)})
     default = ModelConfig().hidden
     assert at.text_input(key="cfg_hidden_small").value == ", ".join(map(str, default))  # not the link's
@@ -65,7 +65,7 @@ def test_20000_shapes_of_128_px_are_refused_before_any_is_drawn(no_runs, monkeyp
 
     monkeypatch.setattr(core.data, "_make_shapes", lambda *a, **k: pytest.fail("shapes were drawn"))
     for page in ("views/data.py", "views/train.py"):
-        at = open_app_page(page, params={"dataset": "shapes", "shapes": "20000", "size": "128"})
+        at = open_app_page(page, query={"dataset": "shapes", "shapes": "20000", "size": "128"})
         (error,) = at.error
         assert "AE_LAB_MAX_GENERATED_MB" in error.value and error.value.count(";") == 1
         assert f"generate at most {LIMITS.max_generated_mb * 2**20 // (3 * 128 * 128):,}" in error.value

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from core.config import DataConfig, RunConfig, TrainConfig
 from ui.state import get_registry
 
-from apptest_helpers import APP
+from apptest_helpers import expect_errors, open_app_page
 
 # The sidebar (teacher box) and app.py's owner id and restart note are under test: run app.py the
 # way a real server does.
@@ -25,15 +25,10 @@ def long_run(name: str) -> RunConfig:
 
 def train_tab(owner: str | None = None, job: str | None = None) -> AppTest:
     """A browser tab on the Train page; `owner`: the ?owner= its URL carries (a reload)."""
-    at = AppTest.from_file(APP, default_timeout=60)
-    if owner:
-        at.query_params["owner"] = owner
+    query = {"owner": owner} if owner else {}
     if job:
-        at.query_params["job"] = job
-    at.switch_page("views/train.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+        query["job"] = job
+    return open_app_page("views/train.py", query=query)
 
 
 def param(at: AppTest, name: str) -> str:
@@ -76,9 +71,11 @@ def test_another_student_sees_the_job_but_cannot_stop_it_and_the_teacher_can(reg
     assert "Only the student who started this job (or the teacher) can stop it." in [c.value for c in bob.caption]
     assert registry.snapshot(job).status in ("loading", "running")
 
+    expect_errors(bob, "That is not the teacher token")
     bob.text_input(key="teacher_token").input("guess").run()
     assert "That is not the teacher token; check it and try again." in [e.value for e in bob.error]
     assert bob.button(key="stop_job").disabled
+    expect_errors(bob)  # the right token: no error box any more
     bob.text_input(key="teacher_token").input(TOKEN).run()
     assert not bob.exception
     assert any("Teacher" in c.value for c in bob.caption)

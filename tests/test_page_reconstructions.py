@@ -83,7 +83,7 @@ def test_without_runs_the_page_links_to_train(no_runs):
 def test_a_broken_checkpoint_shows_one_sentence(app_runs):
     weights = app_runs / "tiny-conv" / "weights.pt"
     weights.write_bytes(weights.read_bytes()[:100])
-    at = open_page("tiny-conv")
+    at = open_app_page(PAGE, {"selected_run": "tiny-conv"}, errors=["cannot be loaded"])
     assert len(at.error) == 1
     message = at.error[0].value
     assert "tiny-conv" in message and "Traceback" not in message

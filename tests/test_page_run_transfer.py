@@ -56,7 +56,7 @@ def test_export_offers_a_download_and_import_adds_renamed_runs(app_runs, trained
 
 
 def test_a_refused_bundle_is_one_sentence_and_adds_nothing(app_runs):
-    at = open_app_page("views/runs.py")
+    at = open_app_page("views/runs.py", errors=["not a zip"])
     before = {r["name"] for r in list_runs(app_runs)}
     at.file_uploader(key="import_upload").set_value(("evil.zip", b"not a zip at all", "application/zip")).run()
     at.button(key="import_runs").click().run()

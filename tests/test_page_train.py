@@ -11,13 +11,14 @@ from core.data import fill_model_shape
 from core.models import build_model
 from ui.state import DATA_CONFIG_KEY, SELECTED_RUN_KEY
 
-from apptest_helpers import APP, chart_frames, open_app_page
+from apptest_helpers import chart_frames, open_app_page
 JOB_TIMEOUT = 120
 
 
-def train_page(**widgets) -> AppTest:
-    """The Train page, with widget values (by key) set before its first run."""
-    return open_app_page("views/train.py", widgets)
+def train_page(errors=(), **widgets) -> AppTest:
+    """The Train page, with widget values (by key) set before its first run; error boxes holding
+    one of `errors` are the test's to check (any other fails it)."""
+    return open_app_page("views/train.py", widgets, errors=errors)
 
 
 def followed_job(at: AppTest) -> str:
@@ -64,7 +65,7 @@ def test_layer_table_total_is_the_models_parameter_count(no_runs, digits):
 
 
 def test_unreadable_sizes_are_said_and_block_start(no_runs):
-    at = train_page()
+    at = train_page(["not a list of whole numbers"])
     at.text_input(key="cfg_channels_small").input("16, lots").run()
     assert not at.exception
     assert "not a list of whole numbers" in at.error[0].value
@@ -97,8 +98,8 @@ def test_start_trains_in_the_background_and_saves_the_run(no_runs, registry):
 
 
 def test_a_diverging_run_shows_its_message(no_runs, registry):
-    at = train_page(cfg_optimizer="sgd", cfg_lr=1000.0, cfg_output_activation="none", cfg_epochs=3,
-                    cfg_batch_size=64)
+    at = train_page(["lower learning rate"], cfg_optimizer="sgd", cfg_lr=1000.0, cfg_output_activation="none",
+                    cfg_epochs=3, cfg_batch_size=64)
     at.button(key="start_job").click().run()
     job_id = registry.snapshots()[0].id
     assert registry.wait(job_id, timeout=JOB_TIMEOUT).status == "diverged"
@@ -210,7 +211,7 @@ def test_a_stale_poll_right_after_start_keeps_following_the_new_job(one_job_at_a
 def test_a_huge_model_is_refused_per_keystroke_without_being_built(no_runs, monkeypatch):
     import core.models
 
-    at = train_page()
+    at = train_page(["parameters, above this server's limit"])
     at.radio(key="cfg_family").set_value("dense").run()
     built = []
     real_build = core.models.build_model
@@ -228,7 +229,7 @@ def test_a_huge_model_is_refused_per_keystroke_without_being_built(no_runs, monk
 def test_the_epoch_and_latent_limits_are_said_on_the_page(no_runs, monkeypatch):
     monkeypatch.setenv("AE_LAB_MAX_EPOCHS", "5")
     monkeypatch.setenv("AE_LAB_MAX_LATENT", "8")
-    at = train_page(cfg_epochs=6)
+    at = train_page(["above this server's limit"], cfg_epochs=6)
     assert "6 epochs are above this server's limit of 5" in at.error[0].value
     assert at.button(key="start_job").disabled
     at.number_input(key="cfg_epochs").set_value(5).run()
@@ -238,7 +239,7 @@ def test_the_epoch_and_latent_limits_are_said_on_the_page(no_runs, monkeypatch):
 
 def test_a_batch_over_the_memory_limit_is_said_on_the_page(no_runs, monkeypatch):
     monkeypatch.setenv("AE_LAB_MAX_BATCH_MB", "1")
-    at = train_page(cfg_batch_size=2048)
+    at = train_page(["AE_LAB_MAX_BATCH_MB"], cfg_batch_size=2048)
     assert "AE_LAB_MAX_BATCH_MB" in at.error[0].value and "use a batch of at most" in at.error[0].value
     assert at.button(key="start_job").disabled
 
@@ -266,7 +267,7 @@ def test_a_start_the_server_refuses_is_one_sentence_not_a_traceback(no_runs, reg
         raise LimitError("This model would have 5 parameters, above this server's limit of 4 (AE_LAB_MAX_PARAMS); "
                          "use fewer or smaller layers.")
 
-    at = train_page(cfg_epochs=1)
+    at = train_page(["above this server's limit"], cfg_epochs=1)
     monkeypatch.setattr(registry, "start", refuse)  # e.g. the teacher lowered a limit meanwhile
     at.button(key="start_job").click().run()
     assert not at.exception
@@ -352,21 +353,15 @@ def test_the_form_survives_a_reload_through_its_url(no_runs):
     assert "batch" not in url and "seed" not in url  # left at their defaults: not in the URL
     assert url["latent"] == "2" and url["family"] == "dense"
 
-    reloaded = AppTest.from_file(APP, default_timeout=60)
-    reloaded.query_params.update(url)
-    reloaded.switch_page("views/train.py").run()
-    assert not reloaded.exception
+    reloaded = open_app_page("views/train.py", query=url)
     assert form_values(reloaded) == chosen
     assert shown_parameters(reloaded) == shown_parameters(at)
 
 
 def test_a_url_with_unusable_form_values_opens_the_defaults(no_runs):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params.update({"dataset": "digits", "latent": "0", "epochs": "lots", "family": "transformer",
-                            "optimizer": "adam; rm -rf", "hidden": "1,x", "lr": "nan", "vae": "maybe",
-                            "dropout": "0.5"})
-    at.switch_page("views/train.py").run()
-    assert not at.exception and not at.error
+    at = open_app_page("views/train.py", query={"dataset": "digits", "latent": "0", "epochs": "lots",
+                                                "family": "transformer", "optimizer": "adam; rm -rf",
+                                                "hidden": "1,x", "lr": "nan", "vae": "maybe", "dropout": "0.5"})
     assert at.number_input(key="cfg_latent").value == 16 and at.number_input(key="cfg_epochs").value == 22
     assert at.radio(key="cfg_family").value == "conv" and at.selectbox(key="cfg_optimizer").value == "adam"
     assert at.slider(key="cfg_dropout").value == 0.5  # the one usable value is kept

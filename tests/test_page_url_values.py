@@ -54,7 +54,7 @@ def test_a_value_the_page_does_not_offer_is_named(params, refused):
 @pytest.mark.parametrize("page", ["views/data.py", "views/train.py"])
 @pytest.mark.parametrize("params, expected", CLAMPED)
 def test_the_pages_open_a_link_with_a_number_out_of_range(no_runs, page, params, expected):
-    at = open_app_page(page, params=params)  # fails the test on any exception
+    at = open_app_page(page, query=params)  # fails the test on any exception
     for message in shown_messages(at):
         assert not any(internal in message for internal in INTERNALS), message
     cfg = at.session_state[DATA_CONFIG_KEY]
@@ -64,7 +64,7 @@ def test_the_pages_open_a_link_with_a_number_out_of_range(no_runs, page, params,
 @pytest.mark.parametrize("page", ["views/data.py", "views/train.py"])
 @pytest.mark.parametrize("params, refused", REFUSED)
 def test_the_pages_name_a_link_value_they_do_not_offer_in_one_sentence(no_runs, page, params, refused):
-    at = open_app_page(page, params=params)
+    at = open_app_page(page, query=params)
     messages = shown_messages(at)
     for message in messages:
         assert not any(internal in message for internal in INTERNALS), message

@@ -13,7 +13,7 @@ from typing import Callable
 
 import streamlit as st
 
-from core.checkpoints import DEFAULT_ROOT, list_runs, load_history, load_run
+from core.checkpoints import checkpoints_root, list_runs, load_history, load_run
 from core.config import DataConfig, RunConfig
 from core.data import DataError, Dataset, load_dataset
 from core.jobs import JobRegistry, runner_from_address
@@ -31,11 +31,6 @@ SELECTED_RUN_KEY = "selected_run"  # a run name (str)
 ACTIVE_STATUSES = ("queued", "loading", "running")
 # Loaded datasets kept in memory (each is at most a few hundred MB of uint8 tensors).
 MAX_CACHED_DATASETS = 4
-
-
-def checkpoints_root() -> str:
-    # An environment variable lets tests and the e2e walk point the app at a scratch folder.
-    return os.environ.get("AE_LAB_CHECKPOINTS", DEFAULT_ROOT)
 
 
 RESTART_NOTE_SHOWN_KEY = "restart_note_dismissed"

@@ -15,6 +15,16 @@ from core.atomic import reserve_folder
 from core.config import RunConfig
 
 DEFAULT_ROOT = "checkpoints"
+CHECKPOINTS_ENV = "AE_LAB_CHECKPOINTS"
+
+
+def checkpoints_root(environ=None) -> str:
+    """Where the app saves and lists runs, and where the CLI does unless --out says otherwise:
+    $AE_LAB_CHECKPOINTS, else checkpoints/ (one setting, so a run pre-trained in a terminal
+    appears in the app started from the same environment)."""
+    environ = os.environ if environ is None else environ
+    return environ.get(CHECKPOINTS_ENV, "").strip() or DEFAULT_ROOT
+
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"

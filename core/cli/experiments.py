@@ -6,7 +6,8 @@ import argparse
 import threading
 from typing import Any, TextIO
 
-from core.cli.options import add_out_option, add_ray_option, add_run_options, apply_run_options
+from core.cli.options import add_limits_option, add_out_option, add_ray_option, add_run_options, apply_run_options
+from core.cli.options import work_limits
 from core.cli.output import EXIT_NOTHING_SAVED, ProgressLine, UserError, fmt_number, load_data, make_runner
 from core.cli.output import print_json
 from core.config import DataConfig, RunConfig
@@ -27,6 +28,7 @@ def register(commands) -> None:
     add_run_options(ex, required=False)
     _add_experiment_output(ex)
     add_ray_option(ex)
+    add_limits_option(ex)
     ex.set_defaults(handler=cmd_experiment)
 
     se = commands.add_parser(
@@ -48,6 +50,7 @@ def register(commands) -> None:
     add_run_options(se, required=False)
     _add_experiment_output(se)
     add_ray_option(se)
+    add_limits_option(se)
     se.set_defaults(handler=cmd_experiment)
 
     xs = commands.add_parser("experiments", help="list the saved experiments")
@@ -116,6 +119,15 @@ def experiment_from_args(args: argparse.Namespace):
     return exp.check()
 
 
+def _check_variants(exp, limits) -> None:
+    """Every run of a grid (a search: its base) within the limits, before anything starts."""
+    from core.experiments.estimate import variant_configs
+    from core.serving.limits import check_run
+
+    for cfg in variant_configs(exp):
+        check_run(cfg, limits)
+
+
 def _shared_loader(err: TextIO):
     """load_data for the registry: each dataset is read once and shared by every variant."""
     lock = threading.Lock()
@@ -147,8 +159,12 @@ def cmd_experiment(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from core.jobs import JobRegistry
 
     exp = experiment_from_args(args)
+    limits = work_limits(args)
+    _check_variants(exp, limits)
     load = _shared_loader(err)
-    registry = JobRegistry(root=args.out, max_concurrent=args.jobs, load_data=load, runner=make_runner(args))
+    # the registry checks each run again once its data's shape is known (and a search's trials)
+    registry = JobRegistry(root=args.out, max_concurrent=args.jobs, load_data=load, runner=make_runner(args),
+                           limits=limits)
     try:
         return _drive_experiment(exp, registry, load, args, out, err)
     finally:

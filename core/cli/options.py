@@ -24,10 +24,12 @@ def int_list(text: str) -> list[int]:
 
 
 def add_out_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """--out: the checkpoints folder every command reads or writes."""
-    from core.checkpoints import DEFAULT_ROOT
+    """--out: the checkpoints folder every command reads or writes; by default the app's."""
+    from core.checkpoints import CHECKPOINTS_ENV, checkpoints_root
 
-    parser.add_argument("--out", default=DEFAULT_ROOT, help=f"checkpoints folder (default {DEFAULT_ROOT})")
+    parser.add_argument("--out", default=checkpoints_root(),
+                        help=f"checkpoints folder (default: ${CHECKPOINTS_ENV}, as the app, else checkpoints; "
+                             f"now {checkpoints_root()})".replace("%", "%%"))
 
 
 def add_ray_option(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +37,21 @@ def add_ray_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray", metavar="ADDRESS",
                         help="train on a Ray cluster: 'local' starts one in this process, 'auto' joins the one "
                              "`ray start` runs here, host:port joins that head node")
+
+
+def add_limits_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--no-limits for every command that trains (see work_limits)."""
+    parser.add_argument("--no-limits", action="store_true",
+                        help="lift the AE_LAB_MAX_* limits on parameters, layers, batch memory, image size, latent "
+                             "size, epochs and generated images (they protect a shared server; your own machine may "
+                             "allow more). Image folders of any size are read either way.")
+
+
+def work_limits(args: argparse.Namespace):
+    """The bounds on each run's work: a served app's (AE_LAB_MAX_*), or none with --no-limits."""
+    from core.serving.limits import WorkLimits
+
+    return WorkLimits.unlimited() if args.no_limits else WorkLimits.from_env()
 
 
 def add_data_location_options(parser: argparse.ArgumentParser) -> None:

@@ -101,10 +101,13 @@ def _loading_progress(progress: ProgressLine, label: str):
     return report
 
 
-def load_data(cfg: DataConfig, err: TextIO, limits=None):
-    """The dataset cfg names, with a loading bar and a one-line summary on err."""
+def load_data(cfg: DataConfig, err: TextIO, limits=None, for_app: bool = True):
+    """The dataset cfg names, with a loading bar and a one-line summary on err. for_app: runs
+    trained on it are saved for the app, so say when the app (started from this environment)
+    could not read this data, and how the teacher allows it."""
     from core.data import load_dataset
     from core.serving.limits import WorkLimits
+    from core.serving.roots import app_reach_warning
 
     progress = ProgressLine(err)
     # limits: the folder walk's bounds; none by default (the CLI reads any folder it is given)
@@ -118,6 +121,9 @@ def load_data(cfg: DataConfig, err: TextIO, limits=None):
     if dataset.skipped:
         progress.line(f"skipped {len(dataset.skipped)} unreadable file(s), e.g. {dataset.skipped[0][0]}: "
                       f"{dataset.skipped[0][1]}")
+    warning = app_reach_warning(cfg) if for_app else None
+    if warning:
+        progress.line(f"warning: {warning}")
     return dataset
 
 

@@ -74,7 +74,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     cfg = run.config.data
     set_if_given(cfg, "data_root", args.data_root)
     set_if_given(cfg, "folder", args.folder)
-    dataset = load_data(cfg, err)
+    dataset = load_data(cfg, err, for_app=False)  # nothing is saved
     model_cfg = run.model.cfg
     want = (model_cfg.in_channels, model_cfg.image_size, model_cfg.image_size)
     if tuple(dataset.shape) != want:

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from core.cli.options import add_data_location_options, add_out_option, add_ray_option, add_run_options
-from core.cli.options import config_from_args, set_if_given
-from core.cli.output import EXIT_NOTHING_SAVED, CliReporter, UserError, load_data, make_runner, print_json
+from core.cli.options import DEVICE_CHOICES, add_data_location_options, add_limits_option, add_out_option
+from core.cli.options import add_ray_option, add_run_options, config_from_args, set_if_given, work_limits
+from core.cli.output import EXIT_NOTHING_SAVED, CliReporter, ProgressLine, UserError, load_data, make_runner
+from core.cli.output import print_json
 from core.config import finite_or_none
 
 
@@ -23,9 +24,7 @@ def register(commands) -> None:
     add_out_option(out)
     out.add_argument("--name", help="run name (default: made from the dataset and model)")
     add_ray_option(t)
-    out.add_argument("--no-limits", action="store_true",
-                     help="lift the AE_LAB_MAX_* limits on model size, image size, latent size, epochs and "
-                          "folder walks (they protect a shared server; your own machine may allow more)")
+    add_limits_option(t)
     t.set_defaults(handler=cmd_train)
 
     rs = commands.add_parser("resume", help="train a saved run for more epochs",
@@ -35,7 +34,11 @@ def register(commands) -> None:
     rs.add_argument("--epochs", type=int, required=True, help="how many more epochs")
     add_out_option(rs)
     add_data_location_options(rs)
+    rs.add_argument("--device", choices=DEVICE_CHOICES,
+                    help="where to train (default: the run's own setting; e.g. cpu continues a run trained on a "
+                         "GPU machine on a laptop)")
     add_ray_option(rs)
+    add_limits_option(rs)
     rs.set_defaults(handler=cmd_resume)
 
 
@@ -75,7 +78,9 @@ def _prepare_train(args: argparse.Namespace, err: TextIO):
     from core.serving.limits import WorkLimits, check_batch, check_model, check_run
 
     cfg = config_from_args(args)
-    limits = WorkLimits.unlimited() if args.no_limits else WorkLimits.from_env()
+    limits = work_limits(args)
+    if args.epochs is None:  # fitted to the data below; until then only what the limit allows
+        cfg.train.epochs = min(cfg.train.epochs, limits.max_epochs)
     check_run(cfg, limits)
     root = Path(args.out)
     if args.name:
@@ -87,11 +92,33 @@ def _prepare_train(args: argparse.Namespace, err: TextIO):
     walk = replace(limits, max_images=WorkLimits.unlimited().max_images, max_walk_seconds=float("inf"),
                    max_walk_depth=WorkLimits.unlimited().max_walk_depth)
     dataset = load_data(cfg.data, err, walk)
+    fit_training_defaults(args, cfg, len(dataset.splits["train"]), limits, ProgressLine(err))
     fill_model_shape(cfg.model, dataset)
     check_model(cfg.model, limits)
     check_batch(cfg.model, cfg.train.batch_size, limits)
     params = sum(p.numel() for p in build_model(cfg.model).parameters())  # also checks the settings early
     return cfg, dataset, params
+
+
+def fit_training_defaults(args: argparse.Namespace, cfg, train_images: int, limits, progress: ProgressLine) -> None:
+    """The batch size and epochs not given on the command line are fitted to the training split's
+    size, as the Train page starts its form (core.defaults); the page's few-steps warning too."""
+    from core.defaults import few_steps_warning, suggested_training
+
+    suggestion = suggested_training(train_images)
+    fitted = []
+    if args.batch_size is None:
+        cfg.train.batch_size = suggestion.batch_size
+        fitted.append(f"batch {cfg.train.batch_size}")
+    if args.epochs is None:
+        cfg.train.epochs = min(suggestion.epochs, limits.max_epochs)
+        fitted.append(f"{cfg.train.epochs} epochs")
+    if fitted:
+        progress.line(f"fitted to this dataset: {' and '.join(fitted)} (--batch-size, --epochs choose others). "
+                      f"Suggested: batch {suggestion.batch_size}, {suggestion.epochs} epochs. {suggestion.reason}")
+    warning = few_steps_warning(train_images, cfg.train.batch_size)
+    if warning:
+        progress.line(f"warning: {warning}")
 
 
 def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -154,17 +181,23 @@ def _save_trained(args: argparse.Namespace, cfg, result, seconds: float, summary
 
 
 def cmd_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from dataclasses import replace
+
     from core.checkpoints import load_resume, load_run, save_run
+    from core.serving.limits import check_run
 
     if args.epochs < 1:
         raise UserError(f"Resume for at least 1 more epoch, not {args.epochs}.")
     root = Path(args.out)
     cfg = load_run(root, args.run).config
+    set_if_given(cfg.train, "device", args.device)
+    set_if_given(cfg.data, "data_root", args.data_root)
+    set_if_given(cfg.data, "folder", args.folder)
+    # this job's work is the epochs it adds, on the run's model and batch
+    check_run(replace(cfg, train=replace(cfg.train, epochs=args.epochs)), work_limits(args))
     resume = load_resume(root, args.run)
     done = len(resume.history)
     cfg.train.epochs = done + args.epochs
-    set_if_given(cfg.data, "data_root", args.data_root)
-    set_if_given(cfg.data, "folder", args.folder)
     dataset = load_data(cfg.data, err)
     reporter = CliReporter(err)
     reporter.progress.line(f"resuming {args.run} at epoch {done + 1} for {args.epochs} more epoch(s) "

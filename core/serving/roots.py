@@ -9,6 +9,7 @@ message names folders relative to the roots, so nothing outside them can be prob
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 MAX_FOLDER_CHARS = 500  # a folder named inside a root; the file system's own limit is 4096 bytes
 # Entries a class folder is peeked at when looking for datasets (not the whole folder).
 _PEEK_ENTRIES = 50
+
+log = logging.getLogger(__name__)
 
 
 class FolderError(ValueError):
@@ -215,9 +218,15 @@ def served_data_config(cfg, roots: list[DataRoot] | None = None):
     plain path (a run pre-trained with the CLI) that lies inside a root is named by that root,
     so it loads (and is shown) like a folder chosen on the Data page; a torchvision data folder
     that starts with a root's name is resolved inside that root. cfg itself is not changed."""
+    roots = allowed_roots() if roots is None else roots
+    cfg = _named_by_roots(cfg, roots)
+    check_served_data(cfg, roots)
+    return cfg
+
+
+def _named_by_roots(cfg, roots: list[DataRoot]):
     from dataclasses import replace
 
-    roots = allowed_roots() if roots is None else roots
     for typed in (cfg.data_root, cfg.folder):
         check_folder_text(typed)
     if cfg.dataset in _TORCHVISION and not Path(cfg.data_root.strip() or ".").expanduser().is_absolute():
@@ -232,7 +241,6 @@ def served_data_config(cfg, roots: list[DataRoot] | None = None):
             if real == root.path or root.path in real.parents:
                 cfg = replace(cfg, folder_root=root.name, folder=real.relative_to(root.path).as_posix())
                 break
-    check_served_data(cfg, roots)
     return cfg
 
 
@@ -245,14 +253,46 @@ def hide_root_paths(text: str, roots: list[DataRoot] | None = None) -> str:
     return text
 
 
+def _outside_roots(cfg, roots: list[DataRoot]) -> Path | None:
+    """The folder cfg's data would be read from when a served app may not read it (an image
+    folder given as a path, not by a root's name; a torchvision folder outside every root);
+    None when it may (or the dataset is built in)."""
+    if cfg.dataset == "folder" and not cfg.folder_root:
+        return Path(cfg.folder or ".").expanduser().resolve()
+    if cfg.dataset in _TORCHVISION and not inside_roots(Path(cfg.data_root or "."), roots):
+        return Path(cfg.data_root or ".").expanduser().resolve()
+    return None
+
+
 def check_served_data(cfg, roots: list[DataRoot] | None = None) -> None:
     """What a served app may load (cfg: core.config.DataConfig): an image folder only by root
     name and relative path, a torchvision dataset only from (or downloaded into) a folder inside
-    the roots. FolderError otherwise; the CLI does not call this."""
+    the roots. FolderError otherwise, in words every student may read (no server path: the
+    server log names the folder, for the teacher); the CLI does not call this."""
     roots = allowed_roots() if roots is None else roots
-    names = ", ".join(r.name for r in roots)
-    if cfg.dataset == "folder" and not cfg.folder_root:
-        raise FolderError(f"Choose the image folder from this server's data folders ({names}) on the Data page.")
-    if cfg.dataset in _TORCHVISION and not inside_roots(Path(cfg.data_root or "."), roots):
-        raise FolderError(f"The data folder '{cfg.data_root}' is not inside this server's data folders; use one "
-                          f"of them ({names}), e.g. data.")
+    outside = _outside_roots(cfg, roots)
+    if outside is None:
+        return
+    log.warning("Refused to read %s data from %r: not inside the data folders (%s). To allow it, add that folder "
+                "(or one above it) to %s and restart the app.", cfg.dataset, str(outside),
+                os.pathsep.join(str(r.path) for r in roots), EXTRA_ROOTS_ENV)
+    raise FolderError(f"This data is not inside this server's data folders ({', '.join(r.name for r in roots)}), "
+                      f"so the app may not read it; use one of them, or ask the teacher to add its folder to "
+                      f"{EXTRA_ROOTS_ENV} and restart the app (the server log names the folder).")
+
+
+def app_reach_warning(cfg, environ=None) -> str | None:
+    """For the CLI, which reads any folder: one sentence when an app started with this environment
+    (its data folders: AE_LAB_DATA_DIR, AE_LAB_DATA_DIRS) could not load cfg's data, so a run
+    trained on it could not be inspected there; it names the folder and how to allow it. None
+    when the app could (or the dataset is built in)."""
+    roots = allowed_roots(environ)
+    try:
+        outside = _outside_roots(_named_by_roots(cfg, roots), roots)
+    except FolderError:  # a root's name followed by '..' or a link: not inside it
+        outside = Path(cfg.data_root).expanduser().resolve()
+    if outside is None:
+        return None
+    return (f"the app cannot show this run's data: {outside} is not inside its data folders "
+            f"({os.pathsep.join(str(r.path) for r in roots)}); start the app with {EXTRA_ROOTS_ENV}={outside} "
+            f"(or a folder above it; several are separated by '{os.pathsep}') so students can inspect the run.")

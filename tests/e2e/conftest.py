@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from ci_requirements import skip_or_fail
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -64,10 +66,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 def _require_chromium() -> None:
     if os.path.exists(CHROMIUM):
         return
-    message = "Chromium not found: install it with `apt-get install -y chromium`"
-    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
-        pytest.fail(message + " (CI=true: the browser tests must run in CI).", pytrace=False)
-    pytest.skip(message)
+    skip_or_fail("Chromium not found: install it with `apt-get install -y chromium`")
 
 
 @pytest.fixture(scope="session")
