@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from apptest_helpers import open_app_page
+from apptest_helpers import expect_errors, open_app_page
 from core.config import ModelConfig
 from core.serving.limits import WorkLimits
 
@@ -42,6 +42,7 @@ def test_too_many_typed_layers_are_one_sentence_at_the_box(no_runs, monkeypatch,
                         lambda cfg: estimated.append(cfg) or real(cfg))
     at = open_app_page("views/train.py")
     at.radio(key="cfg_family").set_value(family).run()
+    expect_errors(at, "AE_LAB_MAX_LAYERS")
     at.text_input(key=key).input(", ".join(["3"] * 12_000)).run()
     (error,) = at.error
     assert f"12,000 {words} are above this server's limit of {LIMITS.max_layers}" in error.value
@@ -65,7 +66,8 @@ def test_20000_shapes_of_128_px_are_refused_before_any_is_drawn(no_runs, monkeyp
 
     monkeypatch.setattr(core.data, "_make_shapes", lambda *a, **k: pytest.fail("shapes were drawn"))
     for page in ("views/data.py", "views/train.py"):
-        at = open_app_page(page, query={"dataset": "shapes", "shapes": "20000", "size": "128"})
+        at = open_app_page(page, query={"dataset": "shapes", "shapes": "20000", "size": "128"},
+                           errors=["AE_LAB_MAX_GENERATED_MB"])
         (error,) = at.error
         assert "AE_LAB_MAX_GENERATED_MB" in error.value and error.value.count(";") == 1
         assert f"generate at most {LIMITS.max_generated_mb * 2**20 // (3 * 128 * 128):,}" in error.value

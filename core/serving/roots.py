@@ -270,6 +270,8 @@ def check_served_data(cfg, roots: list[DataRoot] | None = None) -> None:
     the roots. FolderError otherwise, in words every student may read (no server path: the
     server log names the folder, for the teacher); the CLI does not call this."""
     roots = allowed_roots() if roots is None else roots
+    if cfg.dataset == "folder" and not cfg.folder.strip():
+        raise FolderError("No image folder is chosen; choose one of the listed datasets on the Data page.")
     outside = _outside_roots(cfg, roots)
     if outside is None:
         return
