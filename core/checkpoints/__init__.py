@@ -18,15 +18,16 @@ listing (one cached row per run).
 from core.checkpoints.files import MAX_METRICS_BYTES
 from core.checkpoints.listing import list_runs, run_summary
 from core.checkpoints.load import Run, load_history, load_resume, load_run
-from core.checkpoints.names import (CONFIG_FILE, DEFAULT_ROOT, FILM_FILE, INFO_FILE, METRICS_FILE, RESUME_FILE,
-                                    RUN_FILES, WEIGHTS_FILE, CheckpointError, check_name, checkpoints_root,
-                                    default_run_name,
-                                    describe_model, reserve_run_name, taken_note, valid_run_name)
+from core.checkpoints.names import (CHECKPOINTS_ENV, CONFIG_FILE, DEFAULT_ROOT, FILM_FILE, INFO_FILE, METRICS_FILE,
+                                    RESUME_FILE, RUN_FILES, WEIGHTS_FILE, CheckpointError, check_name,
+                                    checkpoints_root, default_run_name, describe_model, reserve_run_name, taken_note,
+                                    valid_run_name)
 from core.checkpoints.save import delete_run, recorded_owner, recover_leftovers, save_run
 
 __all__ = [
-    "CONFIG_FILE", "DEFAULT_ROOT", "FILM_FILE", "INFO_FILE", "MAX_METRICS_BYTES", "METRICS_FILE", "RESUME_FILE",
-    "RUN_FILES", "WEIGHTS_FILE", "CheckpointError", "Run", "check_name", "checkpoints_root", "default_run_name", "delete_run",
-    "describe_model", "list_runs", "load_history", "load_resume", "load_run", "recorded_owner", "recover_leftovers",
-    "reserve_run_name", "run_summary", "save_run", "taken_note", "valid_run_name",
+    "CHECKPOINTS_ENV", "CONFIG_FILE", "CheckpointError", "DEFAULT_ROOT", "FILM_FILE", "INFO_FILE",
+    "MAX_METRICS_BYTES", "METRICS_FILE", "RESUME_FILE", "RUN_FILES", "Run", "WEIGHTS_FILE", "check_name",
+    "checkpoints_root", "default_run_name", "delete_run", "describe_model", "list_runs", "load_history",
+    "load_resume", "load_run", "recorded_owner", "recover_leftovers", "reserve_run_name", "run_summary",
+    "save_run", "taken_note", "valid_run_name",
 ]
