@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from core.config import ConfigError, RunConfig
-from core.models import Autoencoder, build_model
+from core.models import FAMILIES, Autoencoder, architecture_name, build_model
 
 DEFAULT_ROOT = "checkpoints"
 
@@ -96,11 +96,7 @@ def _slug(text: str) -> str:
 def default_run_name(cfg: RunConfig) -> str:
     """e.g. mnist-conv-small-z16, fashion-mnist-dense-1000-500-250-z2-vae."""
     m = cfg.model
-    if m.family == "conv":
-        arch = "conv-" + ("-".join(map(str, m.channels)) if m.channels else m.preset)
-    else:
-        arch = "dense-" + "-".join(map(str, m.hidden))
-    parts = [cfg.data.dataset, arch, f"z{m.latent}"]
+    parts = [cfg.data.dataset, architecture_name(m), f"z{m.latent}"]
     if m.vae:
         parts.append("vae")
     if m.conditional:
@@ -144,24 +140,14 @@ def unique_run_name(root, base: str) -> str:
 
 
 def describe_model(cfg: RunConfig) -> str:
-    """Short human name of the architecture, e.g. 'conv-small, latent 16' or 'dense 512-256 VAE, latent 2'."""
+    """Short human name of the architecture, e.g. 'conv-small, latent 16' or 'dense-512-256 VAE, latent 2'."""
     m = cfg.model
-    if m.family == "conv":
-        arch = "conv-" + "-".join(map(str, m.channels)) if m.channels else f"conv-{m.preset}"
-    else:
-        arch = "dense " + "-".join(map(str, m.hidden))
+    arch = architecture_name(m)
     if m.vae:
         arch += " VAE"
     if m.conditional:
         arch += " conditional"
     return f"{arch}, latent {m.latent}"
-
-
-def _model_label(cfg: RunConfig) -> str:
-    m = cfg.model
-    if m.family == "conv":
-        return "conv-" + "-".join(map(str, m.channels)) if m.channels else f"conv-{m.preset}"
-    return "dense-" + "-".join(map(str, m.hidden))
 
 
 # ---------------------------------------------------------------- save
@@ -487,6 +473,9 @@ def load_run(root, name: str) -> Run:
         raise CheckpointError(f"Run {name} cannot be loaded: its config.json is missing; "
                               "delete the run and train again.") from None
     except ConfigError as exc:
+        if exc.setting.startswith("model"):  # a broken rule of core.validation: no model can be built from it
+            raise CheckpointError(f"Run {name} cannot be loaded: its config describes a model that cannot be "
+                                  f"built ({exc.reason}).") from None
         raise CheckpointError(f"Run {name} cannot be loaded: its config.json is damaged or from another "
                               f"version ({exc.reason}); delete the run and train again.") from None
     except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError):
@@ -639,8 +628,8 @@ def _run_summary(path: Path) -> dict:
     tests = metrics.get("test_metrics") or {}
     row.update({
         "dataset": config.data.dataset, "family": config.model.family,
-        "preset": config.model.preset if config.model.family == "conv" else None,
-        "model": _model_label(config), "latent": config.model.latent, "vae": config.model.vae,
+        "preset": config.model.preset if FAMILIES[config.model.family].reads_preset else None,
+        "model": architecture_name(config.model), "latent": config.model.latent, "vae": config.model.vae,
         "conditional": config.model.conditional, "dropout": config.model.dropout,
         "noise": config.train.noise_factor, "optimizer": config.train.optimizer, "lr": config.train.lr,
         "batch_size": config.train.batch_size, "epochs_run": info.get("epochs_run", len(history)),
