@@ -149,7 +149,7 @@ def _check_members(bundle: zipfile.ZipFile, limit: int) -> tuple[list[str], dict
             raise BundleError(f"The bundle holds {name} twice; nothing was imported.")
         runs[parts[0]][parts[1]] = info
     if manifest is None:
-        raise BundleError("This zip is not a run bundle (it has no bundle.json); export runs from the Runs page "
+        raise BundleError("This zip is not a run bundle (it has no bundle.json); export the runs from the app "
                           "or with `python -m core.cli export`.")
     if manifest.file_size > MAX_JSON_BYTES:
         raise BundleError("The bundle's bundle.json is far too large; nothing was imported.")

@@ -379,7 +379,7 @@ def test_the_form_offers_the_spatial_code_and_only_its_settings(no_runs, digits)
     assert "Fully convolutional (spatial code)" in at.radio(key="cfg_family").options
     at.radio(key="cfg_family").set_value("spatial").run()
     assert not at.exception and not at.error
-    assert at.text_input(key="cfg_spatial_channels_small").value == "32, 64, 64"
+    assert at.text_input(key="cfg_spatial_channels_small").value == "16, 32, 32"
     keys = {box.key for box in at.checkbox}
     assert "cfg_vae" not in keys and "cfg_conditional" not in keys
     notes = " ".join(c.value for c in at.caption)

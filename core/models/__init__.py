@@ -23,13 +23,6 @@ FAMILIES: dict[str, type[Autoencoder]] = {
 }
 
 
-def family_class(name: str) -> type[Autoencoder]:
-    """The family registered as `name`; ValueError with one sentence for an unknown one."""
-    if name not in FAMILIES:
-        raise ValueError(f"Unknown model family '{name}'; choose one of {', '.join(FAMILIES)}.")
-    return FAMILIES[name]
-
-
 def build_model(cfg: ModelConfig) -> Autoencoder:
     """The model cfg describes (checked first: a ConfigError, a ValueError, names what is wrong)."""
     check_model(cfg)
@@ -38,7 +31,7 @@ def build_model(cfg: ModelConfig) -> Autoencoder:
 
 def architecture_name(cfg: ModelConfig) -> str:
     """How run names and lists name the layers: e.g. conv-small, conv-8-16, spatial-large, dense-512-256."""
-    cls = family_class(cfg.family)
+    cls = FAMILIES[cfg.family]
     sizes = getattr(cfg, cls.layers_setting)
     if cls.reads_preset and not sizes:
         return f"{cfg.family}-{cfg.preset}"
@@ -49,5 +42,5 @@ validate_config = check_model  # the name tests and older callers use
 
 __all__ = ["FAMILIES", "MIN_KL_VALUES", "OUTPUT_MEAN_MAX", "OUTPUT_MEAN_MIN", "AEOutput", "Autoencoder",
            "ConvAutoencoder", "DenseAutoencoder", "SpatialAutoencoder", "activation_bytes_per_image",
-           "architecture_name", "build_model", "family_class", "fit_output_bias", "kl_divergence",
+           "architecture_name", "build_model", "fit_output_bias", "kl_divergence",
            "layer_table", "parameter_count", "reconstruction_loss", "validate_config"]

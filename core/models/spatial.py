@@ -18,7 +18,7 @@ from core.models.conv import conv_block
 class SpatialAutoencoder(Autoencoder):
     family = "spatial"
     title = "Fully convolutional (spatial code)"
-    presets = {"small": [32, 64, 64], "large": [64, 128, 128]}
+    presets = {"small": [16, 32, 32], "large": [32, 64, 128]}
     code_is_map = True
     no_vae = ("its code is a feature map of latent × h × w numbers, and a prior over all of them decodes to "
               "texture, not objects; use the conv or dense family for a VAE")

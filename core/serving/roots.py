@@ -236,7 +236,7 @@ def check_served_data(cfg, roots: list[DataRoot] | None = None) -> None:
     roots = allowed_roots() if roots is None else roots
     names = ", ".join(r.name for r in roots)
     if cfg.dataset == "folder" and not cfg.folder_root:
-        raise FolderError(f"Choose the image folder from this server's data folders ({names}) on the Data page.")
+        raise FolderError(f"Choose the image folder from this server's data folders ({names}).")
     if cfg.dataset in _TORCHVISION and not inside_roots(Path(cfg.data_root or "."), roots):
         raise FolderError(f"The data folder '{cfg.data_root}' is not inside this server's data folders; use one "
                           f"of them ({names}), e.g. data.")
