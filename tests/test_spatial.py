@@ -3,6 +3,7 @@ with: the fully convolutional autoencoder whose code is a feature map (family "s
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import pytest
 import torch
@@ -218,3 +219,15 @@ def test_every_familys_parameters_are_measured_on_the_meta_device(family):
             cfg = ModelConfig(family=family, preset=preset, hidden=sizes, latent=5, vae=vae, dropout=0.2,
                               conditional=not cls.no_conditional, num_classes=3, in_channels=3, image_size=20)
             assert parameter_count(cfg) == sum(p.numel() for p in build_model(cfg).parameters())
+
+
+def test_a_code_over_the_servers_limit_is_refused_before_anything_is_built():
+    from core.serving.limits import LimitError, WorkLimits, check_run
+
+    photos = DataConfig(dataset="folder", folder="pics", image_size=64)
+    assert check_run(RunConfig(data=photos, model=ModelConfig(family="spatial")), WorkLimits()) > 0  # 16×8×8
+    large = RunConfig(data=replace(photos, image_size=128), model=ModelConfig(family="spatial", latent=64))
+    with pytest.raises(LimitError) as info:
+        check_run(large, WorkLimits())
+    assert str(info.value) == ("This model's code would hold 16,384 numbers per image, above this server's limit "
+                               "of 4,096 (AE_LAB_MAX_CODE); pick a smaller latent size.")

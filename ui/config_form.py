@@ -106,8 +106,9 @@ def model_form(start: ModelConfig, noise_start: float) -> tuple[ModelConfig, flo
     mc.latent = int(st.number_input("Latent size", *RANGES["latent"], value=start.latent, step=1,
                                     key="cfg_latent"))
     if family.code_is_map:
-        st.caption(f"This architecture's code is a feature map: {mc.latent} channels at the pooled image size "
-                   f"(a 64-pixel photo: {mc.latent}×8×8 = {mc.latent * 64:,} numbers).")
+        st.caption(f"This architecture's code is a feature map: {mc.latent} channels, each stage halving the "
+                   f"side (three stages on a 64-pixel photo: {mc.latent}×8×8 = {mc.latent * 64:,} numbers; the "
+                   "layer table shows it for this dataset).")
     mc.dropout = float(st.slider("Dropout", *RANGES["dropout"], float(start.dropout), 0.05, key="cfg_dropout"))
     mc.activation = st.selectbox("Activation", ACTIVATIONS, index=ACTIVATIONS.index(start.activation),
                                  key="cfg_activation", format_func=ACTIVATION_LABELS.get)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from core.config import ModelConfig
+from core.validation import check_model
 
 # Leaf layers worth a row in the layer table (containers and the rest are left out).
 _TABLE_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.ReLU, nn.LeakyReLU, nn.Sigmoid,
@@ -75,15 +76,27 @@ def parameter_count(cfg: ModelConfig) -> int:
     """The number of parameters build_model(cfg) has, for a config whose data shape is filled in:
     the model is built on PyTorch's meta device (shapes, no storage), so a model far over every
     limit costs milliseconds and no memory, and the random generators are not touched."""
-    return _parameter_count(_key(cfg))
+    return _measured(_key(cfg))[0]
+
+
+def code_size_of(cfg: ModelConfig) -> int:
+    """How many numbers one image's code holds in build_model(cfg) (measured as parameter_count is)."""
+    return _measured(_key(cfg))[1]
+
+
+def _on_meta(cfg: ModelConfig):
+    """The model cfg describes, on the meta device (checked first: a ConfigError names what is wrong)."""
+    from core.models import FAMILIES
+
+    check_model(cfg)
+    with torch.device("meta"):
+        return FAMILIES[cfg.family](cfg)
 
 
 @functools.lru_cache(maxsize=256)
-def _parameter_count(key: tuple) -> int:
-    from core.models import build_model
-
-    with torch.device("meta"):
-        return sum(p.numel() for p in build_model(_config(key)).parameters())
+def _measured(key: tuple) -> tuple[int, int]:
+    model = _on_meta(_config(key))
+    return sum(p.numel() for p in model.parameters()), model.code_size
 
 
 def activation_bytes_per_image(cfg: ModelConfig) -> int:
@@ -99,8 +112,6 @@ def activation_bytes_per_image(cfg: ModelConfig) -> int:
 
 @functools.lru_cache(maxsize=256)
 def _activation_bytes(key: tuple) -> int:
-    from core.models import build_model
-
     cfg = _config(key)
     shape = cfg.in_channels, cfg.image_size, cfg.image_size
 
@@ -112,8 +123,8 @@ def _activation_bytes(key: tuple) -> int:
             total += tensor.numel() * tensor.element_size()
             return tensor
 
+        model = _on_meta(cfg).train()
         with torch.device("meta"), torch.autograd.graph.saved_tensors_hooks(count, lambda t: t):
-            model = build_model(cfg).train()
             x = torch.zeros(batch, *shape)
             out = model(x)
             nn.functional.mse_loss(out.recon, x)

@@ -4,6 +4,7 @@ The teacher sets them through environment variables (read when a WorkLimits is m
     AE_LAB_MAX_PARAMS      model parameters per job        (default 20,000,000: 80 MB of weights)
     AE_LAB_MAX_IMAGE_SIZE  side of folder/shapes images    (default 128 pixels)
     AE_LAB_MAX_LATENT      latent size                     (default 1024)
+    AE_LAB_MAX_CODE        numbers in one image's code     (default 4096: a feature-map code grows with the image)
     AE_LAB_MAX_EPOCHS      epochs per job                  (default 1000)
     AE_LAB_MAX_BATCH_MB    what one training batch keeps for its backward pass (default 2048 MB)
     AE_LAB_MAX_IMAGES      images in a folder/zip/shapes   (default 20,000)
@@ -33,6 +34,7 @@ ENV_NAMES = {
     "max_params": "AE_LAB_MAX_PARAMS",
     "max_image_size": "AE_LAB_MAX_IMAGE_SIZE",
     "max_latent": "AE_LAB_MAX_LATENT",
+    "max_code": "AE_LAB_MAX_CODE",
     "max_epochs": "AE_LAB_MAX_EPOCHS",
     "max_batch_mb": "AE_LAB_MAX_BATCH_MB",
     "max_images": "AE_LAB_MAX_IMAGES",
@@ -57,6 +59,9 @@ class WorkLimits:
     max_params: int = 20_000_000
     max_image_size: int = 128
     max_latent: int = 1024
+    # A spatial code is latent × h × w numbers (16 × 8 × 8 = 1,024 for a 64-px photo); the Inspect
+    # pages hold the codes of up to 10,000 test images and project them: 4,096 numbers is 160 MB.
+    max_code: int = 4096
     max_epochs: int = 1000
     # 2 GiB: the suggested batches (at most 128, core.defaults) of the large conv preset on the
     # largest allowed images (128 px, colour) keep about 1.5 GB; MNIST's batch of 128 keeps 30 MB.
@@ -100,7 +105,7 @@ class WorkLimits:
     def unlimited(cls) -> "WorkLimits":
         """For whoever has a shell on the machine (the CLI's --no-limits)."""
         big = 10**18
-        return cls(max_params=big, max_image_size=big, max_latent=big, max_epochs=big, max_batch_mb=big, max_images=big,
+        return cls(max_params=big, max_image_size=big, max_latent=big, max_code=big, max_epochs=big, max_batch_mb=big, max_images=big,
                    max_walk_seconds=float("inf"), max_walk_depth=64, max_image_pixels=big, max_upload_mb=big,
                    max_unzipped_mb=big, max_zip_ratio=big, max_uploads_mb=big, max_layers=big, max_generated_mb=big)
 
@@ -157,7 +162,7 @@ def check_layers(model: ModelConfig, limits: WorkLimits) -> None:
 def check_model(model: ModelConfig, limits: WorkLimits) -> int:
     """Latent size and parameter count of a model whose data shape is filled in; returns the count.
     A config no model can be built from is a ConfigError (core.validation), also a ValueError."""
-    from core.models import parameter_count
+    from core.models import code_size_of, parameter_count
 
     check_layers(model, limits)
     if model.latent > limits.max_latent:
@@ -167,6 +172,9 @@ def check_model(model: ModelConfig, limits: WorkLimits) -> int:
     if params > limits.max_params:
         raise LimitError(f"This model would have {params:,} parameters, above this server's limit of "
                          f"{limits.max_params:,} ({ENV_NAMES['max_params']}); use fewer or smaller layers.")
+    if (code := code_size_of(model)) > limits.max_code:
+        raise LimitError(f"This model's code would hold {code:,} numbers per image, above this server's limit of "
+                         f"{limits.max_code:,} ({ENV_NAMES['max_code']}); pick a smaller latent size.")
     return params
 
 
