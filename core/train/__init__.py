@@ -6,9 +6,8 @@ from core.train.devices import available_devices, device_label, inference_batch_
 from core.train.images import add_noise, channel_means, epoch_batches, to_float
 from core.train.loop import train
 from core.train.metrics import evaluate
-from core.train.optim import RpropWithWeightDecay, make_optimizer
 from core.train.results import EpochRecord, ResumeFrom, TrainReporter, TrainResult, zero_learning_rate_note
-from core.train.setup import SEED_LOCK
+from core.train.setup import SEED_LOCK, RpropWithWeightDecay, make_optimizer
 from core.train.step import ACCELERATOR_SYNC_EVERY, CAPTURABLE_OPTIMIZERS, FLUSH_SECONDS
 
 __all__ = ["ACCELERATOR_SYNC_EVERY", "CAPTURABLE_OPTIMIZERS", "FLUSH_SECONDS", "MIN_KL_VALUES", "SEED_LOCK",

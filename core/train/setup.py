@@ -1,5 +1,6 @@
 """Everything a run trains with, made once before the first epoch: the seeded model, its
-optimiser, the generators, and the splits as uint8 copies on the training device.
+optimiser (one of the six a lesson compares, each taking the same learning rate and weight
+decay), the generators, and the splits as uint8 copies on the training device.
 
 Speed comes from keeping the (small) uint8 split on the training device once and building every
 batch by indexing it: no DataLoader, no per-item transforms.
@@ -16,9 +17,9 @@ from core.data import Dataset, balanced_sample_weights, fill_model_shape
 from core.models import Autoencoder, build_model, fit_output_bias
 from core.train.devices import device_generator, inference_batch_size
 from core.train.images import channel_means
-from core.train.optim import make_optimizer
 from core.train.results import ResumeFrom
 from core.train.step import graph_plan
+from core.validation import check_setting
 
 # torch.manual_seed sets a process-wide generator; building the model under this lock keeps the
 # initial weights reproducible even while another job is seeding at the same moment. Dropout masks
@@ -54,6 +55,53 @@ class Setup:
     @property
     def film_y(self) -> torch.Tensor:
         return self.val_y[: max(self.cfg.train.film_images, 0)]
+
+
+class RpropWithWeightDecay(torch.optim.Rprop):
+    """torch's Rprop takes no weight_decay; this adds the same coupled L2 term SGD and Adam use
+    (grad += weight_decay * param) before each step, so the setting means the same everywhere."""
+
+    def __init__(self, params, lr: float, weight_decay: float = 0.0, capturable: bool = False):
+        super().__init__(params, lr=lr, capturable=capturable)
+        for group in self.param_groups:
+            group["weight_decay"] = weight_decay
+
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            for group in self.param_groups:
+                decay = group.get("weight_decay", 0.0)
+                if decay:
+                    for param in group["params"]:
+                        if param.grad is not None:
+                            param.grad.add_(param, alpha=decay)
+        super().step()
+        return loss
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0,
+                   capturable: bool = False) -> torch.optim.Optimizer:
+    """One of core.config.OPTIMIZERS with the given learning rate and (coupled L2; AdamW: decoupled)
+    weight decay. capturable=True (CUDA only) keeps the optimiser's step counters on the device, so
+    that its step can be captured in a CUDA graph. ConfigError (core.validation) for a bad setting."""
+    check_setting("train.optimizer", name)
+    check_setting("train.lr", lr)
+    check_setting("train.weight_decay", weight_decay)
+    params = list(params)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, capturable=capturable)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, capturable=capturable)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd_momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay, capturable=capturable)
+    return RpropWithWeightDecay(params, lr=lr, weight_decay=weight_decay, capturable=capturable)
 
 
 def build_setup(cfg: RunConfig, dataset: Dataset, device: torch.device, resume: ResumeFrom | None) -> Setup:
