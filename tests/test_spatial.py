@@ -11,6 +11,7 @@ from torch import nn
 
 from bench.photo_folder import write_photo_folder
 from core import analysis
+from core.bundles import export_bytes, import_runs
 from core.checkpoints import list_runs, load_run, save_run
 from core.cli import main
 from core.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -141,7 +142,7 @@ def test_on_photos_the_spatial_code_beats_the_untrained_model_and_conv_small(pho
     assert spatial_mse < 0.6 * conv_mse, (spatial_mse, conv_mse)
 
 
-def test_a_spatial_run_saves_loads_and_lists(trained_photos, photos, tmp_path):
+def test_a_spatial_run_saves_loads_lists_and_travels_as_a_bundle(trained_photos, photos, tmp_path):
     cfg, result = trained_photos["spatial"]
     save_run(tmp_path, "photos-spatial", cfg, result)
     run = load_run(tmp_path, "photos-spatial")  # weights_only, rebuilt from config.json
@@ -150,6 +151,10 @@ def test_a_spatial_run_saves_loads_and_lists(trained_photos, photos, tmp_path):
     assert evaluate(run.model, test_x, test_y, "cpu")["mse"] == pytest.approx(result.test_metrics["mse"], rel=1e-6)
     (row,) = list_runs(tmp_path)
     assert row["model"] == "spatial-small" and row["preset"] == "small" and row["status"] == "finished"
+    (imported,) = import_runs(tmp_path / "elsewhere", io.BytesIO(export_bytes(tmp_path, ["photos-spatial"])))
+    again = load_run(tmp_path / "elsewhere", imported.name).model
+    assert isinstance(again, SpatialAutoencoder) and torch.equal(again(test_x[:2].float() / 255).recon,
+                                                                 run.model(test_x[:2].float() / 255).recon)
 
 
 def test_the_analysis_functions_take_feature_map_codes(trained_photos, photos):
