@@ -40,7 +40,7 @@ def run(dataset, data_cfg: DataConfig, batch: int, epochs: int, fitted_bias: boo
     if fitted_bias:
         result = train(cfg, dataset)
     else:  # the old start: a fixed -2 whatever the data
-        with mock.patch("core.train.fit_output_bias", lambda model, means: None):
+        with mock.patch("core.train.setup.fit_output_bias", lambda model, means: None):
             result = train(cfg, dataset)
     test_x, test_y = dataset.split("test")
     metrics = evaluate(result.model, test_x, test_y, torch.device("cpu"))

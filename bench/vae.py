@@ -64,7 +64,7 @@ def measure(dataset, data_cfg: DataConfig, model: dict, kind: str) -> dict:
     fill_model_shape(cfg.model, dataset)
     started = time.perf_counter()
     if kind == "vae before":  # the old KL part: KL / (C·H·W) whatever the image size
-        with mock.patch("core.train.MIN_KL_VALUES", 0):
+        with mock.patch("core.models.base.MIN_KL_VALUES", 0):
             result = train(cfg, dataset)
     else:
         result = train(cfg, dataset)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, get_type_hints
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from core.validation import ConfigError, check_run, parse_section, shown
 
 DATASET_NAMES = ("digits", "shapes", "mnist", "fashion-mnist", "cifar10", "folder")
-MODEL_FAMILIES = ("dense", "conv")
-CONV_PRESETS = {"small": [16, 32], "large": [32, 64, 128]}
+TORCHVISION_DATASETS = ("mnist", "fashion-mnist", "cifar10")  # with an official test split
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
 OUTPUT_ACTIVATIONS = ("sigmoid", "none")
 OPTIMIZERS = ("adam", "adamw", "sgd", "sgd_momentum", "rmsprop", "rprop")
@@ -40,24 +41,22 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    family: str = "conv"  # dense | conv
-    preset: str = "small"  # conv: small | large (ignored when channels is given)
+    family: str = "conv"  # a name in core.models.FAMILIES: conv | spatial | dense
+    preset: str = "small"  # conv, spatial: the family's preset (small | large), used when channels is empty
     hidden: list[int] = field(default_factory=lambda: [512, 256])  # dense hidden sizes
-    channels: list[int] = field(default_factory=list)  # conv channels; empty = the preset's
+    channels: list[int] = field(default_factory=list)  # conv, spatial: channels per stage; empty = the preset's
+    # conv, dense: the length of the code vector; spatial: the channels of the code's feature map
     latent: int = 16
     dropout: float = 0.0
     activation: str = "relu"
     output_activation: str = "sigmoid"
-    vae: bool = False
+    vae: bool = False  # conv, dense
     beta: float = 1.0  # weight of the KL term (VAE only)
-    conditional: bool = False
+    conditional: bool = False  # conv, dense
     # Filled from the data before the model is built: the models derive their shapes from these.
     in_channels: int = 1
     image_size: int = 28  # square images: H == W == image_size
     num_classes: int = 10
-
-    def conv_channels(self) -> list[int]:
-        return list(self.channels) if self.channels else list(CONV_PRESETS[self.preset])
 
 
 @dataclass
@@ -91,8 +90,9 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
-        """Every field is type-checked (a config.json is a file anyone can edit): a wrong type is
-        a ConfigError naming the setting, never a TypeError from deep inside training."""
+        """Every field is type- and range-checked (core.validation; a config.json is a file anyone
+        can edit): a wrong value is a ConfigError naming the setting, never a TypeError from deep
+        inside training."""
         if not isinstance(d, dict):
             raise ConfigError("the settings are not a JSON object")
         unknown = sorted(set(d) - {"data", "model", "train", "name"})
@@ -100,13 +100,15 @@ class RunConfig:
             raise ConfigError(f"unknown sections {unknown}")
         name = d.get("name", "")
         if not isinstance(name, str):
-            raise ConfigError(f"the setting name must be text, not {_shown(name)}")
-        return cls(
-            data=_from_dict(DataConfig, d.get("data", {}), "data"),
-            model=_from_dict(ModelConfig, d.get("model", {}), "model"),
-            train=_from_dict(TrainConfig, d.get("train", {}), "train"),
+            raise ConfigError(f"the setting name must be text, not {shown(name)}")
+        cfg = cls(
+            data=parse_section(DataConfig, d.get("data", {}), "data"),
+            model=parse_section(ModelConfig, d.get("model", {}), "model"),
+            train=parse_section(TrainConfig, d.get("train", {}), "train"),
             name=name,
         )
+        check_run(cfg)
+        return cfg
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
@@ -115,51 +117,6 @@ class RunConfig:
         except ValueError:
             raise ConfigError("the file is not valid JSON") from None
         return cls.from_dict(d)
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used. `reason` is a clause ("the setting model.dropout must be a
-    number, not "0.5"") that callers can put into their own sentence; str() is a full sentence."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
-        super().__init__(f"The config cannot be used: {reason}; fix it or use the defaults.")
-
-
-# annotation -> (check, what it must be); float fields also take whole numbers (JSON writes 1.0 as 1).
-_FIELD_TYPES = {
-    "str": (lambda v: isinstance(v, str), "text"),
-    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
-    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), "a number"),
-    "bool": (lambda v: isinstance(v, bool), "true or false"),
-    "list[int]": (lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
-                  "a list of whole numbers"),
-}
-
-
-def _shown(value: Any) -> str:
-    text = json.dumps(value) if isinstance(value, (str, int, float, bool, list, dict, type(None))) else type(value).__name__
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _from_dict(kind, d: dict[str, Any], section: str):
-    """Build a dataclass from a dict, refusing keys it does not know (a typo or a config
-    from another version should be said, not silently dropped) and values of the wrong type."""
-    if not isinstance(d, dict):
-        raise ConfigError(f"the {section} settings must be a JSON object, not {_shown(d)}")
-    known = {f.name for f in fields(kind)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ConfigError(f"unknown {section} settings {unknown}")
-    hints = get_type_hints(kind)
-    values = {}
-    for key, value in d.items():
-        hint = hints[key]
-        check, what = _FIELD_TYPES.get(hint.__name__ if isinstance(hint, type) else str(hint), (None, ""))
-        if check is not None and not check(value):
-            raise ConfigError(f"the setting {section}.{key} must be {what}, not {_shown(value)}")
-        values[key] = float(value) if what == "a number" else value
-    return kind(**values)
 
 
 def finite_or_none(value: Any) -> float | None:

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from core.config import DataConfig, ModelConfig
+from core.config import TORCHVISION_DATASETS, DataConfig, ModelConfig
 from core.imagecache import DecodeBudget, Unreadable, read_image
 from core.serving.limits import ENV_NAMES, LimitError, WorkLimits
 from core.serving.roots import FolderError, resolve_folder, shown_path
+from core.validation import ConfigError, check_section
 
 Progress = Callable[[int, int], None]
 
@@ -79,7 +80,10 @@ class Dataset:
 def load_dataset(cfg: DataConfig, progress: Progress | None = None, limits: WorkLimits | None = None) -> Dataset:
     """`limits` bound an image folder's walk (depth, files, time, pixels per image); by default
     those of the environment (core.serving.limits.WorkLimits.from_env)."""
-    _check_fractions(cfg)
+    try:
+        check_section(cfg, "data")  # the split fractions and the image limit
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
     if cfg.dataset == "digits":
         ds, official_test = _load_digits(), None
     elif cfg.dataset == "shapes":
@@ -109,15 +113,6 @@ def balanced_sample_weights(labels: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- splits
-
-def _check_fractions(cfg: DataConfig) -> None:
-    if not (0 <= cfg.val_fraction < 1 and 0 <= cfg.test_fraction < 1):
-        raise DataError("The validation and test fractions must be between 0 and 1; pick smaller values.")
-    if cfg.dataset not in _TORCHVISION and cfg.val_fraction + cfg.test_fraction >= 1:
-        raise DataError("The validation and test fractions add up to 1 or more, leaving nothing to train on; lower them.")
-    if cfg.limit < 0:
-        raise DataError("The image limit cannot be negative; use 0 for all images.")
-
 
 def _part(n: int, fraction: float) -> int:
     """round(n * fraction), but at least one item when the fraction asks for any."""
@@ -266,7 +261,7 @@ def _torchvision_classes():
             "cifar10": (datasets.CIFAR10, "CIFAR-10", "cifar-10-batches-py")}
 
 
-_TORCHVISION = ("mnist", "fashion-mnist", "cifar10")
+_TORCHVISION = TORCHVISION_DATASETS
 
 
 def _download_address(tv_class) -> tuple[str, int]:

@@ -125,18 +125,18 @@ def test_every_optimiser_is_captured(digits, optimizer):
 @cuda
 @pytest.mark.parametrize("loss", ["mse", "bce"])
 def test_the_captured_step_forms_the_vae_loss_like_the_eager_one(digits, monkeypatch, loss):
-    """graph_step and the eager step share core.train._training_loss (recon + β × KL part): the
-    captured step must call it, and both must learn codes."""
-    import core.train as train_module
+    """The captured step and the eager step share the model's training_loss (recon + β × KL part):
+    the captured step must call it, and both must learn codes."""
+    from core.models import Autoencoder
 
     captured = []
-    real = train_module._training_loss
+    real = Autoencoder.training_loss
 
-    def spy(*args):
+    def spy(self, out, target, loss_name):
         captured.append(torch.cuda.is_current_stream_capturing())
-        return real(*args)
+        return real(self, out, target, loss_name)
 
-    monkeypatch.setattr(train_module, "_training_loss", spy)
+    monkeypatch.setattr(Autoencoder, "training_loss", spy)
     cfg = config("cuda", epochs=6, batch_size=64, family="dense", hidden=[256, 128], latent=2, vae=True, beta=1.0)
     cfg.train.loss = loss
     graph = train(cfg, digits)

@@ -10,10 +10,11 @@ import torch
 
 import core.jobs.local as jobs_module
 import core.jobs.registry as registry_module
-import core.train as train_module
+import core.train.setup as train_setup
 from core.checkpoints import list_runs, load_run
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.jobs import JobRegistry
+from core.models import Autoencoder
 
 WAIT = 120  # seconds; only a hung job ever comes near it (the machine is shared, so be generous)
 
@@ -227,19 +228,19 @@ def test_diverging_job_without_a_finished_epoch_saves_nothing(registry):
 
 def test_diverging_job_after_an_epoch_saves_the_best_weights(registry, monkeypatch):
     """A NaN injected after the first epoch's 5 training batches."""
-    real_loss_parts = train_module._loss_parts
+    real_loss_parts = Autoencoder.loss_parts
     training_batches = 0
 
-    def loss_parts(out, target, loss_name, vae):
+    def loss_parts(self, out, target, loss_name):
         nonlocal training_batches
-        recon, kl = real_loss_parts(out, target, loss_name, vae)
+        recon, kl = real_loss_parts(self, out, target, loss_name)
         if torch.is_grad_enabled():
             training_batches += 1
             if training_batches > 5:
                 recon = recon * math.nan
         return recon, kl
 
-    monkeypatch.setattr(train_module, "_loss_parts", loss_parts)
+    monkeypatch.setattr(Autoencoder, "loss_parts", loss_parts)
     snap = registry.wait(registry.start(config(epochs=4)), WAIT)
     assert snap.status == "diverged" and len(snap.history) == 1
     run = load_run(registry.root, snap.run_name)
@@ -363,7 +364,7 @@ def test_a_served_registry_refuses_work_over_its_limits_before_queueing(tmp_path
     from core.serving.limits import LimitError, WorkLimits
 
     built = []
-    monkeypatch.setattr(train_module, "build_model", lambda cfg: built.append(cfg))
+    monkeypatch.setattr(train_setup, "build_model", lambda cfg: built.append(cfg))
     registry = JobRegistry(root=tmp_path, max_concurrent=1, limits=WorkLimits(max_epochs=50))
     huge = config(epochs=1)
     huge.model.hidden = [30000, 30000]

@@ -244,3 +244,19 @@ def test_the_scatter_is_larger_and_larger_still_on_a_projector(app_runs, project
     size = spec["layer"][-1]["encoding"]["size"]["value"]
     assert spec["height"] == (810 if projector else 600)  # was 480 on both
     assert size == (90 if projector else 40)
+
+
+def test_a_feature_map_code_is_projected_and_the_sliders_say_why_they_are_not_offered(no_runs, digits):
+    cfg = RunConfig(data=DataConfig(dataset="digits", seed=0), model=ModelConfig(family="spatial", latent=4),
+                    train=TrainConfig(epochs=1, batch_size=128, device="cpu"), name="tiny-spatial")
+    save_run(no_runs, "tiny-spatial", cfg, train(cfg, digits))
+    at = open_page("tiny-spatial")
+    assert not at.error
+    assert at.radio(key="latent_projection").options == ["PCA", "t-SNE"]  # no raw view of a map
+    points = scatter_points(at)
+    assert len(points) == len(digits.splits["test"]) and points["x"].std() > 0
+    (note,) = [i.value for i in at.info if "feature map" in i.value]
+    assert note.startswith("This model's code is a feature map of 4×2×2 = 16 numbers: its numbers are the pixels "
+                           "of 4 small pictures, not directions of their own, so none gets a slider")
+    assert not any(s.label.startswith("z[") for s in at.slider)
+    assert urls_in(at, "interpolation")  # the interpolation still decodes between two images' codes

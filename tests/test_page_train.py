@@ -365,3 +365,21 @@ def test_a_url_with_unusable_form_values_opens_the_defaults(no_runs):
     assert at.number_input(key="cfg_latent").value == 16 and at.number_input(key="cfg_epochs").value == 22
     assert at.radio(key="cfg_family").value == "conv" and at.selectbox(key="cfg_optimizer").value == "adam"
     assert at.slider(key="cfg_dropout").value == 0.5  # the one usable value is kept
+
+
+def test_the_form_offers_the_spatial_code_and_only_its_settings(no_runs, digits):
+    """Fully convolutional (spatial code): its own channels box, a note instead of the VAE and
+    conditional boxes, and the layer table of the model core builds (pooling, a feature-map code)."""
+    at = train_page()
+    assert "Fully convolutional (spatial code)" in at.radio(key="cfg_family").options
+    at.radio(key="cfg_family").set_value("spatial").run()
+    assert not at.exception and not at.error
+    assert at.text_input(key="cfg_spatial_channels_small").value == "16, 32, 32"
+    keys = {box.key for box in at.checkbox}
+    assert "cfg_vae" not in keys and "cfg_conditional" not in keys
+    notes = " ".join(c.value for c in at.caption)
+    assert "No VAE for this architecture" in notes and "feature map" in notes
+    assert shown_parameters(at) == expected_parameters(digits, family="spatial", preset="small")
+    table = next(d.value for d in at.dataframe if "Output shape" in d.value.columns)
+    assert table["Layer"].str.contains("MaxPool2d").sum() == 2  # 8 px: pooled to 4, then 2, then kept
+    assert (table["Layer"].str.startswith("to_latent") & (table["Output shape"] == "16×2×2")).any()

@@ -1,4 +1,4 @@
-"""core.serving: the work limits (parameters counted without building), the allowed data roots
+"""core.serving: the work limits (parameters measured on the meta device), the allowed data roots
 (no path escapes, links or probes) and zip uploads (size, count, pixel limits; zip slip; bombs)."""
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from PIL import Image
 
 from core.config import DataConfig, ModelConfig, RunConfig
 from core.data import load_dataset
-from core.models import activation_bytes_per_image, build_model
-from core.serving.limits import (LimitError, WorkLimits, check_batch, check_run, count_parameters,
-                                 out_of_memory_message)
+from core.models import activation_bytes_per_image, build_model, parameter_count
+from core.serving.limits import LimitError, WorkLimits, check_batch, check_run, out_of_memory_message
 from core.serving.roots import (DataRoot, FolderError, allowed_roots, check_served_data, find_datasets,
                                 resolve_folder, split_value)
 from core.serving.uploads import (UploadError, UploadPermissionError, dataset_name_from, delete_upload, unpack_zip,
@@ -33,9 +32,13 @@ from idx_helpers import write_image_folder
     ModelConfig(family="conv", preset="large", latent=4, vae=True, conditional=True, num_classes=7),
     ModelConfig(family="conv", channels=[8, 8, 8, 8], latent=3, in_channels=3, image_size=33),
     ModelConfig(family="conv", preset="large", latent=2, in_channels=1, image_size=8),
+    ModelConfig(family="spatial", preset="small", latent=8, in_channels=3, image_size=64),
+    ModelConfig(family="spatial", preset="large", latent=4, dropout=0.5, in_channels=1, image_size=9),
+    ModelConfig(family="spatial", channels=[8, 8, 8, 8, 8], latent=3, in_channels=3, image_size=8),
 ])
 def test_the_parameter_count_matches_the_built_model(model):
-    assert count_parameters(model) == sum(p.numel() for p in build_model(model).parameters())
+    """Every family: the count measured on the meta device is the real model's."""
+    assert parameter_count(model) == sum(p.numel() for p in build_model(model).parameters())
 
 
 def test_a_huge_dense_model_is_refused_from_the_config_alone():

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import core.train as train_module
 from core.config import LOSSES, OPTIMIZERS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import balanced_sample_weights, fill_model_shape
-from core.models import build_model, fit_output_bias
+from core.models import Autoencoder, build_model, fit_output_bias
 from core.train import (EpochRecord, add_noise, available_devices, device_label, evaluate, make_optimizer,
                         resolve_device, train)
 
@@ -208,15 +208,15 @@ def test_diverging_run_stops_at_once_and_keeps_finite_weights(small):
 def test_divergence_after_an_epoch_keeps_the_best_epoch(small, monkeypatch):
     """A NaN injected into the second epoch's first batch: epoch 1's weights must survive."""
     first_epoch_done = threading.Event()
-    real_loss_parts = train_module._loss_parts
+    real_loss_parts = Autoencoder.loss_parts
 
-    def loss_parts(out, target, loss_name, vae):
-        recon, kl = real_loss_parts(out, target, loss_name, vae)
+    def loss_parts(self, out, target, loss_name):
+        recon, kl = real_loss_parts(self, out, target, loss_name)
         if first_epoch_done.is_set() and torch.is_grad_enabled():
             recon = recon * math.nan
         return recon, kl
 
-    monkeypatch.setattr(train_module, "_loss_parts", loss_parts)
+    monkeypatch.setattr(Autoencoder, "loss_parts", loss_parts)
     result = train(config(epochs=3), small, reporter=Recorder(on_epoch_hook=lambda r: first_epoch_done.set()))
     assert result.status == "diverged"
     assert len(result.history) == 1 and result.best_epoch == 1
@@ -243,7 +243,7 @@ def test_class_balanced_sampling_draws_every_class_equally(digits, small):
     imbalanced = replace(small, splits={**small.splits, "train": keep})
 
     weights = balanced_sample_weights(digits.labels[keep]).float()
-    draws = torch.cat(train_module._epoch_batches(len(keep), 32, weights, torch.Generator().manual_seed(0)))
+    draws = torch.cat(train_module.epoch_batches(len(keep), 32, weights, torch.Generator().manual_seed(0)))
     counts = torch.bincount(digits.labels[keep][draws], minlength=10).float()
     assert counts.min() > 0.5 * counts.mean() and counts.max() < 1.5 * counts.mean()
 

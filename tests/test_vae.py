@@ -1,4 +1,4 @@
-"""The VAE's loss (core.train._loss_parts, _training_loss): recon + β × KL / max(C·H·W, 784), and a
+"""The VAE's loss (Autoencoder.loss_parts, training_loss): recon + β × KL / max(C·H·W, 784), and a
 default VAE on digits that learns codes instead of collapsing to the prior (one grey blob)."""
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import core.train as train_module
+import core.train.setup as train_setup
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import fill_model_shape
 from core.defaults import suggested_training
-from core.models import AEOutput, kl_divergence
+from core.models import MIN_KL_VALUES, AEOutput, Autoencoder, build_model, kl_divergence
 from core.train import to_float, train
 
 
@@ -30,14 +30,15 @@ def test_the_kl_part_is_the_kl_per_pixel_value_but_at_least_per_784(side):
     decoder with σ² = 1/2). 8×8: the KL is divided by 784, not 64, so it weighs 64/784 as much."""
     out, target = batch(shape=(1, side, side))
     beta, pixels = 0.7, side * side
-    loss, recon, kl = train_module._training_loss(out, target, "mse", True, beta)
+    model = build_model(ModelConfig(family="dense", hidden=[4], latent=3, vae=True, beta=beta, image_size=side))
+    loss, recon, kl = model.training_loss(out, target, "mse")
     kl_image = kl_divergence(out.mu, out.logvar)
     squared = (out.recon - target).pow(2).sum(dim=(1, 2, 3)).mean()
     assert float(loss) == pytest.approx(float(recon + beta * kl), rel=1e-6)
-    assert float(kl) == pytest.approx(float(kl_image) / max(pixels, train_module.MIN_KL_VALUES), rel=1e-6)
-    if pixels >= train_module.MIN_KL_VALUES:
+    assert float(kl) == pytest.approx(float(kl_image) / max(pixels, MIN_KL_VALUES), rel=1e-6)
+    if pixels >= MIN_KL_VALUES:
         assert float(loss) * pixels == pytest.approx(float(squared + beta * kl_image), rel=1e-5)
-    bce_loss, bce, _ = train_module._training_loss(out, target, "bce", True, beta)
+    bce_loss, bce, _ = model.training_loss(out, target, "bce")
     assert float(bce) == pytest.approx(float(F.binary_cross_entropy(out.recon, target)), rel=1e-6)
     assert float(bce_loss) == pytest.approx(float(bce + beta * kl), rel=1e-6)
 
@@ -80,16 +81,16 @@ def test_a_default_vae_on_digits_learns_codes_and_varied_samples(digits, model):
 
 
 def test_the_eager_step_uses_the_shared_loss_definition(small_digits, monkeypatch):
-    """The eager step and the CUDA graph's step (graph_step) both call _training_loss: one definition.
+    """The eager step and the CUDA graph's step both call the model's training_loss: one definition.
     (On a GPU, tests/test_cuda_graph.py checks the captured step calls it too.)"""
     calls = []
-    real = train_module._training_loss
+    real = Autoencoder.training_loss
 
-    def spy(*args):
-        calls.append(args[2:])
-        return real(*args)
+    def spy(self, out, target, loss_name):
+        calls.append((loss_name, self.cfg.vae, self.cfg.beta))
+        return real(self, out, target, loss_name)
 
-    monkeypatch.setattr(train_module, "_training_loss", spy)
+    monkeypatch.setattr(Autoencoder, "training_loss", spy)
     cfg = RunConfig(data=DataConfig(dataset="digits", seed=0),
                     model=ModelConfig(family="dense", hidden=[32], latent=2, vae=True, beta=2.0),
                     train=TrainConfig(batch_size=64, epochs=1, device="cpu", loss="mae"))
@@ -107,7 +108,7 @@ def test_validation_kl_part_does_not_depend_on_the_evaluation_batch(small_digits
                     model=ModelConfig(family="dense", hidden=[32], latent=2, vae=True),
                     train=TrainConfig(batch_size=16, epochs=1, device="cpu"))
     whole = train(cfg, small_digits).history[0]
-    monkeypatch.setattr(train_module, "inference_batch_size", lambda device, pixels: 1)  # -> the batch, 16
+    monkeypatch.setattr(train_setup, "inference_batch_size", lambda device, pixels: 1)  # -> the batch, 16
     pieces = train(cfg, small_digits).history[0]
     assert pieces.train_loss == whole.train_loss  # the same training: only the evaluation batches differ
     assert pieces.val_kl == pytest.approx(whole.val_kl, rel=1e-5)

@@ -76,7 +76,7 @@ LOSS_KEYS = ["train_loss", "val_loss"]
 VAE_PART_KEYS = ["train_recon", "val_recon", "train_kl", "val_kl"]
 LOSS_TITLE = "Loss per epoch"
 # loss = reconstruction + β × KL part; the KL part is the KL of an image per pixel value (per 784 at
-# least: core.train._loss_parts), so both parts read on one axis.
+# least: core.models.Autoencoder.loss_parts), so both parts read on one axis.
 # The formula as a subtitle: in one title line it ran past a half-width chart in projector mode.
 VAE_PARTS_TITLE = alt.Title("VAE loss parts", subtitle="loss = reconstruction + β × KL part")
 # One entry a row: two of "validation reconstruction" side by side do not fit a half-width chart

@@ -12,7 +12,6 @@ import streamlit as st
 
 from core.config import (
     ACTIVATIONS,
-    CONV_PRESETS,
     LOSSES,
     OPTIMIZERS,
     OUTPUT_ACTIVATIONS,
@@ -23,8 +22,10 @@ from core.config import (
 )
 from core.checkpoints import valid_run_name
 from core.defaults import few_steps_warning, suggested_training
+from core.models import FAMILIES
 from core.serving.limits import WorkLimits, check_layers
 from core.train import available_devices, resolve_device, zero_learning_rate_note
+from core.validation import problems as config_problems
 from ui.text import md_message, md_text
 
 OPTIMIZER_LABELS = {
@@ -39,8 +40,8 @@ LOSS_LABELS = {"mse": "MSE (mean squared error)", "mae": "MAE (mean absolute err
                "bce": "BCE (binary cross-entropy)"}
 ACTIVATION_LABELS = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
 FORM_PROBLEMS_KEY = "train_form_problems"
-DENSE_PRESETS = {"small": [256, 128], "large": [1000, 500, 250]}
-FAMILIES = ["conv", "dense"]
+# The layer-size box's key (+ "_<preset>"): conv and dense kept the keys tests and saved links know.
+SIZES_KEYS = {"conv": "cfg_channels", "dense": "cfg_hidden"}
 # (lowest, highest) of each number widget; a value from the URL outside them is ignored.
 RANGES = {"latent": (1, 1024), "dropout": (0.0, 0.9), "beta": (0.0, 100.0), "noise": (0.0, 1.0),
           "lr": (0.0, 1e6), "batch": (1, 100_000), "epochs": (1, 1000), "weight_decay": (0.0, 1.0),
@@ -82,54 +83,59 @@ def _sizes_text(sizes: list[int]) -> str:
 
 def model_form(start: ModelConfig, noise_start: float) -> tuple[ModelConfig, float, list[str]]:
     """Model widgets, starting from `start` -> (ModelConfig without the data shape, denoising
-    noise factor, problems)."""
+    noise factor, problems). Each family shows the settings it reads (core.models.FAMILIES)."""
     problems: list[str] = []
     mc = ModelConfig()
-    mc.family = st.radio("Architecture", FAMILIES, index=FAMILIES.index(start.family), horizontal=True,
-                         key="cfg_family",
-                         format_func={"conv": "Convolutional", "dense": "Dense (fully connected)"}.get)
-    presets = list(CONV_PRESETS)
-    mc.preset = st.radio("Size preset", presets, index=presets.index(start.preset), horizontal=True,
-                         key="cfg_preset", help="Fills the layer sizes below; edit them freely.")
+    names = list(FAMILIES)
+    mc.family = st.radio("Architecture", names, index=names.index(start.family) if start.family in names else 0,
+                         horizontal=True, key="cfg_family", format_func=lambda name: FAMILIES[name].title)
+    family = FAMILIES[mc.family]
+    presets = list(family.presets)
+    mc.preset = st.radio("Size preset", presets, index=presets.index(start.preset) if start.preset in presets else 0,
+                         horizontal=True, key="cfg_preset", help="Fills the layer sizes below; edit them freely.")
     same_shape = start.family == mc.family and start.preset == mc.preset
-    if mc.family == "conv":
-        preset_sizes = CONV_PRESETS[mc.preset]
-        shown = start.conv_channels() if same_shape else preset_sizes
-        # One text box per preset, so switching preset shows that preset's channels.
-        text = st.text_input("Conv channels (encoder, comma-separated)", _sizes_text(shown),
-                             key=f"cfg_channels_{mc.preset}",
-                             help="Each number is one stride-2 convolution; the decoder mirrors them.")
-        try:
-            sizes = parse_sizes(text, "conv")
-            mc.channels = [] if sizes == preset_sizes else sizes
-        except ValueError as exc:
-            problems.append(str(exc))
-    else:
-        shown = start.hidden if same_shape else DENSE_PRESETS[mc.preset]
-        text = st.text_input("Hidden layer sizes (encoder, comma-separated)", _sizes_text(shown),
-                             key=f"cfg_hidden_{mc.preset}",
-                             help="The decoder mirrors them; e.g. 1000, 500, 250 for the large one.")
-        try:
-            mc.hidden = parse_sizes(text)
-        except ValueError as exc:
-            problems.append(str(exc))
+    preset_sizes = family.presets[mc.preset]
+    shown = family.layer_sizes(start) if same_shape else preset_sizes
+    dense = family.layers_setting == "hidden"
+    # One text box per family and preset, so switching either shows that preset's sizes.
+    text = st.text_input("Hidden layer sizes (encoder, comma-separated)" if dense
+                         else "Conv channels (encoder, comma-separated)", _sizes_text(shown),
+                         key=f"{SIZES_KEYS.get(mc.family, f'cfg_{mc.family}_channels')}_{mc.preset}",
+                         help="The decoder mirrors them; e.g. 1000, 500, 250 for the large one." if dense else
+                         "Each number is one stage (a stride-2 convolution, or a convolution and a 2×2 pooling); "
+                         "the decoder mirrors them.")
+    try:
+        sizes = parse_sizes(text, mc.family)
+        setattr(mc, family.layers_setting, [] if family.reads_preset and sizes == preset_sizes else sizes)
+    except ValueError as exc:
+        problems.append(str(exc))
     mc.latent = int(st.number_input("Latent size", *RANGES["latent"], value=start.latent, step=1,
                                     key="cfg_latent"))
+    if family.code_is_map:
+        st.caption(f"This architecture's code is a feature map: {mc.latent} channels, each stage halving the "
+                   f"side (three stages on a 64-pixel photo: {mc.latent}×8×8 = {mc.latent * 64:,} numbers; the "
+                   "layer table shows it for this dataset).")
     mc.dropout = float(st.slider("Dropout", *RANGES["dropout"], float(start.dropout), 0.05, key="cfg_dropout"))
     mc.activation = st.selectbox("Activation", ACTIVATIONS, index=ACTIVATIONS.index(start.activation),
                                  key="cfg_activation", format_func=ACTIVATION_LABELS.get)
     mc.output_activation = st.selectbox("Output activation", OUTPUT_ACTIVATIONS,
                                         index=OUTPUT_ACTIVATIONS.index(start.output_activation),
                                         key="cfg_output_activation")
-    mc.vae = st.checkbox("Variational (VAE)", start.vae, key="cfg_vae",
-                         help="The encoder outputs a mean and a variance; the loss adds beta × the KL part: "
-                              "the KL of an image per pixel value (per 784 at least, so that small images "
-                              "still learn codes).")
+    if family.no_vae:
+        st.caption(f"No VAE for this architecture: {family.no_vae}.")
+    else:
+        mc.vae = st.checkbox("Variational (VAE)", start.vae, key="cfg_vae",
+                             help="The encoder outputs a mean and a variance; the loss adds beta × the KL part: "
+                                  "the KL of an image per pixel value (per 784 at least, so that small images "
+                                  "still learn codes).")
     if mc.vae:
         mc.beta = float(st.number_input("Beta (KL weight)", *RANGES["beta"],
                                         value=float(start.beta), step=0.1, key="cfg_beta"))
-    mc.conditional = st.checkbox("Conditional (the label goes into encoder and decoder)", start.conditional,
-                                 key="cfg_conditional")
+    if family.no_conditional:
+        st.caption(f"No conditional variant for this architecture: {family.no_conditional}.")
+    else:
+        mc.conditional = st.checkbox("Conditional (the label goes into encoder and decoder)", start.conditional,
+                                     key="cfg_conditional")
     if mc.conditional and mc.latent > 4:
         # The style-transfer lesson fails silently otherwise (see the Generate page).
         st.caption(f"A latent of {mc.latent} can hold the class itself, so the decoder may ignore the label; "
@@ -188,7 +194,7 @@ def model_and_training_form(data_cfg: DataConfig, start: RunConfig | None = None
                             train_images: int | None = None) -> RunConfig:
     """All Train-page settings as one RunConfig, starting from `start` (the defaults when None).
     Sizes that cannot be parsed are reported with st.error where they are typed and leave the
-    preset's sizes in the config."""
+    preset's sizes in the config; a setting that breaks a rule (core.validation) is said below."""
     start = start or RunConfig()
     architecture, training = st.columns(2, gap="medium")
     with architecture:
@@ -196,8 +202,6 @@ def model_and_training_form(data_cfg: DataConfig, start: RunConfig | None = None
         mc, noise, problems = model_form(start.model, start.train.noise_factor)
         for problem in problems:
             st.error(md_message(problem))
-    # The page reads this to keep Start disabled while a size cannot be parsed.
-    st.session_state[FORM_PROBLEMS_KEY] = problems
     with training:
         st.subheader("Training settings")
         tc = training_form(start.train, noise, train_images)
@@ -207,7 +211,13 @@ def model_and_training_form(data_cfg: DataConfig, start: RunConfig | None = None
         if name.strip() and valid_run_name(name.strip()) != name.strip():  # say it before it happens
             st.caption(f"'{md_text(name.strip())}' is not a valid run name (letters, digits, '.', '_' and '-'); it "
                        f"will be saved as {md_text(valid_run_name(name.strip()))}.")
-    return RunConfig(data=data_cfg, model=mc, train=tc, name=name.strip())
+    cfg = RunConfig(data=data_cfg, model=mc, train=tc, name=name.strip())
+    broken = config_problems(cfg, sections=("model", "train"))  # e.g. the BCE loss without a sigmoid output
+    for problem in broken:
+        st.error(md_message(problem))
+    # The page reads this to keep Start disabled while a size cannot be parsed or a rule is broken.
+    st.session_state[FORM_PROBLEMS_KEY] = problems + broken
+    return cfg
 
 
 # ---------------------------------------------------------------- the form in the URL
@@ -235,7 +245,7 @@ def _param_value(param: str, text: str, like):
         if not (math.isfinite(value) and low <= value <= high):
             raise ValueError(text)
         return value
-    choices = {"family": FAMILIES, "preset": list(CONV_PRESETS), "activation": ACTIVATIONS,
+    choices = {"family": list(FAMILIES), "preset": sorted({p for f in FAMILIES.values() for p in f.presets}), "activation": ACTIVATIONS,
                "output": OUTPUT_ACTIVATIONS, "optimizer": OPTIMIZERS, "loss": LOSSES,
                "device": available_devices()}[param]
     if text not in choices:

@@ -43,6 +43,13 @@ PROJECTOR_POINT_SIZE = 90
 LOOK_FOR = ("**What to look for:** whether images of one class land together, which classes overlap "
              "(those get confused), and what the empty space between groups decodes to — click it.")
 
+def code_label(model) -> str:
+    """'16' for a code vector, '16×8×8 = 1,024 numbers' for a feature map."""
+    if not model.code_is_map:
+        return str(model.code_size)
+    return f"{'×'.join(map(str, model.code_shape))} = {model.code_size:,} numbers"
+
+
 def slider_key(dim: int) -> str:
     return f"latent_dim_{dim}"
 
@@ -94,7 +101,11 @@ def scatter_section(run, codes, labels, errors, dataset, test_indices, images, l
     total, latent = codes.shape
     class_names = dataset.class_names
     projection_col, points_col, colour_col = st.columns(3)
-    projection = projection_col.radio("Projection", list(PROJECTIONS), format_func=PROJECTIONS.get,
+    # A feature-map code's first two numbers are two pixels of one channel: no raw view of it.
+    offered = [p for p in PROJECTIONS if not (run.model.code_is_map and p == "raw")]
+    if st.session_state.get("latent_projection") not in offered:
+        st.session_state["latent_projection"] = offered[0]
+    projection = projection_col.radio("Projection", offered, format_func=PROJECTIONS.get,
                                       key="latent_projection", horizontal=True)
     choices = [c for c in inspect_cache.LATENT_POINT_CHOICES if c < total] + \
         [min(total, inspect_cache.MAX_LATENT_POINTS)]
@@ -216,6 +227,13 @@ def explore_section(run, codes, labels, origin, class_names, scale) -> None:
     """Latent sliders decoding live, and the manifold grid around the sliders' code. A fragment:
     moving a slider reruns only this part, not the scatter."""
     total, latent = codes.shape
+    if run.model.code_is_map:
+        st.subheader("Latent sliders")
+        st.info(f"This model's code is a feature map of {code_label(run.model)}: its numbers are the pixels of "
+                f"{run.model.code_shape[0]} small pictures, not directions of their own, so none gets a slider and "
+                "no two make a plane; PCA and t-SNE above show its structure, and the interpolation below walks "
+                "between two images' codes.", icon=":material/info:")
+        return
     low, high = code_ranges(codes)
     origin_code = codes[origin]
     conditional = run.config.model.conditional
@@ -318,22 +336,22 @@ def latent_side_by_side(run, class_names, labels) -> None:
         return
     projection = st.session_state.get("latent_projection", "raw")
     points = min(len(labels), inspect_cache.DEFAULT_LATENT_POINTS)
-    x_title, y_title = AXIS_TITLES[projection]
     with st.container(key="latent_side_by_side"):
         for column, each in zip(st.columns(len(others) + 1), [run, *others]):
             with column:
                 run_heading(each.name)
+                shown = "pca" if projection == "raw" and each.model.code_is_map else projection  # no raw map view
                 try:
                     codes = inspect_cache.encoded_test_set(each.name, run_mtime(each.name), _run=each)["codes"]
-                    xy = inspect_cache.projected(each.name, run_mtime(each.name), points, projection, 0, _codes=codes)
+                    xy = inspect_cache.projected(each.name, run_mtime(each.name), points, shown, 0, _codes=codes)
                 except Exception as exc:  # core errors carry one plain sentence
                     st.error(md_message(exc))
                     continue
                 table = pd.DataFrame({"index": np.arange(points), "x": xy[:, 0], "y": xy[:, 1],
                                       "class": [class_names[int(c)] for c in labels[:points]],
                                       "error": np.zeros(points)})
-                st.caption(f"Latent {each.config.model.latent}, {PROJECTIONS[projection]}")
-                show_chart(latent_scatter(table, "class", "Class", False, x_title, y_title, class_order=class_names)
+                st.caption(f"Latent {code_label(each.model)}, {PROJECTIONS[shown]}")
+                show_chart(latent_scatter(table, "class", "Class", False, *AXIS_TITLES[shown], class_order=class_names)
                            .properties(height=chart_height(320)), key=f"latent_side_{each.name}")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.config import RunConfig
+from core.config import ConfigError, RunConfig
 from core.defaults import suggested_training
 from core.data import DataError, fill_model_shape
 from core.models import build_model, layer_table
@@ -75,7 +75,9 @@ def layer_section(cfg: RunConfig) -> bool:
         check_run(cfg, limits)
         check_model(cfg.model, limits)
         rows, total = model_layers(RunConfig(model=cfg.model).to_json())
-    except ValueError as exc:  # the limits' and validate_config's one-sentence reasons
+    except ConfigError:  # a broken rule: the form says which, next to the settings
+        return False
+    except ValueError as exc:  # the limits' one-sentence reasons
         st.error(md_message(exc))
         return False
     c, h, w = dataset.shape

@@ -163,6 +163,8 @@ def read_config(folder: Path) -> RunConfig:
     except JsonFileError as exc:
         raise RunFileError(f"{damaged}: it {exc.reason}") from None
     except ConfigError as exc:
+        if exc.setting.startswith("model"):  # a broken rule of core.validation: no model can be built from it
+            raise RunFileError(f"its config describes a model that cannot be built ({exc.reason})") from None
         raise RunFileError(f"{damaged}: {exc.reason}") from None
     except (ValueError, TypeError, AttributeError, KeyError, RecursionError):
         raise RunFileError(damaged) from None

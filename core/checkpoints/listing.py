@@ -18,6 +18,7 @@ from typing import Any
 from core.checkpoints.files import RunFileError, read_config, read_info, read_metrics
 from core.checkpoints.load import run_dir
 from core.checkpoints.names import CONFIG_FILE, INFO_FILE, METRICS_FILE, is_run_name, model_label
+from core.models import FAMILIES
 
 _CACHE_SIZE = 4096
 _cache: OrderedDict[tuple, dict] = OrderedDict()
@@ -60,7 +61,7 @@ def _read_row(path: Path, info_mtime: float) -> dict:
     tests = metrics.get("test_metrics") or {}
     row.update({
         "dataset": config.data.dataset, "family": config.model.family,
-        "preset": config.model.preset if config.model.family == "conv" else None,
+        "preset": config.model.preset if FAMILIES[config.model.family].reads_preset else None,
         "model": model_label(config), "latent": config.model.latent, "vae": config.model.vae,
         "conditional": config.model.conditional, "dropout": config.model.dropout,
         "noise": config.train.noise_factor, "optimizer": config.train.optimizer, "lr": config.train.lr,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from core.atomic import reserve_folder
 from core.config import RunConfig
+from core.models import architecture_name
 
 DEFAULT_ROOT = "checkpoints"
 CHECKPOINTS_ENV = "AE_LAB_CHECKPOINTS"
@@ -87,11 +88,7 @@ def slug(text: str) -> str:
 def default_run_name(cfg: RunConfig) -> str:
     """e.g. mnist-conv-small-z16, fashion-mnist-dense-1000-500-250-z2-vae."""
     m = cfg.model
-    if m.family == "conv":
-        arch = "conv-" + ("-".join(map(str, m.channels)) if m.channels else m.preset)
-    else:
-        arch = "dense-" + "-".join(map(str, m.hidden))
-    parts = [cfg.data.dataset, arch, f"z{m.latent}"]
+    parts = [cfg.data.dataset, architecture_name(m), f"z{m.latent}"]
     if m.vae:
         parts.append("vae")
     if m.conditional:
@@ -144,18 +141,13 @@ def valid_run_name(name: str) -> str:
 
 
 def model_label(cfg: RunConfig) -> str:
-    """The architecture in a few characters, e.g. 'conv-small', 'dense-512-256'."""
-    m = cfg.model
-    if m.family == "conv":
-        return "conv-" + "-".join(map(str, m.channels)) if m.channels else f"conv-{m.preset}"
-    return "dense-" + "-".join(map(str, m.hidden))
+    """The architecture in a few characters, e.g. 'conv-small', 'dense-512-256', 'spatial-small'."""
+    return architecture_name(cfg.model)
 
 
 def describe_model(cfg: RunConfig) -> str:
-    """Short human name of the architecture, e.g. 'conv-small, latent 16' or 'dense 512-256 VAE, latent 2'."""
+    """Short human name of the architecture, e.g. 'conv-small, latent 16' or 'dense-512-256 VAE, latent 2'."""
     arch = model_label(cfg)
-    if cfg.model.family != "conv":
-        arch = "dense " + arch.removeprefix("dense-")
     if cfg.model.vae:
         arch += " VAE"
     if cfg.model.conditional:

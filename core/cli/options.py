@@ -9,7 +9,7 @@ from typing import Any
 
 from core.config import ACTIVATIONS, DATASET_NAMES, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS, RunConfig
 
-MODEL_CHOICES = ("dense", "conv-small", "conv-large")
+MODEL_CHOICES = ("dense", "conv-small", "conv-large", "spatial-small", "spatial-large")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 

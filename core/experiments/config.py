@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.validation import ConfigError, problems, setting_problem
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 OBJECTIVES = {"val_loss": "minimize", "test_mse": "minimize", "probe_accuracy": "maximize"}
@@ -98,13 +99,15 @@ class ParamSpace:
             if not self.choices:
                 raise ValueError(f"{path}: give at least one choice to search over.")
             for choice in self.choices:
-                coerce(path, choice)
+                if problem := setting_problem(path, coerce(path, choice)):
+                    raise ConfigError(problem, f"{path}: {problem}")
             return
         if self.low is None or self.high is None or not self.low < self.high:
             raise ValueError(f"{path}: a search range needs low < high (got {self.low} and {self.high}).")
         if self.log and self.low <= 0:
             raise ValueError(f"{path}: a log-scale range must start above 0 (got {self.low}).")
-        coerce(path, int(self.low) if self.kind == "int" else float(self.low))
+        if problem := setting_problem(path, coerce(path, int(self.low) if self.kind == "int" else float(self.low))):
+            raise ConfigError(problem, f"{path}: {problem}")
 
     def describe(self) -> str:
         if self.kind == "categorical":
@@ -189,6 +192,9 @@ class ExperimentConfig:
         if count > MAX_VARIANTS:
             raise ValueError(f"This grid has {count} variants, more than {MAX_VARIANTS}; vary fewer settings "
                              "or use a search.")
+        for index, factors in enumerate(expand_grid(self)):  # every rule of core.validation, per variant
+            if problem := next(iter(problems(variant_config(self, factors, index))), None):
+                raise ConfigError(problem, f"Variant {index + 1} ({describe_factors(factors)}): {problem}")
         return self
 
     # JSON round trip

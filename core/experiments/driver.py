@@ -196,7 +196,7 @@ class _Driver:
             self._read_run(variant, saved["run"])
             with self.lock:
                 variant.update(status="stopped", message=f"The server restarted during this run; it was saved "
-                               f"after epoch {saved['epoch']}. Continue it with Resume on the Runs page.")
+                               f"after epoch {saved['epoch']}; resume it to train on.")
             return True
         last = snap.history[-1] if snap.history else None
         with self.lock:

@@ -11,6 +11,9 @@ from core.config import RunConfig
 from core.experiments.config import ExperimentConfig, ParamSpace, SearchConfig
 
 DEFAULT_EPOCHS = 5
+# Photos: a dense code of 16 numbers keeps only a photo's colour layout (brown blurs), so a preset's
+# photo_base (e.g. the spatial-code model) replaces its base settings on these datasets.
+PHOTO_DATASETS = ("folder", "cifar10")
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class Preset:
     grid: dict[str, list] = field(default_factory=dict)
     variants: tuple[dict[str, Any], ...] = ()
     base: dict[str, Any] = field(default_factory=dict)  # dotted path -> value set on the base config
+    photo_base: dict[str, Any] = field(default_factory=dict)  # ... and on PHOTO_DATASETS, these too
     search: SearchConfig | None = None
     views: tuple[str, ...] = ()  # the preset's own result views beyond the common ones
 
@@ -31,7 +35,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "Does a larger convolutional model over-fit more, and does dropout 0.5 close the gap "
            "between training and validation loss?",
            "mnist", grid={"model.preset": ["small", "large"], "model.dropout": [0.0, 0.5]},
-           base={"model.family": "conv"}),
+           base={"model.family": "conv"}, photo_base={"model.family": "spatial"}),
     Preset("optimisers", "Optimisers × batch size",
            "Which optimiser learns fastest at the same learning rate, and how does the batch size "
            "change the loss and the time per epoch?",
@@ -84,7 +88,8 @@ def preset_base(preset: Preset, base: RunConfig | None = None) -> RunConfig:
     if base is None:
         cfg.data.dataset = preset.dataset
         cfg.train.epochs = DEFAULT_EPOCHS
-    for path, value in preset.base.items():
+    photo = preset.photo_base if cfg.data.dataset in PHOTO_DATASETS else {}
+    for path, value in {**preset.base, **photo}.items():
         set_path(cfg, path, value)
     return cfg
 

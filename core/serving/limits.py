@@ -4,6 +4,7 @@ The teacher sets them through environment variables (read when a WorkLimits is m
     AE_LAB_MAX_PARAMS      model parameters per job        (default 20,000,000: 80 MB of weights)
     AE_LAB_MAX_IMAGE_SIZE  side of folder/shapes images    (default 128 pixels)
     AE_LAB_MAX_LATENT      latent size                     (default 1024)
+    AE_LAB_MAX_CODE        numbers in one image's code     (default 4096: a feature-map code grows with the image)
     AE_LAB_MAX_EPOCHS      epochs per job                  (default 1000)
     AE_LAB_MAX_BATCH_MB    what one training batch keeps for its backward pass (default 2048 MB)
     AE_LAB_MAX_IMAGES      images in a folder/zip/shapes   (default 20,000)
@@ -16,23 +17,26 @@ The teacher sets them through environment variables (read when a WorkLimits is m
     AE_LAB_MAX_LAYERS      hidden layers (dense) or conv stages of one model (default 12)
     AE_LAB_MAX_GENERATED_MB  what a generated dataset (shapes) may hold in memory (default 256)
     AE_LAB_MAX_DECODE_MP   megapixels one folder load may decode (default 1000; core.imagecache)
-Parameters are counted arithmetically from the config (count_parameters), so a dense model of
-30000,30000 hidden units is refused at once instead of after allocating gigabytes. A batch's
-memory is the batch size times what one image keeps for the backward pass, measured on PyTorch's
-meta device without allocating anything (core.models.activation_bytes_per_image): on one GPU
-shared by a class, a student's batch of 60,000 would otherwise take the memory the other jobs use.
+The model's parameters and the memory one image keeps for its backward pass are measured on the
+model itself, built on PyTorch's meta device, which has shapes but no storage
+(core.models.parameter_count, activation_bytes_per_image): a dense model of 30000,30000 hidden
+units is refused at once instead of after allocating gigabytes, and on one GPU shared by a class a
+student's batch of 60,000 cannot take the memory the other jobs use. The number of layers is
+checked before anything is built (check_layers): building 20,000 layers is itself the work.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
 
-from core.config import CONV_PRESETS, RunConfig, ModelConfig, DataConfig
+from core.config import RunConfig, ModelConfig, DataConfig
+from core.validation import check_run as check_settings
 
 ENV_NAMES = {
     "max_params": "AE_LAB_MAX_PARAMS",
     "max_image_size": "AE_LAB_MAX_IMAGE_SIZE",
     "max_latent": "AE_LAB_MAX_LATENT",
+    "max_code": "AE_LAB_MAX_CODE",
     "max_epochs": "AE_LAB_MAX_EPOCHS",
     "max_batch_mb": "AE_LAB_MAX_BATCH_MB",
     "max_images": "AE_LAB_MAX_IMAGES",
@@ -59,6 +63,9 @@ class WorkLimits:
     max_params: int = 20_000_000
     max_image_size: int = 128
     max_latent: int = 1024
+    # A spatial code is latent × h × w numbers (16 × 8 × 8 = 1,024 for a 64-px photo); the Inspect
+    # pages hold the codes of up to 10,000 test images and project them: 4,096 numbers is 160 MB.
+    max_code: int = 4096
     max_epochs: int = 1000
     # 2 GiB: the suggested batches (at most 128, core.defaults) of the large conv preset on the
     # largest allowed images (128 px, colour) keep about 1.5 GB; MNIST's batch of 128 keeps 30 MB.
@@ -110,57 +117,13 @@ class WorkLimits:
     def unlimited(cls) -> "WorkLimits":
         """For whoever has a shell on the machine (the CLI's --no-limits)."""
         big = 10**18
-        return cls(max_params=big, max_image_size=big, max_latent=big, max_epochs=big, max_batch_mb=big, max_images=big,
+        return cls(max_params=big, max_image_size=big, max_latent=big, max_code=big, max_epochs=big, max_batch_mb=big, max_images=big,
                    max_walk_seconds=float("inf"), max_walk_depth=64, max_image_pixels=big, max_upload_mb=big,
                    max_unzipped_mb=big, max_zip_ratio=big, max_uploads_mb=big, max_student_uploads_mb=big,
                    max_layers=big, max_generated_mb=big, max_decode_mp=big)
 
 
-# ---------------------------------------------------------------- parameter count
-
-def _linear(n_in: int, n_out: int, bias: bool = True) -> int:
-    return n_in * n_out + (n_out if bias else 0)
-
-
-def _conv_sides(image_size: int, stages: int) -> tuple[list[int], list[int]]:
-    """The encoder's sides and strides, as core.models._conv_parts computes them."""
-    sides, strides = [image_size], []
-    for _ in range(stages):
-        stride = 2 if sides[-1] > 2 else 1
-        strides.append(stride)
-        sides.append((sides[-1] - 1) // stride + 1)
-    return sides, strides
-
-
-def count_parameters(cfg: ModelConfig) -> int:
-    """The number of parameters core.models.build_model(cfg) would have, computed without
-    building anything (integer arithmetic; a test holds it equal to the real count)."""
-    labels = cfg.num_classes if cfg.conditional else 0
-    c, s = int(cfg.in_channels), int(cfg.image_size)
-    if cfg.family == "dense":
-        sizes = [c * s * s, *map(int, cfg.hidden)]
-        total = sum(_linear(a, b) for a, b in zip(sizes, sizes[1:]))
-        back = sizes[::-1]
-        total += _linear(cfg.latent + labels, back[0])
-        total += sum(_linear(a, b) for a, b in zip(back, back[1:]))
-        features = sizes[-1]
-    else:
-        channels = [c, *(list(cfg.channels) if cfg.channels else CONV_PRESETS.get(cfg.preset, []))]
-        sides, strides = _conv_sides(s, len(channels) - 1)
-        total = 0
-        for c_in, c_out in zip(channels, channels[1:]):  # conv (no bias) + norm, twice per stage
-            total += 9 * c_in * c_out + 2 * c_out + 9 * c_out * c_out + 2 * c_out
-        features = channels[-1] * sides[-1] * sides[-1]
-        total += _linear(cfg.latent + labels, features)
-        for i in reversed(range(len(strides))):
-            total += 9 * channels[i + 1] ** 2 + 2 * channels[i + 1]  # the stride-1 block
-            if i == 0:
-                total += 9 * channels[1] * channels[0] + channels[0]  # image layer, with bias
-            else:
-                total += 9 * channels[i + 1] * channels[i] + 2 * channels[i]  # no bias + norm
-    heads = 2 if cfg.vae else 1
-    return total + heads * _linear(features + labels, cfg.latent)
-
+# ---------------------------------------------------------------- shapes
 
 def image_shape(data: DataConfig) -> tuple[int, int]:
     """(channels, side) of the images a DataConfig will give, known before loading it."""
@@ -199,23 +162,32 @@ def check_generated(count: int, channels: int, side: int, limits: WorkLimits) ->
 
 def check_layers(model: ModelConfig, limits: WorkLimits) -> None:
     """The number of layers a student typed, before anything counts or builds them."""
-    for what, values in (("hidden layers", model.hidden if model.family == "dense" else []),
-                         ("conv stages", model.channels if model.family != "dense" else [])):
-        if len(values) > limits.max_layers:
-            raise LimitError(f"{len(values):,} {what} are above this server's limit of {limits.max_layers} "
-                             f"({ENV_NAMES['max_layers']}); use at most {limits.max_layers}.")
+    from core.models import FAMILIES
+
+    family = FAMILIES.get(model.family)
+    values = getattr(model, family.layers_setting) if family is not None else []
+    what = "hidden layers" if family is not None and family.layers_setting == "hidden" else "conv stages"
+    if len(values) > limits.max_layers:
+        raise LimitError(f"{len(values):,} {what} are above this server's limit of {limits.max_layers} "
+                         f"({ENV_NAMES['max_layers']}); use at most {limits.max_layers}.")
 
 
 def check_model(model: ModelConfig, limits: WorkLimits) -> int:
-    """Latent size and parameter count of a model whose data shape is filled in; returns the count."""
+    """Latent size and parameter count of a model whose data shape is filled in; returns the count.
+    A config no model can be built from is a ConfigError (core.validation), also a ValueError."""
+    from core.models import code_size_of, parameter_count
+
     check_layers(model, limits)
     if model.latent > limits.max_latent:
         raise LimitError(f"Latent size {model.latent} is above this server's limit of {limits.max_latent} "
                          f"({ENV_NAMES['max_latent']}); pick a smaller latent size.")
-    params = count_parameters(model)
+    params = parameter_count(model)
     if params > limits.max_params:
         raise LimitError(f"This model would have {params:,} parameters, above this server's limit of "
                          f"{limits.max_params:,} ({ENV_NAMES['max_params']}); use fewer or smaller layers.")
+    if (code := code_size_of(model)) > limits.max_code:
+        raise LimitError(f"This model's code would hold {code:,} numbers per image, above this server's limit of "
+                         f"{limits.max_code:,} ({ENV_NAMES['max_code']}); pick a smaller latent size.")
     return params
 
 
@@ -247,7 +219,9 @@ def check_batch(model: ModelConfig, batch_size: int, limits: WorkLimits) -> None
 
 def check_run(cfg: RunConfig, limits: WorkLimits) -> int:
     """Every limit a training job is held to, from its config alone (the data shape is taken from
-    the DataConfig when the model's is not filled in yet); returns the parameter count."""
+    the DataConfig when the model's is not filled in yet); returns the parameter count. A config
+    that breaks a rule of core.validation is refused first, with its ConfigError (a ValueError)."""
+    check_settings(cfg)
     if cfg.train.epochs > limits.max_epochs:
         raise LimitError(f"{cfg.train.epochs} epochs are above this server's limit of {limits.max_epochs} per run "
                          f"({ENV_NAMES['max_epochs']}); train for fewer epochs.")

@@ -271,7 +271,7 @@ def check_served_data(cfg, roots: list[DataRoot] | None = None) -> None:
     server log names the folder, for the teacher); the CLI does not call this."""
     roots = allowed_roots() if roots is None else roots
     if cfg.dataset == "folder" and not cfg.folder.strip():
-        raise FolderError("No image folder is chosen; choose one of the listed datasets on the Data page.")
+        raise FolderError("No image folder is chosen; choose one of the listed datasets.")
     outside = _outside_roots(cfg, roots)
     if outside is None:
         return

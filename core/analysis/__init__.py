@@ -1,0 +1,18 @@
+"""Everything the Inspect pages compute from a trained model, as a small package: inference
+(codes, reconstructions, errors, noise sweeps, decoding), embeddings (projections, clusters),
+generation (grids, interpolations, samples), pictures (image grids, error maps) and the classifier
+probe. Every name callers use is importable from here."""
+from core.analysis.embeddings import PROJECTIONS, code_at, kmeans_labels, project
+from core.analysis.generation import (COLLAPSED_SPREAD, SPREAD_SAMPLES, decode_with_every_label, interpolate,
+                                      manifold_grid, pixel_spread, prior_spread_ratio, sample, sample_codes)
+from core.analysis.inference import (DEFAULT_NOISE_LEVELS, decode, encode, noise_sweep, per_image_errors,
+                                     reconstruct)
+from core.analysis.pictures import error_maps, image_grid
+from core.analysis.probe import MOST_CONFUSED, ProbeConfig, ProbeResult, train_probe
+from core.train import to_float  # part of this package's API too
+
+__all__ = ["COLLAPSED_SPREAD", "DEFAULT_NOISE_LEVELS", "MOST_CONFUSED", "PROJECTIONS", "SPREAD_SAMPLES",
+           "ProbeConfig", "ProbeResult", "code_at", "decode", "decode_with_every_label", "encode", "error_maps",
+           "image_grid", "interpolate", "kmeans_labels", "manifold_grid", "noise_sweep", "per_image_errors",
+           "pixel_spread", "prior_spread_ratio", "project", "reconstruct", "sample", "sample_codes", "to_float",
+           "train_probe"]
