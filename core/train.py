@@ -58,6 +58,10 @@ class TrainReporter(Protocol):
 
     def on_epoch(self, record: EpochRecord, film_frame: torch.Tensor) -> None: ...
 
+    # Optional: after each epoch, `take()` returns a ResumeFrom of this moment (copies of the
+    # weights, optimiser and generators), for a reporter that keeps crash checkpoints.
+    # def on_checkpoint(self, epoch: int, take: Callable[[], ResumeFrom]) -> None: ...
+
 
 @dataclass
 class TrainResult:
@@ -565,15 +569,17 @@ def _train(cfg: RunConfig, dataset: Dataset, reporter: TrainReporter | None,
             epochs_without_improvement += 1
         if reporter is not None:
             reporter.on_epoch(record, frame)
+        if hasattr(reporter, "on_checkpoint"):  # a server that may be killed keeps where this run is
+            reporter.on_checkpoint(epoch, lambda: ResumeFrom(
+                state=_resume_state(model, optimizer, shuffle_generator, noise_generator),
+                best_state=dict(best_state), history=list(history), batch_losses=list(batch_losses), film=list(film)))
         if tc.patience > 0 and epochs_without_improvement >= tc.patience and epoch < tc.epochs:
             status = "early_stopped"
             break
 
     resume_state = None
     if history and status != "diverged":
-        resume_state = {"model": _cpu_state(model), "optimizer": _cpu_tree(optimizer.state_dict()),
-                        "shuffle_rng": shuffle_generator.get_state(),
-                        **({"noise_rng": noise_generator.get_state().cpu()} if noise_generator is not None else {})}
+        resume_state = _resume_state(model, optimizer, shuffle_generator, noise_generator)
     model.load_state_dict(best_state)
     test_metrics: dict[str, float] = {}
     test_x, test_y = dataset.split("test")
@@ -596,6 +602,13 @@ def _train(cfg: RunConfig, dataset: Dataset, reporter: TrainReporter | None,
         step="cuda-graph" if graphed is not None else "eager",
         step_reason=step_reason,
     )
+
+
+def _resume_state(model, optimizer, shuffle_generator, noise_generator) -> dict:
+    """What continuing needs beyond the best weights (TrainResult.resume_state), on the CPU."""
+    return {"model": _cpu_state(model), "optimizer": _cpu_tree(optimizer.state_dict()),
+            "shuffle_rng": shuffle_generator.get_state(),
+            **({"noise_rng": noise_generator.get_state().cpu()} if noise_generator is not None else {})}
 
 
 def _cpu_tree(value):

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from core.config import RunConfig
 from core.data import Dataset
-from core.jobs.registry import RunnerError
+from core.jobs.lifecycle import RunnerError
 
 RAY_ADDRESS_ENV = "AE_LAB_RAY_ADDRESS"  # "local" (an embedded cluster), "auto" or "host:port"
 CPUS_ENV = "AE_LAB_RAY_CPUS_PER_JOB"
