@@ -29,10 +29,11 @@ from core.experiments.config import ExperimentConfig, describe_factors, expand_g
 from core.experiments.store import (ACTIVE_STATUSES, ExperimentError, list_records, load_record,
                                     reserve_experiment_name, save_record)
 from core.jobs import JobPermissionError
+from core.jobs.status import ACTIVE as JOB_ACTIVE  # statuses that still change (queued ... saving)
 from core.serving.access import same_owner
 
-# Job statuses that still change (core.jobs' queued / loading / running).
-JOB_ACTIVE = ("queued", "loading", "running")
+# A variant whose run is saved and whose probe classifier trains.
+VARIANT_ACTIVE = JOB_ACTIVE | {"probing"}
 POLL_SECONDS = 0.25
 
 
@@ -164,7 +165,7 @@ class _Driver:
     def _stop_jobs(self) -> None:
         for variant in self.snapshot()["variants"]:
             for key in ("job", "probe_job"):
-                if variant.get(key) and variant["status"] in JOB_ACTIVE + ("probing",):
+                if variant.get(key) and variant["status"] in VARIANT_ACTIVE:
                     try:
                         self.registry.stop(variant[key])
                     except KeyError:
@@ -264,7 +265,7 @@ class _Driver:
                 self._start_variant(variant)
         self._save()
         stopped = False
-        pending = [v for v in variants if v["job"] and v["status"] in JOB_ACTIVE + ("probing",)]
+        pending = [v for v in variants if v["job"] and v["status"] in VARIANT_ACTIVE]
         for variant in variants:
             if not variant["job"]:
                 with self.lock:
