@@ -91,6 +91,28 @@ def check_experiment_images(name: str, runs: int, images: int, limit: int | None
                          "server; use fewer runs, fewer epochs or fewer images.")
 
 
+def check_experiment_share(exp, owner: str | None, load_data) -> None:
+    """LimitError when a student's experiment (a core.experiments.ExperimentConfig) would train more
+    images than AE_LAB_MAX_EXPERIMENT_IMAGES: every run's epochs × its training images (a search:
+    every trial at the base settings); load_data(DataConfig) gives the datasets (already loaded by
+    the page that asks)."""
+    from core.config import RunConfig
+    from core.experiments.estimate import variant_configs
+
+    limit = max_experiment_images()
+    if limit is None:
+        return
+    configs = variant_configs(exp)
+    train_images: dict[str, int] = {}
+    total = 0
+    for cfg in configs:
+        key = RunConfig(data=cfg.data).to_json()
+        if key not in train_images:
+            train_images[key] = len(load_data(cfg.data).splits["train"])
+        total += cfg.train.epochs * train_images[key]
+    check_experiment_images(exp.name, len(configs), total, limit, key_of(owner))
+
+
 def short_key(key: str | None) -> str:
     """How a log names an owner known only by its key (as core.logs.short_owner names an id)."""
     return key[:8] if key else "teacher/cli"
