@@ -32,6 +32,7 @@ from core.jobs.job import MAX_BATCH_LOSSES, Job, JobSnapshot, JobSummary
 from core.jobs.lifecycle import USER_ERRORS, JobLife, RunnerError
 from core.jobs.local import LocalRunner
 from core.jobs.persistence import RestartPersistence
+from core.jobs.saving import kept_info
 from core.jobs.scheduler import FairQueue
 from core.jobs.status import JobStatus
 from core.serving.limits import LimitError, WorkLimits, check_run
@@ -156,7 +157,7 @@ class JobRegistry(RestartPersistence):
                              f"{max(limits.max_epochs - done, 0)} more.")
         self._check_limits(cfg, owner)
         if as_name is None:  # it stays in its experiment, with its factor values, and with its owner
-            info = {key: run.info[key] for key in ("experiment", "factors", "owner") if key in run.info}
+            info = kept_info(run.info)
             job = Job(name=run_name, kind="train", config=cfg, total_epochs=cfg.train.epochs, owner=owner,
                       owner_key=key_of(owner), resume_from=run_name, base_epochs=done, info=info)
         else:

@@ -58,6 +58,11 @@ def save_result(root, cfg, result, *, name: str, named: bool = True, overwrite: 
     return SavedRun(path.name, f"{result.message} {note}".strip())
 
 
+def kept_info(info: dict) -> dict:
+    """What a run's info.json keeps when it is trained further: its owner, experiment and factors."""
+    return {key: info[key] for key in ("experiment", "factors", "owner") if key in info}
+
+
 def save_retrying(save: Callable[[], SavedRun], ask: Callable[[str], bool] | None) -> SavedRun:
     """save(); when it fails, `ask(sentence)` whether to try again (the trained result is still in
     memory: a person at a terminal can free some space first). Without `ask`, or declined, the
