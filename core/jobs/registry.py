@@ -289,8 +289,10 @@ class JobRegistry(RestartPersistence):
         if queued:
             logger.info("job %s stopped while queued", job_id)
             job.finish(JobStatus.STOPPED, "Stopped while waiting in the queue; nothing was trained or saved.")
-            self._persist()
             job.done.set()
+            with self._lock:
+                self._forget_ended_jobs()
+            self._persist()
             return
         if not job.done.is_set():
             logger.info("job %s asked to stop by %s", job_id, "the teacher/cli" if by is None or teacher else
