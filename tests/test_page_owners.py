@@ -59,7 +59,9 @@ def test_the_starting_tab_owns_its_job_and_keeps_it_after_a_reload(registry):
     alice.number_input(key="cfg_epochs").set_value(1000).run()
     alice.button(key="start_job").click().run()
     job = param(alice, "job")
-    assert registry.snapshot(job).owner == owner
+    from core.serving.access import owner_key
+
+    assert registry.snapshot(job).owner_key == owner_key(owner)
     reloaded = train_tab(owner=owner, job=job)  # a reload: a new session, the same URL
     assert param(reloaded, "owner") == owner
     stop = reloaded.button(key="stop_job")

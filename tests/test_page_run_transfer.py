@@ -35,7 +35,7 @@ def test_resume_from_the_runs_page_continues_the_run_on_the_train_page(app_runs)
     job = job[0] if isinstance(job, list) else job
     registry = get_registry()
     snap = registry.snapshot(job)
-    assert snap.resume_from == "tiny-conv" and snap.owner == ALICE
+    assert snap.resume_from == "tiny-conv" and snap.owner_key == owner_key(ALICE)
     done = registry.wait(job, timeout=JOB_TIMEOUT)
     assert done.status == "finished", done.message
     assert [r["epoch"] for r in load_run(app_runs, "tiny-conv").history] == [1, 2, 3, 4]
