@@ -38,12 +38,12 @@ def probe_for(registry, run_name: str):
     """The probe job to show for this run: the one this session started, else the newest one
     the server knows of (so a reload or a second tab finds it); None when there is none."""
     mine = st.session_state.get(JOBS_KEY, {}).get(run_name)
-    probes = [job for job in registry.snapshots()
-              if job.kind == "probe" and job.run_name == run_name]
-    for job in probes:
-        if job.id == mine:
-            return job
-    return probes[0] if probes else None
+    probes = [job for job in registry.summaries() if job.kind == "probe" and job.run_name == run_name]
+    chosen = next((job for job in probes if job.id == mine), probes[0] if probes else None)
+    try:  # the full copy (history, result) only for the one shown
+        return registry.snapshot(chosen.id) if chosen is not None else None
+    except KeyError:  # let go meanwhile (the registry keeps a bounded number of ended jobs)
+        return None
 
 
 def last_accuracy(history: list[dict]) -> str:
