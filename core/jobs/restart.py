@@ -193,7 +193,7 @@ def restart_message(note: dict) -> str:
     restarted = int(note.get("restarted") or 0)
     if restarted:
         parts.append(f"{_plural(restarted, 'running job starts', 'running jobs start')} again from the "
-                     "beginning (the server was killed before its first checkpoint)")
+                     "beginning (no checkpoint yet)")
     lost = int(note.get("lost") or 0)
     if lost:
         parts.append(f"{_plural(lost, 'running job was', 'running jobs were')} stopped before "
