@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 
+from core.checkpoints import valid_run_name
 from core.config import RunConfig
 from core.jobs.status import JobStatus
 from core.serving.access import may_change
@@ -208,6 +209,13 @@ class Job:
                 self.run_name = run_name
             self.result = result
             self.finished_at = time.time()
+
+    @property
+    def new_run_name(self) -> str | None:
+        """The name a new run of this job is saved under when free (None: it saves into its run)."""
+        if self.saves_into_run:
+            return None
+        return valid_run_name(self.copy_to or self.config.name or self.name)
 
     @property
     def saves_into_run(self) -> bool:

@@ -140,15 +140,18 @@ class RestartPersistence:
         entries = state.get("jobs") if "jobs" in state else state.get("queued")
         jobs = [job for job in (self._job_from_entry(e, state.get("version")) for e in entries or []) if job]
         continued, restarted = [], 0
-        for job in jobs:
-            if job.from_checkpoint:  # it was running: its checkpoint says how far it got
-                epochs = restart.checkpoint_epochs(self.root, job.id)
-                job.from_checkpoint = epochs > 0
-                if epochs:
-                    continued.append({"id": job.id, "name": job.name, "epoch": epochs})
-                else:
-                    restarted += 1
+        was_running = [job for job in jobs if job.from_checkpoint]
+        for job in was_running:  # its checkpoint says how far it got
+            epochs = restart.checkpoint_epochs(self.root, job.id)
+            job.from_checkpoint = epochs > 0
+            if epochs:
+                continued.append({"id": job.id, "name": job.name, "epoch": epochs})
+            else:
+                restarted += 1
         restart.remove_other_checkpoints(self.root, {job.id for job in jobs if job.from_checkpoint})
+        # A save the kill cut short left its name reserved (an empty folder) and a half-written
+        # restart file: give the name back to the job that continues, and remove the rest.
+        restart.remove_killed_writes(self.root, [job.new_run_name for job in was_running if job.new_run_name])
         for job in sorted(jobs, key=lambda job: not job.from_checkpoint):  # continued ones first
             self._add(job, job_id=job.id)
         saved = [s for s in state.get("saved") or [] if isinstance(s, dict) and isinstance(s.get("run"), str)

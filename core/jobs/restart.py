@@ -37,7 +37,7 @@ from typing import Callable
 
 import torch
 
-from core.atomic import write_bytes, write_json
+from core.atomic import TEMP_SUFFIX, write_bytes, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +162,22 @@ def clean_leftovers(root, older_than: float = LEFTOVER_AGE_S) -> list[str]:
     from core.checkpoints import recover_leftovers  # the save protocol's own knowledge
 
     return recover_leftovers(root, older_than)
+
+
+def remove_killed_writes(root, names: list[str]) -> None:
+    """After a kill: give back the names a killed save had reserved (empty run folders named
+    `names`: rmdir removes only an empty one) and remove the restart file's temporary copies."""
+    root = Path(root)
+    for name in names:
+        try:
+            os.rmdir(root / name)
+        except OSError:  # not there, or a real run
+            pass
+    for leftover in root.glob(f".{STATE_FILE}.*{TEMP_SUFFIX}"):
+        try:
+            leftover.unlink()
+        except OSError:
+            pass
 
 
 def _plural(count: int, one: str, many: str) -> str:
