@@ -103,7 +103,7 @@ def test_after_a_kill_the_page_says_the_running_job_continues_from_its_checkpoin
     at = train_tab()
     notes = [i.value for i in at.info if "server restarted" in i.value]
     assert notes == ["The server restarted: 1 running job continues from its checkpoint at epoch 2. "
-                     "Jobs that continue are listed on the Train page."]
+                     "They carry on by themselves; the Train page follows them."]
     done = get_registry().wait("abcd1234", timeout=JOB_TIMEOUT)
     assert done.status == "finished", done.message
     assert [r["epoch"] for r in load_run(no_runs, "alice").history] == [1, 2, 3]

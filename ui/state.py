@@ -83,7 +83,7 @@ def restart_notice() -> None:
         left, right = st.columns([6, 1], vertical_alignment="center")
         hint = " Continue them with Resume on the Runs page." if note["saved"] else ""
         if note.get("continued") or note.get("restarted"):
-            hint += " Jobs that continue are listed on the Train page."
+            hint += " They carry on by themselves; the Train page follows them."
         left.info(restart_message(note) + hint, icon=":material/restart_alt:")
         if right.button("Dismiss", key="dismiss_restart_note"):
             st.session_state[RESTART_NOTE_SHOWN_KEY] = True
