@@ -23,6 +23,8 @@ from core.jobs.restart import STATE_FILE, restart_message
 from core.serving.access import OwnerError, owner_key
 from core.serving.limits import LimitError, WorkLimits
 
+from test_lifecycle import registry, wait_until  # noqa: F401  (registry is a fixture)
+
 WAIT = 120
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,23 +33,6 @@ def config(epochs=2, name="", limit=400) -> RunConfig:
     return RunConfig(data=DataConfig(dataset="digits", seed=0, limit=limit),
                      model=ModelConfig(family="dense", hidden=[32], latent=4),
                      train=TrainConfig(epochs=epochs, batch_size=64, device="cpu", seed=0), name=name)
-
-
-@pytest.fixture
-def registry(tmp_path):
-    reg = JobRegistry(root=tmp_path / "runs", max_concurrent=1)
-    yield reg
-    for job in reg.summaries():
-        reg.stop(job.id)
-    for job in reg.summaries():
-        reg.wait(job.id, WAIT)
-
-
-def wait_until(predicate, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "it did not get there in time"
-        time.sleep(0.02)
 
 
 def failing_renames(monkeypatch, root: Path, failures: int, code=errno.ENOSPC, delay: float = 0.0):

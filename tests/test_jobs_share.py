@@ -9,18 +9,18 @@ import time
 import pytest
 
 import core.data_store as data_store
-from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.config import DataConfig, RunConfig
 from core.jobs import JobRegistry, JobStatus
 from core.serving.access import owner_key
 from core.serving.limits import LimitError
 
+from test_jobs_safety import config as safety_config
+
 WAIT = 120
 
 
-def config(epochs=1, name="", limit=400) -> RunConfig:
-    return RunConfig(data=DataConfig(dataset="digits", seed=0, limit=limit),
-                     model=ModelConfig(family="dense", hidden=[32], latent=4),
-                     train=TrainConfig(epochs=epochs, batch_size=64, device="cpu", seed=0), name=name)
+def config(epochs=1, name="") -> RunConfig:
+    return safety_config(epochs, name)
 
 
 @pytest.fixture

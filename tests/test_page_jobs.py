@@ -10,8 +10,8 @@ from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.train import train
 from ui.state import get_registry
 
-from apptest_helpers import APP
 from test_jobs_safety import failing_renames
+from test_page_owners import train_tab
 
 JOB_TIMEOUT = 120
 TOKEN = "correct horse battery staple"
@@ -22,18 +22,6 @@ def tiny(epochs=1, name="") -> RunConfig:
     return RunConfig(data=DataConfig(dataset="digits", limit=300),
                      model=ModelConfig(family="dense", hidden=[16], latent=2),
                      train=TrainConfig(epochs=epochs, batch_size=64, device="cpu"), name=name)
-
-
-def train_tab(owner: str | None = None, job: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    if owner:
-        at.query_params["owner"] = owner
-    if job:
-        at.query_params["job"] = job
-    at.switch_page("views/train.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def captions(at: AppTest) -> list[str]:
