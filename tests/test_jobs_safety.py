@@ -178,7 +178,7 @@ def test_two_resumes_of_one_run_at_once_are_one_job(registry, monkeypatch):
     assert sum(1 for job in registry.summaries() if job.resume_from == "once") == 1
 
 
-def test_resume_goes_through_the_epoch_limit(tmp_path):
+def test_resume_and_probes_go_through_the_epoch_limit(tmp_path):
     registry = JobRegistry(root=tmp_path, max_concurrent=1, limits=WorkLimits(max_epochs=10))
     registry.wait(registry.start(config(epochs=2, name="short")), WAIT)
     with pytest.raises(LimitError) as refused:
@@ -186,6 +186,10 @@ def test_resume_goes_through_the_epoch_limit(tmp_path):
     assert str(refused.value) == ("Run short has 2 epochs; 10000 more would make 10002, above this server's limit of "
                                   "10 per run; resume for at most 8 more.")
     assert registry.summaries()[0].name == "short"  # nothing queued
+    from core.analysis import ProbeConfig
+
+    with pytest.raises(LimitError, match="above this server's limit of 10 per run"):
+        registry.start_probe("short", ProbeConfig(epochs=50))  # a probe too
 
 
 def test_only_the_owner_or_the_teacher_resumes_into_a_run_and_anyone_resumes_a_copy(registry):

@@ -8,6 +8,7 @@ import streamlit as st
 from core.analysis import ProbeConfig, image_grid
 from ui import inspect_cache
 from ui.probe_charts import confusion_chart, per_class_accuracy_chart, probe_history_chart
+from ui.owners import is_teacher, owner_id
 from ui.state import ACTIVE_STATUSES, get_registry
 from ui.widgets import run_picker, upscale_for
 from ui.projector import images_per_row, show_chart
@@ -161,8 +162,8 @@ def main() -> None:
     if st.button("Train classifier", type="primary", key=TRAIN_KEY, disabled=running,
                  icon=":material/play_arrow:"):
         try:
-            job_id = registry.start_probe(run.name, ProbeConfig(epochs=epochs, lr=lr,
-                                                                fine_tune=fine_tune, hidden=hidden))
+            job_id = registry.start_probe(run.name, ProbeConfig(epochs=epochs, lr=lr, fine_tune=fine_tune,
+                                                                hidden=hidden), owner=owner_id(), teacher=is_teacher())
         except Exception as exc:  # core errors carry one plain sentence
             st.error(str(exc))
             return

@@ -168,7 +168,11 @@ class JobRegistry(RestartPersistence):
         return self._add(job, teacher=teacher)
 
     def start_probe(self, run_name: str, probe_cfg, owner: str | None = None, teacher: bool = False) -> str:
-        """Queue a probe classifier (core.analysis.train_probe) on the saved run `run_name`."""
+        """Queue a probe classifier (core.analysis.train_probe) on the saved run `run_name`; its
+        epochs go through the same limit as a run's, and it counts towards the owner's share."""
+        if self.limits is not None and int(probe_cfg.epochs) > self.limits.max_epochs:
+            raise LimitError(f"{int(probe_cfg.epochs)} epochs are above this server's limit of "
+                             f"{self.limits.max_epochs} per run; train the classifier for fewer epochs.")
         job = Job(name=f"{run_name} classifier", kind="probe", config=RunConfig(name=run_name),
                   total_epochs=int(probe_cfg.epochs), owner=owner, owner_key=key_of(owner),
                   probe_cfg=copy.deepcopy(probe_cfg))
