@@ -10,7 +10,7 @@ import pytest
 
 import core.data_store as data_store
 from core.config import DataConfig, RunConfig
-from core.jobs import JobRegistry, JobStatus
+from core.jobs import JobRegistry
 from core.serving.access import owner_key
 from core.serving.limits import LimitError
 

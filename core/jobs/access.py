@@ -66,10 +66,12 @@ def check_job_room(active: int, limit: int | None, key: str | None) -> None:
                          "one student may have at once on this server; wait for one to finish or stop one.")
 
 
-def check_may_stop(name: str, recorded_key: str | None, by: str | None, teacher: bool = False) -> None:
+def check_may_stop(name: str, recorded_key: str | None, by: str | None, teacher: bool = False,
+                   action: str = "stop") -> None:
+    """JobPermissionError unless `by` may stop (or save) the job `name` (its owner or the teacher)."""
     if not may_change(recorded_key, by, teacher):
-        logger.info("refused to stop job %s for %s", name, short_owner(by))
-        raise JobPermissionError(f"Only the person who started {name} (or the teacher) can stop it.")
+        logger.info("refused to %s job %s for %s", action, name, short_owner(by))
+        raise JobPermissionError(f"Only the person who started {name} (or the teacher) can {action} it.")
 
 
 def check_may_resume_into(run_name: str, info: dict, by: str | None, teacher: bool = False) -> None:

@@ -142,8 +142,8 @@ class JobRegistry(RestartPersistence):
         done = len(load_resume(self.root, run_name).history)  # and that it can be continued
         if as_name is None:
             check_may_resume_into(run_name, run.info, owner, teacher)
-        elif not valid_run_name(as_name.strip() or "-").strip("-"):
-            raise ValueError("Give the copy a name of letters and digits.")
+        elif not as_name.strip():
+            raise ValueError("Give the copy a name of your own, e.g. the run's name with yours.")
         if not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"Resume for at least 1 more epoch, not {epochs}.")
         cfg = run.config
@@ -325,7 +325,7 @@ class JobRegistry(RestartPersistence):
         (saved, or still UNSAVED with the new reason). Its owner or the teacher may."""
         with self._lock:
             job = self._job(job_id)
-        check_may_stop(job.name, job.owner_key, by, teacher)
+        check_may_stop(job.name, job.owner_key, by, teacher, action="save")
         with job.lock:
             unsaved = job.status == JobStatus.UNSAVED
             if unsaved:  # a second click while the first one saves finds SAVING: nothing to do
