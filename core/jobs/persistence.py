@@ -139,6 +139,16 @@ class RestartPersistence:
         self._persisting = True
         entries = state.get("jobs") if "jobs" in state else state.get("queued")
         jobs = [job for job in (self._job_from_entry(e, state.get("version")) for e in entries or []) if job]
+        saved = [s for s in state.get("saved") or [] if isinstance(s, dict) and isinstance(s.get("run"), str)
+                 and isinstance(s.get("epoch"), int)]
+        # A job killed just before its save's last rename is saved all the same: the clean-up puts
+        # the run in place (once the staging folder is old enough to be no one else's).
+        for job in [job for job in jobs if job.from_checkpoint]:
+            epochs = restart.finished_save(self.root, job.new_run_name or job.resume_from)
+            if epochs is not None:
+                jobs.remove(job)
+                saved.append({"run": job.new_run_name or job.resume_from, "epoch": epochs, "owner": job.owner_key,
+                              "id": job.id})
         continued, restarted = [], 0
         was_running = [job for job in jobs if job.from_checkpoint]
         for job in was_running:  # its checkpoint says how far it got
@@ -154,8 +164,6 @@ class RestartPersistence:
         restart.remove_killed_writes(self.root, [job.new_run_name for job in was_running if job.new_run_name])
         for job in sorted(jobs, key=lambda job: not job.from_checkpoint):  # continued ones first
             self._add(job, job_id=job.id)
-        saved = [s for s in state.get("saved") or [] if isinstance(s, dict) and isinstance(s.get("run"), str)
-                 and isinstance(s.get("epoch"), int)]
         lost = state.get("lost") if isinstance(state.get("lost"), int) else 0
         self._persist()
         if not jobs and not saved and not lost:

@@ -164,6 +164,25 @@ def clean_leftovers(root, older_than: float = LEFTOVER_AGE_S) -> list[str]:
     return recover_leftovers(root, older_than)
 
 
+def finished_save(root, name: str | None) -> int | None:
+    """The epochs of a complete save of run `name` that a kill cut off just before its last rename
+    (a staging folder with its info.json); None when there is none. The start-up clean-up puts such
+    a run in place (core.checkpoints.recover_leftovers), so its job needs no continuing."""
+    from core.checkpoints import INFO_FILE
+    from core.checkpoints.names import hidden_run_name
+
+    root = Path(root)
+    if not name or not root.is_dir():
+        return None
+    for entry in root.iterdir():
+        if hidden_run_name(entry.name) in (("tmp", name), ("new", name)) and (entry / INFO_FILE).is_file():
+            try:
+                return int(json.loads((entry / INFO_FILE).read_text(encoding="utf-8"))["epochs_run"])
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
 def remove_killed_writes(root, names: list[str]) -> None:
     """After a kill: give back the names a killed save had reserved (empty run folders named
     `names`: rmdir removes only an empty one) and remove the restart file's temporary copies."""

@@ -41,26 +41,26 @@ def save_result(root, cfg, result, *, name: str, named: bool = True, overwrite: 
 
     named: the name was chosen by someone (kept under a new name, said, when taken) rather than
     made from the settings (the next free one, quietly). overwrite: save into the existing run
-    `name` (a resume). `owner` (a raw id) / `owner_key`: whose run it is (info.json keeps the key)."""
+    `name` (a resume; the caller checked who may), which keeps its owner. `owner` (a raw id), or
+    only its `owner_key` (a job restored after a restart): whose new run it is."""
     if len(result.history) <= base_epochs:
         if overwrite:
             return SavedRun(name, f"{result.message} Nothing new was trained, so {name} is unchanged.".strip())
         return SavedRun(None, result.message)
     extra = dict(info or {})
-    if owner_key is not None:
-        extra["owner"] = owner_key
-    if overwrite:
+    if overwrite:  # the run keeps its recorded owner
         extra["seconds"] = round(sum(r.seconds for r in result.history), 3)
-        path = save_run(root, name, cfg, result, extra_info=extra, overwrite=True, owner=owner)
+        path = save_run(root, name, cfg, result, extra_info=extra, overwrite=True)
         return SavedRun(path.name, result.message)
-    path = save_run(root, name, cfg, result, extra_info=extra, on_taken="rename" if named else "next", owner=owner)
+    path = save_run(root, name, cfg, result, extra_info=extra, on_taken="rename" if named else "next", owner=owner,
+                    owner_recorded=owner_key)
     note = taken_note(name, path.name) if named else ""
     return SavedRun(path.name, f"{result.message} {note}".strip())
 
 
 def kept_info(info: dict) -> dict:
-    """What a run's info.json keeps when it is trained further: its owner, experiment and factors."""
-    return {key: info[key] for key in ("experiment", "factors", "owner") if key in info}
+    """What a run's info.json keeps when it is trained further (its owner is kept by save_run itself)."""
+    return {key: info[key] for key in ("experiment", "factors") if key in info}
 
 
 def save_retrying(save: Callable[[], SavedRun], ask: Callable[[str], bool] | None) -> SavedRun:
