@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import core.jobs.local as jobs_module
-import core.jobs.registry as registry_module
+import core.jobs.job as job_module
 import core.train.setup as train_setup
 from core.checkpoints import list_runs, load_run
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -283,7 +283,7 @@ def test_snapshots_are_consistent_copies_while_training(registry):
 
 
 def test_long_runs_keep_a_bounded_batch_curve(registry, monkeypatch):
-    monkeypatch.setattr(registry_module, "MAX_BATCH_LOSSES", 8)
+    monkeypatch.setattr(job_module, "MAX_BATCH_LOSSES", 8)
     snap = registry.wait(registry.start(config(epochs=4)), WAIT)  # 4 × 5 = 20 batches
     assert snap.status == "finished"
     stride = snap.batch_loss_stride

@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.config import DataConfig, RunConfig, TrainConfig
+from core.serving.access import owner_key
 from ui.state import get_registry
 
 from apptest_helpers import expect_errors, open_app_page
@@ -54,7 +55,7 @@ def test_the_starting_tab_owns_its_job_and_keeps_it_after_a_reload(registry):
     alice.number_input(key="cfg_epochs").set_value(1000).run()
     alice.button(key="start_job").click().run()
     job = param(alice, "job")
-    assert registry.snapshot(job).owner == owner
+    assert registry.snapshot(job).owner_key == owner_key(owner)
     reloaded = train_tab(owner=owner, job=job)  # a reload: a new session, the same URL
     assert param(reloaded, "owner") == owner
     stop = reloaded.button(key="stop_job")
@@ -200,7 +201,7 @@ def test_a_signed_in_student_owns_her_jobs_by_account_and_the_url_carries_no_own
     alice.number_input(key="cfg_epochs").set_value(1000).run()
     alice.button(key="start_job").click().run()
     job = param(alice, "job")
-    assert registry.snapshot(job).owner == account_owner(ISSUER, "alice-sub")
+    assert registry.snapshot(job).owner_key == owner_key(account_owner(ISSUER, "alice-sub"))
     assert "owner" not in alice.query_params
 
     again = login_tab(person("alice-sub", "alice@school.example", "Alice"), job=job)  # another browser, same account

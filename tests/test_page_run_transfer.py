@@ -35,7 +35,7 @@ def test_resume_from_the_runs_page_continues_the_run_on_the_train_page(app_runs)
     job = job[0] if isinstance(job, list) else job
     registry = get_registry()
     snap = registry.snapshot(job)
-    assert snap.resume_from == "tiny-conv" and snap.owner == ALICE
+    assert snap.resume_from == "tiny-conv" and snap.owner_key == owner_key(ALICE)
     done = registry.wait(job, timeout=JOB_TIMEOUT)
     assert done.status == "finished", done.message
     assert [r["epoch"] for r in load_run(app_runs, "tiny-conv").history] == [1, 2, 3, 4]
@@ -89,13 +89,20 @@ def test_another_student_s_run_is_continued_only_as_a_copy_of_their_own(app_runs
     assert [e.value.replace("\\", "") for e in at.error] == ["Queued nothing: this test only looks at what was asked."]
 
 
-def test_a_registry_without_copies_disables_the_button_and_says_why(app_runs, monkeypatch):
+def test_a_copy_of_another_students_run_trains_on_and_leaves_theirs_as_it_was(app_runs):
     own(app_runs, "tiny-conv", BOB)
-    monkeypatch.setattr(get_registry(), "resume", lambda run_name, epochs, owner=None: pytest.fail("resumed"))
     at = open_app_page("views/runs.py", {OWNER_KEY: ALICE})
     at.selectbox(key="resume_run_name").set_value("tiny-conv").run()
-    assert at.button(key="resume_run").disabled
-    assert any("cannot continue a copy of another student's run yet" in c.value for c in at.caption)
+    at.number_input(key="resume_epochs").set_value(2)
+    at.button(key="resume_run").click().run()
+    assert [t.value for t in at.title] == ["Train"], [e.value for e in at.error]
+    job = at.query_params["job"]
+    done = get_registry().wait(job[0] if isinstance(job, list) else job, timeout=JOB_TIMEOUT)
+    assert done.status == "finished" and done.run_name == "tiny-conv-copy", done.message
+    copy = load_run(app_runs, "tiny-conv-copy")
+    assert [r["epoch"] for r in copy.history] == [1, 2, 3, 4] and copy.info["owner"] == owner_key(ALICE)
+    original = load_run(app_runs, "tiny-conv")
+    assert len(original.history) == 2 and original.info["owner"] == owner_key(BOB)
 
 
 def test_a_student_s_imported_runs_are_theirs(app_runs, trained_runs):

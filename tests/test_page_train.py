@@ -263,7 +263,7 @@ def test_a_learning_rate_of_0_is_warned_about(no_runs):
 def test_a_start_the_server_refuses_is_one_sentence_not_a_traceback(no_runs, registry, monkeypatch):
     from core.serving.limits import LimitError
 
-    def refuse(cfg, owner=None, info=None):
+    def refuse(cfg, owner=None, info=None, teacher=False):
         raise LimitError("This model would have 5 parameters, above this server's limit of 4 (AE_LAB_MAX_PARAMS); "
                          "use fewer or smaller layers.")
 

@@ -215,7 +215,7 @@ def test_a_server_shutdown_saves_the_job_running_on_ray(ray_runner, tmp_path):
     job_id = registry.start(config(epochs=5000, name="saved-at-shutdown"))
     wait_until(lambda: len(registry.snapshot(job_id).history) >= 1)
     state = registry.shutdown(timeout=WAIT)
-    assert state["complete"] and state["lost"] == 0
+    assert state["complete"] and not state["jobs"]  # nothing left for the next server to continue
     assert registry.snapshot(job_id).status == "stopped"
     assert load_run(tmp_path / "runs", "saved-at-shutdown").info["stopped_by"] == "server shutdown"
 

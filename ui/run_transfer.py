@@ -3,7 +3,6 @@ teacher continues the run itself, anyone else a copy under a new name of their o
 as one .zip, import a .zip (core.bundles checks it like any run; the copies are the importer's)."""
 from __future__ import annotations
 
-import inspect
 
 import streamlit as st
 
@@ -24,13 +23,6 @@ def may_change_run(row: dict) -> bool:
     return may_change(row.get("owner"), owner_id(), is_teacher())
 
 
-def _resume_takes(*keywords: str) -> bool:
-    """Whether the registry's resume() takes these keywords (as_name and teacher arrive with the
-    job registry's owner rules; until then a copy cannot be continued)."""
-    parameters = inspect.signature(get_registry().resume).parameters
-    return all(k in parameters for k in keywords)
-
-
 def resume_section(runs: list[dict]) -> None:
     rows = {r["name"]: r for r in runs if r.get("status") in RESUMABLE}
     with st.expander("Continue training a run", icon=":material/resume:"):
@@ -41,7 +33,7 @@ def resume_section(runs: list[dict]) -> None:
         name = left.selectbox("Run to continue", list(rows), key="resume_run_name")
         epochs = right.number_input("More epochs", min_value=1, max_value=10_000, value=5, step=1,
                                     key="resume_epochs")
-        copy_name, can_start = None, True
+        copy_name = None
         if may_change_run(rows[name]):
             st.caption("Training goes on from the run's last weights and optimiser state; its curves continue "
                        "and it is saved again under its name (the best epoch's weights are kept).")
@@ -50,23 +42,15 @@ def resume_section(runs: list[dict]) -> None:
                        "training goes on from its last weights in a copy of your own, under the name below.")
             copy_name = st.text_input("Name of your copy", value=valid_run_name(f"{name}-copy"),
                                       key=f"resume_copy_name_{name}", max_chars=100)
-            can_start = _resume_takes("as_name")
-            if not can_start:
-                st.caption("This server cannot continue a copy of another student's run yet; ask the teacher.")
-        if st.button("Resume training", key="resume_run", icon=":material/play_arrow:", type="primary",
-                     disabled=not can_start):
+        if st.button("Resume training", key="resume_run", icon=":material/play_arrow:", type="primary"):
             start_resume(name, int(epochs), copy_name)
 
 
 def start_resume(name: str, epochs: int, copy_name: str | None) -> None:
     """Queue the resume job and follow it on the Train page; one sentence when it is refused."""
-    keywords = {"owner": owner_id()}
-    if _resume_takes("teacher"):
-        keywords["teacher"] = is_teacher()
-    if copy_name is not None:
-        keywords["as_name"] = copy_name.strip()
     try:
-        job_id = get_registry().resume(name, epochs, **keywords)
+        job_id = get_registry().resume(name, epochs, owner=owner_id(), teacher=is_teacher(),
+                                       as_name=copy_name.strip() if copy_name is not None else None)
     except (ValueError, CheckpointError, PermissionError) as exc:
         st.error(md_message(exc))
         return

@@ -5,32 +5,31 @@ Jobs belong to the server, not to a browser session: the registry is a
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
-from collections import OrderedDict
 from typing import Callable
 
 import streamlit as st
 
 from core.checkpoints import checkpoints_root, list_runs, load_history, load_run
-from core.config import DataConfig, RunConfig
-from core.data import DataError, Dataset, load_dataset
+from core.config import DataConfig
+from core.data import Dataset
+from core.data_store import DatasetStore
 from core.jobs import JobRegistry, runner_from_address
-from core.jobs.ray_runner import RAY_ADDRESS_ENV  # a constant: this imports no Ray
+from core.jobs.access import max_jobs_per_student
+from core.jobs.ray_worker import RAY_ADDRESS_ENV  # a constant: this imports no Ray
 from core.jobs.restart import install_shutdown_hook, restart_message
-from core.serving.limits import WorkLimits, check_data
-from core.serving.roots import hide_root_paths, served_data_config
+from core.jobs.status import ACTIVE
+from core.logs import setup_logging
+from core.serving.limits import WorkLimits
 from ui.palette import run_colors
 from ui.text import md_message, plain_names
 
 # Session keys shared by the pages: which dataset config the Data page chose, which run is selected.
 DATA_CONFIG_KEY = "data_config"  # a DataConfig
 SELECTED_RUN_KEY = "selected_run"  # a run name (str)
-# Job statuses that still change: the live views poll only while a job is in one of these.
-ACTIVE_STATUSES = ("queued", "loading", "running")
-# Loaded datasets kept in memory (each is at most a few hundred MB of uint8 tensors).
-MAX_CACHED_DATASETS = 4
+# Job statuses that still change (core.jobs.status.ACTIVE): the live views poll only while a job is in one.
+ACTIVE_STATUSES = ACTIVE
 
 
 RESTART_NOTE_SHOWN_KEY = "restart_note_dismissed"
@@ -39,12 +38,17 @@ RESTART_NOTE_FOR_S = 3600  # sessions opened this long after a restart are no lo
 
 @st.cache_resource
 def get_registry() -> JobRegistry:
+    # Each job's life, refusals and unexpected errors go to stderr and <checkpoints>/.logs (core.logs).
+    setup_logging(checkpoints_root())
     # The store is looked up here, on the script thread: job threads have no Streamlit context.
-    # A served app bounds every job's work (core.serving.limits; AE_LAB_MAX_* variables).
+    # A served app bounds every job's work (core.serving.limits; AE_LAB_MAX_* variables) and each
+    # student's share (core.jobs.access: AE_LAB_MAX_JOBS_PER_STUDENT).
     registry = JobRegistry(root=checkpoints_root(), load_data=_dataset_store().get,
-                           runner=get_runner()[0], limits=WorkLimits.from_env())
-    # What the last server's shutdown saved and queued comes back; this server's shutdown
-    # (SIGTERM/SIGINT, see core.jobs.restart) saves its running jobs and writes its queue.
+                           runner=get_runner()[0], limits=WorkLimits.from_env(),
+                           max_jobs_per_owner=max_jobs_per_student())
+    # What the last server left comes back (queued jobs; jobs it was running when killed continue
+    # from their checkpoints); from now on the queue is written whenever it changes, and this
+    # server's shutdown (SIGTERM/SIGINT, see core.jobs.restart) saves its running jobs.
     registry.restore()
     install_shutdown_hook(registry.shutdown)
     # The Train page checks every setting against the batch-memory limit, whose first estimate
@@ -74,6 +78,8 @@ def restart_notice() -> None:
     with st.container(key="restart_note"):
         left, right = st.columns([6, 1], vertical_alignment="center")
         hint = " Continue them with Resume on the Runs page." if note["saved"] else ""
+        if note.get("continued") or note.get("restarted"):
+            hint += " They carry on by themselves; the Train page follows them."
         left.info(md_message(restart_message(note)) + hint, icon=":material/restart_alt:")
         if right.button("Dismiss", key="dismiss_restart_note"):
             st.session_state[RESTART_NOTE_SHOWN_KEY] = True
@@ -100,8 +106,8 @@ def get_experiments():
 
 
 def active_jobs() -> list:
-    """Snapshots of the jobs that are queued, loading or running, newest first."""
-    return [job for job in get_registry().snapshots() if job.status in ACTIVE_STATUSES]
+    """Summaries (core.jobs.JobSummary) of the jobs that are queued or at work, newest first."""
+    return [job for job in get_registry().summaries() if job.status in ACTIVE_STATUSES]
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the run...")
@@ -124,59 +130,12 @@ def run_color_map() -> dict[str, str]:
     return run_colors([r["name"] for r in reversed(saved_runs())])
 
 
-class _DatasetStore:
-    """The last few loaded datasets, shared by every session. Not an st.cache_resource on
-    load_dataset itself: Streamlit would record the progress bar's updates inside the cached
-    call and replay them on every later hit."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.items: OrderedDict[str, Dataset] = OrderedDict()
-
-    def get(self, data_cfg: DataConfig, progress: Callable[[int, int], None] | None = None) -> Dataset:
-        """The dataset for data_cfg; loaded once, then served from memory. A DataError (or a
-        ValueError from the serving checks) is raised, not remembered, so fixing the folder and
-        trying again works."""
-        # A served app reads data only from its allowed folders, within its limits (core.serving).
-        try:
-            load_cfg = served_data_config(data_cfg)  # a CLI run's folder inside the roots is named by its root
-            check_data(load_cfg, WorkLimits.from_env())
-        except ValueError as exc:  # FolderError, LimitError: the pages show DataErrors
-            raise DataError(str(exc)) from None
-        key = RunConfig(data=data_cfg).to_json()
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-                return self.items[key]
-        try:
-            dataset = load_dataset(load_cfg, progress)
-        except DataError as exc:  # a torchvision folder inside a root is named by the root, not its path
-            raise DataError(hide_root_paths(str(exc))) from None
-        dataset.source = hide_root_paths(dataset.source)
-        # Class names are folder names: shown in charts and tables as they are, so without the
-        # control and bidi characters that would make one read as another.
-        dataset.class_names = plain_names(dataset.class_names)
-        with self.lock:
-            self.items[key] = dataset
-            while len(self.items) > MAX_CACHED_DATASETS:
-                self.items.popitem(last=False)
-        return dataset
-
-
-    def forget_folder(self, folder_root: str, folder: str) -> None:
-        """Drop every loaded copy of the folder dataset root/folder (it was deleted); jobs that
-        are training on it keep their own reference."""
-        with self.lock:
-            for key in list(self.items):
-                data = json.loads(key)["data"]
-                if data.get("dataset") == "folder" and data.get("folder_root") == folder_root \
-                        and str(data.get("folder", "")).strip("/") == folder.strip("/"):
-                    del self.items[key]
-
-
 @st.cache_resource
-def _dataset_store() -> _DatasetStore:
-    return _DatasetStore()
+def _dataset_store() -> DatasetStore:
+    """One store for every session and job of this server (core.data_store: one load per dataset)."""
+    # Class names are folder names: shown in charts and tables as they are, so without the
+    # control and bidi characters that would make one read as another.
+    return DatasetStore(shown_names=plain_names)
 
 
 def dataset_for(data_cfg: DataConfig, progress: Callable[[int, int], None] | None = None) -> Dataset:

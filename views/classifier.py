@@ -8,6 +8,7 @@ import streamlit as st
 from core.analysis import ProbeConfig, image_grid
 from ui import inspect_cache
 from ui.probe_charts import confusion_chart, per_class_accuracy_chart, probe_history_chart
+from ui.owners import is_teacher, owner_id
 from ui.state import ACTIVE_STATUSES, get_registry
 from ui.widgets import run_picker, upscale_for
 from ui.projector import images_per_row, show_chart
@@ -39,12 +40,12 @@ def probe_for(registry, run_name: str):
     """The probe job to show for this run: the one this session started, else the newest one
     the server knows of (so a reload or a second tab finds it); None when there is none."""
     mine = st.session_state.get(JOBS_KEY, {}).get(run_name)
-    probes = [job for job in registry.snapshots()
-              if job.kind == "probe" and job.run_name == run_name]
-    for job in probes:
-        if job.id == mine:
-            return job
-    return probes[0] if probes else None
+    probes = [job for job in registry.summaries() if job.kind == "probe" and job.run_name == run_name]
+    chosen = next((job for job in probes if job.id == mine), probes[0] if probes else None)
+    try:  # the full copy (history, result) only for the one shown
+        return registry.snapshot(chosen.id) if chosen is not None else None
+    except KeyError:  # let go meanwhile (the registry keeps a bounded number of ended jobs)
+        return None
 
 
 def last_accuracy(history: list[dict]) -> str:
@@ -163,8 +164,8 @@ def main() -> None:
     if st.button("Train classifier", type="primary", key=TRAIN_KEY, disabled=running,
                  icon=":material/play_arrow:"):
         try:
-            job_id = registry.start_probe(run.name, ProbeConfig(epochs=epochs, lr=lr,
-                                                                fine_tune=fine_tune, hidden=hidden))
+            job_id = registry.start_probe(run.name, ProbeConfig(epochs=epochs, lr=lr, fine_tune=fine_tune,
+                                                                hidden=hidden), owner=owner_id(), teacher=is_teacher())
         except Exception as exc:  # core errors carry one plain sentence
             st.error(md_message(exc))
             return

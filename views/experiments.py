@@ -107,7 +107,11 @@ def planned_table(exp: ExperimentConfig) -> None:
 
 
 def start_experiment(exp: ExperimentConfig) -> None:
-    name = get_experiments().start(exp, owner=owner_id())
+    try:
+        name = get_experiments().start(exp, owner=owner_id(), teacher=is_teacher())
+    except (ValueError, DataError) as exc:  # this student's share (a LimitError), or data that does not load
+        st.error(md_message(exc))
+        return
     st.session_state[SHOWN_KEY] = name  # shown below, and in the URL (ui.url_state)
     st.toast(f"Started experiment {md_text(name)}.")
 

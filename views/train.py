@@ -15,12 +15,13 @@ import streamlit as st
 from core.config import ConfigError, RunConfig
 from core.defaults import suggested_training
 from core.data import DataError, fill_model_shape
+from core.jobs import JobPermissionError, JobStatus
 from core.models import build_model, layer_table
 from core.serving.limits import WorkLimits, check_model, check_run
 from ui.charts import (LOSS_KEYS, VAE_PART_KEYS, batch_frame, batch_lines, batch_window, epoch_frame, loss_lines,
                        vae_parts_lines)
 from ui.config_form import FORM_PROBLEMS_KEY, form_from_params, form_params, model_and_training_form
-from ui.owners import can_stop, owner_id, stop_job
+from ui.owners import is_teacher, owner_id, stop_job
 from ui.sidebar import describe_data
 from ui.state import (
     ACTIVE_STATUSES,
@@ -46,10 +47,11 @@ DEFAULTS_FOR_KEY = "train_defaults_for"  # the data config batch size and epochs
 CLEAR_NAME_KEY = "train_clear_run_name"  # set by Start: the next run's name box starts empty
 JOBS_LISTED = 10
 RECONSTRUCTIONS_PAGE = "views/reconstructions.py"
-STATUS_ICONS = {"queued": ":material/schedule:", "loading": ":material/downloading:",
-                "running": ":material/play_circle:", "finished": ":material/check_circle:",
-                "early_stopped": ":material/check_circle:", "stopped": ":material/stop_circle:",
-                "diverged": ":material/warning:", "failed": ":material/error:"}
+STATUS_ICONS = {JobStatus.QUEUED: ":material/schedule:", JobStatus.LOADING: ":material/downloading:",
+                JobStatus.RUNNING: ":material/play_circle:", JobStatus.SAVING: ":material/save:",
+                JobStatus.FINISHED: ":material/check_circle:", JobStatus.EARLY_STOPPED: ":material/check_circle:",
+                JobStatus.STOPPED: ":material/stop_circle:", JobStatus.DIVERGED: ":material/warning:",
+                JobStatus.FAILED: ":material/error:", JobStatus.UNSAVED: ":material/save_as:"}
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -152,8 +154,8 @@ def settings_section() -> tuple[RunConfig, bool]:
 def start_job(cfg: RunConfig) -> bool:
     """Queue cfg; False (and the reason on the page) when the server refuses it."""
     try:
-        job_id = get_registry().start(cfg, owner=owner_id())
-    except ValueError as exc:  # the server's limits (LimitError), said in one sentence
+        job_id = get_registry().start(cfg, owner=owner_id(), teacher=is_teacher())
+    except ValueError as exc:  # the server's limits and each student's share (LimitError), in one sentence
         st.error(md_message(exc))
         return False
     follow(job_id)
@@ -163,7 +165,8 @@ def start_job(cfg: RunConfig) -> bool:
 # ---------------------------------------------------------------- live view
 
 def train_jobs() -> list:
-    return [job for job in get_registry().snapshots() if job.kind == "train"]
+    """Summaries of the training jobs (no losses or pictures: the followed job's snapshot has them)."""
+    return [job for job in get_registry().summaries() if job.kind == "train"]
 
 
 def follow(job_id: str) -> None:
@@ -200,16 +203,20 @@ def progress_text(job) -> str:
 
 
 def status_message(job) -> None:
-    if job.status == "queued":
+    if job.status == JobStatus.UNSAVED:
+        st.error(md_message(job.message), icon=":material/save_as:")
+    elif job.status == JobStatus.SAVING:
+        st.info("Saving the run...", icon=":material/save:")
+    elif job.status == JobStatus.QUEUED:
         st.info(f"Queued: position {job.queue_position} — it starts when the running job ends.",
                 icon=":material/schedule:")
-    elif job.status == "loading":
+    elif job.status == JobStatus.LOADING:
         st.info("Loading the data...", icon=":material/downloading:")
-    elif job.status in ("finished", "early_stopped"):
+    elif job.status in (JobStatus.FINISHED, JobStatus.EARLY_STOPPED):
         st.success(md_message(job.message), icon=":material/check_circle:")
-    elif job.status == "stopped":
+    elif job.status == JobStatus.STOPPED:
         st.warning(md_message(job.message), icon=":material/stop_circle:")
-    elif job.status in ("diverged", "failed"):
+    elif job.status in (JobStatus.DIVERGED, JobStatus.FAILED):
         st.error(md_message(job.message), icon=":material/error:")
 
 
@@ -271,11 +278,13 @@ def job_charts(job) -> None:
 def show_job(job) -> None:
     st.markdown(f"#### {STATUS_ICONS.get(job.status, '')} {md_text(job.run_name or job.name)}")
     status_message(job)
-    if job.status not in ("queued", "loading", "failed"):
+    if job.status not in (JobStatus.QUEUED, JobStatus.LOADING, JobStatus.FAILED):
         bar_text = progress_text(job)
         st.progress(min(max(job.progress, 0.0), 1.0), text=bar_text)
-    if job.status in ACTIVE_STATUSES:
-        if not can_stop(job):  # another student's job: seen, not stopped
+    if job.status == JobStatus.UNSAVED:
+        save_again_button(job)
+    elif job.status in ACTIVE_STATUSES:
+        if not job.may_change(owner_id(), is_teacher()):  # another student's job: seen, not stopped
             st.button("Stop", key="stop_job", icon=":material/stop:", type="secondary", disabled=True)
             st.caption("Only the student who started this job (or the teacher) can stop it.")
         elif st.button("Stop", key="stop_job", icon=":material/stop:", type="secondary"):
@@ -286,8 +295,33 @@ def show_job(job) -> None:
                 st.toast(f"Stopping {md_text(job.name)}...")
     else:
         saved_run_link(job)
-    if job.status not in ("queued", "failed"):
+    if job.status not in (JobStatus.QUEUED, JobStatus.FAILED):
         job_charts(job)
+
+
+def save_again_button(job) -> None:
+    """A job whose save failed keeps its trained model in memory: its owner (or the teacher) saves again."""
+    if not job.may_change(owner_id(), is_teacher()):
+        st.caption("Only the student who started this job (or the teacher) can save it.")
+        return
+    if st.button("Save again", key="save_again", icon=":material/save:", type="primary"):
+        try:
+            after = get_registry().save_again(job.id, by=owner_id(), teacher=is_teacher())
+        except (JobPermissionError, KeyError) as exc:
+            st.error(md_message(str(exc).strip("'\"")))
+            return
+        if after.status != JobStatus.UNSAVED:
+            st.rerun()
+
+
+def teacher_controls(job) -> None:
+    """The teacher stops one student's jobs, or every job, in one click."""
+    left, right = st.columns(2)
+    if job.owner_key is not None and left.button("Stop all jobs of this student", key="stop_student",
+                                                 icon=":material/person_off:"):
+        st.toast(f"Stopping {get_registry().stop_owner(job.owner_key)} job(s) of this student...")
+    if right.button("Stop every job", key="stop_every_job", icon=":material/stop_circle:"):
+        st.toast(f"Stopping {get_registry().stop_all()} job(s)...")
 
 
 def live_view() -> None:
@@ -314,7 +348,12 @@ def live_view() -> None:
         labels = {j.id: job_label(j) for j in listed}
         st.radio("Jobs on this server (choose one to follow)", list(labels), key=f"{FOLLOW_KEY}_{job.id}",
                  index=list(labels).index(job.id), format_func=labels.get)
-    show_job(job)
+    if is_teacher():
+        teacher_controls(job)
+    try:
+        show_job(get_registry().snapshot(job.id))  # the full copy: only for the job shown
+    except KeyError:  # it ended long ago and was let go meanwhile: the next poll lists the others
+        st.caption("That job is no longer kept; its run is on the Runs page.")
     # A fragment cannot change its own run_every: when the last job ends, a full rerun redraws
     # the page (and the sidebar) with a fragment that no longer polls.
     if st.session_state.get(POLLING_KEY) and not any(j.status in ACTIVE_STATUSES for j in train_jobs()):

@@ -140,7 +140,7 @@ def _replace(root: Path, tmp: Path, name: str) -> None:
 
 def save_run(root, name: str, config: RunConfig, result, extra_info: dict | None = None,
              overwrite: bool = False, on_taken: str = "refuse", owner: str | None = None,
-             teacher: bool = False) -> Path:
+             teacher: bool = False, owner_recorded: str | None = None) -> Path:
     """Write a finished (or stopped) training result as root/name and return that path.
 
     Atomic (see the module notes). Unless overwrite=True, the name is first reserved across
@@ -153,7 +153,8 @@ def save_run(root, name: str, config: RunConfig, result, extra_info: dict | None
     CheckpointErrors and leave no staging folder (and no reservation) behind."""
     check_name(name) if on_taken == "refuse" or overwrite else slug(name)
     root = Path(root)
-    recorded = owner_key(owner) if owner else None
+    # owner_recorded: the owner's key when only the key is known (a job restored after a restart).
+    recorded = owner_key(owner) if owner else owner_recorded
     if overwrite and (root / name).is_dir():
         previous = recorded_owner(root / name)
         try:

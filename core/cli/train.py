@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -134,12 +135,11 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                                       "(Ctrl-C again quits without saving)")
     seconds = time.perf_counter() - started
     summary = _train_summary(cfg, result, seconds, backend)
-    if result.history:
-        _save_trained(args, cfg, result, seconds, summary, reporter)
-    else:
+    saved = bool(result.history) and _save_trained(args, cfg, result, seconds, summary, reporter, err)
+    if not result.history:
         reporter.progress.line(f"{result.message} Nothing was saved.")
     print_json(summary, out)
-    return 0 if result.history else EXIT_NOTHING_SAVED
+    return 0 if saved else EXIT_NOTHING_SAVED
 
 
 def _train_summary(cfg, result, seconds: float, backend: str) -> dict[str, Any]:
@@ -162,34 +162,50 @@ def _train_summary(cfg, result, seconds: float, backend: str) -> dict[str, Any]:
     return summary
 
 
-def _save_trained(args: argparse.Namespace, cfg, result, seconds: float, summary: dict, reporter: CliReporter):
-    """Save a trained run; the name is reserved atomically: another process saving at the same
-    moment never makes this one lose its weights (an unnamed run takes the next free name; a named
-    one that was taken meanwhile is kept under a new name, and the message says so)."""
-    from core.checkpoints import default_run_name, save_run, taken_note
+def _save_trained(args: argparse.Namespace, cfg, result, seconds: float, summary: dict, reporter: CliReporter,
+                  err: TextIO) -> bool:
+    """Save a trained run through the app's save policy (core.jobs.saving): the name is reserved
+    atomically (an unnamed run takes the next free name; a named one that was taken meanwhile is
+    kept under a new name, and the message says so); a failed save asks at a terminal whether to
+    try again (the model is still in memory). False, with the sentence said, when it was not saved."""
+    from core.checkpoints import CheckpointError, default_run_name
+    from core.jobs.saving import ask_on_terminal, save_result, save_retrying
 
     root = Path(args.out)
-    path = save_run(root, args.name or default_run_name(cfg), cfg, result,
-                    extra_info={"seconds": round(seconds, 3), "source": "cli"},
-                    on_taken="rename" if args.name else "next")
-    name = path.name
-    renamed = f" {taken_note(args.name, name)}" if args.name and name != args.name else ""
-    summary.update(run=name, path=str(path))
-    if renamed:
-        summary["message"] = result.message + renamed
-    reporter.progress.line(f"{result.message}{renamed} Saved as {name} in {root}.")
+    try:
+        saved = save_retrying(lambda: save_result(root, cfg, result, name=args.name or default_run_name(cfg),
+                                                  named=bool(args.name),
+                                                  info={"seconds": round(seconds, 3), "source": "cli"}),
+                              ask_on_terminal(sys.stdin, err))
+    except CheckpointError as exc:
+        summary["message"] = str(exc)
+        reporter.progress.line(f"error: {exc}")
+        return False
+    summary.update(run=saved.name, path=str(root / saved.name), message=saved.message)
+    reporter.progress.line(f"{saved.message} Saved as {saved.name} in {root}.")
+    return True
 
 
 def cmd_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from dataclasses import replace
-
-    from core.checkpoints import load_resume, load_run, save_run
-    from core.serving.limits import check_run
+    from core.jobs.saving import run_lock
 
     if args.epochs < 1:
         raise UserError(f"Resume for at least 1 more epoch, not {args.epochs}.")
+    # Held from loading the run to saving it: a second resume of it (here or in the app) is refused.
+    with run_lock(Path(args.out), args.run):
+        return _resume(args, out, err)
+
+
+def _resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from dataclasses import replace
+
+    from core.checkpoints import CheckpointError, load_resume, load_run
+    from core.jobs.saving import ask_on_terminal, kept_info, save_result, save_retrying
+    from core.serving.limits import check_run
+
     root = Path(args.out)
-    cfg = load_run(root, args.run).config
+    run = load_run(root, args.run)
+    cfg = run.config
     set_if_given(cfg.train, "device", args.device)
     set_if_given(cfg.data, "data_root", args.data_root)
     set_if_given(cfg.data, "folder", args.folder)
@@ -205,13 +221,17 @@ def cmd_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     result, backend = train_interruptibly(args, cfg, dataset, reporter,
                                           "stopping after the current batch; the run will be saved", resume=resume)
     trained = len(result.history) - done
-    if trained > 0:
-        save_run(root, args.run, cfg, result, overwrite=True,
-                 extra_info={"seconds": round(sum(r.seconds for r in result.history), 3), "source": "cli"})
-        reporter.progress.line(f"{result.message} Saved {args.run} again in {root}.")
-    else:
-        reporter.progress.line(f"{result.message} Nothing new was trained, so {args.run} is unchanged.")
-    print_json({"run": args.run, "status": result.status, "message": result.message, "epochs": len(result.history),
-                "new_epochs": trained, "best_epoch": result.best_epoch,
-                "test_mse": finite_or_none(result.test_metrics.get("mse")), "backend": backend}, out)
+    summary = {"run": args.run, "status": result.status, "message": result.message, "epochs": len(result.history),
+               "new_epochs": trained, "best_epoch": result.best_epoch,
+               "test_mse": finite_or_none(result.test_metrics.get("mse")), "backend": backend}
+    try:  # the app's save policy: into the run itself (keeping its owner and experiment), if anything is new
+        saved = save_retrying(lambda: save_result(root, cfg, result, name=args.run, overwrite=True, base_epochs=done,
+                                                  info={**kept_info(run.info), "source": "cli"}),
+                              ask_on_terminal(sys.stdin, err))
+    except CheckpointError as exc:
+        reporter.progress.line(f"error: {exc}")
+        print_json({**summary, "message": str(exc), "new_epochs": 0}, out)
+        return EXIT_NOTHING_SAVED
+    reporter.progress.line(saved.message + (f" Saved {args.run} again in {root}." if trained > 0 else ""))
+    print_json(summary, out)
     return 0 if trained > 0 else EXIT_NOTHING_SAVED

@@ -29,10 +29,13 @@ from core.experiments.config import ExperimentConfig, describe_factors, expand_g
 from core.experiments.store import (ACTIVE_STATUSES, ExperimentError, list_records, load_record,
                                     reserve_experiment_name, save_record)
 from core.jobs import JobPermissionError
+from core.jobs.access import check_experiment_share
+from core.serving.limits import LimitError
+from core.jobs.status import ACTIVE as JOB_ACTIVE  # statuses that still change (queued ... saving)
 from core.serving.access import same_owner
 
-# Job statuses that still change (core.jobs' queued / loading / running).
-JOB_ACTIVE = ("queued", "loading", "running")
+# A variant whose run is saved and whose probe classifier trains.
+VARIANT_ACTIVE = JOB_ACTIVE | {"probing"}
 POLL_SECONDS = 0.25
 
 
@@ -164,7 +167,7 @@ class _Driver:
     def _stop_jobs(self) -> None:
         for variant in self.snapshot()["variants"]:
             for key in ("job", "probe_job"):
-                if variant.get(key) and variant["status"] in JOB_ACTIVE + ("probing",):
+                if variant.get(key) and variant["status"] in VARIANT_ACTIVE:
                     try:
                         self.registry.stop(variant[key])
                     except KeyError:
@@ -257,26 +260,37 @@ class _Driver:
 
     def _run_grid(self) -> None:
         variants = self.record["variants"]
-        for variant in variants:
-            if self.stop_event.is_set():
-                break
-            if variant["job"] is None and variant["status"] == "queued":  # (after a restart: not yet started)
-                self._start_variant(variant)
-        self._save()
+        # Queued as the student's share allows (core.jobs.access), the rest as earlier ones end.
+        waiting = [v for v in variants if v["job"] is None and v["status"] == "queued"]
+        pending = [v for v in variants if v["job"] and v["status"] in VARIANT_ACTIVE]
         stopped = False
-        pending = [v for v in variants if v["job"] and v["status"] in JOB_ACTIVE + ("probing",)]
-        for variant in variants:
-            if not variant["job"]:
+        while pending or waiting:
+            if self.stop_event.is_set():
+                if not stopped:
+                    self._stop_jobs()
+                    stopped = True
                 with self.lock:
-                    variant.update(status="stopped", message="Stopped before it was queued.")
-        while pending:
-            if self.stop_event.is_set() and not stopped:
-                self._stop_jobs()
-                stopped = True
+                    for variant in waiting:
+                        variant.update(status="stopped", message="Stopped before it was queued.")
+                waiting = []
+            started = self._queue_waiting(waiting)
+            pending, waiting = pending + started, waiting[len(started):]
             pending = [v for v in pending if not self._poll_variant(v)]
             self._save()
-            if pending:
+            if pending or waiting:
                 time.sleep(self.manager.poll_seconds)
+
+    def _queue_waiting(self, waiting: list[dict]) -> list[dict]:
+        """Start as many waiting variants as the owner may queue now; returns those started."""
+        room = self.registry.room_for(self.record.get("owner"))
+        started = []
+        for variant in waiting if room is None else waiting[:room]:
+            try:
+                self._start_variant(variant)
+            except LimitError:  # the student started another job meanwhile: the next poll tries again
+                break
+            started.append(variant)
+        return started
 
     # -------------------------------------------------- search
 
@@ -296,6 +310,9 @@ class _Driver:
         stopped = False
         while True:
             room = max(int(getattr(self.registry, "max_concurrent", 1)), 1)
+            share = self.registry.room_for(self.record.get("owner"))  # the student's share of the queue
+            if share is not None:
+                room = min(room, len(in_flight) + share)
             while not self.stop_event.is_set() and asked < search.trials and len(in_flight) < room:
                 trial = study.ask()
                 params = suggest(trial, self.exp)
@@ -388,10 +405,14 @@ class ExperimentManager:
         self._lock = threading.Lock()
         self._drivers: dict[str, _Driver] = {}
 
-    def start(self, exp: ExperimentConfig, owner: str | None = None) -> str:
+    def start(self, exp: ExperimentConfig, owner: str | None = None, teacher: bool = False) -> str:
         """Save and start `exp` (its name made unique among the saved experiments); returns the name.
-        `owner` (a browser's id) owns its jobs too: only that owner, or the server, stops them."""
+        `owner` (a browser's id) owns its jobs too: only that owner, or the server, stops them.
+        A student's experiment (not the teacher's) must fit the share of work one student may start
+        at once (LimitError, one sentence)."""
         exp.check()
+        if owner is not None and not teacher:
+            check_experiment_share(exp, owner, self.registry.load_data)
         with self._lock:
             name = reserve_experiment_name(self.root, exp.name)
             exp = replace(exp, name=name)

@@ -4,10 +4,13 @@ trial, pruned count, parameter importances)."""
 from __future__ import annotations
 
 import math
+import os
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from core.experiments.config import ExperimentConfig, coerce
-from core.experiments.store import experiment_dir, study_url
+from core.experiments.store import STUDY_FILE, experiment_dir, study_url
 
 # Importances need a few finished trials with different settings; fewer say so in one sentence.
 MIN_TRIALS_FOR_IMPORTANCE = 3
@@ -20,6 +23,37 @@ def _optuna():
     return optuna
 
 
+# One storage (one SQLAlchemy engine) per study database, shared by the page's reruns and the
+# driver; past this many the least recently used is closed (its pooled connections).
+MAX_OPEN_STORAGES = 8
+_storages: OrderedDict[tuple[str, int | None], Any] = OrderedDict()
+_storages_lock = threading.Lock()
+
+
+def _inode(path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def study_storage(root, name: str):
+    """The experiment's Optuna storage, opened once per database file (a deleted and re-made
+    experiment of the same name has a new file, and gets a new storage)."""
+    path = experiment_dir(root, name) / STUDY_FILE
+    with _storages_lock:
+        key = (str(path.resolve()), _inode(path))
+        storage = _storages.get(key)
+        if storage is None:
+            storage = _optuna().storages.RDBStorage(study_url(root, name))
+            key = (key[0], _inode(path))  # created with its tables: the file exists now
+            _storages[key] = storage
+            while len(_storages) > MAX_OPEN_STORAGES:
+                _storages.popitem(last=False)[1].engine.dispose()
+        _storages.move_to_end(key)
+        return storage
+
+
 def open_study(exp: ExperimentConfig, root):
     """The experiment's study, created on first use (same name as the experiment)."""
     optuna = _optuna()
@@ -28,7 +62,7 @@ def open_study(exp: ExperimentConfig, root):
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=search.prune_startup_trials,
                                           n_warmup_steps=search.prune_warmup_epochs)
               if search.prune else optuna.pruners.NopPruner())
-    study = optuna.create_study(storage=study_url(root, exp.name), study_name=exp.name, load_if_exists=True,
+    study = optuna.create_study(storage=study_storage(root, exp.name), study_name=exp.name, load_if_exists=True,
                                 direction=search.resolved_direction(), pruner=pruner,
                                 sampler=optuna.samplers.TPESampler(seed=search.seed))
     if not study.get_trials(deepcopy=False):
@@ -40,10 +74,10 @@ def open_study(exp: ExperimentConfig, root):
 def load_study(root, name: str):
     """A saved search's study, read-only use (None when it has none)."""
     optuna = _optuna()
-    if not (experiment_dir(root, name) / "study.db").is_file():
+    if not (experiment_dir(root, name) / STUDY_FILE).is_file():
         return None
     try:
-        return optuna.load_study(study_name=name, storage=study_url(root, name))
+        return optuna.load_study(study_name=name, storage=study_storage(root, name))
     except KeyError:
         return None
 

@@ -1,14 +1,20 @@
 """Background jobs: the registry (queue, limits, snapshots, saving) and the runners that do the work.
 
-`core.jobs.registry` holds JobRegistry and JobSnapshot; `core.jobs.local` runs jobs in threads of
-this process (the default); `core.jobs.ray_runner` sends them to a Ray cluster (imported only when
-asked for: `runner_from_address`). Import from `core.jobs`."""
+`core.jobs.registry` holds JobRegistry; its parts each do one thing: `scheduler` (the fair queue),
+`job` (one job's live state, JobSnapshot and JobSummary), `lifecycle` (a job's life on its thread),
+`saving` (the save policy the CLI shares), `restart` and `persistence` (surviving a restart or a
+kill), `access` (owners and each student's share), `status` (JobStatus). `core.jobs.local` runs jobs
+in threads of this process (the default); `core.jobs.ray_runner` sends them to a Ray cluster
+(imported only when asked for: `runner_from_address`). Import from `core.jobs`."""
+from core.jobs.access import JobPermissionError
+from core.jobs.job import MAX_BATCH_LOSSES, JobSnapshot, JobSummary
+from core.jobs.lifecycle import USER_ERRORS, RunnerError
 from core.jobs.local import LocalRunner
-from core.jobs.registry import (MAX_BATCH_LOSSES, MAX_JOBS_ENV, USER_ERRORS, JobPermissionError, JobRegistry,
-                                JobSnapshot, RunnerError)
+from core.jobs.registry import MAX_JOBS_ENV, JobRegistry
+from core.jobs.status import JobStatus
 
-__all__ = ["JobPermissionError", "JobRegistry", "JobSnapshot", "LocalRunner", "MAX_BATCH_LOSSES", "MAX_JOBS_ENV",
-           "USER_ERRORS", "RunnerError", "runner_from_address"]
+__all__ = ["JobPermissionError", "JobRegistry", "JobSnapshot", "JobStatus", "JobSummary", "LocalRunner",
+           "MAX_BATCH_LOSSES", "MAX_JOBS_ENV", "USER_ERRORS", "RunnerError", "runner_from_address"]
 
 
 def runner_from_address(address: str | None):

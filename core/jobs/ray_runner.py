@@ -11,13 +11,15 @@ the call's value and the registry saves it in the server's own checkpoints folde
 filesystem is assumed; the data goes into Ray's object store once per dataset (ray.put), so the
 workers need no copy of the data folder, and core itself travels as a runtime_env py_module.
 
+The worker itself and the settings a job asks for are in core.jobs.ray_worker. A registry that
+keeps crash checkpoints gets them from the worker as events, as often as it asks.
+
 Ray is imported only when a RayRunner is made: importing this module costs nothing.
 """
 from __future__ import annotations
 
 import math
 import os
-import socket
 import threading
 import time
 from collections import OrderedDict
@@ -26,12 +28,10 @@ from typing import Any, Callable
 
 from core.config import RunConfig
 from core.data import Dataset
-from core.jobs.registry import RunnerError
+from core.jobs.lifecycle import RunnerError
+from core.jobs.ray_worker import (CPUS_ENV, GPUS_ENV, RAY_ADDRESS_ENV, RESOURCES_ENV, JobWorker, check_reachable,
+                                  number_from_env, resources_from_env)
 
-RAY_ADDRESS_ENV = "AE_LAB_RAY_ADDRESS"  # "local" (an embedded cluster), "auto" or "host:port"
-CPUS_ENV = "AE_LAB_RAY_CPUS_PER_JOB"
-GPUS_ENV = "AE_LAB_RAY_GPUS_PER_JOB"
-RESOURCES_ENV = "AE_LAB_RAY_RESOURCES"  # custom resources per job, "name=amount,name=amount"
 START_TIMEOUT_ENV = "AE_LAB_RAY_START_TIMEOUT"  # seconds a job may wait for a node with room
 IDLE_ENV = "AE_LAB_RAY_IDLE_SECONDS"  # how long a finished job's worker is kept for the next job
 
@@ -51,114 +51,8 @@ NOT_ANSWERING = "Ray: the cluster does not answer"
 MAX_PLACEMENTS = 1000  # the most recent jobs' placements kept
 MAX_DEFAULT_JOBS = 64  # the registry's default limit on a cluster: what its nodes hold, at most this
 ANSWER_TIMEOUT = 60.0  # a worker that does not answer a poll for this long is treated as lost
-CONNECT_TIMEOUT = 3.0
 MAX_CACHED_DATASETS = 4
 CORE_DIR = Path(__file__).resolve().parent.parent
-
-
-class _JobWorker:
-    """Jobs inside one Ray worker process, one at a time; a threaded actor, so poll() and stop() are
-    answered while a job runs. Its events wait in a list that poll() hands over and empties. A worker
-    is kept warm between jobs (see RayRunner): each job has a token, so a stop meant for one job
-    can never reach the next."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._events: list[tuple] = []
-        self._job = ""
-        self._stop = threading.Event()
-
-    def where(self) -> dict:
-        """Where this worker runs: the server logs it and the tests check it."""
-        import ray
-
-        return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
-                "host": socket.gethostname(), "cwd": os.getcwd()}
-
-    def _begin(self, job: str) -> threading.Event:
-        with self._lock:
-            self._job, self._stop, self._events = job, threading.Event(), []
-            return self._stop
-
-    def train(self, job: str, cfg: RunConfig, dataset: Dataset, resume=None):
-        from core.train import train
-
-        stop = self._begin(job)
-        if resume is None:
-            return train(cfg, dataset, reporter=self, stop_event=stop)
-        return train(cfg, dataset, reporter=self, stop_event=stop, resume=resume)
-
-    def train_probe(self, job: str, model, dataset: Dataset, probe_cfg):
-        from core.analysis import train_probe
-
-        stop = self._begin(job)
-        return train_probe(model, dataset, probe_cfg, on_epoch=lambda row: self._push(("probe_epoch", row)),
-                           stop_event=stop)
-
-    def stop(self, job: str) -> None:
-        with self._lock:
-            if job == self._job:
-                self._stop.set()
-
-    def poll(self) -> list[tuple]:
-        with self._lock:
-            events, self._events = self._events, []
-        return events
-
-    def _push(self, event: tuple) -> None:
-        with self._lock:
-            self._events.append(event)
-
-    # core.train.TrainReporter
-    def on_start(self, total_epochs, batches_per_epoch, film_originals) -> None:
-        self._push(("start", total_epochs, batches_per_epoch, film_originals))
-
-    def on_batch(self, epoch, batch, loss) -> None:
-        self._push(("batch", epoch, batch, loss))
-
-    def on_epoch(self, record, film_frame) -> None:
-        self._push(("epoch", record, film_frame))
-
-
-def _number_from_env(name: str, default: float | None) -> float | None:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise RunnerError(f"{name}={text!r} is not a number; set it to e.g. 1 or 0.5.") from None
-    if value < 0:
-        raise RunnerError(f"{name} must be 0 or more, not {text}.")
-    return value
-
-
-def _resources_from_env() -> dict[str, float]:
-    text = os.environ.get(RESOURCES_ENV, "").strip()
-    resources: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, amount = part.partition("=")
-        try:
-            resources[name.strip()] = float(amount) if amount.strip() else 1.0
-        except ValueError:
-            raise RunnerError(f"{RESOURCES_ENV} takes name=amount pairs separated by commas, e.g. "
-                              f"'gpu_node=0.1'; '{part}' is not one.") from None
-    return resources
-
-
-def _check_reachable(address: str) -> None:
-    """A host:port nobody listens on would keep ray.init retrying for a minute; say so in seconds."""
-    text = address.removeprefix("ray://")
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise RunnerError(f"The Ray address '{address}' is not 'local', 'auto' or host:port; set "
-                          f"{RAY_ADDRESS_ENV} to one of those.")
-    try:
-        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT):
-            pass
-    except OSError:
-        raise RunnerError(f"Could not reach the Ray cluster at {address}; start it there with `ray start --head` "
-                          f"or fix {RAY_ADDRESS_ENV}.") from None
 
 
 def _plural(count: float, word: str) -> str:
@@ -194,7 +88,7 @@ class RayRunner:
         env = {"py_modules": [str(CORE_DIR)]} | dict(runtime_env or {})
         self._started_cluster = False
         if self.address not in ("local", "auto"):
-            _check_reachable(self.address)
+            check_reachable(self.address)
         # One process holds one Ray connection: a second runner (e.g. after the app's cache was
         # cleared) uses the connection the first one made.
         if not ray.is_initialized():
@@ -212,18 +106,18 @@ class RayRunner:
                 raise RunnerError(f"Could not connect to a Ray cluster {where}; start one or unset "
                                   f"{RAY_ADDRESS_ENV} to train on this machine.") from exc
             self._started_cluster = True
-        self._worker_class = ray.remote(_JobWorker)
-        self.cpus = _number_from_env(CPUS_ENV, DEFAULT_CPUS_PER_JOB) if cpus is None else float(cpus)
-        gpus = _number_from_env(GPUS_ENV, None) if gpus is None else float(gpus)
+        self._worker_class = ray.remote(JobWorker)
+        self.cpus = number_from_env(CPUS_ENV, DEFAULT_CPUS_PER_JOB) if cpus is None else float(cpus)
+        gpus = number_from_env(GPUS_ENV, None) if gpus is None else float(gpus)
         if gpus is None:
             gpus = DEFAULT_GPU_SHARE if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
         self.gpus = gpus
-        self.resources = _resources_from_env() if resources is None else dict(resources)
-        self.start_timeout = (_number_from_env(START_TIMEOUT_ENV, DEFAULT_START_TIMEOUT)
+        self.resources = resources_from_env() if resources is None else dict(resources)
+        self.start_timeout = (number_from_env(START_TIMEOUT_ENV, DEFAULT_START_TIMEOUT)
                               if start_timeout is None else float(start_timeout))
         self._data_lock = threading.Lock()
         self._data_refs: OrderedDict[str, tuple[Dataset, Any]] = OrderedDict()
-        self.idle_seconds = (_number_from_env(IDLE_ENV, DEFAULT_IDLE_SECONDS)
+        self.idle_seconds = (number_from_env(IDLE_ENV, DEFAULT_IDLE_SECONDS)
                              if idle_seconds is None else float(idle_seconds))
         self._workers_lock = threading.Lock()
         self._workers: set = set()  # every worker alive, busy or idle
@@ -360,8 +254,13 @@ class RayRunner:
                 reporter.on_epoch(*event[1:])
             elif kind == "start":
                 reporter.on_start(*event[1:])
+            elif kind == "checkpoint":
+                reporter.write_checkpoint(event[1])
 
-        result = self._run(lambda worker, job: worker.train.remote(job, cfg, data_ref, resume), feed, stop_event)
+        # A registry that keeps crash checkpoints (core.jobs.restart) gets them from the worker.
+        every = reporter.checkpoint_every if getattr(reporter, "keep_checkpoint", None) else None
+        result = self._run(lambda worker, job: worker.train.remote(job, cfg, data_ref, resume, every), feed,
+                           stop_event)
         return result if result is not None else _stopped_while_waiting(cfg)
 
     def train_probe(self, model, dataset: Dataset, probe_cfg, on_epoch: Callable[[dict], None],

@@ -105,6 +105,10 @@ def _train(cfg: RunConfig, dataset: Dataset, reporter: TrainReporter | None,
             break
         if reporter is not None:
             reporter.on_epoch(record, progress.film[-1])
+        if hasattr(reporter, "on_checkpoint"):  # a server that may be killed keeps where this run is
+            reporter.on_checkpoint(epoch, lambda: ResumeFrom(
+                state=resume_state(run), best_state=dict(progress.best_state), history=list(progress.history),
+                batch_losses=list(progress.batch_losses), film=list(progress.film)))
         if 0 < cfg.train.patience <= progress.stale_epochs and epoch < cfg.train.epochs:
             progress.status = "early_stopped"
             break

@@ -31,6 +31,10 @@ class TrainReporter(Protocol):
 
     def on_epoch(self, record: EpochRecord, film_frame: torch.Tensor) -> None: ...
 
+    # Optional: after each epoch, `take()` returns a ResumeFrom of this moment (copies of the
+    # weights, optimiser and generators), for a reporter that keeps crash checkpoints.
+    # def on_checkpoint(self, epoch: int, take: Callable[[], ResumeFrom]) -> None: ...
+
 
 @dataclass
 class TrainResult:

@@ -18,18 +18,24 @@ from streamlit_ui import RERUN_TIMEOUT_MS, TRAINING_TIMEOUT_MS, assert_no_traceb
 RESTART_NOTE = re.compile(r"The server restarted: 1 run was saved at epoch (\d+), 1 queued run was restored\.")
 
 
-def test_sigterm_saves_the_running_run_and_a_restart_restores_the_queue(start_app, new_page, shot):
-    first = start_app(max_jobs=1)
+def alice_trains_bob_waits(server, new_page, alice_epochs: int, trained: int):
+    """Alice's run (alice-conv) trains `trained` epochs while Bob's (bob-conv, 2 epochs) waits in the queue."""
     alice, bob = new_page(), new_page()
     for page in (alice, bob):
-        open_app(page, first.url)
+        open_app(page, server.url)
         choose_digits(page)
-    configure_conv(alice, epochs=500, run_name="alice-conv")
+    configure_conv(alice, epochs=alice_epochs, run_name="alice-conv")
     alice_live = start_training(alice)
     configure_conv(bob, epochs=2, run_name="bob-conv")
     bob_live = start_training(bob)
     expect(bob_live).to_contain_text("Queued: position 1")
-    wait_for_epoch_points(alice_live, series=2, epochs=2)
+    wait_for_epoch_points(alice_live, series=2, epochs=trained)
+    return alice, bob, alice_live, bob_live
+
+
+def test_sigterm_saves_the_running_run_and_a_restart_restores_the_queue(start_app, new_page, shot):
+    first = start_app(max_jobs=1)
+    alice, bob, alice_live, _bob_live = alice_trains_bob_waits(first, new_page, alice_epochs=500, trained=2)
     shot(alice, "alice-training-before-sigterm")
     bob_job = parse_qs(urlparse(bob.url).query)["job"][0]
 
@@ -66,4 +72,35 @@ def test_sigterm_saves_the_running_run_and_a_restart_restores_the_queue(start_ap
     expect(main(bob)).to_contain_text("alice-conv")
     shot(bob, "runs-after-restart")
     assert_no_traceback(bob)
+    assert second.process.poll() is None
+
+
+CONTINUED_NOTE = re.compile(r"The server restarted: 1 running job continues from its checkpoint at epoch (\d+), "
+                            r"1 queued run was restored\.")
+
+
+def test_a_server_killed_mid_training_continues_the_run_and_the_queue(start_app, new_page, shot, monkeypatch):
+    """SIGKILL (the out-of-memory killer, a power cut): no handler runs. The queue was on disk since
+    it changed, the running job's checkpoint since its last epoch; the next server continues both."""
+    monkeypatch.setenv("AE_LAB_CHECKPOINT_SECONDS", "0")  # a checkpoint after every epoch
+    first = start_app(max_jobs=1)
+    alice, bob, alice_live, _bob_live = alice_trains_bob_waits(first, new_page, alice_epochs=8, trained=3)
+    first.process.kill()  # SIGKILL
+    first.process.wait(timeout=60)
+    assert not (first.checkpoints / "alice-conv").exists()  # nothing was saved: it was killed
+
+    second = start_app(max_jobs=1, port=urlparse(first.url).port, checkpoints=first.checkpoints)
+    alice.reload()  # her tab's URL still follows her job (?job=)
+    expect(main(alice)).to_contain_text(CONTINUED_NOTE, timeout=RERUN_TIMEOUT_MS * 2)
+    continued_at = int(CONTINUED_NOTE.search(main(alice).inner_text()).group(1))
+    assert continued_at >= 2
+    shot(alice, "alice-after-sigkill-continues")
+    alice_live = keyed(alice, "live_training")
+    expect(alice_live).to_contain_text("Saved as run alice-conv", timeout=TRAINING_TIMEOUT_MS)
+    info = json.loads((first.checkpoints / "alice-conv" / "info.json").read_text())
+    assert info["epochs_run"] == 8 and info["status"] == "finished"
+    bob.reload()
+    expect(keyed(bob, "live_training")).to_contain_text("Saved as run bob-conv", timeout=TRAINING_TIMEOUT_MS)
+    shot(bob, "bob-after-sigkill-queued-run-finished")
+    assert_no_traceback(alice)
     assert second.process.poll() is None

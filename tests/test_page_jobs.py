@@ -1,0 +1,97 @@
+"""The Train page's side of the jobs (AppTest through app.py): Save again after a failed save, the
+teacher's one-click stops, and the note after a server that was killed continues its jobs."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.checkpoints import load_run
+from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.train import train
+from ui.state import get_registry
+
+from test_jobs_safety import failing_renames
+from test_page_owners import train_tab
+
+JOB_TIMEOUT = 120
+TOKEN = "correct horse battery staple"
+ALICE = "alice-owner-id-0123456789"
+
+
+def tiny(epochs=1, name="") -> RunConfig:
+    return RunConfig(data=DataConfig(dataset="digits", limit=300),
+                     model=ModelConfig(family="dense", hidden=[16], latent=2),
+                     train=TrainConfig(epochs=epochs, batch_size=64, device="cpu"), name=name)
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption]
+
+
+def test_a_failed_save_shows_why_and_save_again_saves_it(no_runs, app_registry, monkeypatch):
+    failing_renames(monkeypatch, no_runs, failures=1)
+    job = app_registry.start(tiny(name="kept"), owner=ALICE)
+    assert app_registry.wait(job, JOB_TIMEOUT).status == "unsaved"
+
+    bob = train_tab(job=job)  # another student sees why, cannot save it
+    assert any("Could not save run kept" in e.value for e in bob.error)
+    assert "Only the student who started this job (or the teacher) can save it." in captions(bob)
+
+    alice = train_tab(owner=ALICE, job=job)
+    assert [e.value for e in alice.error] == [
+        "Could not save run kept (the server's disk is full), so the trained model is kept in memory: ask the "
+        "teacher to free some space, then press Save again."]
+    alice.button(key="save_again").click().run()
+    assert not alice.exception and not alice.error
+    assert get_registry().snapshot(job).status == "finished"
+    assert "Saved as run **kept**." in captions(alice)
+    assert len(load_run(no_runs, "kept").history) == 1
+
+
+@pytest.fixture
+def teacher_server(no_runs, monkeypatch):
+    monkeypatch.setenv("AE_LAB_TEACHER_TOKEN", TOKEN)
+    monkeypatch.setenv("AE_LAB_MAX_EPOCHS", "10000")
+
+
+def test_the_teacher_stops_a_students_jobs_or_every_job_from_the_job_list(teacher_server, app_registry):
+    alice = [app_registry.start(tiny(epochs=5000, name=f"alice-{i}"), owner=ALICE) for i in range(2)]
+    bob = app_registry.start(tiny(epochs=5000, name="bob"), owner="bob-owner-id-0123456789")
+    student = train_tab(owner=ALICE, job=alice[0])
+    assert not {"stop_student", "stop_every_job"} & {b.key for b in student.button}  # teacher only
+
+    teacher = train_tab(job=alice[0])
+    teacher.text_input(key="teacher_token").input(TOKEN).run()
+    teacher.button(key="stop_student").click().run()
+    assert not teacher.exception
+    assert [app_registry.wait(job, JOB_TIMEOUT).status for job in alice] == ["stopped", "stopped"]
+    assert app_registry.snapshot(bob).status in ("queued", "loading", "running")
+    teacher.button(key="stop_every_job").click().run()
+    assert app_registry.wait(bob, JOB_TIMEOUT).status == "stopped"
+
+
+def test_after_a_kill_the_page_says_the_running_job_continues_from_its_checkpoint(no_runs):
+    from core.data import load_dataset
+    from core.jobs.restart import write_checkpoint, write_state
+
+    cfg = tiny(epochs=3, name="alice")
+    taken = []
+
+    class KeepsCheckpoints:  # what a served registry's job does between epochs
+        on_start = on_batch = on_epoch = staticmethod(lambda *args: None)
+
+        def on_checkpoint(self, epoch, take):
+            if epoch == 2:
+                taken.append(take())
+
+    train(cfg, load_dataset(cfg.data), reporter=KeepsCheckpoints())  # the server was killed during epoch 3
+    write_checkpoint(no_runs, "abcd1234", taken[0])
+    write_state(no_runs, {"jobs": [{"id": "abcd1234", "name": "alice", "owner": None, "config": cfg.to_dict(),
+                                    "running": True}]})
+    at = train_tab()
+    notes = [i.value for i in at.info if "server restarted" in i.value]
+    assert notes == ["The server restarted: 1 running job continues from its checkpoint at epoch 2. "
+                     "They carry on by themselves; the Train page follows them."]
+    done = get_registry().wait("abcd1234", timeout=JOB_TIMEOUT)
+    assert done.status == "finished", done.message
+    assert [r["epoch"] for r in load_run(no_runs, "alice").history] == [1, 2, 3]
