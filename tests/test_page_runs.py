@@ -124,7 +124,7 @@ def test_bars_are_labelled_with_the_part_of_the_name_that_differs():
 
     import pandas as pd
 
-    from ui.charts import distinct_labels, final_metric_chart
+    from core.charts.training import distinct_labels, final_metric_chart
 
     names = ["week3-size-dropout-01-presetsmall-dropout0", "week3-size-dropout-02-presetsmall-dropout0.5",
              "week3-size-dropout-03-presetlarge-dropout0", "week3-size-dropout-04-presetlarge-dropout0.5"]

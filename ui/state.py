@@ -21,7 +21,7 @@ from core.jobs.ray_runner import RAY_ADDRESS_ENV  # a constant: this imports no 
 from core.jobs.restart import install_shutdown_hook, restart_message
 from core.serving.limits import WorkLimits, check_data
 from core.serving.roots import hide_root_paths, served_data_config
-from ui.palette import run_colors
+from core.charts.palette import run_colors
 
 # Session keys shared by the pages: which dataset config the Data page chose, which run is selected.
 DATA_CONFIG_KEY = "data_config"  # a DataConfig
@@ -124,7 +124,7 @@ def saved_runs() -> list[dict]:
 
 
 def run_color_map() -> dict[str, str]:
-    """Every saved run's colour, the same on every page (ui.palette.run_colors: by age)."""
+    """Every saved run's colour, the same on every page (core.charts.palette.run_colors: by age)."""
     return run_colors([r["name"] for r in reversed(saved_runs())])
 
 

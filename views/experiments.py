@@ -24,7 +24,7 @@ from core.experiments.estimate import JobCosts, estimate_seconds, experiment_cos
 from core.experiments.presets import DEFAULT_EPOCHS
 from core.experiments.search import importances, load_study, trial_rows
 from core.jobs import JobPermissionError
-from ui.experiment_charts import (anomaly_histogram, curves_frame, factor_value_colors, gap_chart, gap_frame, history_chart,
+from core.charts.experiments import (anomaly_histogram, curves_frame, factor_value_colors, gap_chart, gap_frame, history_chart,
                                   importance_chart, metric_vs_factor_chart, noise_sweep_chart,
                                   parallel_coordinates_chart, roc_chart, small_multiples_chart)
 from ui.owners import is_teacher, owner_id

@@ -12,7 +12,7 @@ from core.checkpoints import CheckpointError, delete_run
 from core.serving.access import OwnerError
 from core.config import RunConfig
 from core.defaults import steps_per_epoch
-from ui.charts import COMPARE_QUANTITIES, TIME_QUANTITIES, compare_chart, compare_frame, final_metric_chart
+from core.charts.training import COMPARE_QUANTITIES, TIME_QUANTITIES, compare_chart, compare_frame, final_metric_chart
 from ui.state import (SELECTED_RUN_KEY, checkpoints_root, dataset_for, run_color_map, run_history, run_mtime,
                       saved_runs)
 from ui.owners import is_teacher, owner_id

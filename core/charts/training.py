@@ -13,7 +13,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from ui.palette import category_scale, run_scale
+from core.charts.palette import category_scale, run_scale
 
 # Axis numbers: 4 significant digits, trailing zeros dropped. A bare "~g" lets Vega pick the
 # precision from the tick step, which writes 70 as "7e+1"; a diverging run's 1e34 still reads 1e+34.
@@ -216,7 +216,7 @@ def compare_frame(histories: dict[str, Sequence], quantity: str,
 
 
 def _run_color(frame: pd.DataFrame, run_colors: dict[str, str] | None, **kwargs) -> alt.Color:
-    """Colour by run: each run's stable colour (ui.palette.run_colors) when given."""
+    """Colour by run: each run's stable colour (core.charts.palette.run_colors) when given."""
     scale = run_scale(list(frame["run"]), run_colors) if run_colors is not None else alt.Undefined
     return alt.Color("run:N", scale=scale, **kwargs)
 

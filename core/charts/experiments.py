@@ -2,7 +2,7 @@
 factor, the train-vs-validation gap, the noise sweep, anomaly histograms and ROC, and a search's
 history, importances and parallel coordinates. Builders take plain data and return charts; the
 page shows them with ui.projector.show_chart (shared palette and fonts). Variants are coloured
-with their run's colour (ui.palette), so a run looks the same here and on every other page."""
+with their run's colour (core.charts.palette), so a run looks the same here and on every other page."""
 from __future__ import annotations
 
 import math
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
-from ui.palette import PALETTE, REFERENCE_COLOR, category_scale, run_scale
+from core.charts.palette import PALETTE, REFERENCE_COLOR, category_scale, run_scale
 
 SPLIT_ORDER = ["train", "validation"]
 # Train and validation take the palette's first two colours (as on the Train and Data pages); the
