@@ -24,9 +24,9 @@ from core.experiments.estimate import JobCosts, estimate_seconds, experiment_cos
 from core.experiments.presets import DEFAULT_EPOCHS
 from core.experiments.search import importances, load_study, trial_rows
 from core.jobs import JobPermissionError
-from core.charts.experiments import (anomaly_histogram, curves_frame, factor_value_colors, gap_chart, gap_frame, history_chart,
-                                  importance_chart, metric_vs_factor_chart, noise_sweep_chart,
-                                  parallel_coordinates_chart, roc_chart, small_multiples_chart)
+from core.charts.experiments import (anomaly_histogram, curves_frame, factor_frame, factor_value_colors, gap_chart,
+                                     gap_frame, history_chart, importance_chart, metric_vs_factor_chart,
+                                     noise_sweep_chart, parallel_coordinates_chart, roc_chart, small_multiples_chart)
 from ui.owners import is_teacher, owner_id
 from ui.projector import show_chart
 from ui.sidebar import describe_data
@@ -314,25 +314,8 @@ def rows_of_images(outputs: dict[str, dict], key: str = "images", originals: np.
             show_grid(output[key], nrow=nrow, scale=scale)
 
 
-def factor_frame(record: dict) -> tuple[pd.DataFrame, list[str]]:
-    exp = ExperimentConfig.from_dict(record["config"])
-    rows = []
-    for v in record["variants"]:
-        if not v.get("run"):
-            continue
-        row = {"variant": v["label"], "run": v["run"], **{m: v.get(m) for m in METRICS}}
-        if exp.variants:  # explicit variants (e.g. AE and VAEs with three betas) are one factor
-            row["variant setting"] = v["label"]
-        else:
-            row.update({factor_label(p): (format_value(val) if isinstance(val, list) else val)
-                        for p, val in v["factors"].items()})
-        rows.append(row)
-    factors = ["variant setting"] if exp.variants else [factor_label(p) for p in exp.grid]
-    return pd.DataFrame(rows), factors
-
-
 def factor_views(record: dict) -> None:
-    frame, factors = factor_frame(record)
+    frame, factors = factor_frame(record, METRICS)
     if frame.empty:
         return
     metric = st.radio("Metric", list(METRICS), format_func=METRICS.get, horizontal=True, key="exp_metric")

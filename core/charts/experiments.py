@@ -125,6 +125,28 @@ def metric_vs_factor_chart(frame: pd.DataFrame, factor: str, metric: str, metric
     return alt.Chart(data, title=title).mark_bar().encode(**encoding)
 
 
+def factor_frame(record: dict, metrics: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """One row per saved run of an experiment record (variant, run, each metric, each factor's
+    value), and the factors' column names: an experiment of explicit variants (e.g. a plain AE and
+    VAEs with three betas) has one factor, "variant setting"."""
+    from core.experiments import ExperimentConfig, factor_label, format_value
+
+    exp = ExperimentConfig.from_dict(record["config"])
+    rows = []
+    for v in record["variants"]:
+        if not v.get("run"):
+            continue
+        row = {"variant": v["label"], "run": v["run"], **{m: v.get(m) for m in metrics}}
+        if exp.variants:
+            row["variant setting"] = v["label"]
+        else:
+            row.update({factor_label(p): (format_value(val) if isinstance(val, list) else val)
+                        for p, val in v["factors"].items()})
+        rows.append(row)
+    factors = ["variant setting"] if exp.variants else [factor_label(p) for p in exp.grid]
+    return pd.DataFrame(rows), factors
+
+
 def gap_frame(variants: Sequence[dict]) -> pd.DataFrame:
     rows = []
     for v in variants:
