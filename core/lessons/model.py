@@ -23,7 +23,7 @@ QUESTION_KINDS = ("text", "choice", "number")
 # What an expected answer can be computed from: each variant's value of one of these.
 METRICS = {
     "test_mse": "test MSE", "test_mae": "test MAE", "val_loss": "validation loss", "train_loss": "train loss",
-    "gap": "gap between validation and train loss", "seconds": "training time",
+    "gap": "gap between validation and train loss", "seconds": "training time", "epochs": "epochs trained",
     "probe_accuracy": "classifier accuracy", "noisy_mse": "MSE on noisy test images (noise 0.5)",
 }
 BEST = ("lowest", "highest")

@@ -95,8 +95,9 @@ def load_lessons(dirs: list[Path] | None = None) -> tuple[list[Lesson], list[Les
     problems: list[LessonProblem] = []
     for folder in dirs if dirs is not None else lesson_dirs():
         if not folder.is_dir():
-            problems.append(LessonProblem(folder, folder.name, f"The lesson folder {folder.name} named in "
-                                          f"{LESSON_DIRS_ENV} is not there; create it or fix the variable."))
+            where = "beside the app" if folder == SHIPPED_DIR else f"named in {LESSON_DIRS_ENV}"
+            problems.append(LessonProblem(folder, folder.name, f"The lesson folder {folder.name} {where} is not "
+                                          "there; create it or fix the variable."))
             continue
         for path in sorted(folder.glob("*.md")):
             if path.name.lower() == "readme.md":
@@ -155,7 +156,7 @@ def parse_lesson_text(text: str, name: str, path: Path | None = None) -> Lesson:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or "it is not valid YAML"
         raise LessonFileError(mark.line + 1 if mark else 1, f"the front matter is not valid YAML ({problem}); "
-                                                            "write one key: value per line") from None
+                                                            f"{_yaml_hint(problem)}") from None
     except ValueError:
         raise LessonFileError(1, "the front-matter block has no closing --- line; end it with a line ---") from None
     body_line = text.lstrip("\ufeff")[: len(text.lstrip("\ufeff")) - len(post.content)].count("\n")
@@ -284,6 +285,12 @@ def _snippet(text: str) -> str:
 
 # ---------------------------------------------------------------- a step's block
 
+def _yaml_hint(problem: str) -> str:
+    if "mapping values are not allowed" in problem:
+        return 'put text that holds ": " in quotes, e.g. look_for: "Notice: the gap"'
+    return "write one key: value per line"
+
+
 def _step_block(step: Step, source: str, line: int) -> None:
     try:
         block = yaml.safe_load(source)
@@ -291,7 +298,7 @@ def _step_block(step: Step, source: str, line: int) -> None:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or "it is not valid YAML"
         raise LessonFileError(line + (mark.line if mark else 0), f"step {step.number}'s block is not valid YAML "
-                                                                f"({problem}); write one key: value per line") from None
+                                                                f"({problem}); {_yaml_hint(problem)}") from None
     if block is None:
         return
     if not isinstance(block, dict):

@@ -17,7 +17,7 @@ import numpy as np
 from core.atomic import write_json
 from core.experiments import ExperimentConfig, ExperimentError, load_record, variant_config, expand_grid
 from core.lessons.data import LessonData
-from core.lessons.model import Expectation, Lesson, Question, Step
+from core.lessons.model import METRICS, Expectation, Lesson, Question, Step
 from core.lessons.runspec import ParsedRun, parse_run, reproducing_command, step_experiment
 from core.lessons.store import LESSONS_DIR, read_state, record_step, step_experiment_name, student_key
 
@@ -192,7 +192,7 @@ def expected_answer(expect: Expectation, rows: list[dict]) -> tuple[str, str] | 
     pick = min if expect.best == "lowest" else max
     best = pick(scored, key=lambda r: r[expect.metric])
     value = format_value(best["factors"].get(expect.factor)) if expect.factor else best["label"]
-    return value, f"{best['label']} has the {expect.best} {expect.metric.replace('_', ' ')} ({best[expect.metric]:.4g})"
+    return value, f"{best['label']} has the {expect.best} {METRICS[expect.metric]} ({best[expect.metric]:.4g})"
 
 
 def matches(question: Question, answer: Any, expected: str) -> bool:
