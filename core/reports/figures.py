@@ -238,7 +238,7 @@ def _points(runs: StepRuns, run) -> tuple[Any, Any, str]:
 
 def latent_figures(method: str) -> Callable[[StepRuns], list[Figure]]:
     def build(runs: StepRuns) -> list[Figure]:
-        from core.charts.inspect import latent_scatter
+        from core.charts.inspect import latent_scatter, plane_grid
 
         figures = []
         for row in runs.rows:
@@ -253,11 +253,13 @@ def latent_figures(method: str) -> Callable[[StepRuns], list[Figure]]:
             axes = {"raw": ("z[0]", "z[1]"), "pca": ("PC 1", "PC 2"), "tsne": ("t-SNE 1", "t-SNE 2")}[method]
             latent = run.config.model.latent
             note = "" if method != "raw" or latent == 2 else f" (the code has {latent} numbers; these are the first two)"
+            plane = method == "raw" and latent == 2  # the page lets a student click the plane to decode a spot
+            chart = latent_scatter(table, "class", "Class", False, *axes, class_order=names,
+                                   grid=plane_grid(table["x"], table["y"]) if plane else None)
             figures.append(Figure("", f"{row['label']}: the codes, {PROJECTION_TITLES[method]}",
                                   f"{what}, each a point coloured by its class{note}.",
-                                  chart=latent_scatter(table, "class", "Class", False, *axes, class_order=names)
-                                  .properties(height=380),
-                                  plane={"run": row["run"]} if method == "raw" and latent == 2 else None))
+                                  chart=chart.properties(height=380),
+                                  plane={"run": row["run"], "xy": xy.tolist()} if plane else None))
             if method == "raw" and latent == 2:
                 figures.append(_manifold(row, run, codes))
         return figures

@@ -27,7 +27,7 @@ section.step { border-top: 2px solid #ddd; margin-top: 2rem; padding-top: 0.5rem
 .answer { white-space: pre-wrap; background: white; border: 1px solid #ccc; border-radius: 4px; padding: 0.4rem 0.6rem; }
 .unanswered { color: #888; font-style: italic; }
 .match { color: #00754a; font-weight: 600; } .nomatch { color: #b34700; font-weight: 600; }
-figure { margin: 1.2rem 0; } figure img { max-width: 100%; image-rendering: pixelated; border: 1px solid #eee; }
+figure { margin: 1.6rem 0; } figure h4 { margin: 0 0 0.4rem; } figure img { max-width: 100%; image-rendering: pixelated; border: 1px solid #eee; }
 figcaption { color: #444; font-size: 0.92rem; }
 table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.92rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: left; } th { background: #f0f0f0; }
@@ -77,12 +77,13 @@ def _step(step: StepReport, pngs: dict[str, bytes]) -> str:
         parts.append(_question(n, question))
     for figure in step.figures:
         png = pngs.get(figure.key)
-        parts.append("<figure>")
+        parts.append(f'<figure id="{esc(figure.key)}"><h4>{esc(figure.title)}</h4>')
         if png:
             data = base64.b64encode(png).decode("ascii")
             parts.append(f'<img alt="{esc(figure.title)}" src="data:image/png;base64,{data}">')
-        parts.append(f"<figcaption><strong>{esc(figure.title)}</strong>"
-                     f"{' ' + esc(figure.caption) if figure.caption else ''}</figcaption></figure>")
+        if figure.caption:
+            parts.append(f"<figcaption>{esc(figure.caption)}</figcaption>")
+        parts.append("</figure>")
     if step.table:
         parts.append(_table(step.table))
     if step.command:

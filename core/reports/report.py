@@ -87,10 +87,12 @@ def runs_table(rows: list[dict]) -> list[dict]:
     from core.experiments import factor_label, format_value
 
     has_accuracy = any(r.get("probe_accuracy") is not None for r in rows)
+    factors = list(dict.fromkeys(p for r in rows for p in r.get("factors", {})))
     table = []
     for r in rows:
         row = {"run": r["label"]}
-        row.update({factor_label(p): format_value(v) for p, v in r.get("factors", {}).items()})
+        row.update({factor_label(p): format_value(r["factors"][p]) if p in r.get("factors", {}) else "-"
+                    for p in factors})
         row.update({"test MSE": _fmt(r.get("test_mse")), "test MAE": _fmt(r.get("test_mae"))})
         if has_accuracy:
             acc = r.get("probe_accuracy")
@@ -147,7 +149,7 @@ def lesson_report(root, lesson: Lesson, key: str, load: Callable, read: Callable
 
 
 def _lesson_step(root, lesson: Lesson, step: Step, key: str, state: dict, load, read) -> tuple[StepReport, list]:
-    from core.lessons.runner import expected_answer, is_active, matches, step_record, variant_rows
+    from core.lessons.runner import is_active, step_record, variant_rows
     from core.lessons.store import answer_value
 
     out = StepReport(number=step.number, title=step.title, text=step.text, look_for=step.look_for)
