@@ -153,7 +153,7 @@ def parse_lesson_text(text: str, name: str, path: Path | None = None) -> Lesson:
     try:
         post = frontmatter.loads(text.lstrip("\ufeff"))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)  # where it began
         problem = getattr(exc, "problem", None) or "it is not valid YAML"
         raise LessonFileError(mark.line + 1 if mark else 1, f"the front matter is not valid YAML ({problem}); "
                                                             f"{_yaml_hint(problem)}") from None
@@ -243,10 +243,11 @@ def _body(content: str, body_line: int) -> tuple[str, list[Step]]:
                                                                        "the two into one")
                 block = token
                 skip.update(range(token.map[0], token.map[1]))
-        text = "\n".join(line for i, line in enumerate(lines[start + 1:end], start=start + 1) if i not in skip).strip()
+        section = [("" if i in skip else lines[i]) for i in range(start + 1, end)]  # the block blanked, lines kept
+        text = "\n".join(lines[i] for i in range(start + 1, end) if i not in skip).strip()
         line = body_line + start + 1
         _check_markdown(title, line, "the step's title")
-        _check_markdown(text, line + 1, f"step {number}'s text")
+        _check_markdown("\n".join(section), line + 1, f"step {number}'s text")
         step = Step(number=number, title=title, text=text, line=line)
         if block is not None:
             _step_block(step, block.content, body_line + block.map[0] + 2)
@@ -295,7 +296,7 @@ def _step_block(step: Step, source: str, line: int) -> None:
     try:
         block = yaml.safe_load(source)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)  # where it began
         problem = getattr(exc, "problem", None) or "it is not valid YAML"
         raise LessonFileError(line + (mark.line if mark else 0), f"step {step.number}'s block is not valid YAML "
                                                                 f"({problem}); {_yaml_hint(problem)}") from None
