@@ -54,7 +54,7 @@ def report_html(report: Report, pngs: dict[str, bytes]) -> str:
     if report.goal:
         parts.append(f'<p class="goal">{esc(report.goal)}</p>')
     who = f"Handed in by {esc(report.student)} · " if report.student else ""
-    parts.append(f'<p class="meta">{who}report made {esc(report.made)} by Autoencoder Lab</p>')
+    parts.append(f'<p class="meta">{who}report made {esc(report.made[:16].replace("T", " "))} by Autoencoder Lab</p>')
     if report.data_note:
         parts.append(f'<p class="note">{esc(report.data_note)}</p>')
     parts.append("</header>")

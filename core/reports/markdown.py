@@ -32,7 +32,7 @@ def report_markdown(report: Report) -> str:
         lines += [f"*{report.goal}*", ""]
     if report.student:
         lines += [f"Handed in by {_inline(report.student)}.", ""]
-    lines += [f"Report made {report.made} by Autoencoder Lab.", ""]
+    lines += [f"Report made {report.made[:16].replace('T', ' ')} by Autoencoder Lab.", ""]
     if report.data_note:
         lines += [f"> {report.data_note}", ""]
     if report.intro:
