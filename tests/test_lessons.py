@@ -289,3 +289,12 @@ def test_the_html_report_shows_answers_as_text_and_fetches_nothing():
     markdown = report_markdown(report)
     fenced = markdown[markdown.index("**Answer:**"):]
     assert fenced.split("```text\n", 1)[1].startswith(hostile)  # inside a fence: shown as text by any viewer
+
+
+def test_the_readmes_example_lesson_is_a_valid_lesson():
+    readme = (SHIPPED_DIR.parent / "README.md").read_text(encoding="utf-8")
+    example = readme.split("````markdown\n", 1)[1].split("````", 1)[0]
+    lesson = parse_lesson_text(example, "example")
+    assert [s.title for s in lesson.steps] == ["Three code sizes", "The codes"]
+    assert lesson.step(1).questions[0].expect == Expectation("test_mse", "lowest", "model.latent")
+    assert lesson.step(2).show == ["latent-pca", "classifier"]
