@@ -218,3 +218,10 @@ def test_a_hostile_run_file_shows_one_sentence_and_breaks_no_page(app_runs):
     for page in ("views/reconstructions.py", "views/experiments.py", "views/latent.py"):
         other = open_app_page(page, {SELECTED_RUN_KEY: "tiny-conv"})  # fails on any exception
         assert not other.error, [e.value for e in other.error]
+
+
+def test_a_runs_report_downloads_as_html_and_as_markdown(app_runs):
+    at = runs_page()
+    buttons = [b for b in at.get("download_button") if b.proto.id and "run_report" in b.proto.id]
+    assert sorted(b.proto.label for b in buttons) == ["Markdown + figures (zip)", "Report (HTML)"]
+    assert not at.error

@@ -24,12 +24,14 @@ from core.experiments.estimate import JobCosts, estimate_seconds, experiment_cos
 from core.experiments.presets import DEFAULT_EPOCHS
 from core.experiments.search import importances, load_study, trial_rows
 from core.jobs import JobPermissionError
+from core.reports.report import experiment_report
 from core.charts.experiments import (anomaly_histogram, factor_frame, factor_value_colors, gap_chart, gap_frame,
                                      history_chart, importance_chart, metric_vs_factor_chart, noise_sweep_chart,
                                      parallel_coordinates_chart, roc_chart)
 from ui.experiment_live import loss_multiples, variants_table
 from ui.owners import is_teacher, owner_id
 from ui.projector import show_chart
+from ui.report_downloads import report_downloads
 from ui.sidebar import describe_data
 from ui.state import (SELECTED_RUN_KEY, checkpoints_root, chosen_data_config, dataset_for, get_experiments,
                       get_registry, run_color_map, run_mtime)
@@ -436,6 +438,9 @@ def results_section(record: dict) -> None:
             rows_of_images(outputs, originals=next(iter(outputs.values()))["originals"])
     if exp.search is None:
         preset_views(record, exp)
+    st.markdown("##### The report of this experiment")
+    root, load = checkpoints_root(), get_registry().load_data
+    report_downloads(lambda: experiment_report(root, record, load), record["name"], "exp_report")
 
 
 # ---------------------------------------------------------------- the page

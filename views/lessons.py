@@ -16,6 +16,7 @@ from core.lessons import Lesson, lesson_data, load_lessons
 from core.lessons.runner import (is_active, load_probe, plan_step, start_probes, start_step, step_record,
                                  variant_rows)
 from core.lessons.store import answer_value, hand_in, hand_ins, hand_ins_zip, read_state, student_key
+from core.checkpoints import CheckpointError
 from core.data import DataError
 from core.reports import report_bytes
 from core.reports.notebook import lesson_notebook, notebook_bytes
@@ -24,6 +25,7 @@ from core.serving.limits import WorkLimits
 from ui.lesson_parts import answer_box, cached_figures, live_probes, live_step, plain, show_figures
 from ui.owners import is_teacher, owner_id
 from ui.projector import projector_on
+from ui.report_downloads import report_downloads
 from ui.state import checkpoints_root, get_experiments, get_registry, run_mtime
 from ui.url_state import url_widget
 
@@ -155,7 +157,7 @@ def step_section(lesson: Lesson, number: int, data, key: str, state: dict) -> No
         stamp = tuple((r["run"], run_mtime(r["run"]), r.get("probe_accuracy")) for r in rows)
         try:
             figures = cached_figures(f"s{number}", tuple(step.show), stamp, _rows=rows, _record=record)
-        except (DataError, ValueError) as exc:
+        except (CheckpointError, DataError, ValueError) as exc:  # e.g. a run deleted meanwhile
             st.error(str(exc))
             figures = []
         with st.container(key="lesson_figures"):
@@ -198,12 +200,8 @@ def hand_in_section(lesson: Lesson, key: str, state: dict, note: str) -> None:
         st.caption(f"Last handed in {plain(state['handed_in'][-1]['at'][:16].replace('T', ' '))}.")
     load, read, root = get_registry().load_data, get_experiments().record, checkpoints_root()
     columns = st.columns(3)
-    downloads = [(".html", "Report (HTML)", "text/html"), (".zip", "Markdown + figures (zip)", "application/zip")]
-    for column, (suffix, label, mime) in zip(columns, downloads):
-        column.download_button(label, key=f"lesson_download{suffix}", file_name=f"{lesson.name}-report{suffix}",
-                               mime=mime, on_click="ignore", icon=":material/download:",
-                               data=lambda suffix=suffix: report_bytes(
-                                   lesson_report(root, lesson, key, load, read, note), suffix))
+    report_downloads(lambda: lesson_report(root, lesson, key, load, read, note), lesson.name, "lesson_download",
+                     columns[:2])
     text = lesson.path.read_text(encoding="utf-8")
     columns[2].download_button("Notebook (.ipynb)", key="lesson_download.ipynb", file_name=f"{lesson.name}.ipynb",
                                mime="application/x-ipynb+json", on_click="ignore", icon=":material/code:",

@@ -149,6 +149,8 @@ def lesson_report(root, lesson: Lesson, key: str, load: Callable, read: Callable
 
 
 def _lesson_step(root, lesson: Lesson, step: Step, key: str, state: dict, load, read) -> tuple[StepReport, list]:
+    from core.checkpoints import CheckpointError
+    from core.data import DataError
     from core.lessons.runner import is_active, step_record, variant_rows
     from core.lessons.store import answer_value
 
@@ -162,9 +164,12 @@ def _lesson_step(root, lesson: Lesson, step: Step, key: str, state: dict, load, 
     elif is_active(record):
         out.note = "This step's runs were still training when the report was made; it shows those saved so far."
     if rows:
-        out.figures = step_figures(StepRuns(root, rows, load, record), step.show, prefix=f"s{step.number}-")
         out.table = runs_table(rows)
         out.command = _step_command(lesson, step, record)
+        try:
+            out.figures = step_figures(StepRuns(root, rows, load, record), step.show, prefix=f"s{step.number}-")
+        except (CheckpointError, DataError, ValueError) as exc:  # e.g. a run deleted since: the rest still reports
+            out.note = f"The figures of this step could not be drawn: {' '.join(str(exc).split())}"
     for question in step.questions:
         out.questions.append(_question(question, answer_value(state, question), rows))
     return out, [r["run"] for r in rows]
