@@ -115,7 +115,8 @@ def test_report_of_a_students_work_by_their_key(lessons_env, tmp_path):
     assert code == 0, err
     html = (tmp_path / "sam.html").read_text()
     assert "Handed in by Sam" in html and "Edges blur &lt;first&gt;." in html
-    assert "This step was not run" in html  # Sam ran nothing: said, not an error
+    # Sam trained nothing: the report shows the runs `lesson run` trained before class, and says so.
+    assert html.count("trained by the teacher before class") == 3 and html.count('<img alt="') >= 8
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -190,3 +190,17 @@ def test_projector_mode_shows_the_lesson_text_large(lessons):
     assert any(".st-key-lesson_text p" in str(h.proto.body) for h in at.get("html")), "no projector style"
     plain = open_lesson()
     assert not any(".st-key-lesson_text p" in str(h.proto.body) for h in plain.get("html"))
+
+
+def test_runs_trained_before_class_show_to_a_student_who_has_not_run(lessons, app_registry):
+    import io
+
+    from core.cli import main
+
+    assert main(["lesson", "run", LESSON, "--epochs", "1", "--out", str(no_runs_root())], io.StringIO(),
+                io.StringIO()) == 0
+    at = open_lesson()
+    no_errors(at)
+    assert any("your teacher trained before class" in c.value for c in at.caption)
+    assert at.button(key="lesson_run_1").label == "Run my own"
+    assert "Loss per epoch" in str([title for title, _ in charts(at.main.get_by_key("lesson_figures"))])

@@ -98,9 +98,12 @@ def run_section(lesson: Lesson, number: int, data, key: str, record: dict | None
     st.caption(f"This step trains {what}, {exp.base.train.epochs} epochs each (batch {exp.base.train.batch_size}), "
                f"on {data.train_images:,} training images.")
     running = is_active(record)
-    label = "Run again" if record else "Run"
-    if st.button(label, key=f"lesson_run_{number}", type="primary" if not record else "secondary",
-                 icon=":material/play_arrow:", disabled=running):
+    pretrained = record is not None and record.get("owner") is None
+    if pretrained:
+        st.caption("These are the runs your teacher trained before class; Run trains your own.")
+    label = "Run my own" if pretrained else "Run again" if record else "Run"
+    if st.button(label, key=f"lesson_run_{number}", type="primary" if not record or pretrained else "secondary",
+                 icon=":material/play_arrow:", disabled=running and not pretrained):
         try:
             start_step(get_experiments(), lesson, step, data, owner_id(), limits=WorkLimits.from_env())
         except (ValueError, ExperimentError) as exc:  # a limit, a quota: one sentence

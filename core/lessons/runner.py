@@ -19,7 +19,7 @@ from core.experiments import ExperimentConfig, ExperimentError, load_record, var
 from core.lessons.data import LessonData
 from core.lessons.model import METRICS, Expectation, Lesson, Question, Step
 from core.lessons.runspec import ParsedRun, parse_run, reproducing_command, step_experiment
-from core.lessons.store import LESSONS_DIR, read_state, record_step, step_experiment_name, student_key
+from core.lessons.store import CLI_KEY, LESSONS_DIR, read_state, record_step, step_experiment_name, student_key
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +68,15 @@ def start_step(manager, lesson: Lesson, step: Step, data: LessonData, owner: str
 def step_record(root, lesson: Lesson, step: Step, key: str, read: Callable[[str], dict] | None = None
                 ) -> dict | None:
     """The experiment record whose runs the step shows (its own, or the step it uses), for the
-    student `key`; None when that step was not run yet (or its experiment is gone). `read`: how a
-    record is read (the app: its ExperimentManager's live record; default: from disk)."""
+    student `key`: theirs, else the one `lesson run` trained before class (its "owner" is None);
+    None when neither ran (or the experiment is gone). `read`: how a record is read (the app: its
+    ExperimentManager's live record; default: from disk)."""
     source = step.source
     if source is None:
         return None
     name = step_experiment_name(read_state(root, lesson.name, key), source)
+    if not name and key != CLI_KEY:  # the runs `lesson run` trained before class (the record's owner is None)
+        name = step_experiment_name(read_state(root, lesson.name, CLI_KEY), source)
     if not name:
         return None
     try:

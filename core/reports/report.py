@@ -161,6 +161,8 @@ def _lesson_step(root, lesson: Lesson, step: Step, key: str, state: dict, load, 
     if step.source is not None and record is None:
         out.note = (f"Step {step.source} was not run, so there are no runs to show." if step.source != step.number
                     else "This step was not run, so there are no runs to show.")
+    elif record is not None and record.get("owner") is None and key != "cli":
+        out.note = "These runs were trained by the teacher before class (lesson run), not by the student."
     elif is_active(record):
         out.note = "This step's runs were still training when the report was made; it shows those saved so far."
     if rows:
