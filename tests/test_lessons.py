@@ -15,7 +15,7 @@ from core.cli import build_parser, config_from_args
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.lessons import load_lessons, parse_lesson_text
 from core.lessons.model import Expectation, Question
-from core.lessons.parse import SHIPPED_DIR, LessonFileError
+from core.lessons.parse import SHIPPED_DIR
 from core.lessons.runner import expected_answer, matches
 from core.lessons.store import (CLI_KEY, answer_value, clean_answer, hand_in, hand_ins, hand_ins_zip, read_state,
                                 record_step, save_answer, student_key)

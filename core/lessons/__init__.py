@@ -4,7 +4,9 @@ questions and hands in a report. Free of Streamlit: the Lessons page, `python -m
 and a lesson's notebook use the same functions.
 
 model.py    Lesson, Step, Question, Expectation, LessonProblem; the views and metrics a file may name
-parse.py    reading and checking lesson files (python-frontmatter, markdown-it-py): load_lessons
+parse.py    reading lesson files (python-frontmatter, markdown-it-py): load_lessons
+blocks.py   a step's block and its questions; the checks across steps
+text.py     what lesson text may hold (no HTML, images or odd links)
 runspec.py  a step's run: in the CLI's syntax, parsed by the CLI's own parser
 data.py     the data a lesson runs on here (the named dataset, else the built-in fallback)
 runner.py   starting steps as a student's experiments, probes, metrics, expected answers, run_lesson
