@@ -187,9 +187,9 @@ def test_a_run_over_the_servers_limit_is_refused_in_one_sentence(lessons, app_re
 def test_projector_mode_shows_the_lesson_text_large(lessons):
     at = open_lesson({"projector": "1"})
     no_errors(at)
-    assert any(".st-key-lesson_text p" in str(h.proto.body) for h in at.get("html")), "no projector style"
+    assert any("stMarkdownContainer\"] p" in str(h.proto.body) for h in at.get("html")), "no projector style"
     plain = open_lesson()
-    assert not any(".st-key-lesson_text p" in str(h.proto.body) for h in plain.get("html"))
+    assert not any("stMarkdownContainer\"] p" in str(h.proto.body) for h in plain.get("html"))
 
 
 def test_runs_trained_before_class_show_to_a_student_who_has_not_run(lessons, app_registry):

@@ -38,10 +38,13 @@ PROBE_POLLING_KEY = "lesson_probe_polling"
 RUN_ERROR_KEY = "lesson_run_error"
 NAME_KEY = "lesson_student_name"
 POLL_SECONDS = 1.0
-# Projector mode: the lesson's own text as large as the rest of the page's.
+# Projector mode: the lesson's text, questions and choices as large as the rest of the page's (sent
+# only on this page, only while the mode is on).
 PROJECTOR_LESSON_CSS = """<style>
-.st-key-lesson_text p, .st-key-lesson_text li, .st-key-lesson_questions p { font-size: 1.45rem; line-height: 1.5; }
-.st-key-lesson_text h2, .st-key-lesson_text h3 { font-size: 2rem; }
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] p,
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] li { font-size: 1.45rem; line-height: 1.5; }
+[data-testid="stMain"] [data-testid="stWidgetLabel"] p { font-size: 1.35rem; }
+[data-testid="stMain"] h3 { font-size: 2.1rem; }
 </style>"""
 
 

@@ -13,7 +13,7 @@ from core.lessons.model import Lesson
 log = logging.getLogger(__name__)
 
 DATASET_TITLES = {"digits": "8×8 handwritten digits", "shapes": "coloured shapes", "mnist": "MNIST",
-                  "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "folder": "the image folder"}
+                  "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 
 
 @dataclass
@@ -48,7 +48,8 @@ def lesson_data(lesson: Lesson, load: Callable[[DataConfig], Dataset]) -> Lesson
     except DataError as exc:
         log.info("lesson %s: %s is not here (%s); using %s", lesson.name, lesson.dataset, exc, lesson.fallback)
     fallback = base_config(DataConfig(dataset=lesson.fallback), lesson.fallback_data).data
-    note = (f"This lesson was written for {DATASET_TITLES[lesson.dataset]}, which this server does not have, so it "
+    named_title = f"the folder {lesson.folder}" if lesson.dataset == "folder" else DATASET_TITLES[lesson.dataset]
+    note = (f"This lesson was written for {named_title}, which this server does not have, so it "
             f"runs on the built-in {DATASET_TITLES[lesson.fallback]} instead: the steps and questions work the "
             "same, the pictures are smaller.")
     return LessonData(fallback, lesson.fallback_data, load(fallback), True, note)
