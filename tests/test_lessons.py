@@ -93,6 +93,8 @@ MALFORMED = [
      "## Two code sizes", "latent-sizes"),
     ("unknown view", "show: [runs, answer, reconstructions, latent-raw]", "show: [runs, pictures]",
      "show: [runs, pictures]", "latent-tsne"),
+    ("neither a preset nor a grid", "run: --grid model.latent=2,8 --model conv-small --epochs 2",
+     "run: --model conv-small --epochs 2", "## Two code sizes", "--preset NAME"),
     ("grid path that does not exist", "--grid model.latent=2,8", "--grid model.latnet=2,8", "## Two code sizes",
      "model.latent"),
     ("an option the lesson decides", "--model conv-small --epochs 2", "--model conv-small --dataset mnist",

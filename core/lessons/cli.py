@@ -88,7 +88,7 @@ def cmd_lesson_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_lesson_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from core.cli import _shared_loader
+    from core.cli.experiments import _shared_loader  # every dataset read once, with the CLI's progress lines
     from core.experiments import ExperimentManager
     from core.jobs import JobRegistry, LocalRunner
     from core.lessons import lesson_data
@@ -131,7 +131,7 @@ def _owner_key(root, lesson_name: str, owner: str | None) -> str:
 
 def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from core.atomic import write_bytes
-    from core.cli import _shared_loader
+    from core.cli.experiments import _shared_loader  # every dataset read once, with the CLI's progress lines
     from core.reports import report_bytes, suffix_of
 
     target = Path(args.to)

@@ -110,14 +110,18 @@ def data_args(data: DataConfig, options: str) -> list[str]:
 def parse_run(text: str, data: DataConfig, options: str = "", name: str = "lesson") -> ParsedRun:
     """The ExperimentConfig of a run: text on `data` (its data options `options`), named `name`,
     exactly as `python -m core.cli <command> <data args> <run>` would build it."""
-    from core.cli import _experiment_from_args  # the CLI's options -> ExperimentConfig
+    from core.cli.experiments import experiment_from_args  # the CLI's options -> ExperimentConfig
+    from core.cli.output import UserError
 
     command, words = split_run(text)
     args = data_args(data, options) + words
     namespace = _subparser(command).parse_args(args)
     namespace.command = command
     namespace.name = name
-    exp = _experiment_from_args(namespace)
+    try:
+        exp = experiment_from_args(namespace)
+    except UserError as exc:  # e.g. neither --preset nor --grid
+        raise RunSyntaxError(" ".join(str(exc).split()).rstrip(".")) from None
     if data.dataset == "folder":  # the app names a folder by its data root, never by a server path
         exp.base.data.folder_root, exp.base.data.folder = data.folder_root, data.folder
     return ParsedRun(command, args, exp, namespace.epochs is not None, namespace.batch_size is not None)
