@@ -303,19 +303,3 @@ def final_metric_chart(frame: pd.DataFrame, metric: str, title: str,
         )
         .add_params(pick)
     )
-
-
-def error_histogram(errors: Sequence[float], title: str = "Reconstruction error per test image") -> alt.Chart:
-    """Histogram of per-image MSE; tooltips give the bin range and count."""
-    frame = pd.DataFrame({"mse": [float(e) for e in errors]})
-    return (
-        alt.Chart(frame, title=title)
-        .mark_bar()
-        .encode(
-            x=alt.X("mse:Q", bin=alt.Bin(maxbins=40), title="MSE of one image"),
-            y=alt.Y("count():Q", title="images"),
-            tooltip=[alt.Tooltip("mse:Q", bin=alt.Bin(maxbins=40), title="MSE range", format=".4f"),
-                     alt.Tooltip("count():Q", title="images")],
-        )
-        .interactive(bind_y=False)
-    )
