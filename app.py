@@ -19,6 +19,9 @@ HERE = Path(__file__).parent
 
 # section -> (file under views/, title, icon); the URL path is the file's name (data, train, ...).
 SECTIONS = {
+    "Learn": [
+        ("lessons.py", "Lessons", ":material/school:"),
+    ],
     "Prepare": [
         ("data.py", "Data", ":material/dataset:"),
         ("train.py", "Train", ":material/model_training:"),

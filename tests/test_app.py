@@ -26,9 +26,9 @@ def sidebar(at: AppTest) -> dict[str, str]:
     return shown
 
 
-def test_app_opens_on_data_with_device_and_dataset_in_the_sidebar(no_runs):
+def test_app_opens_on_lessons_with_device_and_dataset_in_the_sidebar(no_runs):
     at = open_app_page()
-    assert at.title[0].value == "Data"
+    assert at.title[0].value == "Lessons"  # the homework as the unit: the page a class starts on
     shown = sidebar(at)
     device = resolve_device("auto")
     assert shown["Device"].startswith(device.type.upper())

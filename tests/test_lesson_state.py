@@ -88,7 +88,7 @@ def test_projector_mode_enlarges_the_fonts_and_heights_of_the_charts_a_page_send
     legend and title fonts with ?projector=1, and taller charts, than without it."""
     import json
 
-    from ui.projector import PROJECTOR_FONTS, SCREEN_FONTS
+    from core.charts.style import PROJECTOR_FONTS, SCREEN_FONTS
 
     def specs(query):
         at = open_with_url("views/runs.py", query)

@@ -20,7 +20,7 @@ from core.analysis import image_grid
 def _charts_script():
     import streamlit as st
 
-    from ui.charts import batch_frame, batch_lines, batch_loss_chart, batch_window, epoch_frame, epoch_lines, loss_chart
+    from core.charts.training import batch_frame, batch_lines, batch_loss_chart, batch_window, epoch_frame, epoch_lines, loss_chart
     from ui.projector import show_chart, show_live_chart
 
     losses = st.session_state["losses"]
@@ -113,7 +113,7 @@ def test_a_named_grid_is_drawn_once_and_matches_the_plain_grid(monkeypatch):
 
 
 def test_the_batch_table_holds_each_loss_and_its_rolling_mean_at_the_right_batch():
-    from ui.charts import batch_frame
+    from core.charts.training import batch_frame
 
     frame = batch_frame([4.0, 2.0, 0.0, 6.0], window=2, stride=3)
     raw = frame[frame["series"] == "per batch"]

@@ -260,3 +260,18 @@ def test_an_experiment_cut_by_a_server_restart_continues_when_the_app_starts(no_
     assert load_record(no_runs, name)["status"] == "finished"
     at.run()
     assert not at.exception and "interrupted" not in " ".join(w.value for w in at.warning)
+
+
+def test_an_experiments_report_downloads_and_holds_its_preset_views(app_experiments):
+    from core.data import load_dataset
+    from core.experiments import load_record
+    from core.reports import render_pngs
+    from core.reports.report import experiment_report
+
+    at = open_app_page(PAGE, {"exp_shown": "held-out"})
+    labels = sorted(b.proto.label for b in at.get("download_button") if "exp_report" in b.proto.id)
+    assert labels == ["Markdown + figures (zip)", "Report (HTML)"]
+    report = experiment_report(app_experiments, load_record(app_experiments, "held-out"), load_dataset)
+    titles = [f.title for f in report.steps[0].figures]
+    assert "The reconstruction error as an anomaly score" in titles and "Loss per epoch of every run" in titles
+    assert len(render_pngs(report)) == len(titles) and len(report.runs) == 2

@@ -10,7 +10,7 @@ from core.config import DataConfig, RunConfig, TrainConfig
 from core.serving.access import owner_key
 from ui.state import get_registry
 
-from apptest_helpers import expect_errors, open_app_page
+from apptest_helpers import APP, expect_errors, open_app_page
 
 # The sidebar (teacher box) and app.py's owner id and restart note are under test: run app.py the
 # way a real server does.

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from core.bundles import export_bytes
 from core.checkpoints import list_runs, load_run

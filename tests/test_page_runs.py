@@ -124,7 +124,7 @@ def test_bars_are_labelled_with_the_part_of_the_name_that_differs():
 
     import pandas as pd
 
-    from ui.charts import distinct_labels, final_metric_chart
+    from core.charts.training import distinct_labels, final_metric_chart
 
     names = ["week3-size-dropout-01-presetsmall-dropout0", "week3-size-dropout-02-presetsmall-dropout0.5",
              "week3-size-dropout-03-presetlarge-dropout0", "week3-size-dropout-04-presetlarge-dropout0.5"]
@@ -218,3 +218,10 @@ def test_a_hostile_run_file_shows_one_sentence_and_breaks_no_page(app_runs):
     for page in ("views/reconstructions.py", "views/experiments.py", "views/latent.py"):
         other = open_app_page(page, {SELECTED_RUN_KEY: "tiny-conv"})  # fails on any exception
         assert not other.error, [e.value for e in other.error]
+
+
+def test_a_runs_report_downloads_as_html_and_as_markdown(app_runs):
+    at = runs_page()
+    buttons = [b for b in at.get("download_button") if b.proto.id and "run_report" in b.proto.id]
+    assert sorted(b.proto.label for b in buttons) == ["Markdown + figures (zip)", "Report (HTML)"]
+    assert not at.error

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from coloraide import Color
 
-from ui.inspect_charts import POINT_OPACITY, _colour_scale
-from ui.palette import NAMED_COLORS, PALETTE, REFERENCE_COLOR, category_scale, colors_for, run_colors, run_scale
+from core.charts.inspect import POINT_OPACITY, _colour_scale
+from core.charts.palette import NAMED_COLORS, PALETTE, REFERENCE_COLOR, category_scale, colors_for, run_colors, run_scale
 
 ROOT = Path(__file__).resolve().parents[1]
 # CIEDE2000 distances: ~2 is a just-noticeable difference; 20+ reads as another colour at a glance.

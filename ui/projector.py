@@ -4,7 +4,7 @@ PROJECTOR_MIN_PIXELS per image, larger chart fonts and taller charts, and captio
 help text and labels larger and in the full text colour (PROJECTOR_CSS).
 
 Every chart goes through `show_chart` (or `show_live_chart` for a chart a live view redraws on every
-poll), which also gives it the shared palette (ui.palette); every image size goes through `upscale_for`.
+poll), which also gives it the shared palette (core.charts.palette); every image size goes through `upscale_for`.
 """
 from __future__ import annotations
 
@@ -14,16 +14,13 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from ui.palette import PALETTE
+from core.charts.style import styled as _styled
 
 PROJECTOR_KEY = "projector_mode"  # a plain session key (not the widget's), so it outlives pages
 PROJECTOR_WIDGET_KEY = "projector_toggle"
 PROJECTOR_PARAM = "projector"
 SCREEN_MIN_PIXELS = 64  # on a laptop: 8×8 digits drawn at 64 px
 PROJECTOR_MIN_PIXELS = 128  # on a projector: every small image at least 128 px
-# (axis labels, axis titles, legend, chart title) font sizes in px.
-SCREEN_FONTS = (12, 13, 12, 15)
-PROJECTOR_FONTS = (18, 20, 18, 24)
 PROJECTOR_HEIGHT_FACTOR = 1.35
 # The page width at a 1400-px window with the sidebar open (the classroom laptop): what fits in
 # one row of images (images_per_row) without Streamlit shrinking them.
@@ -86,15 +83,8 @@ def chart_height(height: int) -> int:
 
 
 def styled(chart: alt.TopLevelMixin, projector: bool | None = None) -> alt.TopLevelMixin:
-    """The chart with the shared palette and this screen's font sizes (top-level config)."""
-    projector = projector_on() if projector is None else projector
-    labels, titles, legend, title = PROJECTOR_FONTS if projector else SCREEN_FONTS
-    return (chart.configure_range(category=list(PALETTE))
-            .configure_axis(labelFontSize=labels, titleFontSize=titles, labelLimit=400)
-            .configure_legend(labelFontSize=legend, titleFontSize=legend, symbolSize=150 if projector else 80,
-                              labelLimit=400)
-            .configure_title(fontSize=title, subtitleFontSize=labels)
-            .configure_text(fontSize=labels))
+    """The chart with the shared palette and this screen's font sizes (core.charts.style)."""
+    return _styled(chart, projector_on() if projector is None else projector)
 
 
 def show_chart(chart: alt.TopLevelMixin, **kwargs):

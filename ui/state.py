@@ -21,8 +21,8 @@ from core.jobs.ray_worker import RAY_ADDRESS_ENV  # a constant: this imports no 
 from core.jobs.restart import install_shutdown_hook, restart_message
 from core.jobs.status import ACTIVE
 from core.logs import setup_logging
+from core.charts.palette import run_colors
 from core.serving.limits import WorkLimits
-from ui.palette import run_colors
 from ui.text import md_message, plain_names
 
 # Session keys shared by the pages: which dataset config the Data page chose, which run is selected.
@@ -126,7 +126,7 @@ def saved_runs() -> list[dict]:
 
 
 def run_color_map() -> dict[str, str]:
-    """Every saved run's colour, the same on every page (ui.palette.run_colors: by age)."""
+    """Every saved run's colour, the same on every page (core.charts.palette.run_colors: by age)."""
     return run_colors([r["name"] for r in reversed(saved_runs())])
 
 

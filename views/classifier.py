@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.analysis import ProbeConfig, image_grid
 from ui import inspect_cache
-from ui.probe_charts import confusion_chart, per_class_accuracy_chart, probe_history_chart
+from core.charts.probe import confusion_chart, per_class_accuracy_chart, probe_history_chart
 from ui.owners import is_teacher, owner_id
 from ui.state import ACTIVE_STATUSES, get_registry
 from ui.widgets import run_picker, upscale_for

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.config import DataConfig
 from core.data import DATASETS, DataError, Dataset
-from ui.charts import class_counts_chart, class_counts_frame
+from core.charts.training import class_counts_chart, class_counts_frame
 from ui.data_folders import folder_choice
 from ui.sidebar import dataset_label, describe_data
 from ui.state import DATA_CONFIG_KEY, chosen_data_config, dataset_for

@@ -24,14 +24,17 @@ from core.experiments.estimate import JobCosts, estimate_seconds, experiment_cos
 from core.experiments.presets import DEFAULT_EPOCHS
 from core.experiments.search import importances, load_study, trial_rows
 from core.jobs import JobPermissionError
-from ui.experiment_charts import (anomaly_histogram, curves_frame, factor_value_colors, gap_chart, gap_frame, history_chart,
-                                  importance_chart, metric_vs_factor_chart, noise_sweep_chart,
-                                  parallel_coordinates_chart, roc_chart, small_multiples_chart)
+from core.reports.report import experiment_report
+from core.charts.experiments import (anomaly_histogram, factor_frame, factor_value_colors, gap_chart, gap_frame,
+                                     history_chart, importance_chart, metric_vs_factor_chart, noise_sweep_chart,
+                                     parallel_coordinates_chart, roc_chart)
+from ui.experiment_live import loss_multiples, variants_table
 from ui.owners import is_teacher, owner_id
 from ui.projector import show_chart
+from ui.report_downloads import report_downloads
 from ui.sidebar import describe_data
 from ui.state import (SELECTED_RUN_KEY, checkpoints_root, chosen_data_config, dataset_for, get_experiments,
-                      get_registry, run_color_map, run_history, run_mtime)
+                      get_registry, run_color_map, run_mtime)
 from ui.url_state import url_widget
 from ui.widgets import show_grid, upscale_for
 from ui.text import md_message, md_text
@@ -173,41 +176,6 @@ def new_experiment_section() -> None:
 
 # ---------------------------------------------------------------- live
 
-def variant_histories(record: dict) -> dict[str, list]:
-    """label -> per-epoch records: live from the registry while a job runs, else the saved run's."""
-    registry = get_registry()
-    histories = {}
-    for v in record["variants"]:
-        history = []
-        if v.get("status") in ACTIVE and v.get("job"):
-            try:
-                history = registry.snapshot(v["job"]).history
-            except KeyError:
-                history = []
-        elif v.get("run"):
-            try:
-                history = run_history(v["run"], run_mtime(v["run"]))
-            except CheckpointError:
-                history = []
-        histories[v["label"]] = history
-    return histories
-
-
-def variants_table(record: dict) -> None:
-    rows = []
-    for v in record["variants"]:
-        row = {"#": v["index"] + 1, "variant": v["label"], "status": v["status"],
-               "epoch": f"{v.get('epochs_run') or v.get('epoch') or 0}/{v.get('total_epochs') or '-'}",
-               "train loss": v.get("train_loss"), "validation loss": v.get("val_loss"),
-               "test MSE": v.get("test_mse"), "run": v.get("run")}
-        if v.get("trial_state"):
-            row["trial"] = v["trial_state"]
-        rows.append(row)
-    loss = st.column_config.NumberColumn(format="%.5f")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="exp_variants",
-                 column_config={"train loss": loss, "validation loss": loss, "test MSE": loss})
-
-
 def stop_experiment(name: str) -> None:
     try:
         get_experiments().stop(name, by=None if is_teacher() else owner_id())
@@ -239,15 +207,8 @@ def live_view(name: str) -> None:
         if "exp_stop_error" in st.session_state:
             st.error(md_message(st.session_state.pop("exp_stop_error")))
     if record["variants"]:
-        variants_table(record)
-        histories = variant_histories(record)
-        frame = curves_frame(histories)
-        with st.container(key="exp_small_multiples"):
-            if frame.empty:
-                st.caption("The loss curves appear here as the runs finish their first epoch.")
-            else:
-                epochs = max((v.get("total_epochs") or 0) for v in record["variants"])
-                show_chart(small_multiples_chart(frame, list(histories), epochs))
+        variants_table(record, "exp_variants")
+        loss_multiples(record, "exp_small_multiples")
     # A fragment cannot change its own run_every: once the experiment ends, a full rerun draws the
     # results and a fragment that no longer polls.
     if st.session_state.get(POLLING_KEY) and not running:
@@ -319,25 +280,8 @@ def rows_of_images(outputs: dict[str, dict], key: str = "images", originals: np.
             show_grid(output[key], nrow=nrow, scale=scale)
 
 
-def factor_frame(record: dict) -> tuple[pd.DataFrame, list[str]]:
-    exp = ExperimentConfig.from_dict(record["config"])
-    rows = []
-    for v in record["variants"]:
-        if not v.get("run"):
-            continue
-        row = {"variant": v["label"], "run": v["run"], **{m: v.get(m) for m in METRICS}}
-        if exp.variants:  # explicit variants (e.g. AE and VAEs with three betas) are one factor
-            row["variant setting"] = v["label"]
-        else:
-            row.update({factor_label(p): (format_value(val) if isinstance(val, list) else val)
-                        for p, val in v["factors"].items()})
-        rows.append(row)
-    factors = ["variant setting"] if exp.variants else [factor_label(p) for p in exp.grid]
-    return pd.DataFrame(rows), factors
-
-
 def factor_views(record: dict) -> None:
-    frame, factors = factor_frame(record)
+    frame, factors = factor_frame(record, METRICS)
     if frame.empty:
         return
     metric = st.radio("Metric", list(METRICS), format_func=METRICS.get, horizontal=True, key="exp_metric")
@@ -500,6 +444,9 @@ def results_section(record: dict) -> None:
             rows_of_images(outputs, originals=next(iter(outputs.values()))["originals"])
     if exp.search is None:
         preset_views(record, exp)
+    st.markdown("##### The report of this experiment")
+    root, load = checkpoints_root(), get_registry().load_data
+    report_downloads(lambda: experiment_report(root, record, load), record["name"], "exp_report")
 
 
 # ---------------------------------------------------------------- the page

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core import analysis
 from ui import inspect_cache
-from ui.inspect_charts import PICKED, PLANE, POINT_SIZE, latent_scatter, plane_grid
+from core.charts.inspect import PICKED, PLANE, POINT_SIZE, latent_scatter, plane_grid
 from ui.state import run_mtime
 from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
 from ui.projector import chart_height, projector_on, show_chart

@@ -11,7 +11,7 @@ from core import analysis
 from core.checkpoints import CONFIG_FILE
 from core.config import RunConfig
 from ui import inspect_cache
-from ui.inspect_charts import noise_sweep_chart
+from core.charts.inspect import noise_sweep_chart
 from ui.state import SELECTED_RUN_KEY, checkpoints_root, get_run, run_color_map, run_mtime, saved_runs
 from ui.widgets import need_a_run, show_grid, upscale_for
 from ui.projector import show_chart

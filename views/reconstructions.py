@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import analysis
 from ui import inspect_cache
-from ui.inspect_charts import error_histogram
+from core.charts.inspect import error_histogram
 from ui.state import run_mtime
 from ui.url_state import url_widget
 from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for

@@ -12,10 +12,12 @@ from core.checkpoints import CheckpointError, delete_run
 from core.serving.access import OwnerError
 from core.config import RunConfig
 from core.defaults import steps_per_epoch
-from ui.charts import COMPARE_QUANTITIES, TIME_QUANTITIES, compare_chart, compare_frame, final_metric_chart
-from ui.state import (SELECTED_RUN_KEY, checkpoints_root, dataset_for, run_color_map, run_history, run_mtime,
-                      saved_runs)
+from core.reports.report import run_report
+from core.charts.training import COMPARE_QUANTITIES, TIME_QUANTITIES, compare_chart, compare_frame, final_metric_chart
+from ui.state import (SELECTED_RUN_KEY, checkpoints_root, dataset_for, get_registry, run_color_map, run_history,
+                      run_mtime, saved_runs)
 from ui.owners import is_teacher, owner_id
+from ui.report_downloads import report_downloads
 from ui.run_transfer import export_section, import_section, may_change_run, resume_section
 from ui.widgets import need_a_run
 from ui.projector import chart_height, projector_on, show_chart
@@ -172,6 +174,16 @@ def compare_section(runs: list[dict]) -> None:
                    .properties(height=alt.Step(chart_height(32))), key="final_metric_chart")
 
 
+def report_section(runs: list[dict]) -> None:
+    names = [r["name"] for r in runs if r.get("status") != "damaged"]
+    with st.expander("Report of a run", icon=":material/description:"):
+        name = st.selectbox("Run", names, key="report_run",
+                            help="Its curves, reconstructions, codes and samples, its settings and the command "
+                                 "line that trains it again, as one file.")
+        root, load = checkpoints_root(), get_registry().load_data
+        report_downloads(lambda: run_report(root, name, load), name, "run_report")
+
+
 def delete_chosen_run() -> None:
     """Button callback (it runs before the page, so it may reset the widgets that named the run)."""
     name = st.session_state["delete_run_name"]
@@ -218,6 +230,7 @@ def main() -> None:
     compare_section(runs)
     resume_section(runs)
     export_section(runs)
+    report_section(runs)
     delete_section(runs)
     import_section()
 

@@ -18,7 +18,7 @@ from core.data import DataError, fill_model_shape
 from core.jobs import JobPermissionError, JobStatus
 from core.models import build_model, layer_table
 from core.serving.limits import WorkLimits, check_model, check_run
-from ui.charts import (LOSS_KEYS, VAE_PART_KEYS, batch_frame, batch_lines, batch_window, epoch_frame, loss_lines,
+from core.charts.training import (LOSS_KEYS, VAE_PART_KEYS, batch_frame, batch_lines, batch_window, epoch_frame, loss_lines,
                        vae_parts_lines)
 from ui.config_form import FORM_PROBLEMS_KEY, form_from_params, form_params, model_and_training_form
 from ui.owners import is_teacher, owner_id, stop_job

@@ -8,8 +8,9 @@ from typing import Sequence, TextIO
 
 from core.cli import experiments, runs, train
 from core.cli.output import EXIT_USER_ERROR, UserError
+from core.lessons import cli as lessons  # lesson list / lesson run / report
 
-COMMANDS = (train.register, runs.register, experiments.register)
+COMMANDS = (train.register, runs.register, experiments.register, lessons.register)
 
 
 def build_parser() -> argparse.ArgumentParser:

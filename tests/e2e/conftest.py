@@ -148,21 +148,24 @@ def _stop(process: subprocess.Popen) -> None:
 @pytest.fixture
 def start_app(tmp_path, artifacts_dir, request):
     """start_app(max_jobs=2) -> AppServer: `streamlit run app.py` on a free port with its own
-    empty checkpoints folder (or on `port` with `checkpoints`: a restart of an earlier server);
-    every server started is stopped by its PID when the test ends."""
+    empty checkpoints folder (or on `port` with `checkpoints`: a restart of an earlier server),
+    with `env` added to its environment; every server started is stopped by its PID when the test ends."""
     processes: list[subprocess.Popen] = []
     log_files = []
 
-    def start(max_jobs: int = 2, port: int | None = None, checkpoints: Path | None = None) -> AppServer:
+    def start(max_jobs: int = 2, port: int | None = None, checkpoints: Path | None = None,
+              env: dict[str, str] | None = None) -> AppServer:
         port = port or _free_port()
         if checkpoints is None:
             checkpoints = tmp_path / f"checkpoints-{port}"
             checkpoints.mkdir()
+        extra = env or {}
         env = dict(os.environ)
         env.update(
             AE_LAB_CHECKPOINTS=str(checkpoints),
             AE_LAB_MAX_JOBS=str(max_jobs),
             PYTHONUNBUFFERED="1",
+            **extra,
         )
         log_path = artifacts_dir / f"server-{port}-{len(processes) + 1}.log"
         log_file = open(log_path, "w")

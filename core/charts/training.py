@@ -13,7 +13,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from ui.palette import category_scale, run_scale
+from core.charts.palette import category_scale, run_scale
 
 # Axis numbers: 4 significant digits, trailing zeros dropped. A bare "~g" lets Vega pick the
 # precision from the tick step, which writes 70 as "7e+1"; a diverging run's 1e34 still reads 1e+34.
@@ -216,7 +216,7 @@ def compare_frame(histories: dict[str, Sequence], quantity: str,
 
 
 def _run_color(frame: pd.DataFrame, run_colors: dict[str, str] | None, **kwargs) -> alt.Color:
-    """Colour by run: each run's stable colour (ui.palette.run_colors) when given."""
+    """Colour by run: each run's stable colour (core.charts.palette.run_colors) when given."""
     scale = run_scale(list(frame["run"]), run_colors) if run_colors is not None else alt.Undefined
     return alt.Color("run:N", scale=scale, **kwargs)
 
@@ -302,20 +302,4 @@ def final_metric_chart(frame: pd.DataFrame, metric: str, title: str,
             tooltip=["run:N", alt.Tooltip(f"{metric}:Q", format=".5f")],
         )
         .add_params(pick)
-    )
-
-
-def error_histogram(errors: Sequence[float], title: str = "Reconstruction error per test image") -> alt.Chart:
-    """Histogram of per-image MSE; tooltips give the bin range and count."""
-    frame = pd.DataFrame({"mse": [float(e) for e in errors]})
-    return (
-        alt.Chart(frame, title=title)
-        .mark_bar()
-        .encode(
-            x=alt.X("mse:Q", bin=alt.Bin(maxbins=40), title="MSE of one image"),
-            y=alt.Y("count():Q", title="images"),
-            tooltip=[alt.Tooltip("mse:Q", bin=alt.Bin(maxbins=40), title="MSE range", format=".4f"),
-                     alt.Tooltip("count():Q", title="images")],
-        )
-        .interactive(bind_y=False)
     )

@@ -2,7 +2,7 @@
 factor, the train-vs-validation gap, the noise sweep, anomaly histograms and ROC, and a search's
 history, importances and parallel coordinates. Builders take plain data and return charts; the
 page shows them with ui.projector.show_chart (shared palette and fonts). Variants are coloured
-with their run's colour (ui.palette), so a run looks the same here and on every other page."""
+with their run's colour (core.charts.palette), so a run looks the same here and on every other page."""
 from __future__ import annotations
 
 import math
@@ -11,7 +11,8 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
-from ui.palette import PALETTE, REFERENCE_COLOR, category_scale, run_scale
+from core.charts.palette import PALETTE, REFERENCE_COLOR, category_scale, run_scale
+from core.charts.training import NUMBER_FORMAT
 
 SPLIT_ORDER = ["train", "validation"]
 # Train and validation take the palette's first two colours (as on the Train and Data pages); the
@@ -65,7 +66,7 @@ def small_multiples_chart(frame: pd.DataFrame, order: Sequence[str], epochs: int
         .encode(
             x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(domain=[1, max(epochs, 2)]),
                     axis=alt.Axis(tickMinStep=1, format="d")),
-            y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
+            y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False), axis=alt.Axis(format=NUMBER_FORMAT)),
             color=alt.Color("split:N", title=None, sort=SPLIT_ORDER, scale=SPLIT_SCALE,
                             legend=alt.Legend(orient="bottom")),
             tooltip=["variant:N", "split:N", "epoch:Q", alt.Tooltip("loss:Q", format=".5f")],
@@ -107,8 +108,8 @@ def metric_vs_factor_chart(frame: pd.DataFrame, factor: str, metric: str, metric
         scale = alt.Scale(type="log", base=2) if _log_scale(data[factor].tolist()) else alt.Scale(zero=False)
         values = sorted(set(data[factor].tolist()))
         chart = alt.Chart(data, title=title).mark_line(point=alt.OverlayMarkDef(size=90)).encode(
-            x=alt.X(f"{factor}:Q", title=factor, scale=scale, axis=alt.Axis(values=values, format="~g")),
-            y=alt.Y(f"{metric}:Q", title=metric_title, scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
+            x=alt.X(f"{factor}:Q", title=factor, scale=scale, axis=alt.Axis(values=values, format=NUMBER_FORMAT)),
+            y=alt.Y(f"{metric}:Q", title=metric_title, scale=alt.Scale(zero=False), axis=alt.Axis(format=NUMBER_FORMAT)),
             tooltip=tooltip)
         if other is not None:
             return chart.encode(color=color)
@@ -118,11 +119,33 @@ def metric_vs_factor_chart(frame: pd.DataFrame, factor: str, metric: str, metric
         return alt.layer(chart.encode(color=alt.value(REFERENCE_COLOR)).properties(title=""), points, title=title)
     data[factor] = data[factor].astype(str)
     encoding = {"x": alt.X(f"{factor}:N", title=factor, sort=list(dict.fromkeys(data[factor]))),
-                "y": alt.Y(f"{metric}:Q", title=metric_title, axis=alt.Axis(format="~g")),
+                "y": alt.Y(f"{metric}:Q", title=metric_title, axis=alt.Axis(format=NUMBER_FORMAT)),
                 "color": color, "tooltip": tooltip}
     if other is not None:
         encoding["xOffset"] = alt.XOffset(f"{other}:N")
     return alt.Chart(data, title=title).mark_bar().encode(**encoding)
+
+
+def factor_frame(record: dict, metrics: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """One row per saved run of an experiment record (variant, run, each metric, each factor's
+    value), and the factors' column names: an experiment of explicit variants (e.g. a plain AE and
+    VAEs with three betas) has one factor, "variant setting"."""
+    from core.experiments import ExperimentConfig, factor_label, format_value
+
+    exp = ExperimentConfig.from_dict(record["config"])
+    rows = []
+    for v in record["variants"]:
+        if not v.get("run"):
+            continue
+        row = {"variant": v["label"], "run": v["run"], **{m: v.get(m) for m in metrics}}
+        if exp.variants:
+            row["variant setting"] = v["label"]
+        else:
+            row.update({factor_label(p): (format_value(val) if isinstance(val, list) else val)
+                        for p, val in v["factors"].items()})
+        rows.append(row)
+    factors = ["variant setting"] if exp.variants else [factor_label(p) for p in exp.grid]
+    return pd.DataFrame(rows), factors
 
 
 def gap_frame(variants: Sequence[dict]) -> pd.DataFrame:
@@ -145,7 +168,7 @@ def gap_chart(frame: pd.DataFrame, order: Sequence[str]) -> alt.Chart:
         .encode(
             y=alt.Y("variant:N", title=None, sort=list(order), axis=alt.Axis(labelLimit=300)),
             yOffset=alt.YOffset("split:N", sort=SPLIT_ORDER),
-            x=alt.X("loss:Q", title="loss", axis=alt.Axis(format="~g")),
+            x=alt.X("loss:Q", title="loss", axis=alt.Axis(format=NUMBER_FORMAT)),
             color=alt.Color("split:N", title="colour: split", sort=SPLIT_ORDER, scale=SPLIT_SCALE,
                             legend=alt.Legend(orient="bottom")),
             tooltip=["variant:N", "split:N", alt.Tooltip("loss:Q", format=".5f"),
@@ -162,7 +185,7 @@ def noise_sweep_chart(frame: pd.DataFrame, colors: dict[str, str] | None = None)
         .mark_line(point=True)
         .encode(
             x=alt.X("noise:Q", title="noise factor of the input"),
-            y=alt.Y("mse:Q", title="MSE against the clean image", axis=alt.Axis(format="~g")),
+            y=alt.Y("mse:Q", title="MSE against the clean image", axis=alt.Axis(format=NUMBER_FORMAT)),
             color=_variant_color(frame, colors),
             tooltip=["variant:N", "noise:Q", alt.Tooltip("mse:Q", format=".5f")],
         )
@@ -204,7 +227,7 @@ def history_chart(frame: pd.DataFrame, objective_title: str, maximize: bool) -> 
     complete["best"] = complete["value"].cummax() if maximize else complete["value"].cummin()
     points = alt.Chart(frame.dropna(subset=["value"])).mark_point(filled=True, size=80).encode(
         x=alt.X("trial:Q", title="trial", axis=alt.Axis(tickMinStep=1, format="d")),
-        y=alt.Y("value:Q", title=objective_title, scale=alt.Scale(zero=False), axis=alt.Axis(format="~g")),
+        y=alt.Y("value:Q", title=objective_title, scale=alt.Scale(zero=False), axis=alt.Axis(format=NUMBER_FORMAT)),
         color=alt.Color("state:N", title="trial", sort=["complete", "pruned", "failed"],
                         legend=alt.Legend(orient="bottom")),
         tooltip=["trial:Q", "state:N", alt.Tooltip("value:Q", format=".5f"), "settings:N"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from ui.palette import REFERENCE_COLOR, category_scale, run_scale
+from core.charts.palette import REFERENCE_COLOR, category_scale, run_scale
 
 # The names of the latent scatter's click selections; the page reads them back from the chart
 # event: PICKED a test image (a point), PLANE any spot of the plane (nearest cell of a grid).
