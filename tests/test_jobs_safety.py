@@ -213,7 +213,8 @@ def test_two_cli_resumes_of_one_run_at_once_one_is_refused(tmp_path):
     root = tmp_path / "runs"
     registry = JobRegistry(root=root, max_concurrent=1)
     registry.wait(registry.start(config(epochs=1, name="shared")), WAIT)
-    command = [sys.executable, "-m", "core.cli", "resume", "shared", "--epochs", "5000", "--out", str(root)]
+    command = [sys.executable, "-m", "core.cli", "resume", "shared", "--epochs", "5000", "--no-limits",
+               "--out", str(root)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -24,12 +24,13 @@ def long_run(name: str) -> RunConfig:
                      name=name)
 
 
-def train_tab(owner: str | None = None, job: str | None = None) -> AppTest:
-    """A browser tab on the Train page; `owner`: the ?owner= its URL carries (a reload)."""
+def train_tab(owner: str | None = None, job: str | None = None, errors=()) -> AppTest:
+    """A browser tab on the Train page; `owner`: the ?owner= its URL carries (a reload); error
+    boxes holding one of `errors` are the test's to check."""
     query = {"owner": owner} if owner else {}
     if job:
         query["job"] = job
-    return open_app_page("views/train.py", query=query)
+    return open_app_page("views/train.py", query=query, errors=errors)
 
 
 def param(at: AppTest, name: str) -> str:
