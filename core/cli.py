@@ -166,7 +166,9 @@ def _add_experiment_commands(commands, default_root: str) -> None:
     what.add_argument("--preset", choices=list(PRESETS), help="a homework question's experiment")
     what.add_argument("--grid", action="append", default=[], metavar="PATH=VALUES",
                       help="a factor and its values, e.g. model.latent=2,4,6 (repeat for a product; with "
-                           "--preset it replaces that factor's values, e.g. data.exclude_classes=[1],[7])")
+                           "--preset it replaces that factor's values); a list setting takes lists with '-' "
+                           "between their numbers, e.g. model.hidden=1000-500-250,256-64 or "
+                           "data.exclude_classes=1,7")
     _add_run_options(ex, required=False)
     _add_experiment_output(ex, default_root)
     _add_ray_option(ex)
@@ -535,7 +537,7 @@ def _experiment_from_args(args: argparse.Namespace):
             exp = ExperimentConfig(name="grid", base=base)
         for text in args.grid:
             path, values = split("grid", text)
-            exp.grid[path] = parse_values(values)
+            exp.grid[path] = parse_values(values, path)
     else:
         preset = PRESETS["search"]
         exp = preset_experiment("search")

@@ -273,8 +273,8 @@ def format_value(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.3g}"
-    if isinstance(value, list):
-        return ",".join(map(str, value)) or "none"
+    if isinstance(value, list):  # as parse_values reads it back: 1000-500-250
+        return "-".join(map(str, value)) or "none"
     return str(value)
 
 
@@ -288,22 +288,72 @@ def factor_slug(factors: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "", text.replace(",", "_"))[:40]
 
 
-def parse_values(text: str) -> list:
-    """'2,4,6' -> [2, 4, 6]; 'false,true' -> [False, True]; 'adam,sgd' -> ['adam', 'sgd'];
-    '[0],[1,2]' -> [[0], [1, 2]] (JSON values where they parse, text otherwise)."""
+def _is_list_setting(path: str | None) -> bool:
+    return path is not None and isinstance(_field_default(path), list)
+
+
+def _size_list(text: str, whole: str) -> list[int]:
+    """'1000-500-250' (or '1000 500 250', '1000,500,250', '[1000,500,250]') -> [1000, 500, 250];
+    'none' or '[]' -> []."""
+    part = text.strip()
+    if part.startswith("[") and part.endswith("]"):
+        part = part[1:-1]
+    if part.lower() in ("", "none"):
+        return []
     try:
-        values = json.loads(f"[{text}]")
+        return [int(p) for p in re.split(r"[\s,\-]+", part.strip()) if p]
     except ValueError:
-        values = []
-        for part in text.split(","):
-            part = part.strip()
-            try:
-                values.append(json.loads(part))
-            except ValueError:
-                values.append(part)
+        raise ValueError(f"'{whole}' is not a list of whole numbers: write each list with '-' between its "
+                         "numbers and ',' between lists, e.g. 1000-500-250,256-64.") from None
+
+
+def parse_values(text: str, path: str | None = None) -> list:
+    """A factor's values as typed (the page and the CLI's --grid share this): '2,4,6' -> [2, 4, 6];
+    'false,true' -> [False, True]; 'adam,sgd' -> ['adam', 'sgd'] (JSON values where they parse,
+    text otherwise). A setting whose value is a list (model.hidden, model.channels,
+    data.exclude_classes; give `path`) takes lists: '-' between a list's numbers and ',' between
+    the lists ('1000-500-250,256-64' -> [[1000, 500, 250], [256, 64]]), or ';' between the lists
+    ('1000,500,250; 256,64'), or JSON ('[0],[1,2]'); 'none' is the empty list."""
+    text = text.strip()
+    if _is_list_setting(path):
+        if ";" in text:
+            parts = text.split(";")
+        elif "[" in text:
+            parts = re.findall(r"\[[^\]]*\]", text)
+            if re.sub(r"\[[^\]]*\]|[\s,]", "", text):
+                raise ValueError(f"'{text}' mixes lists in brackets with other text; write e.g. [1000,500,250],[256,64].")
+        else:
+            parts = text.split(",")
+        values = [_size_list(p, text) for p in parts if p.strip()]
+    else:
+        try:
+            values = json.loads(f"[{text}]")
+        except ValueError:
+            values = []
+            for part in text.split(","):
+                part = part.strip()
+                if not part:
+                    continue
+                try:
+                    values.append(json.loads(part))
+                except ValueError:
+                    values.append(part)
     if not values:
-        raise ValueError(f"'{text}' gives no values; list them separated by commas, e.g. 2,4,6.")
+        example = "1000-500-250,256-64" if _is_list_setting(path) else "2,4,6"
+        raise ValueError(f"'{text}' gives no values; list them separated by commas, e.g. {example}.")
     return values
+
+
+def parse_factor(text: str) -> tuple[str, list]:
+    """'model.latent=2,4,6' -> ('model.latent', [2, 4, 6]): a whole factor as the CLI's --grid takes
+    it (values as parse_values reads them for that setting, each checked against its type)."""
+    path, sep, values = text.partition("=")
+    path, values = path.strip(), values.strip()
+    if not sep or not path or not values:
+        raise ValueError(f"'{text}' needs the form setting=values, e.g. model.latent=2,4,6.")
+    check_path(path)
+    parsed = parse_values(values, path)
+    return path, [coerce(path, v) for v in parsed]
 
 
 def parse_space(path: str, text: str) -> ParamSpace:
@@ -325,6 +375,6 @@ def parse_space(path: str, text: str) -> ParamSpace:
         kind = "int" if whole and isinstance(low, int) and isinstance(high, int) else "float"
         space = ParamSpace(kind=kind, low=low, high=high, log=log)
     else:
-        space = ParamSpace(kind="categorical", choices=[coerce(path, v) for v in parse_values(text)])
+        space = ParamSpace(kind="categorical", choices=[coerce(path, v) for v in parse_values(text, path)])
     space.check(path)
     return space
