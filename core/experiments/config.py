@@ -11,13 +11,18 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.config import (ACTIVATIONS, CONV_PRESETS, DATASET_NAMES, LOSSES, MODEL_FAMILIES, OPTIMIZERS,
+                         OUTPUT_ACTIVATIONS, DataConfig, ModelConfig, RunConfig, TrainConfig)
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 OBJECTIVES = {"val_loss": "minimize", "test_mse": "minimize", "probe_accuracy": "maximize"}
 OBJECTIVE_LABELS = {"val_loss": "validation loss (best epoch)", "test_mse": "test MSE",
                     "probe_accuracy": "probe accuracy"}
 PARAM_KINDS = ("float", "int", "categorical")
+# The settings that take one of a few words: a typo is said when typed, not when its run fails.
+CHOICES = {"data.dataset": DATASET_NAMES, "model.family": MODEL_FAMILIES, "model.preset": tuple(CONV_PRESETS),
+           "model.activation": ACTIVATIONS, "model.output_activation": OUTPUT_ACTIVATIONS,
+           "train.optimizer": OPTIMIZERS, "train.loss": LOSSES}
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 MAX_NAME = 60  # leaves room in a run name for the variant's index and label
 MAX_VARIANTS = 200  # a grid larger than this is a typo (or a search's job)
@@ -58,13 +63,16 @@ def coerce(path: str, value: Any) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     elif isinstance(default, str):
+        if isinstance(value, str) and path in CHOICES and value not in CHOICES[path]:
+            raise ValueError(f"'{value}' is not a choice for {path}; use one of {', '.join(CHOICES[path])}.")
         if isinstance(value, str):
             return value
     elif isinstance(default, list):
         if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             return list(value)
-    raise ValueError(f"{value!r} is not a valid value for {path} (it takes a "
-                     f"{'list of whole numbers' if isinstance(default, list) else type(default).__name__}).")
+    kind = {bool: "true or false", int: "a whole number", float: "a number", str: "a word",
+            list: "a list of whole numbers"}[type(default)]
+    raise ValueError(f"{value!r} is not a valid value for {path} (it takes {kind}).")
 
 
 def set_path(cfg: RunConfig, path: str, value: Any) -> None:
@@ -261,6 +269,13 @@ def variant_config(exp: ExperimentConfig, factors: dict[str, Any], index: int) -
         set_path(cfg, path, value)
     cfg.name = f"{exp.name}-{index + 1:02d}" + (f"-{factor_slug(factors)}" if factors else "")
     return cfg
+
+
+def variant_configs(exp: ExperimentConfig) -> list[RunConfig]:
+    """Every run the experiment will train, in order (a search: its base, once per trial)."""
+    if exp.search is not None:
+        return [copy.deepcopy(exp.base) for _ in range(variant_count(exp))]
+    return [variant_config(exp, factors, i) for i, factors in enumerate(expand_grid(exp))]
 
 
 def factor_label(path: str) -> str:

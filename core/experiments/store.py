@@ -65,7 +65,9 @@ def save_record(root, record: dict) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{RECORD_FILE}.{secrets.token_hex(4)}"
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(_json_safe(record), f, indent=2, sort_keys=True)
+            # Not sorted: a grid's factors keep the order the student gave them (the result views
+            # name and colour the factors in that order).
+            json.dump(_json_safe(record), f, indent=2)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, folder / RECORD_FILE)
