@@ -1,0 +1,196 @@
+"""An image folder of class sub-folders (any Pillow-readable format, colour or grey, resized and
+centre-cropped to a square), read within the server's limits; unreadable files are skipped and
+listed with their reason."""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from core.config import DataConfig
+from core.data.base import DataError, Dataset, Progress, one_line as _one_line, report as _report
+from core.serving.limits import ENV_NAMES, WorkLimits
+from core.serving.roots import FolderError, resolve_folder, shown_path
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"
+
+
+class _Unreadable(Exception):
+    """A file refused before Pillow sees it; the message is the reason."""
+
+
+def _unreadable_reason(exc: Exception) -> str:
+    if isinstance(exc, _Unreadable):
+        return str(exc)
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image Pillow can read"
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return "the image is too large to open safely"
+    if "truncated" in str(exc):
+        return "the image data is truncated"
+    return f"could not be decoded ({_one_line(exc)})"
+
+
+def _to_channels(im: Image.Image, channels: int) -> Image.Image:
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16/32-bit grey: scale to 8-bit
+        arr = np.asarray(im, dtype=np.float64)
+        arr = arr / 257.0 if arr.max() > 255 else arr
+        im = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        # transparent parts become black: the same dark background whatever the format
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (0, 0, 0, 255)), im.convert("RGBA"))
+    return im.convert("L" if channels == 1 else "RGB")
+
+
+def _read_image(path: Path, size: int, channels: int, max_pixels: int | None = None) -> np.ndarray:
+    """H×W×C uint8. Resizes the shorter side to `size` and centre-crops (ImageOps.fit), so the
+    aspect ratio is kept: a wide photo loses its sides rather than being squashed. An image over
+    `max_pixels` (or Pillow's own bomb threshold) is refused from its header, before decoding."""
+    if path.stat().st_size == 0:
+        raise _Unreadable("empty file")
+    # Pillow warns (DecompressionBombWarning, on stderr) for images between its limit and twice
+    # it: made an error here, it becomes a skipped file with a reason instead of a raw warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        im = Image.open(path)
+    with im:
+        if max_pixels is not None and im.width * im.height > max_pixels:
+            raise _Unreadable(f"{im.width:,}×{im.height:,} pixels, above the limit of {max_pixels / 1e6:g} "
+                              f"megapixels ({ENV_NAMES['max_image_pixels']})")
+        im.draft(None, (size, size))  # JPEG: decode at a reduced scale that is still >= size
+        im.load()
+        im = _to_channels(ImageOps.exif_transpose(im), channels)
+        im = ImageOps.fit(im, (size, size), Image.Resampling.BICUBIC)
+    arr = np.asarray(im, dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+class _Walk:
+    """A folder walk bounded in depth, files and time (WorkLimits); links are not followed when
+    `no_links` (the served app: a link could lead out of the allowed roots)."""
+
+    def __init__(self, limits: WorkLimits, shown: str, no_links: bool):
+        self.limits, self.shown, self.no_links = limits, shown, no_links
+        self.deadline = time.monotonic() + limits.max_walk_seconds
+        self.files = 0
+        self.too_deep: list[Path] = []  # folders below the depth limit, not searched
+        self.links: list[Path] = []
+
+    def count(self, n: int = 1) -> None:
+        self.files += n
+        if self.files > self.limits.max_images:
+            raise DataError(f"The folder {self.shown} holds more than {self.limits.max_images:,} files, this "
+                            f"server's limit ({ENV_NAMES['max_images']}); use a smaller folder.")
+        if time.monotonic() > self.deadline:
+            raise DataError(f"Listing the folder {self.shown} took longer than {self.limits.max_walk_seconds:g} s, "
+                            f"this server's limit ({ENV_NAMES['max_walk_seconds']}); use a smaller folder.")
+
+    def files_of(self, folder: Path) -> list[Path]:
+        files: list[Path] = []
+        top_depth = len(folder.parts)
+        for dirpath, dirnames, filenames in os.walk(folder):
+            here = Path(dirpath)
+            if self.no_links:
+                self.links += [here / d for d in dirnames if (here / d).is_symlink()]
+                dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()]
+            dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
+            if len(here.parts) - top_depth >= self.limits.max_walk_depth:
+                self.too_deep += [here / d for d in dirnames]
+                dirnames[:] = []
+            names = [f for f in sorted(filenames) if not _hidden(f)]
+            if self.no_links:
+                self.links += [here / f for f in names if (here / f).is_symlink()]
+                names = [f for f in names if not (here / f).is_symlink()]
+            self.count(len(names))
+            files += [here / f for f in names]
+        return files
+
+
+def _list_folder(root: Path, walk: _Walk) -> tuple[dict[str, list[Path]], list[Path]]:
+    """Class name -> its files (sub-folders searched too, hidden ones ignored), and the files
+    lying directly in root, outside any class."""
+    classes: dict[str, list[Path]] = {}
+    loose = []
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        if _hidden(entry.name):
+            continue
+        if walk.no_links and entry.is_symlink():
+            walk.links.append(entry)
+            continue
+        walk.count(0)
+        if entry.is_dir():
+            classes[entry.name] = walk.files_of(entry)
+        elif entry.is_file():
+            walk.count()
+            loose.append(entry)
+    return classes, loose
+
+
+def _folder_root(cfg: DataConfig) -> tuple[Path, str]:
+    """(the folder, how messages name it). Inside an allowed root (cfg.folder_root) the path is
+    checked to stay inside it and named relative to it; otherwise it is the path as given (CLI)."""
+    if cfg.folder_root:
+        try:
+            root = resolve_folder(cfg.folder_root, cfg.folder)
+        except FolderError as exc:
+            raise DataError(str(exc)) from None
+        return root, shown_path(root)
+    if not cfg.folder.strip():
+        raise DataError("No image folder was chosen; enter the path of a folder with one sub-folder per class.")
+    root = Path(cfg.folder).expanduser()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root} is a file, not a folder; enter the path of a folder with one sub-folder per class.")
+    if not root.is_dir():
+        raise DataError(f"The folder {root} does not exist; enter the path of a folder with one sub-folder per class.")
+    return root, str(root)
+
+
+def load_folder(cfg: DataConfig, progress: Progress | None, limits: WorkLimits) -> Dataset:
+    root, shown = _folder_root(cfg)
+    served = bool(cfg.folder_root)
+
+    def name_of(path: Path) -> str:  # the served app never shows a server path
+        return shown_path(path) if served else str(path)
+
+    if cfg.channels not in (1, 3):
+        raise DataError(f"Images can have 1 (grey) or 3 (colour) channels, not {cfg.channels}; pick 1 or 3.")
+    size = cfg.image_size
+    if not 8 <= size <= 512:
+        raise DataError(f"Image size {size} is not supported; pick a size between 8 and 512 pixels.")
+    walk = _Walk(limits, shown, no_links=served)
+    classes, loose = _list_folder(root, walk)
+    skipped = [(name_of(p), "not inside a class sub-folder") for p in loose]
+    skipped += [(name_of(p), "a link, which is not followed") for p in walk.links]
+    skipped += [(name_of(p), f"more than {limits.max_walk_depth} folders deep, not searched") for p in walk.too_deep]
+    total = sum(len(files) for files in classes.values())
+    images, labels, class_names, done = [], [], [], 0
+    for name, files in classes.items():
+        read = []
+        for path in files:
+            try:
+                read.append(_read_image(path, size, cfg.channels, limits.max_image_pixels))
+            except Exception as exc:  # any decoder failure skips this one file, never the load
+                skipped.append((name_of(path), _unreadable_reason(exc)))
+            done += 1
+            _report(progress, done, total)
+        if not read:
+            skipped.append((name_of(root / name), "class folder without readable images"))
+            continue
+        labels += [len(class_names)] * len(read)
+        class_names.append(name)
+        images += read
+    if not class_names:
+        raise DataError(f"No readable images were found in {shown}; put image files in one sub-folder per class.")
+    if len(class_names) == 1:
+        raise DataError(f"The folder {shown} has only one class ({class_names[0]}); "
+                        "add at least one more class sub-folder with images.")
+    stacked = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return Dataset("folder", stacked, torch.tensor(labels, dtype=torch.int64), class_names, {},
+                   skipped=skipped, source=shown)

@@ -1,0 +1,79 @@
+"""Seeded train/validation/test splits of a Dataset: cut from one shuffle, or with an official
+test set (torchvision) or a folder's own split kept; an image limit; classes left out."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from core.config import DataConfig
+from core.data.base import TORCHVISION_DATASETS, DataError, Dataset
+
+
+def check_fractions(cfg: DataConfig) -> None:
+    if not (0 <= cfg.val_fraction < 1 and 0 <= cfg.test_fraction < 1):
+        raise DataError("The validation and test fractions must be between 0 and 1; pick smaller values.")
+    if cfg.dataset not in TORCHVISION_DATASETS and cfg.val_fraction + cfg.test_fraction >= 1:
+        raise DataError("The validation and test fractions add up to 1 or more, leaving nothing to train on; lower them.")
+    if cfg.limit < 0:
+        raise DataError("The image limit cannot be negative; use 0 for all images.")
+
+
+def _part(n: int, fraction: float) -> int:
+    """round(n * fraction), but at least one item when the fraction asks for any."""
+    return 0 if fraction <= 0 or n == 0 else max(1, int(math.floor(n * fraction + 0.5)))
+
+
+def apply_splits(ds: Dataset, official_test: torch.Tensor | None, cfg: DataConfig) -> Dataset:
+    """Seeded split. With an official test set, "test" is it and "val" comes from the official
+    train part; otherwise test and val are cut from one shuffle. `limit` keeps the first items of
+    each shuffled pool, proportionally, and the dataset then holds only the images kept."""
+    n = len(ds.labels)
+    limit = cfg.limit if 0 < cfg.limit < n else n
+    g = torch.Generator().manual_seed(cfg.seed)
+    if official_test is None:
+        order = torch.randperm(n, generator=g)[:limit]
+        n_test = _part(limit, cfg.test_fraction)
+        n_val = _part(limit, cfg.val_fraction)
+        test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+    else:
+        is_test = torch.zeros(n, dtype=torch.bool)
+        is_test[official_test] = True
+        train_pool = torch.nonzero(~is_test).flatten()
+        test_pool = torch.nonzero(is_test).flatten()
+        train_pool = train_pool[torch.randperm(len(train_pool), generator=g)]
+        test_pool = test_pool[torch.randperm(len(test_pool), generator=g)]
+        n_train_pool = int(math.floor(len(train_pool) * limit / n + 0.5))
+        train_pool, test = train_pool[:n_train_pool], test_pool[:limit - n_train_pool]
+        n_val = _part(len(train_pool), cfg.val_fraction)
+        val, train = train_pool[:n_val], train_pool[n_val:]
+    if len(train) == 0 or (cfg.val_fraction > 0 and len(val) == 0) or len(test) == 0:
+        raise DataError(f"{limit} images are too few to make train, validation and test splits; "
+                        "raise the image limit or use a larger dataset.")
+    if limit < n:  # keep only the images in use, so counts, previews and memory match the limit
+        used = torch.cat([train, val, test])
+        ds.images, ds.labels = ds.images[used].contiguous(), ds.labels[used]
+        ds.factors = {k: v[used.numpy()] for k, v in ds.factors.items()}
+        ends = np.cumsum([0, len(train), len(val), len(test)]).tolist()
+        train, val, test = (torch.arange(a, b) for a, b in zip(ends[:-1], ends[1:]))
+    ds.splits = {"train": train, "val": val, "test": test}
+    if cfg.exclude_classes:
+        exclude_classes(ds, cfg.exclude_classes)
+    return ds
+
+
+def exclude_classes(ds: Dataset, classes: list[int]) -> None:
+    """Drop `classes` from the train and validation splits; the test split keeps every class."""
+    unknown = sorted({int(c) for c in classes if not 0 <= int(c) < ds.num_classes})
+    if unknown:
+        raise DataError(f"Class {unknown[0]} cannot be left out: {ds.name} has classes 0 to "
+                        f"{ds.num_classes - 1}; pick one of those.")
+    left_out = torch.tensor(sorted({int(c) for c in classes}), dtype=torch.int64)
+    for split in ("train", "val"):
+        index = ds.splits[split]
+        ds.splits[split] = index[~torch.isin(ds.labels[index], left_out)]
+    if len(ds.splits["train"]) == 0:
+        raise DataError("Leaving out those classes leaves no training images; leave out fewer classes.")
+
+
