@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, get_type_hints
 
-DATASET_NAMES = ("digits", "shapes", "mnist", "fashion-mnist", "cifar10", "folder")
+DATASET_NAMES = ("digits", "shapes", "styles", "mnist", "fashion-mnist", "cifar10", "folder")
 MODEL_FAMILIES = ("dense", "conv")
 CONV_PRESETS = {"small": [16, 32], "large": [32, 64, 128]}
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
@@ -30,7 +30,7 @@ class DataConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1  # only for datasets without an official test split
     limit: int = 0  # cap on the number of images used (0 = all), handy in class
-    shapes_count: int = 3000
+    shapes_count: int = 3000  # shapes / styles: how many images are drawn
     balanced: bool = False  # class-balanced sampling of training batches
     seed: int = 0  # fixes the split (and the generated shapes)
     # Classes left out of the train and validation splits (the test split keeps every class):

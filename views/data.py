@@ -54,9 +54,9 @@ def data_form(current: DataConfig) -> DataConfig:
                                              help="Images are resized to this square size in pixels."))
         cfg.channels = c2.radio("Channels", (1, 3), index=(1, 3).index(current.channels), horizontal=True,
                                 key="data_channels", format_func=CHANNEL_LABELS.get)
-    elif cfg.dataset == "shapes":
+    elif cfg.dataset in ("shapes", "styles"):  # generated: how many, how large
         c1, c2 = st.columns(2)
-        cfg.shapes_count = int(c1.number_input("Number of shapes", 100, 100_000, current.shapes_count, 500,
+        cfg.shapes_count = int(c1.number_input("Number of images" if cfg.dataset == "styles" else "Number of shapes", 100, 100_000, current.shapes_count, 500,
                                                key="data_shapes_count"))
         cfg.image_size = int(c2.number_input("Image size", 8, 128, current.image_size, 4, key="data_image_size"))
 

@@ -11,7 +11,7 @@ import torch
 
 Progress = Callable[[int, int], None]
 TORCHVISION_DATASETS = ("mnist", "fashion-mnist", "cifar10")
-OFFLINE_DATASETS = ("digits", "shapes")
+OFFLINE_DATASETS = ("digits", "shapes", "styles")
 SPLITS = ("train", "val", "test")
 
 

@@ -15,7 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from core.config import DataConfig
 from core.data.base import DataError, Dataset, Progress, one_line as _one_line, report as _report
 from core.serving.limits import ENV_NAMES, WorkLimits
-from core.serving.roots import FolderError, resolve_folder, shown_path
+from core.serving.roots import FolderError, resolve_folder, shown_path, split_folders
 
 
 def _hidden(name: str) -> bool:
@@ -152,7 +152,10 @@ def _folder_root(cfg: DataConfig) -> tuple[Path, str]:
     return root, str(root)
 
 
-def load_folder(cfg: DataConfig, progress: Progress | None, limits: WorkLimits) -> Dataset:
+def load_folder(cfg: DataConfig, progress: Progress | None,
+                limits: WorkLimits) -> tuple[Dataset, dict[str, torch.Tensor] | None]:
+    """The folder's images and, when it has its own train/ and val/ (or test/) sub-folders of
+    classes (core.serving.roots.split_folders), those splits as indices (else None)."""
     root, shown = _folder_root(cfg)
     served = bool(cfg.folder_root)
 
@@ -165,32 +168,49 @@ def load_folder(cfg: DataConfig, progress: Progress | None, limits: WorkLimits) 
     if not 8 <= size <= 512:
         raise DataError(f"Image size {size} is not supported; pick a size between 8 and 512 pixels.")
     walk = _Walk(limits, shown, no_links=served)
-    classes, loose = _list_folder(root, walk)
-    skipped = [(name_of(p), "not inside a class sub-folder") for p in loose]
+    parts = split_folders(root) or {"": root}  # split -> its folder of classes ("": no split of its own)
+    listed = {split: _list_folder(folder, walk) for split, folder in parts.items()}
+    skipped = [(name_of(p), "not inside a class sub-folder") for _, loose in listed.values() for p in loose]
     skipped += [(name_of(p), "a link, which is not followed") for p in walk.links]
     skipped += [(name_of(p), f"more than {limits.max_walk_depth} folders deep, not searched") for p in walk.too_deep]
-    total = sum(len(files) for files in classes.values())
-    images, labels, class_names, done = [], [], [], 0
-    for name, files in classes.items():
-        read = []
-        for path in files:
-            try:
-                read.append(_read_image(path, size, cfg.channels, limits.max_image_pixels))
-            except Exception as exc:  # any decoder failure skips this one file, never the load
-                skipped.append((name_of(path), _unreadable_reason(exc)))
-            done += 1
-            _report(progress, done, total)
-        if not read:
-            skipped.append((name_of(root / name), "class folder without readable images"))
-            continue
-        labels += [len(class_names)] * len(read)
-        class_names.append(name)
-        images += read
+    total = sum(len(files) for classes, _ in listed.values() for files in classes.values())
+    read: dict[tuple[str, str], list[np.ndarray]] = {}  # (split, class) -> its images
+    done = 0
+    for split, (classes, _) in listed.items():
+        for name, files in classes.items():
+            images = read.setdefault((split, name), [])
+            for path in files:
+                try:
+                    images.append(_read_image(path, size, cfg.channels, limits.max_image_pixels))
+                except Exception as exc:  # any decoder failure skips this one file, never the load
+                    skipped.append((name_of(path), _unreadable_reason(exc)))
+                done += 1
+                _report(progress, done, total)
+            if not images:
+                skipped.append((name_of(parts[split] / name), "class folder without readable images"))
+    class_names = list(dict.fromkeys(name for (_, name), images in read.items() if images))
     if not class_names:
         raise DataError(f"No readable images were found in {shown}; put image files in one sub-folder per class.")
     if len(class_names) == 1:
         raise DataError(f"The folder {shown} has only one class ({class_names[0]}); "
                         "add at least one more class sub-folder with images.")
+    images, labels, split_of = [], [], []
+    for (split, name), found in read.items():
+        if not found:
+            continue
+        images += found
+        labels += [class_names.index(name)] * len(found)
+        split_of += [split] * len(found)
     stacked = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    given = None
+    source = shown
+    if "" not in parts:
+        where = np.array(split_of)
+        given = {split: torch.from_numpy(np.flatnonzero(where == split)) for split in parts}
+        if not len(given["train"]):
+            raise DataError(f"The train/ folder of {shown} holds no readable images; put the training images there.")
+        kept = ", ".join(f"{split}/" for split in parts)
+        cut = [f"{'validation' if s == 'val' else s} split cut from train/" for s in ("val", "test") if s not in parts]
+        source = f"{shown} (its own split: {kept}" + (f"; the {' and '.join(cut)}" if cut else "") + ")"
     return Dataset("folder", stacked, torch.tensor(labels, dtype=torch.int64), class_names, {},
-                   skipped=skipped, source=shown)
+                   skipped=skipped, source=source), given

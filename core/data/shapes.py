@@ -37,6 +37,24 @@ def _shape_polygon(kind: str, cx: float, cy: float, r: float, degrees: float) ->
 _SYMMETRY_DEGREES = {"circle": 0.0, "square": 90.0, "triangle": 120.0, "star": 72.0, "cross": 90.0}
 
 
+def shape_mask(kind: str, x: float, y: float, extent: float, rotation: float, size: int,
+               outline: float = 0.0) -> np.ndarray:
+    """The shape's coverage of each pixel (size×size floats in [0, 1], anti-aliased: drawn at 2-4×
+    and box-downscaled); x, y the centre and extent the circumscribed diameter, as fractions of the
+    side. outline > 0: only a stroke of that width (a fraction of the side) along the edge."""
+    supersample = 4 if size <= 48 else 2
+    canvas = size * supersample
+    mask = Image.new("L", (canvas, canvas), 0)
+    cx, cy, r = x * canvas, y * canvas, extent * canvas / 2
+    stroke = {"outline": 255, "width": max(1, round(outline * canvas))} if outline > 0 else {}
+    fill = None if outline > 0 else 255
+    if kind == "circle":
+        ImageDraw.Draw(mask).ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill, **stroke)
+    else:
+        ImageDraw.Draw(mask).polygon(_shape_polygon(kind, cx, cy, r, rotation), fill=fill, **stroke)
+    return np.asarray(mask.resize((size, size), Image.Resampling.BOX), np.float32) / 255.0
+
+
 def make_shapes(cfg: DataConfig, progress: Progress | None) -> Dataset:
     """Coloured shapes on a dark background. Factors: x, y (centre, fraction of the side, x to the
     right, y down), size (circumscribed diameter, fraction of the side), rotation (degrees within
@@ -54,18 +72,9 @@ def make_shapes(cfg: DataConfig, progress: Progress | None) -> Dataset:
     rotation = rng.uniform(0, 1, count) * np.array([_SYMMETRY_DEGREES[SHAPE_NAMES[s]] for s in shape])
     hue = rng.uniform(0, 1, count)
     background = np.full((3, 1, 1), 16.0, np.float32)
-    supersample = 4 if size <= 48 else 2  # draw larger, then box-downscale: anti-aliased edges
-    canvas = size * supersample
     images = np.empty((count, 3, size, size), np.uint8)
     for i in range(count):
-        mask = Image.new("L", (canvas, canvas), 0)
-        cx, cy, r = x[i] * canvas, y[i] * canvas, extent[i] * canvas / 2
-        kind = SHAPE_NAMES[shape[i]]
-        if kind == "circle":
-            ImageDraw.Draw(mask).ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
-        else:
-            ImageDraw.Draw(mask).polygon(_shape_polygon(kind, cx, cy, r, rotation[i]), fill=255)
-        alpha = np.asarray(mask.resize((size, size), Image.Resampling.BOX), np.float32)[None] / 255.0
+        alpha = shape_mask(SHAPE_NAMES[shape[i]], x[i], y[i], extent[i], rotation[i], size)[None]
         colour = np.array(colorsys.hsv_to_rgb(hue[i], 0.85, 1.0), np.float32).reshape(3, 1, 1) * 255.0
         images[i] = np.rint(background * (1 - alpha) + colour * alpha).astype(np.uint8)
         report(progress, i + 1, count)

@@ -25,29 +25,39 @@ def _part(n: int, fraction: float) -> int:
     return 0 if fraction <= 0 or n == 0 else max(1, int(math.floor(n * fraction + 0.5)))
 
 
-def apply_splits(ds: Dataset, official_test: torch.Tensor | None, cfg: DataConfig) -> Dataset:
-    """Seeded split. With an official test set, "test" is it and "val" comes from the official
-    train part; otherwise test and val are cut from one shuffle. `limit` keeps the first items of
-    each shuffled pool, proportionally, and the dataset then holds only the images kept."""
+def apply_splits(ds: Dataset, given: dict[str, torch.Tensor] | None, cfg: DataConfig) -> Dataset:
+    """Seeded split. `given`: None (test and val are cut from one shuffle), or the splits the source
+    has (torchvision's official test set, a folder's own train/val/test sub-folders) as indices into
+    ds: those are kept, and a missing test or validation split is cut from the given training part.
+    `limit` keeps the first items of each shuffled pool, proportionally, and the dataset then holds
+    only the images kept."""
     n = len(ds.labels)
     limit = cfg.limit if 0 < cfg.limit < n else n
     g = torch.Generator().manual_seed(cfg.seed)
-    if official_test is None:
+    if given is None:
         order = torch.randperm(n, generator=g)[:limit]
         n_test = _part(limit, cfg.test_fraction)
         n_val = _part(limit, cfg.val_fraction)
         test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
     else:
-        is_test = torch.zeros(n, dtype=torch.bool)
-        is_test[official_test] = True
-        train_pool = torch.nonzero(~is_test).flatten()
-        test_pool = torch.nonzero(is_test).flatten()
-        train_pool = train_pool[torch.randperm(len(train_pool), generator=g)]
-        test_pool = test_pool[torch.randperm(len(test_pool), generator=g)]
-        n_train_pool = int(math.floor(len(train_pool) * limit / n + 0.5))
-        train_pool, test = train_pool[:n_train_pool], test_pool[:limit - n_train_pool]
-        n_val = _part(len(train_pool), cfg.val_fraction)
-        val, train = train_pool[:n_val], train_pool[n_val:]
+        names = [name for name in ("train", "val", "test") if name in given]
+        pools = {name: given[name][torch.randperm(len(given[name]), generator=g)] for name in names}
+        kept = 0
+        for name in names[:-1]:  # each pool keeps its share of the limit; the last one the rest
+            share = int(math.floor(len(pools[name]) * limit / n + 0.5))
+            pools[name], kept = pools[name][:share], kept + share
+        pools[names[-1]] = pools[names[-1]][:limit - kept]
+        train = pools["train"]
+        if "test" in pools:
+            test = pools["test"]
+        else:
+            n_test = _part(len(train), cfg.test_fraction)
+            test, train = train[:n_test], train[n_test:]
+        if "val" in pools:
+            val = pools["val"]
+        else:
+            n_val = _part(len(train), cfg.val_fraction)
+            val, train = train[:n_val], train[n_val:]
     if len(train) == 0 or (cfg.val_fraction > 0 and len(val) == 0) or len(test) == 0:
         raise DataError(f"{limit} images are too few to make train, validation and test splits; "
                         "raise the image limit or use a larger dataset.")

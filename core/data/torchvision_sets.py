@@ -54,7 +54,8 @@ def _open_torchvision(tv_class, root: Path, download: bool):
     return tv_class(str(root), train=True, download=download), tv_class(str(root), train=False, download=download)
 
 
-def load_torchvision(cfg: DataConfig, progress: Progress | None) -> tuple[Dataset, torch.Tensor]:
+def load_torchvision(cfg: DataConfig, progress: Progress | None) -> tuple[Dataset, dict[str, torch.Tensor]]:
+    """The dataset and its official splits (train, test) as indices."""
     tv_class, title, folder = _torchvision_classes()[cfg.dataset]
     root = Path(cfg.data_root).expanduser()
     where = root / folder
@@ -86,6 +87,6 @@ def load_torchvision(cfg: DataConfig, progress: Progress | None) -> tuple[Datase
     _report(progress, 2, 2)
     (train_x, train_y), (test_x, test_y) = parts
     images, labels = torch.cat([train_x, test_x]), torch.cat([train_y, test_y])
-    official_test = torch.arange(len(train_y), len(labels))
-    return Dataset(cfg.dataset, images, labels, list(train.classes), {}, source=str(where)), official_test
+    official = {"train": torch.arange(len(train_y)), "test": torch.arange(len(train_y), len(labels))}
+    return Dataset(cfg.dataset, images, labels, list(train.classes), {}, source=str(where)), official
 
