@@ -8,7 +8,7 @@ import streamlit as st
 from core.config import DataConfig
 from core.data import DATASETS, DataError, Dataset
 from ui.charts import class_counts_chart, class_counts_frame
-from ui.data_folders import folder_choice
+from ui.data_folders import folder_choice, torchvision_folder_help
 from ui.sidebar import dataset_label, describe_data
 from ui.state import DATA_CONFIG_KEY, chosen_data_config, dataset_for
 from ui.widgets import show_grid, upscale_for
@@ -39,9 +39,7 @@ def data_form(current: DataConfig) -> DataConfig:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         cfg.data_root = c1.text_input(
             "Data folder", current.data_root, key="data_root",
-            help="A folder in torchvision's layout (e.g. it holds MNIST/raw/...); used as is when the "
-                 "files are there. In the app it lies inside the server's data folders: data, or e.g. "
-                 "data/MNIST-10k.").strip()
+            help=torchvision_folder_help(cfg.dataset)).strip()
         cfg.download = c2.checkbox("Download if missing", current.download, key="data_download")
     elif cfg.dataset == "folder":
         # --- image folder (served app): a root name + relative path, from the list or typed, or an

@@ -14,13 +14,17 @@ from core.config import DataConfig
 from core.data.base import OFFLINE_DATASETS, DataError, Dataset, Progress, one_line as _one_line, report as _report
 
 
+# name -> the folder under data_root that holds its files (torchvision's layout)
+TORCHVISION_FOLDERS = {"mnist": "MNIST/raw", "fashion-mnist": "FashionMNIST/raw", "cifar10": "cifar-10-batches-py"}
+
+
 def _torchvision_classes():
     from torchvision import datasets
 
     # name -> (torchvision class, title for messages, folder under data_root that holds the files)
-    return {"mnist": (datasets.MNIST, "MNIST", "MNIST/raw"),
-            "fashion-mnist": (datasets.FashionMNIST, "Fashion-MNIST", "FashionMNIST/raw"),
-            "cifar10": (datasets.CIFAR10, "CIFAR-10", "cifar-10-batches-py")}
+    return {"mnist": (datasets.MNIST, "MNIST", TORCHVISION_FOLDERS["mnist"]),
+            "fashion-mnist": (datasets.FashionMNIST, "Fashion-MNIST", TORCHVISION_FOLDERS["fashion-mnist"]),
+            "cifar10": (datasets.CIFAR10, "CIFAR-10", TORCHVISION_FOLDERS["cifar10"])}
 
 
 

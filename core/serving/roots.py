@@ -226,6 +226,29 @@ def find_datasets(roots: list[DataRoot] | None = None, limits: WorkLimits | None
     return sorted(found), note
 
 
+def find_torchvision_folders(dataset: str, roots: list[DataRoot] | None = None, depth: int = 2) -> list[str]:
+    """The folder values (e.g. "shared-data/MNIST-10k") that hold `dataset` in torchvision's layout
+    (MNIST/raw, FashionMNIST/raw, cifar-10-batches-py), searched in each root down to `depth`
+    folders: the Data page's examples are folders that work here. Links are not followed."""
+    from core.data.torchvision_sets import TORCHVISION_FOLDERS
+
+    marker = TORCHVISION_FOLDERS.get(dataset)
+    if marker is None:
+        return []
+    roots = allowed_roots() if roots is None else roots
+    found = []
+    for root in roots:
+        pending = [(root.path, 0)]
+        while pending:
+            folder, level = pending.pop(0)
+            target = folder / marker
+            if target.is_dir() and not target.is_symlink():
+                found.append(folder_value(root.name, folder.relative_to(root.path).as_posix()))
+            if level < depth:
+                pending += [(sub, level + 1) for sub in _subfolders(folder)[:_PEEK_ENTRIES]]
+    return found
+
+
 # ---------------------------------------------------------------- the served app's data rule
 
 _TORCHVISION = ("mnist", "fashion-mnist", "cifar10")
