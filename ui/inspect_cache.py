@@ -80,6 +80,19 @@ def projected(run_name: str, mtime: float, points: int, method: str, seed: int,
     return np.asarray(analysis.project(_codes[:points], method, seed=seed), dtype=np.float32)
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def pca_explained(run_name: str, mtime: float, points: int, _codes: np.ndarray) -> tuple[float, float, float]:
+    """(PC 1, PC 2, both): the share of the first `points` codes' variance the latent plot's two PCA
+    axes hold (the same fit as analysis.project's); (1, 0, 1) for a code of two or fewer dimensions."""
+    codes = np.asarray(_codes[:points], dtype=np.float64)
+    if codes.ndim != 2 or codes.shape[1] <= 2 or len(codes) < 3:
+        return 1.0, 0.0, 1.0
+    from sklearn.decomposition import PCA
+
+    ratios = PCA(n_components=2, random_state=0).fit(codes).explained_variance_ratio_
+    return float(ratios[0]), float(ratios[1]), float(ratios.sum())
+
+
 @st.cache_data(max_entries=16, show_spinner="Clustering the codes...")
 def clusters(run_name: str, mtime: float, points: int, k: int, seed: int,
              _codes: np.ndarray) -> np.ndarray:

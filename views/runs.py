@@ -14,6 +14,7 @@ from core.defaults import steps_per_epoch
 from ui.charts import COMPARE_QUANTITIES, TIME_QUANTITIES, compare_chart, compare_frame, final_metric_chart
 from ui.state import (SELECTED_RUN_KEY, checkpoints_root, dataset_for, run_color_map, run_history, run_mtime,
                       saved_runs)
+from ui.run_filters import filtered_runs
 from ui.run_transfer import export_section, import_section, resume_section
 from ui.widgets import need_a_run
 from ui.projector import chart_height, projector_on, show_chart
@@ -205,6 +206,11 @@ def main() -> None:
     # The count only: where the server keeps its checkpoints is not for students' eyes.
     st.caption(f"{len(runs)} saved run{'s' if len(runs) != 1 else ''} on this server; the losses are those of "
                "the best epoch, whose weights were kept.")
+    runs = filtered_runs(runs)
+    if not runs:
+        st.info("No run matches these filters; loosen them above.")
+        import_section()
+        return
     runs_table(runs)
     compare_section(runs)
     resume_section(runs)
