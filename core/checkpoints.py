@@ -484,6 +484,8 @@ def _check_fit(name: str, cfg: RunConfig, model: Autoencoder, state: dict) -> No
     prefix = f"Run {name} cannot be loaded: its weights do not fit its config ({describe_model(cfg)})"
     expected = model.state_dict()
     for key, want in expected.items():
+        if key not in state and key.startswith("label_style."):
+            continue  # saved before conditional decoders styled their layers: they load as no change
         if key not in state:
             raise CheckpointError(f"{prefix}: layer {key} is missing from the weights; train it again or delete it.")
         got = state[key]

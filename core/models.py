@@ -5,6 +5,9 @@ so the same code serves 8×8 digits, 28×28 MNIST and 128×128 colour photos.
 Layout of every model (the same for both families, so the variants are written once):
     encoder (Sequential) -> features  [+ one-hot label]  -> to_latent  (or to_mu + to_logvar)
     [z + one-hot label] -> decoder (Sequential) -> image N×C×H×W in the output range
+A conditional decoder also scales and shifts the channels of each of its hidden layers per label
+(label_style, FiLM): given only at its input, the label lost to a 16-d code that held everything
+itself, and every label decoded to the same image (issue 21, the colour style-transfer lesson).
 """
 from __future__ import annotations
 
@@ -30,6 +33,33 @@ _SIGMOID_OUTPUT_BIAS = -2.0
 # fit_output_bias keeps the starting mean inside these: sigmoid's slope at 0.02 is still ~1/50 of
 # its best, so a pixel can still leave the background colour.
 OUTPUT_MEAN_MIN, OUTPUT_MEAN_MAX = 0.02, 0.98
+
+
+class LabelStyle(nn.Module):
+    """A per-class scale and shift of every channel of one decoder layer (FiLM, Perez et al. 2018):
+    h * (1 + scale[label]) + shift[label]. Starts at zero, so it begins as no change; a run saved
+    before these layers existed loads with them at zero (Autoencoder._neutral_label_style) and
+    decodes exactly as it did."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.table = nn.Parameter(torch.zeros(num_classes, 2 * channels))
+
+    def forward(self, h: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
+        scale, shift = (one_hot @ self.table).chunk(2, dim=1)
+        shape = (len(h), -1) + (1,) * (h.dim() - 2)
+        return h * (1 + scale.view(shape)) + shift.view(shape)
+
+
+def _styled_layers(decoder: nn.Sequential) -> dict[int, int]:
+    """decoder index -> channels of the layers a conditional decoder styles per label: each batch
+    norm of a conv decoder, each hidden Linear after the first (which takes the label itself) of a
+    dense one."""
+    linears = [i for i, m in enumerate(decoder) if isinstance(m, nn.Linear)]
+    styled = {i: m.num_features for i, m in enumerate(decoder) if isinstance(m, nn.BatchNorm2d)}
+    if not styled:
+        styled = {i: decoder[i].out_features for i in linears[1:-1]}
+    return styled
 
 
 @dataclass
@@ -168,6 +198,14 @@ class Autoencoder(nn.Module):
             self.to_logvar = nn.Linear(features + labels, cfg.latent)
         else:
             self.to_latent = nn.Linear(features + labels, cfg.latent)
+        self.label_style = nn.ModuleDict({str(i): LabelStyle(c, labels) for i, c in _styled_layers(self.decoder).items()}
+                                         if labels else {})
+        self._register_load_state_dict_pre_hook(self._neutral_label_style)
+
+    def _neutral_label_style(self, state_dict, prefix, *_args) -> None:
+        """Weights saved before the label-style layers existed load with them at zero (no change)."""
+        for name, parameter in self.label_style.named_parameters(prefix=f"{prefix}label_style"):
+            state_dict.setdefault(name, torch.zeros_like(parameter))
 
     def _one_hot(self, y: torch.Tensor | None, n: int, like: torch.Tensor) -> torch.Tensor:
         if y is None:
@@ -200,9 +238,15 @@ class Autoencoder(nn.Module):
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.cfg.latent:
             raise ValueError(f"Codes must have shape N×{self.cfg.latent} for this model, got {tuple(z.shape)}.")
-        if self.cfg.conditional:
-            z = torch.cat([z, self._one_hot(y, len(z), z)], dim=1)
-        return self.decoder(z)
+        if not self.cfg.conditional:
+            return self.decoder(z)
+        one_hot = self._one_hot(y, len(z), z)
+        h = torch.cat([z, one_hot], dim=1)
+        for index, layer in enumerate(self.decoder):
+            h = layer(h)
+            if str(index) in self.label_style:
+                h = self.label_style[str(index)](h, one_hot)
+        return h
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> AEOutput:
         h = self._features(x, y)

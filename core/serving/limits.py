@@ -146,7 +146,19 @@ def count_parameters(cfg: ModelConfig) -> int:
             else:
                 total += 9 * channels[i + 1] * channels[i] + 2 * channels[i]  # no bias + norm
     heads = 2 if cfg.vae else 1
-    return total + heads * _linear(features + labels, cfg.latent)
+    return total + heads * _linear(features + labels, cfg.latent) + _label_style_parameters(cfg, labels)
+
+
+def _label_style_parameters(cfg: ModelConfig, labels: int) -> int:
+    """A conditional decoder's per-label scale and shift of its hidden layers (core.models.LabelStyle)."""
+    if not labels:
+        return 0
+    if cfg.family == "dense":
+        styled = list(map(int, cfg.hidden))[::-1][1:]  # the hidden Linears after the first, back to the image
+    else:
+        channels = list(cfg.channels) if cfg.channels else CONV_PRESETS.get(cfg.preset, [])
+        styled = [c for i in reversed(range(len(channels))) for c in ([channels[i]] + ([channels[i - 1]] if i else []))]
+    return sum(2 * labels * c for c in styled)
 
 
 # Datasets drawn on the fly (core.data.shapes, core.data.styles): colour, of the size and count asked for.
