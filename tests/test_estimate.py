@@ -131,10 +131,10 @@ def test_the_measuring_run_trains_a_few_batches_of_the_shape_twice_and_leaves_no
     monkeypatch.setattr(train_module, "train", spying_train)
     cfg = RunConfig(model=ModelConfig(family="dense", hidden=[16], latent=2),
                     train=TrainConfig(epochs=30, batch_size=32, device="cpu"))
-    costs = measure_job_costs(cost_config(cfg, (3, 12, 12), 4, 5000), batches=3)
+    costs = measure_job_costs(cost_config(cfg, (3, 12, 12), 4, 5000), batches=3)  # 3 × 32 < MEASURED_IMAGES: more
     checks = {"val": estimate.VALIDATION_IMAGES, "test": estimate.VALIDATION_IMAGES}
     # an untimed warm-up of one batch, then the measured run
-    assert seen == [(1, (3, 12, 12), {"train": 32, **checks}), (2, (3, 12, 12), {"train": 96, **checks})]
+    assert seen == [(1, (3, 12, 12), {"train": 32, **checks}), (2, (3, 12, 12), {"train": estimate.MEASURED_IMAGES, **checks})]
     assert costs.images_per_s > 0 and costs.eval_images_per_s > 0 and costs.epoch_s >= 0 and costs.job_s >= 0
     assert not [n for n in os.listdir(tmp_path) if n.startswith("ae-lab-estimate-")]  # the scratch run was deleted
 

@@ -34,8 +34,10 @@ from core.experiments.config import ExperimentConfig, variant_configs
 
 log = logging.getLogger(__name__)
 
-# The measuring run: a few batches per epoch, two epochs (the second one, warm, gives the speed).
+# The measuring run: a few batches per epoch, two epochs (the second one, warm, gives the speed),
+# and at least MEASURED_IMAGES a warm epoch (6 batches of 32 were a 0.1 s window: noise on a busy machine).
 MEASURED_BATCHES = 6
+MEASURED_IMAGES = 768
 MEASURED_EPOCHS = 2
 VALIDATION_IMAGES = 256  # validation and test images of the measuring run (and of the timed evaluation)
 # Distinct variant settings measured for one estimate; the others are taken as the mean of those.
@@ -131,15 +133,16 @@ def _eval_images_per_s(model, images: torch.Tensor, labels: torch.Tensor, device
 
 
 def measure_job_costs(cost: RunConfig, batches: int = MEASURED_BATCHES) -> JobCosts:
-    """Train the cost config's model for real on `batches` batches of random images for
-    MEASURED_EPOCHS epochs (VALIDATION_IMAGES validation and test images), save it into a scratch
+    """Train the cost config's model for real on `batches` batches (at least MEASURED_IMAGES images)
+    of random images for MEASURED_EPOCHS epochs (VALIDATION_IMAGES validation and test images), save it into a scratch
     folder that is deleted after, time its evaluation on its own, and split the timings
     (split_costs). One untimed epoch of one batch first."""
     from core.checkpoints import save_run
     from core.train import resolve_device, train
 
     batch = int(cost.train.batch_size)
-    dataset = _random_dataset(cost, max(1, batches) * batch)
+    batches = max(1, batches, -(-MEASURED_IMAGES // batch))
+    dataset = _random_dataset(cost, batches * batch)
     # Untimed: what a process pays once, not once per run (lazy imports, the CPU kernels set up for
     # these shapes on first use); the first measurement of a fresh server took 5-15 s more with it.
     warm_up = copy.deepcopy(cost)
