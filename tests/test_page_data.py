@@ -10,7 +10,7 @@ from core.config import DataConfig
 from core.data import load_dataset
 from ui.state import DATA_CONFIG_KEY
 
-from apptest_helpers import chart_frames, open_app_page
+from apptest_helpers import chart_frames, open_app_page, shown_text
 from idx_helpers import write_image_folder
 
 
@@ -262,7 +262,7 @@ def test_the_help_names_folders_that_work_here_and_each_data_folder_is_explained
     shared = tmp_path / "shared" / "data"
     write_mnist(shared / "MNIST-10k", n_train=40, n_test=10)
     monkeypatch.setenv("AE_LAB_DATA_DIRS", str(shared))
-    at = data_page(data_dataset="mnist", data_root="data", data_download=False)
+    at = data_page(data_dataset="mnist", data_root="data", data_download=False, errors=["MNIST was not found"])
     help_text = at.text_input(key="data_root").help
     assert "shared-data/MNIST-10k" in help_text and "data/MNIST-10k" not in help_text.replace("shared-data/", "")
     works = data_page(data_dataset="mnist", data_root="shared-data/MNIST-10k", data_download=False)
@@ -281,4 +281,4 @@ def test_a_folder_with_its_own_split_says_so(no_runs, data_dir):
     at = data_page(data_dataset="folder", data_folder="data/bees", data_image_size=16)
     assert list(at.selectbox(key="data_folder_found").options) == ["data/bees"]  # one dataset, not two
     assert metrics(at)["Validation"] == "6"
-    assert "its own split: train/, val/" in " ".join(c.value for c in at.caption)
+    assert "its own split: train/, val/" in " ".join(shown_text(c.value) for c in at.caption)  # names as text

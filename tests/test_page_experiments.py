@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from apptest_helpers import charts, open_app_page
+from apptest_helpers import charts, expect_errors, open_app_page
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.experiments import ExperimentConfig, ExperimentManager, SearchConfig, ParamSpace, preset_experiment
 from core.jobs import JobRegistry
@@ -134,7 +134,7 @@ def test_the_experiment_runs_the_students_own_model_with_batch_and_epochs_fitted
     number(at, "Image limit (0 = all)").set_value(300).run()
     assert number(at, "Batch size").value == 16 and number(at, "Epochs per run").value == 34  # 240 images
     said = " ".join(c.value for c in at.caption)
-    assert "dense 1000-500-250, latent 2" in said and "fitted to the data's size" in said
+    assert "dense-1000-500-250, latent 2" in said  # core.checkpoints.describe_model and "fitted to the data's size" in said
     assert any("Only 1 optimiser step per epoch" in w.value and "batch 256" in w.value for w in at.warning)
     assert table(at, "exp_plan")["batch size"].tolist() == ["32", "256"] * 5
 
@@ -160,6 +160,7 @@ def test_a_custom_grid_takes_any_values_typed_list_settings_included(no_runs):
     assert plan["latent"].tolist() == ["2", "2", "4", "4", "6", "6"]
     assert plan["hidden"].tolist() == ["1000-500-250", "256-64"] * 3
     assert "6 runs" in markdown(at)
+    expect_errors(at, "Latent size", "latent 5000")  # the two error boxes asked for below
     at.text_input(key="exp_values_custom_model.latent").set_value("2, four").run()
     assert any("Latent size" in e.value and "four" in e.value for e in at.error)
     at.text_input(key="exp_values_custom_model.latent").set_value("2, 5000").run()

@@ -142,7 +142,8 @@ def test_no_runs_links_to_train(no_runs):
 
 
 def label_weights_scaled(app_runs, name: str, factor: float) -> str:
-    """A copy of tiny-cond whose decoder weighs the label `factor` times (0: it ignores the label)."""
+    """A copy of tiny-cond whose decoder weighs the label `factor` times (0: it ignores the label):
+    the label's weights at the decoder's input and its per-label styles (core.models.label_style)."""
     from core.checkpoints import load_run
     from core.train import TrainResult
 
@@ -150,6 +151,8 @@ def label_weights_scaled(app_runs, name: str, factor: float) -> str:
     first = next(m for m in run.model.decoder if isinstance(m, torch.nn.Linear))
     with torch.no_grad():
         first.weight[:, run.config.model.latent:] *= factor
+        for style in run.model.label_style.values():
+            style.table *= factor
     cfg = run.config
     cfg.name = name
     result = TrainResult(model=run.model, status="finished", message="", history=[], batch_losses=[],
