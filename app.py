@@ -46,9 +46,10 @@ restore_from_url()
 start_run()
 
 # The first page is the default, which Streamlit serves at "/" and at no path of its own: a link to
-# /data said "Page not found" over it. A hidden copy answers at /data (listed last, so page links and
-# switch_page to views/data.py find the visible one); the default's own url_path only has to differ.
-DEFAULT_FILE, DEFAULT_TITLE, DEFAULT_ICON = SECTIONS["Prepare"][0]
+# /lessons said "Page not found" over it. A hidden copy answers at /lessons (listed last, so page links and
+# switch_page to the file find the visible one); the default's own url_path only has to differ.
+DEFAULT_SECTION = next(iter(SECTIONS))
+DEFAULT_FILE, DEFAULT_TITLE, DEFAULT_ICON = SECTIONS[DEFAULT_SECTION][0]
 # A page whose file is not there (yet) is left out rather than breaking the whole app.
 pages_by_file = {file[:-3]: st.Page(f"views/{file}", title=title, icon=icon,
                                     **({"url_path": "home", "default": True} if file == DEFAULT_FILE else {}))
@@ -57,7 +58,7 @@ navigation = {
     section: [pages_by_file[file[:-3]] for file, _, _ in pages if file[:-3] in pages_by_file]
     for section, pages in SECTIONS.items()
 }
-navigation["Prepare"].append(st.Page(f"views/{DEFAULT_FILE}", title=DEFAULT_TITLE, icon=DEFAULT_ICON,
+navigation[DEFAULT_SECTION].append(st.Page(f"views/{DEFAULT_FILE}", title=DEFAULT_TITLE, icon=DEFAULT_ICON,
                                      url_path=DEFAULT_FILE[:-3], visibility="hidden"))
 locked = must_sign_in()  # a server with a login (.streamlit/secrets.toml [auth]): nothing before signing in
 page = st.navigation({section: pages for section, pages in navigation.items() if pages},

@@ -118,7 +118,7 @@ def test_the_sixth_wrong_guess_in_a_row_is_refused_uncompared_and_the_token_work
     real = guesses.matches
     monkeypatch.setattr(guesses, "matches", lambda entered, expected: compared.append(entered) or real(entered, expected))
 
-    at = train_tab()
+    at = expect_errors(train_tab(), "not the teacher token", "Too many wrong teacher tokens")
     for n in range(1, 6):
         at.text_input(key="teacher_token").input(f"guess {n}").run()
         errors = [e.value for e in at.error]
