@@ -78,7 +78,7 @@ def small_folder_seconds(scratch: Path) -> tuple[float, float]:
     the common case, where nothing is large enough to be kept."""
     root = write_photo_folder(scratch / "photos", per_class=150, size=64)
     config = DataConfig(dataset="folder", folder=str(root))
-    with mock.patch("core.data.read_image", old_read_image):
+    with mock.patch("core.data.folder.read_image", old_read_image):
         before = min(cpu_seconds(lambda: load_dataset(config)) for _ in range(3))
     after = min(cpu_seconds(lambda: load_dataset(config)) for _ in range(3))
     return before, after
@@ -90,7 +90,7 @@ def measure(quick: bool) -> dict:
         root = write_black_pngs(Path(scratch) / "black", count, side)
         zipped_kb = sum(p.stat().st_size for p in root.rglob("*.png")) / 1024
         unlimited = WorkLimits(max_decode_mp=10**9)
-        with mock.patch("core.data.read_image", old_read_image):
+        with mock.patch("core.data.folder.read_image", old_read_image):
             before = loads(root, unlimited)
         imagecache.MASTERS.clear()
         after = loads(root, unlimited)

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.validation import ConfigError, check_run, parse_section, shown
 
-DATASET_NAMES = ("digits", "shapes", "mnist", "fashion-mnist", "cifar10", "folder")
+DATASET_NAMES = ("digits", "shapes", "styles", "mnist", "fashion-mnist", "cifar10", "folder")
 TORCHVISION_DATASETS = ("mnist", "fashion-mnist", "cifar10")  # with an official test split
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
 OUTPUT_ACTIVATIONS = ("sigmoid", "none")
@@ -31,7 +31,7 @@ class DataConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1  # only for datasets without an official test split
     limit: int = 0  # cap on the number of images used (0 = all), handy in class
-    shapes_count: int = 3000
+    shapes_count: int = 3000  # shapes / styles: how many images are drawn
     balanced: bool = False  # class-balanced sampling of training batches
     seed: int = 0  # fixes the split (and the generated shapes)
     # Classes left out of the train and validation splits (the test split keeps every class):

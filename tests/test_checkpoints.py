@@ -302,6 +302,28 @@ def test_delete_run(tmp_path, trained):
         delete_run(tmp_path, "gone")
 
 
+def test_default_run_names_say_the_settings_that_differ_from_the_datasets_defaults():
+    """Issue 21: Adam vs SGD on the same dense model were named "...-z2" and "...-z2-2"."""
+    from core.checkpoints import default_run_name
+
+    dense = RunConfig(model=ModelConfig(family="dense", hidden=[1000, 500, 250], latent=2))
+    adam = default_run_name(dense)
+    assert adam == "digits-dense-1000-500-250-z2"
+    names = {adam}
+    for section, field, value in (("train", "optimizer", "sgd"), ("train", "lr", 0.01), ("model", "activation", "sigmoid"),
+                                  ("model", "dropout", 0.5), ("train", "loss", "mae"), ("train", "weight_decay", 1e-4),
+                                  ("train", "seed", 3)):
+        other = RunConfig.from_json(dense.to_json())
+        setattr(getattr(other, section), field, value)
+        names.add(default_run_name(other))
+    assert len(names) == 8, names  # every change is in the name
+    fitted = RunConfig(train=TrainConfig(batch_size=16, epochs=39))  # a small folder's defaults
+    small = RunConfig(train=TrainConfig(batch_size=16, epochs=39))
+    assert default_run_name(small, fitted) == "digits-conv-small-z16"  # the dataset's defaults say nothing
+    small.train.batch_size = 160
+    assert default_run_name(small, fitted) == "digits-conv-small-z16-b160"  # full batch vs 16
+
+
 def test_reserving_the_next_free_name(tmp_path, trained):
     assert reserve_run_name(tmp_path, "digits-conv", "next") == "digits-conv"  # its folder now holds the name
     assert reserve_run_name(tmp_path, "digits-conv", "next") == "digits-conv-2"

@@ -91,7 +91,7 @@ def test_train_in_process_writes_a_run_like_the_app(tmp_path):
                               "--device", "cpu", "--out", str(tmp_path))
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
-    name = "digits-dense-32-16-z2-vae-noise0.2"
+    name = "digits-dense-32-16-z2-vae-beta0.5-noise0.2-rmsprop-seed3"  # the settings that differ
     assert summary["run"] == name == default_run_name(load_run(tmp_path, name).config)
     run = load_run(tmp_path, name)
     m, t, d = run.config.model, run.config.train, run.config.data
@@ -102,7 +102,7 @@ def test_train_in_process_writes_a_run_like_the_app(tmp_path):
     # a second run with the same settings gets a fresh name instead of overwriting
     code, out, _ = run_main("train", "--dataset", "digits", "--model", "dense", "--hidden", "32,16", "--latent", "2",
                             "--vae", "--beta", "0.5", "--epochs", "1", "--limit", "400", "--noise", "0.2",
-                            "--device", "cpu", "--out", str(tmp_path))
+                            "--optimizer", "rmsprop", "--seed", "3", "--device", "cpu", "--out", str(tmp_path))
     assert code == 0 and json.loads(out.strip().splitlines()[-1])["run"] == name + "-2"
     assert {r["name"] for r in list_runs(tmp_path)} == {name, name + "-2"}
 

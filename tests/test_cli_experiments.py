@@ -62,6 +62,17 @@ def test_anomaly_preset_reports_an_auc_per_held_out_class(tmp_path):
     assert runs[0]["auc"] != runs[1]["auc"]
 
 
+def test_a_grid_over_dense_hidden_sizes_compares_two_models(tmp_path):
+    """The optimiser homework's dense 1000-500-250 vs a smaller one, typed as the page takes it."""
+    code, out, err = run_main("experiment", "--grid", "model.hidden=64-32,16", "--model", "dense", *BASE,
+                              "--out", str(tmp_path), "--name", "dense-sizes")
+    assert code == 0, err
+    runs = last_json(out)["runs"]
+    assert [r["factors"] for r in runs] == [{"model.hidden": [64, 32]}, {"model.hidden": [16]}]
+    saved = {r["name"]: r for r in list_runs(tmp_path)}
+    assert all(r["status"] == "finished" and r["run"] in saved for r in runs)
+
+
 def test_search_adds_trials_pruned_best_params_and_importances(tmp_path):
     # without pruning every trial completes, so what is asserted does not hang on which were pruned
     code, out, err = run_main("search", "--space", "train.lr=1e-3:3e-2:log", "--space", "model.latent=2,8",

@@ -123,8 +123,60 @@ def test_fill_model_shape_copies_the_data_shape():
 
 
 def test_every_listed_dataset_has_a_description_and_offline_ones_load():
-    assert set(DATASETS) == {"digits", "shapes", "mnist", "fashion-mnist", "cifar10", "folder"}
-    assert set(OFFLINE_DATASETS) <= set(DATASETS)
+    assert set(DATASETS) == {"digits", "shapes", "styles", "mnist", "fashion-mnist", "cifar10", "folder"}
+    assert set(OFFLINE_DATASETS) <= set(DATASETS) and "styles" in OFFLINE_DATASETS
+
+
+def test_styles_draw_the_same_contents_in_every_style_seeded():
+    """The colour style-transfer dataset: the class is the style, and every style draws the same
+    kinds of content (all five shapes, anywhere), so the content is not a clue to the class."""
+    from core.data import STYLE_NAMES
+
+    cfg = DataConfig(dataset="styles", image_size=24, shapes_count=600, seed=2)
+    a, b = load_dataset(cfg), load_dataset(cfg)
+    assert a.images.shape[1:] == (3, 24, 24) and torch.equal(a.images, b.images)
+    assert not torch.equal(a.images, load_dataset(DataConfig(dataset="styles", image_size=24, shapes_count=600,
+                                                            seed=3)).images)
+    assert a.class_names == list(STYLE_NAMES) and len(STYLE_NAMES) == 6
+    assert set(a.class_counts().values()) == {100}  # every style equally often
+    assert set(a.factors) == {"shape", "x", "y", "size", "rotation"}
+    labels = a.labels.numpy()
+    for style in range(6):  # every style draws every shape
+        assert set(a.factors["shape"][labels == style]) == set(range(len(SHAPE_NAMES)))
+    # The styles look different: their mean colours lie apart (a colour lesson, not six greys).
+    means = torch.stack([a.images[a.labels == c].float().mean(dim=(0, 2, 3)) for c in range(6)])
+    distances = torch.cdist(means, means) + torch.eye(6) * 1e9
+    assert distances.min() > 20
+    with pytest.raises(DataError, match="too few"):
+        load_dataset(DataConfig(dataset="styles", shapes_count=5))
+
+
+# ---------------------------------------------------------------- a folder's own split
+
+def test_a_folder_with_train_and_val_folders_is_one_dataset_with_that_split(tmp_path):
+    """Issue 21: the common train/ + val/ layout (e.g. ants and bees) showed as two datasets and its
+    own split was ignored. It is one dataset now; val/ is the validation split, the test split is cut
+    from train/, and the source says so."""
+    write_image_folder(tmp_path / "bees" / "train", classes=("ants", "bees"), per_class=20, size=12)
+    write_image_folder(tmp_path / "bees" / "val", classes=("ants", "bees"), per_class=5, size=12, seed=1)
+    ds = load_dataset(DataConfig(dataset="folder", folder=str(tmp_path / "bees"), image_size=8, test_fraction=0.1))
+    assert ds.class_names == ["ants", "bees"] and len(ds.labels) == 50
+    sizes = {name: len(index) for name, index in ds.splits.items()}
+    assert sizes == {"train": 36, "val": 10, "test": 4}
+    assert "its own split: train/, val/" in ds.source and "test split cut from train/" in ds.source
+    # The validation images are exactly the val/ folder's (its images differ from train/'s seed).
+    from core.imagecache import read_image
+
+    val_files = sorted((tmp_path / "bees" / "val").rglob("*.png"))
+    val_images = {read_image(p, 8, 3).tobytes() for p in val_files}
+    shown = {ds.images[i].permute(1, 2, 0).numpy().tobytes() for i in ds.splits["val"].tolist()}
+    assert shown == val_images
+    # train/, val/ and test/: each is kept; an image limit keeps a share of each.
+    write_image_folder(tmp_path / "bees" / "test", classes=("ants", "bees"), per_class=4, size=12, seed=2)
+    ds = load_dataset(DataConfig(dataset="folder", folder=str(tmp_path / "bees"), image_size=8))
+    assert {name: len(index) for name, index in ds.splits.items()} == {"train": 40, "val": 10, "test": 8}
+    limited = load_dataset(DataConfig(dataset="folder", folder=str(tmp_path / "bees"), image_size=8, limit=29))
+    assert {name: len(index) for name, index in limited.splits.items()} == {"train": 20, "val": 5, "test": 4}
 
 
 # ---------------------------------------------------------------- shapes

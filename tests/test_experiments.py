@@ -14,7 +14,7 @@ from core.checkpoints import list_runs, load_run
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import DataError, load_dataset
 from core.experiments import (ExperimentConfig, ExperimentManager, ParamSpace, SearchConfig, anomaly_report,
-                              expand_grid, parse_space, parse_values, preset_experiment, roc_report,
+                              expand_grid, format_value, parse_space, parse_values, preset_experiment, roc_report,
                               variant_config, variant_count)
 from core.experiments.store import ExperimentError, experiment_dir, list_records
 from core.jobs import JobRegistry
@@ -91,6 +91,27 @@ def test_command_line_values_and_ranges_parse():
     assert parse_space("model.latent", "2,4,8") == ParamSpace("categorical", choices=[2, 4, 8])
     with pytest.raises(ValueError, match="log-scale"):
         parse_space("train.lr", "0:1:log")
+
+
+def test_list_settings_take_lists_typed_as_the_homework_writes_them():
+    """Dense hidden sizes 1000-500-250 vs 256-64 (the optimiser homework's two models): '-' inside a
+    list, ',' between lists (or ';' between lists, or JSON); before, '1000,500,250' was three numbers,
+    which coerce refused for model.hidden."""
+    from core.experiments.config import parse_factor
+
+    assert parse_values("1000-500-250,256-64", "model.hidden") == [[1000, 500, 250], [256, 64]]
+    assert parse_values("1000, 500, 250; 256, 64", "model.hidden") == [[1000, 500, 250], [256, 64]]
+    assert parse_values("[1000,500,250],[256,64]", "model.hidden") == [[1000, 500, 250], [256, 64]]
+    assert parse_values("1,7", "data.exclude_classes") == [[1], [7]]
+    assert parse_values("none, 3-4", "data.exclude_classes") == [[], [3, 4]]
+    assert parse_values("2, 4, 6", "model.latent") == [2, 4, 6]
+    assert parse_factor("model.hidden=1000-500-250,256-64") == ("model.hidden", [[1000, 500, 250], [256, 64]])
+    assert parse_factor("model.latent = 2,4,6") == ("model.latent", [2, 4, 6])
+    # What the plan table shows reads back the same.
+    assert parse_values(format_value([1000, 500, 250]), "model.hidden") == [[1000, 500, 250]]
+    for bad in ("model.hidden=1000-x", "model.latent=2,four", "model.nope=1", "model.latent"):
+        with pytest.raises(ValueError):
+            parse_factor(bad)
 
 
 def test_every_preset_builds_a_valid_experiment():

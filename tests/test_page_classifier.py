@@ -28,7 +28,7 @@ def start_probe(at: AppTest, epochs: int) -> str:
     at.checkbox(key="classifier_fine_tune").check()
     at.button(key="classifier_train").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    return at.session_state["classifier_jobs"][RUN]
+    return at.session_state["classifier_jobs"][RUN]["fine-tuned"]
 
 
 def test_train_classifier_then_results(app_runs, digits):
@@ -41,7 +41,7 @@ def test_train_classifier_then_results(app_runs, digits):
 
     test_size = len(digits.split("test")[1])
     accuracy = float(at.metric[0].value.rstrip("%")) / 100
-    assert at.metric[0].label == "Test accuracy"
+    assert at.metric[0].label == "Test accuracy, fine-tuned encoder"
     assert accuracy > 2 / digits.num_classes  # well above chance (10 %)
 
     confusion = [t for t in chart_frames(at) if {"true", "predicted", "count"} <= set(t.columns)]
@@ -66,7 +66,28 @@ def test_train_classifier_then_results(app_runs, digits):
 
     # A new browser session (a reload) finds the finished probe in the server's registry.
     reloaded = open_page(RUN)
-    assert reloaded.metric[0].value == at.metric[0].value
+    assert reloaded.metric[0].value == at.metric[0].value and reloaded.metric[0].label == "Test accuracy"
+
+
+def test_frozen_and_fine_tuned_results_side_by_side(app_runs):
+    """Issue 21: the fine-tuned result replaced the frozen one; the homework compares the two."""
+    at = open_page(RUN)
+    at.number_input(key="classifier_epochs").set_value(3)
+    at.button(key="classifier_train_both").click().run()
+    jobs = at.session_state["classifier_jobs"][RUN]
+    assert set(jobs) == {"frozen", "fine-tuned"}
+    for job_id in jobs.values():
+        assert get_registry().wait(job_id, timeout=JOB_TIMEOUT_S).status == "finished"
+    at.run()
+    side = at.main.get_by_key("classifier_side_by_side")
+    labels = [m.label for m in side.get("metric")]
+    assert labels == ["Test accuracy, frozen encoder", "Test accuracy, fine-tuned encoder"]
+    confusions = [t for t in chart_frames(side) if {"true", "predicted", "count"} <= set(t.columns)]
+    assert len(confusions) == 2  # one matrix each
+    values = [float(m.value.rstrip("%")) for m in side.get("metric")]
+    said = next(c.value for c in at.caption if c.value.startswith("Fine-tuning the encoder"))
+    stated = float(said.split(" of accuracy")[0].split()[-1].rstrip("%"))
+    assert abs(stated - abs(values[1] - values[0])) <= 0.11  # the difference the two metrics show
 
 
 def test_stop_ends_a_running_classifier(app_runs):
@@ -74,7 +95,7 @@ def test_stop_ends_a_running_classifier(app_runs):
     job_id = start_probe(at, epochs=200)
     # While it runs, Train is disabled and Stop is offered (a full run renders the fragment once).
     assert at.button(key="classifier_train").disabled
-    at.button(key="classifier_stop").click().run()
+    at.button(key="classifier_stop_fine-tuned").click().run()
     job = get_registry().wait(job_id, timeout=JOB_TIMEOUT_S)
     assert job.status == "stopped"
     at.run()

@@ -10,7 +10,7 @@ from core.config import DataConfig
 from core.data import load_dataset
 from ui.state import DATA_CONFIG_KEY
 
-from apptest_helpers import chart_frames, open_app_page
+from apptest_helpers import chart_frames, open_app_page, shown_text
 from idx_helpers import write_image_folder
 
 
@@ -240,3 +240,45 @@ def test_the_teacher_can_delete_any_upload_and_a_student_only_their_own(no_runs,
     assert not (data_dir / "uploads" / "old").exists() and (data_dir / "uploads" / "mine").is_dir()
     assert teacher.text_input(key="data_folder").value == ""
     assert list(teacher.selectbox(key="data_folder_found").options) == ["data/uploads/mine"]
+
+
+def test_the_folder_box_keeps_its_text_across_a_dataset_switch(no_runs, data_dir):
+    """Issue 21: the folder field reset on every dataset switch."""
+    write_image_folder(data_dir / "images", classes=("a", "b"), per_class=4, size=12)
+    at = data_page(data_dataset="folder", data_image_size=16)
+    at.text_input(key="data_folder").set_value("data/images").run()  # typed by the student
+    at.selectbox(key="data_dataset").set_value("digits").run()
+    at.selectbox(key="data_dataset").set_value("folder").run()
+    assert at.text_input(key="data_folder").value == "data/images"
+    assert not at.error and metrics(at)["Images"] == "8"
+
+
+def test_the_help_names_folders_that_work_here_and_each_data_folder_is_explained(no_runs, data_dir, tmp_path,
+                                                                                 monkeypatch):
+    """Issue 21: the help's own example "data/MNIST-10k" failed, and a second folder named data showed
+    up as "data-2" with no explanation."""
+    from idx_helpers import write_mnist
+
+    shared = tmp_path / "shared" / "data"
+    write_mnist(shared / "MNIST-10k", n_train=40, n_test=10)
+    monkeypatch.setenv("AE_LAB_DATA_DIRS", str(shared))
+    at = data_page(data_dataset="mnist", data_root="data", data_download=False, errors=["MNIST was not found"])
+    help_text = at.text_input(key="data_root").help
+    assert "shared-data/MNIST-10k" in help_text and "data/MNIST-10k" not in help_text.replace("shared-data/", "")
+    works = data_page(data_dataset="mnist", data_root="shared-data/MNIST-10k", data_download=False)
+    assert not works.error and metrics(works)["Images"] == "50"  # the example is real
+    write_image_folder(data_dir / "pets", classes=("cats", "dogs"), per_class=2, size=8)
+    folder = data_page(data_dataset="folder")
+    said = " ".join(c.value for c in folder.caption)
+    assert "data (this app's own; uploads go into data/uploads), shared-data (added by the teacher)" in said
+    assert folder.text_input(key="data_folder").placeholder == "data/pets"
+    assert str(shared) not in said
+
+
+def test_a_folder_with_its_own_split_says_so(no_runs, data_dir):
+    write_image_folder(data_dir / "bees" / "train", classes=("ants", "bees"), per_class=10, size=12)
+    write_image_folder(data_dir / "bees" / "val", classes=("ants", "bees"), per_class=3, size=12, seed=1)
+    at = data_page(data_dataset="folder", data_folder="data/bees", data_image_size=16)
+    assert list(at.selectbox(key="data_folder_found").options) == ["data/bees"]  # one dataset, not two
+    assert metrics(at)["Validation"] == "6"
+    assert "its own split: train/, val/" in " ".join(shown_text(c.value) for c in at.caption)  # names as text

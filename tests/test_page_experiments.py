@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 
 import pytest
 
-from apptest_helpers import charts, open_app_page
-from core.config import DataConfig, RunConfig, TrainConfig
-from core.experiments import ExperimentManager, SearchConfig, ParamSpace, preset_experiment
+from apptest_helpers import charts, expect_errors, open_app_page
+from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.experiments import ExperimentConfig, ExperimentManager, SearchConfig, ParamSpace, preset_experiment
 from core.jobs import JobRegistry
 
 PAGE = "views/experiments.py"
-TINY = {"exp_epochs": 1, "exp_limit": 300}
+TINY = {"Image limit (0 = all)": 300, "Epochs per run": 1}
 
 
 def tiny_base(epochs: int = 1, limit: int = 300) -> RunConfig:
@@ -48,11 +49,32 @@ def table(at, container: str):
     return at.main.get_by_key(container).dataframe[0].value
 
 
+def number(at, label: str):
+    """The number input labelled `label` (some are keyed by the experiment's base)."""
+    found = [n for n in at.number_input if n.label == label]
+    assert found, f"no number input {label!r}: {[n.label for n in at.number_input]}"
+    return found[0]
+
+
+def markdown(at) -> str:
+    return " ".join(m.value for m in at.markdown)
+
+
 def set_tiny(at, preset: str):
     at.selectbox(key="exp_preset").set_value(preset).run()
-    for key, value in TINY.items():
-        at.number_input(key=key).set_value(value).run()
+    for label, value in TINY.items():
+        number(at, label).set_value(value).run()
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def until_estimated(at, timeout: float = 240):
+    """Rerun the page until the background measurements are in and the estimate is shown."""
+    deadline = time.monotonic() + timeout
+    while "about" not in markdown(at):
+        assert time.monotonic() < deadline, "no estimate in time"
+        time.sleep(0.5)
+        at.run()
     return at
 
 
@@ -68,27 +90,99 @@ def wait_until_done(at, name: str, timeout: float = 240):
     return at
 
 
-def test_a_preset_shows_its_question_plan_and_a_time_estimate(no_runs):
+@pytest.fixture
+def quick_measure(monkeypatch):
+    """The background measurement as a stand-in that waits until the test lets it answer (the real
+    one, tests/test_estimate.py, takes seconds per setting on a busy machine); returns its gate."""
+    from core.experiments import estimate
+
+    gate = threading.Event()
+
+    def measure(cost):
+        gate.wait(60)
+        return estimate.JobCosts(images_per_s=2000.0, eval_images_per_s=8000.0, epoch_s=0.05, job_s=0.5)
+
+    monkeypatch.setattr(estimate, "measure_job_costs", measure)
+    return gate
+
+
+def test_a_preset_shows_its_question_plan_at_once_and_the_estimate_when_measured(no_runs, quick_measure):
+    """Issue 21: the first visit took 127 s while the page measured the machine. The page now draws
+    at once and says the estimate is being measured; the figure follows from the background."""
     at = set_tiny(open_app_page(PAGE), "latent-sizes")
     assert any("bottleneck" in info.value for info in at.info)  # the question
     plan = table(at, "exp_plan")
     assert plan["latent"].tolist() == ["2", "4", "8", "16", "32"]
-    estimate = " ".join(m.value for m in at.markdown)
-    assert "5 runs" in estimate and "about" in estimate and "images/s" in estimate
+    assert "measuring how long these settings take here, in the background" in markdown(at)
+    assert at.button(key="exp_start").disabled is False  # Start does not wait for the estimate
+    quick_measure.set()
+    estimate = markdown(until_estimated(at))
+    assert "5 runs" in estimate and "images/s" in estimate
     # The parts of the estimate besides the training steps are said (core.experiments.estimate).
-    assert "s per epoch for validation" in estimate and "s per run to build, test and save" in estimate
+    assert "s per epoch" in estimate and "for validation" in estimate and "s per run to build and save" in estimate
     assert not at.error
-    assert at.button(key="exp_start").disabled is False
 
 
-def test_a_custom_grid_plans_the_product_of_the_chosen_values(no_runs):
+def test_the_experiment_runs_the_students_own_model_with_batch_and_epochs_fitted_to_the_data(no_runs):
+    """Issue 21: every preset trained a hidden conv-small z16, batch 128, 5 epochs whatever the Train page
+    held. The optimiser homework's dense 1000-500-250-2 now is the base; 240 training images get the
+    data-fitted batch and epochs (core.defaults), and the preset's batch 256 is warned about before Start."""
+    form = RunConfig(model=ModelConfig(family="dense", hidden=[1000, 500, 250], latent=2),
+                     train=TrainConfig(device="cpu"))
+    at = open_app_page(PAGE, {"train_form_config": form})
+    at.selectbox(key="exp_preset").set_value("optimisers").run()
+    number(at, "Image limit (0 = all)").set_value(300).run()
+    assert number(at, "Batch size").value == 16 and number(at, "Epochs per run").value == 34  # 240 images
+    said = " ".join(c.value for c in at.caption)
+    assert "dense-1000-500-250, latent 2" in said  # core.checkpoints.describe_model and "fitted to the data's size" in said
+    assert any("Only 1 optimiser step per epoch" in w.value and "batch 256" in w.value for w in at.warning)
+    assert table(at, "exp_plan")["batch size"].tolist() == ["32", "256"] * 5
+
+    # The student's own batch size and epochs (set on the Train form for this data: the form suggested
+    # batch 64 and 22 epochs for the 1,437 digits, the student typed 3 epochs) are kept.
+    form.train.batch_size, form.train.epochs = 64, 3
+    at.session_state["train_form_config"] = form
+    at.session_state["train_defaults_for"] = RunConfig(data=DataConfig(dataset="digits")).to_json()
+    at.session_state["train_fitted_values"] = (64, 22)
+    at.run()
+    assert number(at, "Epochs per run").value == 3 and number(at, "Batch size").value == 64
+
+
+def test_a_custom_grid_takes_any_values_typed_list_settings_included(no_runs):
+    """Issue 21: latent 2, 4, 6 (the Fashion-MNIST homework's sizes) and dense hidden sizes
+    1000-500-250 vs 256-64 could not be chosen (only 2, 4, 8, 16, 32, 64 were offered)."""
     at = set_tiny(open_app_page(PAGE), "custom")
-    assert any("Choose at least one value" in info.value for info in at.info)
-    at.multiselect(key="exp_factor_model.latent").set_value([2, 8]).run()
-    at.multiselect(key="exp_factor_model.dropout").set_value([0.0, 0.5]).run()
+    assert any("Choose at least one setting to vary" in info.value for info in at.info)
+    at.multiselect(key="exp_vary").set_value(["model.latent", "model.hidden"]).run()
+    at.text_input(key="exp_values_custom_model.latent").set_value("2, 4, 6").run()
+    at.text_input(key="exp_values_custom_model.hidden").set_value("1000-500-250, 256-64").run()
     plan = table(at, "exp_plan")
-    assert len(plan) == 4 and set(plan.columns) >= {"latent", "dropout"}
-    assert "4 runs" in " ".join(m.value for m in at.markdown)
+    assert plan["latent"].tolist() == ["2", "2", "4", "4", "6", "6"]
+    assert plan["hidden"].tolist() == ["1000-500-250", "256-64"] * 3
+    assert "6 runs" in markdown(at)
+    expect_errors(at, "Latent size", "latent 5000")  # the two error boxes asked for below
+    at.text_input(key="exp_values_custom_model.latent").set_value("2, four").run()
+    assert any("Latent size" in e.value and "four" in e.value for e in at.error)
+    at.text_input(key="exp_values_custom_model.latent").set_value("2, 5000").run()
+    assert any("latent 5000" in e.value and "limit" in e.value for e in at.error)  # said before Start
+    assert not [b for b in at.button if b.key == "exp_start"]  # nothing to start until it is fixed
+
+
+def test_a_presets_values_can_be_changed(no_runs):
+    at = set_tiny(open_app_page(PAGE), "latent-sizes")
+    at.text_input(key="exp_values_latent-sizes_model.latent").set_value("2, 4, 6").run()
+    assert table(at, "exp_plan")["latent"].tolist() == ["2", "4", "6"]
+
+
+def test_an_experiment_can_start_from_a_saved_runs_settings(app_runs):
+    at = open_app_page(PAGE)
+    at.radio(key="exp_source").set_value("run").run()
+    names = at.selectbox(key="exp_source_run").options
+    at.selectbox(key="exp_source_run").set_value(names[0]).run()
+    saved = RunConfig.from_json((app_runs / names[0] / "config.json").read_text())
+    said = " ".join(c.value for c in at.caption)
+    assert f"run {names[0]}'s settings" in said and f"latent {saved.model.latent}" in said
+    assert number(at, "Epochs per run").value == saved.train.epochs  # a run's own settings stand
 
 
 def test_start_queues_every_variant_then_the_views_answer_the_question(no_runs, monkeypatch):
@@ -99,25 +193,28 @@ def test_start_queues_every_variant_then_the_views_answer_the_question(no_runs, 
     # The experiment shown is bound to ?experiment= (ui.url_state writes it; the browser walk reads the URL).
     assert at.session_state["exp_shown"] == "latent-sizes"
     assert at.session_state["url_bound_widgets"]["experiment"] == "exp_shown"
+    # Start brings the live view into sight (a script that scrolls to it, sent once).
+    assert any("scrollIntoView" in h.proto.body for h in at.get("html"))
     variants = table(at, "exp_live")  # the live table, every variant listed at once
     assert variants["variant"].tolist() == [f"latent {z}" for z in (2, 4, 8, 16, 32)]
     assert set(variants["status"]) <= {"queued", "loading", "running", "finished"}
 
     at = wait_until_done(at, "latent-sizes")
+    assert not any("scrollIntoView" in h.proto.body for h in at.get("html"))
     variants = table(at, "exp_live")
     assert variants["status"].tolist() == ["finished"] * 5 and variants["run"].notna().all()
     curves = chart(at, "Loss per epoch of every variant (same axes)")
     assert sorted(set(curves["variant"])) == sorted(f"latent {z}" for z in (2, 4, 8, 16, 32))
     assert set(curves["split"]) == {"train", "validation"}
     by_latent = chart(at, "Test MSE against latent")
-    assert sorted(by_latent["latent"].tolist()) == [2, 4, 8, 16, 32] and by_latent["test_mse"].notna().all()
+    assert by_latent["latent"].tolist() == ["2", "4", "8", "16", "32"] and by_latent["test_mse"].notna().all()
     gap = chart(at, "Train vs validation loss (best epoch): the gap shows over-fitting")
     assert len(gap) == 10 and set(gap["split"]) == {"train", "validation"}
     # originals + one row per variant, the same test images in each
     assert len(at.main.get_by_key("exp_reconstructions").get("image")) == 6
 
     at.button(key="exp_best").click().run()
-    best = variants.loc[variants["validation loss"].idxmin(), "run"]
+    best = variants.loc[variants["test MSE"].idxmin(), "run"]  # by the metric shown (test MSE)
     assert at.session_state["selected_run"] == best
 
 
@@ -137,7 +234,10 @@ def saved_experiments(tmp_path_factory):
     vae.variants = vae.variants[:2]  # plain AE and one VAE
     conditional = preset_experiment("conditional", tiny_base(), "cond")
     size_dropout = preset_experiment("size-dropout", tiny_base(), "size-dropout")
-    for exp in (search, anomaly, denoising, vae, conditional, size_dropout):
+    three = ExperimentConfig(name="three", base=tiny_base(), grid={
+        "model.preset": ["small", "large"], "model.dropout": [0.0, 0.5], "train.optimizer": ["adam", "sgd"]})
+    one_value = ExperimentConfig(name="one-value", base=tiny_base(), grid={"model.latent": [4], "model.dropout": [0.0, 0.5]})
+    for exp in (search, anomaly, denoising, vae, conditional, size_dropout, three, one_value):
         record = manager.wait(manager.start(exp), timeout=300)
         assert record["status"] == "finished", record["message"]
     return root
@@ -205,7 +305,7 @@ def test_a_two_factor_experiments_colours_mean_one_thing_on_every_result_chart(a
     by_dropout = spec(at, "Test MSE against dropout")
     gap = spec(at, "Train vs validation loss (best epoch): the gap shows over-fitting")
     field, legend, dropout_colours = colour_map(by_preset)
-    assert (field, legend) == ("dropout", "colour: dropout") and list(dropout_colours) == ["0.0", "0.5"]
+    assert (field, legend) == ("dropout", "colour: dropout") and list(dropout_colours) == ["0", "0.5"]
     field, legend, preset_colours = colour_map(by_dropout)
     assert (field, legend) == ("preset", "colour: preset") and list(preset_colours) == ["small", "large"]
     field, legend, split_colours = colour_map(gap)
@@ -222,7 +322,7 @@ def test_a_two_factor_experiments_colours_mean_one_thing_on_every_result_chart(a
 @pytest.mark.parametrize("name, container, images", [
     ("noise", "exp_noise_sweep", 0),  # a chart, one line per noise factor trained with
     ("vae", "exp_samples", 2),  # a row of samples per variant
-    ("cond", "exp_wrong_label", 2),  # the original and its decodings with every label
+    ("cond", "exp_wrong_label", 11),  # the original and its decodings with each of the 10 labels
 ])
 def test_preset_views_of_saved_experiments(app_experiments, name, container, images):
     at = open_app_page(PAGE, {"exp_shown": name})
@@ -232,6 +332,54 @@ def test_preset_views_of_saved_experiments(app_experiments, name, container, ima
         sweep = chart(at, "Reconstruction error as the input noise rises")
         assert sorted(set(sweep["variant"])) == ["noise factor 0", "noise factor 0.3", "noise factor 0.6"]
         assert sweep.groupby("variant")["noise"].count().eq(11).all()
+
+
+def test_three_factors_give_one_bar_per_variant_each_explained_by_a_legend(app_experiments):
+    """Issue 21: with three factors the dropout variants were stacked into one bar with no legend (it
+    read as one MSE). Each chart now places every variant's own bar beside the others (xOffset) and
+    colours them by the other factors, with that legend."""
+    at = open_app_page(PAGE, {"exp_shown": "three"})
+    for factor, rest, mark in (("preset", "dropout · optimizer", "bar"), ("dropout", "preset · optimizer", "line"),
+                               ("optimizer", "preset · dropout", "bar")):
+        chart_spec = spec(at, f"Test MSE against {factor}")
+        encoding = chart_spec["encoding"]
+        assert chart_spec["mark"]["type"] == mark  # bars for words, a line over the numbers
+        assert encoding["color"]["field"] == rest and encoding["color"]["title"] == f"colour: {rest}"
+        assert encoding["color"].get("legend", {}) is not None  # the colours are explained
+        if mark == "bar":  # side by side, never stacked
+            assert encoding["xOffset"]["field"] == rest and "stack" not in encoding["y"]
+        data = chart(at, f"Test MSE against {factor}")
+        assert len(data) == 8 and len(data.drop_duplicates([factor, rest])) == 8  # one mark a variant
+
+
+def test_a_factor_with_one_value_gets_no_chart_and_the_best_run_follows_the_metric_shown(app_experiments):
+    """Issue 21: a factor with one value got its own empty chart, and 'Best run (0.01058)' was the
+    validation loss while the metric picker said Test MSE."""
+    at = open_app_page(PAGE, {"exp_shown": "one-value"})
+    titles = [t for t, _ in charts(at)]
+    assert "Test MSE against dropout" in titles and "Test MSE against latent" not in titles
+    variants = table(at, "exp_live")
+    for metric, column, words in (("test_mse", "test MSE", "test mse"), ("val_loss", "validation loss",
+                                                                           "validation loss (best epoch)")):
+        at.radio(key="exp_metric").set_value(metric).run()
+        best = variants.loc[variants[column].idxmin()]
+        said = " ".join(m.value for m in at.markdown if "Best run" in m.value)
+        assert f"Best run by {words}:" in said and best["run"] in said and f"{best[column]:.5f}" in said
+
+
+def test_stop_on_someone_elses_experiment_is_disabled_with_a_sentence(no_runs):
+    from ui.state import get_experiments
+
+    at = open_app_page(PAGE)
+    long = ExperimentConfig(name="theirs", base=tiny_base(epochs=500), grid={"model.latent": [2, 4]})
+    name = get_experiments().start(long, owner="someone-else-entirely-0000")
+    try:
+        at.run()
+        assert at.button(key="exp_stop").disabled
+        assert any("Only the student who started this experiment" in c.value for c in at.caption)
+    finally:
+        get_experiments().stop(name)
+        get_experiments().wait(name, timeout=120)
 
 
 def test_an_experiment_cut_by_a_server_restart_continues_when_the_app_starts(no_runs):

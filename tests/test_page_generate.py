@@ -141,13 +141,54 @@ def test_no_runs_links_to_train(no_runs):
     assert not at.get("image")
 
 
-def test_conditional_lesson_explains_the_small_latent_and_sets_it_up(app_runs):
-    """Issue 8: a conditional run whose code could hold the class says so and offers a latent-2
-    run; the wrong-label grid has one column per label."""
+def label_weights_scaled(app_runs, name: str, factor: float) -> str:
+    """A copy of tiny-cond whose decoder weighs the label `factor` times (0: it ignores the label):
+    the label's weights at the decoder's input and its per-label styles (core.models.label_style)."""
+    from core.checkpoints import load_run
+    from core.train import TrainResult
+
+    run = load_run(app_runs, "tiny-cond")
+    first = next(m for m in run.model.decoder if isinstance(m, torch.nn.Linear))
+    with torch.no_grad():
+        first.weight[:, run.config.model.latent:] *= factor
+        for style in run.model.label_style.values():
+            style.table *= factor
+    cfg = run.config
+    cfg.name = name
+    result = TrainResult(model=run.model, status="finished", message="", history=[], batch_losses=[],
+                         film_originals=run.film_originals, film=[], test_metrics=run.test_metrics, device="cpu")
+    save_run(app_runs, name, cfg, result)
+    return name
+
+
+def test_the_guidance_says_what_the_label_does_as_measured(app_runs):
+    """Issue 21: a green box said "each label should draw its own class" while every label drew the
+    same blob. The page now measures how much one code's decodings differ across labels first."""
+    ignoring = open_page(label_weights_scaled(app_runs, "cond-ignores-label", 0.0))
+    assert not ignoring.success
+    warning = " ".join(w.value for w in ignoring.warning)
+    assert "barely changes the decoded image" in warning and "differ only 0%" in warning
+    assert "latent of 2" in warning
+    strong = open_page(label_weights_scaled(app_runs, "cond-strong-label", 25.0))
+    assert any("each label draws something of its own" in s.value for s in strong.success)
+    assert not [w for w in strong.warning if "barely changes" in w.value]
+
+
+def test_the_every_label_grid_names_its_rows_and_columns(app_runs):
+    """Issue 21: the "every class with every label" grid had no row or column labels."""
     at = open_page("tiny-cond")
+    grid = at.main.get_by_key("label_grid")
+    texts = [m.value for m in grid.get("markdown")]
+    names = [str(d) for d in range(10)]
+    assert texts[:12] == ["**test image's class**", "**original**", *[f"**{n}**" for n in names]]
+    row_labels = texts[12:]
+    assert row_labels == [f"**{n}**" for n in names]  # one row per class, each named
+    assert len(grid.get("image")) == 10 * 11  # each row: the original and its 10 decodings
+
+
+def test_conditional_lesson_explains_the_small_latent_and_sets_it_up(app_runs):
+    at = open_page(label_weights_scaled(app_runs, "cond-ignores", 0.0))
     assert any("4 dimensions" in w.value and "latent of 2" in w.value for w in at.warning)
-    grid = at.main.get_by_key("label_grid").get("image")
-    assert len(grid) == 1 and "left to right: 0, 1, 2" in grid[0].proto.imgs[0].caption
     assert any("What to look for" in i.value for i in at.info)
     at.button(key="generate_small_latent").click().run()
     form = at.session_state["train_form_config"]

@@ -233,7 +233,8 @@ def test_the_scatter_has_a_class_legend_no_layer_takes_off(app_runs):
                if isinstance(channel, dict) and channel.get("field") == "class"]
     assert len(legends) >= 2 and None not in legends
     points = layers[-1]["encoding"]["color"]
-    assert points["legend"]["orient"] == "bottom" and points["legend"]["columns"] == 10
+    # Above the plot: below a 600-px plot it was out of a 900-px window (the browser walk measures it).
+    assert points["legend"]["orient"] == "top" and points["legend"]["columns"] == 10
     assert len(points["scale"]["range"]) == len(set(points["scale"]["range"])) == 10
 
 
@@ -260,3 +261,39 @@ def test_a_feature_map_code_is_projected_and_the_sliders_say_why_they_are_not_of
                            "of 4 small pictures, not directions of their own, so none gets a slider")
     assert not any(s.label.startswith("z[") for s in at.slider)
     assert urls_in(at, "interpolation")  # the interpolation still decodes between two images' codes
+
+
+def test_pca_says_how_much_of_the_variance_its_two_axes_hold(app_runs):
+    """Issue 21: PCA showed no explained variance."""
+    import numpy as np
+    from sklearn.decomposition import PCA
+
+    from ui.state import get_run, run_mtime
+
+    at = open_page("tiny-cond")  # latent 4
+    at.radio(key="latent_projection").set_value("pca").run()
+    run = get_run("tiny-cond", run_mtime("tiny-cond"))
+    from ui import inspect_cache
+
+    codes = inspect_cache.encoded_test_set("tiny-cond", run_mtime("tiny-cond"), _run=run)["codes"]
+    ratios = PCA(n_components=2, random_state=0).fit(np.asarray(codes, np.float64)).explained_variance_ratio_
+    said = next(c.value for c in at.main.caption if c.value.startswith("PCA: the two axes hold"))
+    assert f"{ratios.sum():.0%} of the codes' variance" in said and f"PC 1 {ratios[0]:.0%}" in said
+    layer = scatter_spec(at)["layer"][-1]["encoding"]
+    assert layer["x"]["title"] == f"PC 1 ({ratios[0]:.0%} of the variance)"
+
+
+def test_the_manifold_grid_of_a_two_dimensional_code_is_centred_on_the_codes_middle(app_runs):
+    """Issue 21: the grid was centred on test image #0's code, wherever that lay."""
+    import numpy as np
+
+    from ui import inspect_cache
+    from ui.state import get_run, run_mtime
+
+    at = open_page("tiny-conv")  # latent 2
+    run = get_run("tiny-conv", run_mtime("tiny-conv"))
+    codes = inspect_cache.encoded_test_set("tiny-conv", run_mtime("tiny-conv"), _run=run)["codes"]
+    middle = (np.percentile(codes, 2, axis=0) + np.percentile(codes, 98, axis=0)) / 2
+    caption = " ".join(c for i in at.main.get_by_key("manifold_grid").get("image") for c in i.captions)
+    assert f"middle of the test codes ({middle[0]:.2f}, {middle[1]:.2f})" in caption
+    assert f"({codes[0][0]:.2f}, {codes[0][1]:.2f})" not in caption or np.allclose(codes[0], middle, atol=5e-3)

@@ -64,7 +64,7 @@ def test_as_many_layers_as_allowed_still_work(no_runs):
 def test_20000_shapes_of_128_px_are_refused_before_any_is_drawn(no_runs, monkeypatch):
     import core.data
 
-    monkeypatch.setattr(core.data, "_make_shapes", lambda *a, **k: pytest.fail("shapes were drawn"))
+    monkeypatch.setattr(core.data, "make_shapes", lambda *a, **k: pytest.fail("shapes were drawn"))
     for page in ("views/data.py", "views/train.py"):
         at = open_app_page(page, query={"dataset": "shapes", "shapes": "20000", "size": "128"},
                            errors=["AE_LAB_MAX_GENERATED_MB"])

@@ -225,3 +225,49 @@ def test_a_runs_report_downloads_as_html_and_as_markdown(app_runs):
     buttons = [b for b in at.get("download_button") if b.proto.id and "run_report" in b.proto.id]
     assert sorted(b.proto.label for b in buttons) == ["Markdown + figures (zip)", "Report (HTML)"]
     assert not at.error
+
+
+OWNER = "student-one-0123456789abcdef"
+
+
+def own_run(name: str) -> str:
+    """A run trained by the browser whose owner id is OWNER (through the app's registry)."""
+    from core.config import DataConfig, RunConfig, TrainConfig
+    from ui.state import get_registry
+
+    cfg = RunConfig(data=DataConfig(dataset="digits", limit=300), train=TrainConfig(epochs=1, device="cpu"), name=name)
+    job = get_registry().wait(get_registry().start(cfg, owner=OWNER), timeout=300)
+    assert job.status == "finished", job.message
+    return job.run_name
+
+
+def test_the_runs_list_filters_by_mine_experiment_and_dataset(app_runs):
+    """Issue 21: after one lesson a student sees 61 runs of the class in one list."""
+    import json
+
+    mine = own_run("mine-1")
+    info = app_runs / "tiny-vae" / "info.json"
+    info.write_text(json.dumps({**json.loads(info.read_text()), "experiment": "vae-study"}))
+    at = runs_page(owner_id=OWNER)
+    assert len(runs_table(at)) == 5
+    at.toggle(key="runs_filter_mine").set_value(True).run()
+    assert runs_table(at)["Run"].tolist() == [mine]
+    assert any("Showing 1 of 5 runs" in c.value for c in at.caption)
+    at.toggle(key="runs_filter_mine").set_value(False).run()
+    at.multiselect(key="runs_filter_experiments").set_value(["vae-study"]).run()
+    assert runs_table(at)["Run"].tolist() == ["tiny-vae"]
+    at.multiselect(key="runs_filter_experiments").set_value([]).run()
+    at.multiselect(key="runs_filter_datasets").set_value(["digits"]).run()
+    assert len(runs_table(at)) == 5
+
+
+def test_a_students_current_run_is_their_own_never_the_newest_of_the_class(app_runs):
+    """Issue 21: a student opening the app inherited the teacher's current run."""
+    page = "views/reconstructions.py"
+    stranger = open_app_page(page, {"owner_id": "someone-else-0123456789ab"})
+    assert stranger.selectbox(key="recon_run").value is None  # none of the class's runs is theirs
+    assert any("none of the saved runs is yours" in i.value for i in stranger.info)
+    assert SELECTED_RUN_KEY not in stranger.session_state
+    mine = own_run("mine-2")
+    at = open_app_page(page, {"owner_id": OWNER})
+    assert at.selectbox(key="recon_run").value == mine and at.session_state[SELECTED_RUN_KEY] == mine

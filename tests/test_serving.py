@@ -171,9 +171,24 @@ def roots(tmp_path, monkeypatch) -> list[DataRoot]:
     return allowed_roots()
 
 
-def test_roots_have_short_unique_names(roots, tmp_path):
-    assert [r.name for r in roots] == ["data", "pictures", "data-2"]
-    assert roots[0].path == (tmp_path / "app" / "data").resolve()
+def test_roots_are_named_after_their_folders_or_as_the_teacher_sets(roots, tmp_path):
+    """Issue 21: a second folder named data showed up as "data-2" with no explanation; it is named by
+    its parent too now ("other-data"), or as the teacher writes it (name=path)."""
+    assert [r.name for r in roots] == ["data", "pictures", "other-data"]
+    assert roots[0].path == (tmp_path / "app" / "data").resolve() and roots[0].app and not roots[1].app
+    named = allowed_roots({"AE_LAB_DATA_DIR": str(tmp_path / "app" / "data"),
+                           "AE_LAB_DATA_DIRS": os.pathsep.join([f"mnist-copies={tmp_path / 'other' / 'data'}",
+                                                                str(tmp_path / "x" / "data"), str(tmp_path / "y" / "data")])})
+    assert [r.name for r in named] == ["data", "mnist-copies", "x-data", "y-data"]
+    assert named[1].path == (tmp_path / "other" / "data").resolve()
+
+
+def test_a_folder_with_its_own_train_and_val_split_is_one_dataset(roots):
+    write_image_folder(roots[0].path / "hymenoptera" / "train", classes=("ants", "bees"), per_class=2, size=8)
+    write_image_folder(roots[0].path / "hymenoptera" / "val", classes=("ants", "bees"), per_class=1, size=8)
+    write_image_folder(roots[0].path / "plain", classes=("a", "b"), per_class=1, size=8)
+    found, _ = find_datasets(roots, WorkLimits())
+    assert found == ["data/hymenoptera", "data/plain"]
 
 
 def test_a_folder_inside_a_root_resolves(roots):

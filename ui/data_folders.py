@@ -4,7 +4,8 @@ from the datasets found there or typed; and a .zip upload that becomes such a da
 
 Widget keys: data_folder (the text box, the source of truth), data_folder_found (the list of
 datasets found), data_upload (the file uploader), data_upload_delete (deleting the chosen upload:
-shown only to the student who uploaded it and to the teacher).
+shown only to the student who uploaded it and to the teacher). The box's text is kept while another
+dataset is chosen (Streamlit forgets a widget that is not drawn): switching back shows it again.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import streamlit as st
 
 from core.config import DataConfig
 from core.serving.limits import WorkLimits
-from core.serving.roots import FolderError, allowed_roots, find_datasets, folder_value, split_value
+from core.serving.roots import (FolderError, allowed_roots, find_datasets, find_torchvision_folders, folder_value,
+                                split_value)
 from core.serving.uploads import (UploadError, dataset_name_from, delete_upload, unpack_zip, upload_name,
                                   uploaded_by)
 from ui.owners import is_teacher, owner_id
@@ -24,7 +26,31 @@ FOUND_KEY = "data_folder_found"
 UPLOAD_KEY = "data_upload"
 UPLOAD_MESSAGE_KEY = "data_upload_message"  # (kind, text) from the upload callback, shown once
 DELETE_KEY = "data_upload_delete"
+KEPT_KEY = "data_folder_kept"  # the box's text, kept while the box is not drawn (another dataset chosen)
 FOUND_SECONDS = 15  # how long the list of datasets found is reused before the roots are walked again
+
+
+@st.cache_data(ttl=FOUND_SECONDS, show_spinner=False)
+def torchvision_folders(dataset: str) -> list[str]:
+    """Folder values that hold `dataset` in torchvision's layout here (the Data page's examples)."""
+    return find_torchvision_folders(dataset)
+
+
+def torchvision_folder_help(dataset: str) -> str:
+    """The data-folder box's help, with examples that work on this server."""
+    found = torchvision_folders(dataset)
+    names = md_text(", ".join(r.name for r in allowed_roots()))  # the teacher's names: text, never Markdown
+    where = (f"on this server: {md_text(', '.join(found[:3]))}" if found
+             else f"none holds it yet (put its files under one of {names}, or turn on download)")
+    return ("A folder in torchvision's layout (it holds e.g. MNIST/raw/...), used as is when the files are "
+            f"there, inside this server's data folders ({names}). Folders that hold this dataset {where}.")
+
+
+def describe_roots() -> str:
+    """One sentence naming the data folders and what each is (never a server path)."""
+    parts = [f"{md_text(r.name)} (this app's own; uploads go into {md_text(r.name + '/uploads')})" if r.app
+             else f"{md_text(r.name)} (added by the teacher)" for r in allowed_roots()]
+    return "Data folders on this server: " + ", ".join(parts) + "."
 
 
 @st.cache_data(ttl=FOUND_SECONDS, show_spinner="Looking for datasets...")
@@ -87,8 +113,9 @@ def folder_choice(current: DataConfig) -> tuple[str, str, str | None]:
     """The folder widgets -> (root name, relative path, a one-sentence problem or None)."""
     roots = allowed_roots()
     found, note = datasets_found()
-    if FOLDER_KEY not in st.session_state and current.folder_root:
-        st.session_state[FOLDER_KEY] = folder_value(current.folder_root, current.folder)
+    if FOLDER_KEY not in st.session_state:  # first drawn, or back from another dataset
+        kept = folder_value(current.folder_root, current.folder) if current.folder_root else ""
+        st.session_state[FOLDER_KEY] = kept or st.session_state.get(KEPT_KEY, "")
     # The list shows the typed folder when it is one of the datasets found, else nothing chosen.
     typed_now = st.session_state.get(FOLDER_KEY, "")
     st.session_state[FOUND_KEY] = typed_now if typed_now in found else None
@@ -96,11 +123,13 @@ def folder_choice(current: DataConfig) -> tuple[str, str, str | None]:
     c1.selectbox("Datasets on this server", found, index=None, key=FOUND_KEY, on_change=_choose_found,
                  placeholder="Choose a dataset" if found else "No dataset found yet: upload one",
                  help="Class-folder datasets found in this server's data folders.")
-    typed = c2.text_input("Image folder", key=FOLDER_KEY, placeholder=f"{roots[0].name}/my-images",
-                          help="A folder inside this server's data folders ("
-                               + ", ".join(r.name for r in roots) + "), one sub-folder per class; "
-                               "unreadable files are skipped and listed.").strip()
-    st.caption(f"Data folders on this server: {md_text(', '.join(r.name for r in roots))}.")
+    example = found[0] if found else f"{roots[0].name}/<your folder>"
+    typed = c2.text_input("Image folder", key=FOLDER_KEY, placeholder=example,
+                          help=f"A folder inside this server's data folders, e.g. {md_text(example)}: one sub-folder "
+                               "per class (or train/ and val/ folders of those, whose split is then used); unreadable "
+                               "files are skipped and listed.").strip()
+    st.session_state[KEPT_KEY] = st.session_state.get(FOLDER_KEY, "")
+    st.caption(describe_roots())
     if note:
         st.caption(md_message(note))
     limits = WorkLimits.from_env()

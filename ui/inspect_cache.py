@@ -43,6 +43,25 @@ def prior_spread_ratio(run_name: str, mtime: float, _run, _dataset) -> float:
     return analysis.prior_spread_ratio(_run.model, _dataset.split("test")[0])
 
 
+LABEL_SPREAD_IMAGES = 32  # test images whose decodings with every label are compared
+
+
+@st.cache_data(max_entries=16, show_spinner="Measuring what the label changes...")
+def label_spread_ratio(run_name: str, mtime: float, _run, _dataset) -> float:
+    """How much a conditional model's decodings of one code differ from label to label, over how much
+    the test images differ from each other (core.analysis.pixel_spread of each), averaged over the
+    first LABEL_SPREAD_IMAGES test images: near 0 when the decoder ignores the label (every label
+    draws the same image), about 0.5 or more when each label draws something of its own."""
+    images, labels = _dataset.split("test")
+    images, labels = images[:LABEL_SPREAD_IMAGES], labels[:LABEL_SPREAD_IMAGES]
+    real = analysis.pixel_spread(images)
+    if real == 0.0 or len(images) == 0:
+        return 1.0
+    codes = analysis.encode(_run.model, images, labels)
+    spreads = [analysis.pixel_spread(analysis.decode_with_every_label(_run.model, code)) for code in codes]
+    return float(np.mean(spreads)) / real
+
+
 # Training images a small test set's scatter adds.
 TRAINING_POINTS = 1500
 
@@ -78,6 +97,19 @@ def projected(run_name: str, mtime: float, points: int, method: str, seed: int,
     """The first `points` codes in 2-D ("raw", "pca" or "tsne"); the page shows its own spinner
     for t-SNE, which is the slow one."""
     return np.asarray(analysis.project(_codes[:points], method, seed=seed), dtype=np.float32)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def pca_explained(run_name: str, mtime: float, points: int, _codes: np.ndarray) -> tuple[float, float, float]:
+    """(PC 1, PC 2, both): the share of the first `points` codes' variance the latent plot's two PCA
+    axes hold (the same fit as analysis.project's); (1, 0, 1) for a code of two or fewer dimensions."""
+    codes = np.asarray(_codes[:points], dtype=np.float64)
+    if codes.ndim != 2 or codes.shape[1] <= 2 or len(codes) < 3:
+        return 1.0, 0.0, 1.0
+    from sklearn.decomposition import PCA
+
+    ratios = PCA(n_components=2, random_state=0).fit(codes).explained_variance_ratio_
+    return float(ratios[0]), float(ratios[1]), float(ratios.sum())
 
 
 @st.cache_data(max_entries=16, show_spinner="Clustering the codes...")

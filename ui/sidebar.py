@@ -20,6 +20,7 @@ SIDEBAR_POLLING_KEY = "sidebar_jobs_polling"
 DATASET_LABELS = {
     "digits": "Digits (8×8, built in)",
     "shapes": "Shapes (generated)",
+    "styles": "Styles (generated, colour)",
     "mnist": "MNIST",
     "fashion-mnist": "Fashion-MNIST",
     "cifar10": "CIFAR-10",

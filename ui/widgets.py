@@ -22,15 +22,27 @@ def need_a_run(what: str = "this page") -> None:
 
 def run_picker(label: str = "Run", key: str = "run_picker", runs: list[dict] | None = None):
     """A select box over the saved runs; returns the loaded Run, or None (with a message) when
-    there is none. The choice is shared between pages through SELECTED_RUN_KEY."""
+    there is none or none is chosen. The choice is shared between pages through SELECTED_RUN_KEY.
+    Until this browser chose one, it starts at its own newest run: a student opening the app
+    does not inherit the teacher's (or anyone's) current run; with no run of its own, nothing."""
+    from ui.my_runs import my_run_names
+
     runs = saved_runs() if runs is None else runs
     if not runs:
         need_a_run()
         return None
     names = [r["name"] for r in runs]
+    mine = my_run_names(runs)
     current = st.session_state.get(SELECTED_RUN_KEY)
-    index = names.index(current) if current in names else 0
-    name = st.selectbox(label, names, index=index, key=key)
+    if current not in names:
+        current = next((n for n in names if n in mine), None)  # newest first
+    name = st.selectbox(label, names, index=names.index(current) if current in names else None, key=key,
+                        format_func=lambda n: f"{n} · yours" if n in mine else n,
+                        placeholder="Choose a run (yours are marked)")
+    if name is None:
+        st.info("Choose a run above: none of the saved runs is yours yet (train one on the Train page), "
+                "and every run of the class can be looked at.")
+        return None
     st.session_state[SELECTED_RUN_KEY] = name
     try:
         return get_run(name, run_mtime(name))

@@ -8,7 +8,7 @@ import streamlit as st
 from core.config import DataConfig
 from core.data import DATASETS, DataError, Dataset
 from core.charts.training import class_counts_chart, class_counts_frame
-from ui.data_folders import folder_choice
+from ui.data_folders import folder_choice, torchvision_folder_help
 from ui.sidebar import dataset_label, describe_data
 from ui.state import DATA_CONFIG_KEY, chosen_data_config, dataset_for
 from ui.widgets import show_grid, upscale_for
@@ -43,9 +43,7 @@ def data_form(current: DataConfig) -> DataConfig:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         cfg.data_root = c1.text_input(
             "Data folder", current.data_root, key="data_root",
-            help="A folder in torchvision's layout (e.g. it holds MNIST/raw/...); used as is when the "
-                 "files are there. In the app it lies inside the server's data folders: data, or e.g. "
-                 "data/MNIST-10k.").strip()
+            help=torchvision_folder_help(cfg.dataset)).strip()
         cfg.download = c2.checkbox("Download if missing", current.download, key="data_download")
     elif cfg.dataset == "folder":
         # --- image folder (served app): a root name + relative path, from the list or typed, or an
@@ -59,9 +57,10 @@ def data_form(current: DataConfig) -> DataConfig:
                                              help="Images are resized to this square size in pixels."))
         cfg.channels = c2.radio("Channels", (1, 3), index=(1, 3).index(current.channels), horizontal=True,
                                 key="data_channels", format_func=CHANNEL_LABELS.get)
-    elif cfg.dataset == "shapes":
+    elif cfg.dataset in ("shapes", "styles"):  # generated: how many, how large
         c1, c2 = st.columns(2)
-        cfg.shapes_count = int(c1.number_input("Number of shapes", *ranges["shapes_count"], current.shapes_count,
+        count_label = "Number of images" if cfg.dataset == "styles" else "Number of shapes"
+        cfg.shapes_count = int(c1.number_input(count_label, *ranges["shapes_count"], current.shapes_count,
                                                500, key="data_shapes_count"))
         cfg.image_size = int(c2.number_input("Image size", *ranges["image_size"], current.image_size, 4,
                                              key="data_image_size"))

@@ -10,6 +10,7 @@ from core import analysis
 from core.config import ModelConfig, RunConfig
 from ui import inspect_cache
 from ui.state import DATA_CONFIG_KEY, run_mtime
+from ui.train_settings import TRAIN_FORM_KEY
 from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
 from ui.text import md_message, md_text
 
@@ -18,8 +19,10 @@ SAMPLES_KEY = "generate_samples"
 SEED_KEY = "generate_seed"
 IMAGE_KEY = "generate_image"
 WRONG_LABEL_KEY = "generate_wrong_label"
-TRAIN_FORM_KEY = "train_form_config"  # views/train.py's FORM_KEY: the settings its form starts from
 SMALL_LATENT = 2  # a code this small cannot also hold the class (the latent-2 lesson)
+# Decodings of one code with every label that differ less than this (relative to how much the test
+# images differ from each other, inspect_cache.label_spread_ratio) mean the decoder ignores the label.
+LABEL_IGNORED = 0.2
 MAX_GRID_ROWS = 10
 LOOK_FOR = ("**What to look for:** whether random codes decode to things that look like the data (a VAE's "
             "prior samples should, a plain autoencoder's mostly not), and — for a conditional model — whether "
@@ -61,7 +64,7 @@ def show_samples(run, dataset, n: int, seed: int, scale: int) -> None:
     # A conditional model's samples cycle through the labels 0, 1, ..., K-1 (core.analysis.sample),
     # so with K images per row each column is one class.
     nrow = dataset.num_classes if conditional else 8
-    per_column = (f" Each column is one class, left to right: {', '.join(dataset.class_names)}."
+    per_column = (f" Each column is one class, left to right: {md_text(', '.join(dataset.class_names))}."
                   if conditional else "")
 
     if run.config.model.vae:
@@ -101,21 +104,26 @@ def collapse_warning(run, dataset) -> None:
                "trained before 30 November 2026 weighed the KL too heavily).", icon=":material/warning:")
 
 
-def small_latent_advice(run) -> None:
-    """Style transfer works only when the code is too small to hold the class: then the decoder
-    must take the class from the label. With a roomy code it reads the class from the code and
-    ignores the label, so every label draws the same thing."""
+def label_advice(run, dataset) -> None:
+    """Say what changing the label does for this run, measured (inspect_cache.label_spread_ratio):
+    the page claims that each label draws its own class only when the decodings differ. With a roomy
+    code the decoder may read everything from the code and ignore the label; a smaller code leaves it
+    no choice."""
+    ratio = inspect_cache.label_spread_ratio(run.name, run_mtime(run.name), _run=run, _dataset=dataset)
     latent = run.config.model.latent
-    if latent <= SMALL_LATENT:
-        st.success(f"This code has {latent} dimensions: too few to hold the class as well as the style, so "
-                   "the decoder has to take the class from the label. Each label should draw its own class.",
-                   icon=":material/check_circle:")
+    if ratio >= LABEL_IGNORED:
+        st.success(f"Changing the label changes the decoded image: one code's decodings with the {dataset.num_classes} "
+                   f"labels differ {ratio:.0%} as much as the test images differ from each other, so each label "
+                   "draws something of its own; look below at what it keeps.", icon=":material/check_circle:")
         return
-    st.warning(f"This code has {latent} dimensions: enough to carry the class itself, so the decoder can "
-               "ignore the label and every label may draw the same thing. Train a conditional model with a "
-               f"latent of {SMALL_LATENT} to see the label take over.", icon=":material/lightbulb:")
-    if st.button(f"Set up a conditional run with latent {SMALL_LATENT}", key="generate_small_latent",
-                 icon=":material/model_training:"):
+    st.warning(f"Changing the label barely changes the decoded image (one code's decodings with the "
+               f"{dataset.num_classes} labels differ only {ratio:.0%} as much as the test images do): this decoder "
+               f"reads what it draws from the code ({latent} dimensions) and ignores the label."
+               + (f" Train a conditional model with a latent of {SMALL_LATENT}, too small to hold everything, to see "
+                  "the label take over." if latent > SMALL_LATENT else " Train it for more epochs."),
+               icon=":material/lightbulb:")
+    if latent > SMALL_LATENT and st.button(f"Set up a conditional run with latent {SMALL_LATENT}",
+                                           key="generate_small_latent", icon=":material/model_training:"):
         form = RunConfig(data=run.config.data, model=run.config.model, train=run.config.train)
         form.model = ModelConfig(**{**vars(run.config.model), "latent": SMALL_LATENT, "conditional": True})
         st.session_state[TRAIN_FORM_KEY] = form
@@ -124,19 +132,28 @@ def small_latent_advice(run) -> None:
 
 
 def show_label_grid(run, dataset, images, labels, scale: int) -> None:
-    """One test image of each class per row, decoded with every label: each column is one label."""
+    """One test image of each class per row, decoded with every label: each column is one label,
+    named above it; each row names its test image's class."""
     names = dataset.class_names
     rows = [int(np.flatnonzero(labels.numpy() == c)[0]) for c in range(len(names)) if (labels == c).any()]
     rows = rows[:MAX_GRID_ROWS]
-    decoded = [analysis.decode_with_every_label(run.model, analysis.encode(run.model, images[i:i + 1],
-                                                                         labels[i:i + 1])[0], len(names))
-               for i in rows]
     st.subheader("Every class with every label")
+    st.caption("Each row: one test image (its class on the left) encoded once; each column: the label given to "
+               "the decoder.")
+    widths = [2, 1] + [1] * len(names)
     with st.container(key="label_grid"):
-        show_grid(decoded, nrow=len(names), scale=scale,
-                  caption=f"Row: a test image of class {md_text(', '.join(names[int(labels[i])] for i in rows))} (top "
-                          f"to bottom); column: the label given to the decoder, left to right: "
-                          f"{md_text(', '.join(names))}.")
+        header = st.columns(widths, vertical_alignment="bottom")
+        header[0].markdown("**test image's class**")
+        header[1].markdown("**original**")
+        for column, name in zip(header[2:], names):
+            column.markdown(f"**{md_text(name)}**")
+        for i in rows:
+            code = analysis.encode(run.model, images[i:i + 1], labels[i:i + 1])[0]
+            decoded = analysis.decode_with_every_label(run.model, code, len(names))
+            row = st.columns(widths, vertical_alignment="center")
+            row[0].markdown(f"**{md_text(names[int(labels[i])])}**")
+            for column, image in zip(row[1:], [images[i], *decoded]):
+                column.image(single(image, scale), width="stretch")
 
 
 def samples_side_by_side(runs: list, n: int, seed: int, scale: int) -> None:
@@ -159,11 +176,11 @@ def samples_side_by_side(runs: list, n: int, seed: int, scale: int) -> None:
 def show_style_transfer(run, dataset, images, labels, scale: int) -> None:
     model = run.model
     names = dataset.class_names
-    small_latent_advice(run)
+    label_advice(run, dataset)
     st.subheader("Style transfer: one code, every label")
-    st.caption("A conditional decoder gets the label as well as the code, so the code is free to "
-               "hold what the label does not say: the style (thickness, slant, size, colour). "
-               "Decode one image's code with every label to see that style carried over.")
+    st.caption("A conditional decoder gets the label as well as the code, so the code is free to hold what the "
+               "label does not say: for digits the handwriting (thickness, slant, size), for the styles dataset "
+               "the shape, its place and size. Decode one image's code with every label to see what carries over.")
     index = int(st.number_input("Test image", min_value=0, max_value=len(labels) - 1, value=0,
                                 step=1, key=IMAGE_KEY,
                                 help=f"Index into the {len(labels)} test images."))

@@ -149,6 +149,12 @@ def scatter_section(run, codes, labels, errors, dataset, test_indices, images, l
         st.caption(f"The latent has {latent} dimensions: the raw view shows only the first two "
                    "coordinates; PCA or t-SNE show more of the structure.")
     x_title, y_title = AXIS_TITLES[projection]
+    if projection == "pca" and latent > 2:
+        first, second, both = inspect_cache.pca_explained(run.name, run_mtime(run.name), points, _codes=codes)
+        x_title, y_title = f"PC 1 ({first:.0%} of the variance)", f"PC 2 ({second:.0%})"
+        st.caption(f"PCA: the two axes hold {both:.0%} of the codes' variance (PC 1 {first:.0%}, PC 2 "
+                   f"{second:.0%}); the other {latent - 2} directions hold the rest"
+                   + (", so much of the structure is not in this picture." if both < 0.5 else "."))
     train_points = None
     plane_codes = codes[:points]  # the codes the plane's projection was fitted on (for its inverse)
     if train_codes is not None and len(train_codes):
@@ -220,6 +226,16 @@ def code_ranges(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     low, high = codes.min(axis=0).astype(float), codes.max(axis=0).astype(float)
     flat = high - low < 1e-6
     return np.where(flat, low - 1.0, low), np.where(flat, high + 1.0, high)
+
+
+def manifold_window(codes: np.ndarray, dim_x: int, dim_y: int) -> tuple[tuple[float, float], float]:
+    """((centre x, centre y), half-width) of the manifold grid: the middle of the test codes' 2nd to
+    98th percentiles in the two dimensions, and half the wider of those ranges."""
+    low = np.percentile(codes[:, [dim_x, dim_y]], 2, axis=0)
+    high = np.percentile(codes[:, [dim_x, dim_y]], 98, axis=0)
+    centre = (low + high) / 2
+    span = float(max((high - low).max() / 2, 1e-3))
+    return (float(centre[0]), float(centre[1])), span
 
 
 @st.fragment
@@ -297,15 +313,19 @@ def explore_section(run, codes, labels, origin, class_names, scale) -> None:
     if dim_x == dim_y:
         st.info("Pick two different dimensions for the grid.")
         return
-    # Two standard deviations of the test codes (the wider of the two dimensions) either side of
-    # the sliders' code: the grid covers where the encoder actually puts images.
-    span = 2 * float(max(codes[:, dim_x].std(), codes[:, dim_y].std()))
-    grid = analysis.manifold_grid(run.model, code, dim_x, dim_y, span, steps, label=label)
+    # Centred on the middle of where the test codes lie in these two dimensions (not on one test
+    # image's code, which may sit at the edge), spanning their 2nd to 98th percentiles: the grid
+    # covers where the encoder actually puts images.
+    centre, span = manifold_window(codes, dim_x, dim_y)
+    grid_code = code.copy()
+    grid_code[dim_x], grid_code[dim_y] = centre
+    grid = analysis.manifold_grid(run.model, grid_code, dim_x, dim_y, span, steps, label=label)
+    others = "" if latent == 2 else "; the other coordinates as the sliders"
     with st.container(key="manifold_grid"):
         show_grid(grid, nrow=steps, scale=scale,
-                  caption=f"z[{dim_x}] left to right, z[{dim_y}] bottom to top, each ±{span:.2f} "
-                          "around the sliders' code (two standard deviations of the test codes); "
-                          "the other coordinates as the sliders")
+                  caption=f"z[{dim_x}] left to right, z[{dim_y}] bottom to top, each ±{span:.2f} around the "
+                          f"middle of the test codes ({centre[0]:.2f}, {centre[1]:.2f}), covering where 96% of "
+                          f"them lie{others}")
 
 
 @st.fragment

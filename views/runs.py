@@ -18,6 +18,7 @@ from ui.state import (SELECTED_RUN_KEY, checkpoints_root, dataset_for, get_regis
                       run_mtime, saved_runs)
 from ui.owners import is_teacher, owner_id
 from ui.report_downloads import report_downloads
+from ui.run_filters import filtered_runs
 from ui.run_transfer import export_section, import_section, may_change_run, resume_section
 from ui.widgets import need_a_run
 from ui.projector import chart_height, projector_on, show_chart
@@ -226,6 +227,11 @@ def main() -> None:
     # The count only: where the server keeps its checkpoints is not for students' eyes.
     st.caption(f"{len(runs)} saved run{'s' if len(runs) != 1 else ''} on this server; the losses are those of "
                "the best epoch, whose weights were kept.")
+    runs = filtered_runs(runs)
+    if not runs:
+        st.info("No run matches these filters; loosen them above.")
+        import_section()
+        return
     runs_table(runs)
     compare_section(runs)
     resume_section(runs)

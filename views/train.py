@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core.checkpoints import default_run_name
 from core.config import ConfigError, RunConfig
-from core.defaults import suggested_training
 from core.data import DataError, fill_model_shape
 from core.jobs import JobPermissionError, JobStatus
 from core.models import build_model, layer_table
@@ -30,20 +30,19 @@ from ui.state import (
     dataset_for,
     get_registry,
 )
+from ui.train_settings import FITTED_FOR_KEY, TRAIN_FORM_KEY as FORM_KEY, fitted_defaults, remember_fitted
 from ui.url_state import url_values
 from ui.widgets import show_grid, upscale_for
 from ui.projector import show_live_chart
 from ui.text import md_message, md_text
 
 POLL_SECONDS = 0.5
-FORM_KEY = "train_form_config"  # the RunConfig the form showed last, so leaving the page keeps it
 POLLING_KEY = "train_live_polling"  # whether this run's live fragment polls
 ANNOUNCED_KEY = "train_announced_jobs"  # finished jobs whose run was already made the current run
 FOLLOW_KEY = "follow_job"  # + "_<followed job id>": see live_view
 # The job this tab chose to follow (Start, or a click in the job list): Streamlit drops ?job= when
 # the student switches pages, and coming back must show the same job.
 CHOSEN_JOB_KEY = "train_chosen_job"
-DEFAULTS_FOR_KEY = "train_defaults_for"  # the data config batch size and epochs were fitted to
 CLEAR_NAME_KEY = "train_clear_run_name"  # set by Start: the next run's name box starts empty
 JOBS_LISTED = 10
 RECONSTRUCTIONS_PAGE = "views/reconstructions.py"
@@ -103,15 +102,6 @@ def training_images(data_cfg) -> int | None:
         return None
 
 
-def fitted_defaults(train_count: int | None) -> RunConfig:
-    """The form's defaults for this dataset: batch size and epochs as core.defaults suggests."""
-    defaults = RunConfig()
-    if train_count is not None:
-        suggestion = suggested_training(train_count)
-        defaults.train.batch_size, defaults.train.epochs = suggestion.batch_size, suggestion.epochs
-    return defaults
-
-
 def form_start(data_cfg, train_count: int | None) -> RunConfig:
     """The settings the form starts from: the last ones it showed in this session (FORM_KEY), else
     the defaults with what the URL keeps (a reload, a shared link). When the dataset changes (or on
@@ -124,10 +114,10 @@ def form_start(data_cfg, train_count: int | None) -> RunConfig:
     first_visit = form is None
     form = copy.deepcopy(form) if form is not None else RunConfig()
     fitted_for = RunConfig(data=data_cfg).to_json()
-    if train_count is not None and st.session_state.get(DEFAULTS_FOR_KEY) != fitted_for:
-        st.session_state[DEFAULTS_FOR_KEY] = fitted_for
+    if train_count is not None and st.session_state.get(FITTED_FOR_KEY) != fitted_for:
         defaults = fitted_defaults(train_count)
         form.train.batch_size, form.train.epochs = defaults.train.batch_size, defaults.train.epochs
+        remember_fitted(data_cfg, form.train.batch_size, form.train.epochs)
     if first_visit:
         form = form_from_params(st.query_params.to_dict(), form)
     return form
@@ -152,7 +142,11 @@ def settings_section() -> tuple[RunConfig, bool]:
 
 
 def start_job(cfg: RunConfig) -> bool:
-    """Queue cfg; False (and the reason on the page) when the server refuses it."""
+    """Queue cfg; False (and the reason on the page) when the server refuses it. Without a typed
+    name the run is named by the settings that differ from this dataset's defaults."""
+    if not cfg.name:
+        cfg = copy.deepcopy(cfg)
+        cfg.name = default_run_name(cfg, fitted_defaults(training_images(cfg.data)))
     try:
         job_id = get_registry().start(cfg, owner=owner_id(), teacher=is_teacher())
     except ValueError as exc:  # the server's limits and each student's share (LimitError), in one sentence

@@ -12,13 +12,34 @@ import altair as alt
 import pandas as pd
 
 from core.charts.palette import PALETTE, REFERENCE_COLOR, category_scale, run_scale
-from core.charts.training import NUMBER_FORMAT
+from core.experiments.config import format_value
 
 SPLIT_ORDER = ["train", "validation"]
 # Train and validation take the palette's first two colours (as on the Train and Data pages); the
 # values of an experiment's factors take the colours after them, each factor its own.
 SPLIT_SCALE = category_scale(SPLIT_ORDER)
 FACTOR_PALETTE = PALETTE[len(SPLIT_ORDER):]
+
+
+TICKS = 6  # tick count asked of Vega on a number axis (a hint: it may make up to twice as many)
+
+
+def axis_format(values, zero: bool = False) -> str:
+    """A d3 number format for an axis over `values` whose tick labels are plain decimals with just
+    enough places to tell every tick apart: Vega's own precision for "~g" wrote 10 as "1e+1" and the
+    ticks 0.010 and 0.011 both as "0.01"."""
+    numbers = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not numbers:
+        return ",.4~f"
+    low, high = (min(0.0, *numbers) if zero else min(numbers)), max(0.0 if zero else -math.inf, *numbers)
+    span = (high - low) or abs(high) or 1.0
+    finest_step = span / (2 * TICKS)  # the smallest tick step Vega's nice ticks make for this span
+    places = max(0, math.ceil(-math.log10(finest_step)))
+    return f",.{min(places, 12)}~f"
+
+
+def number_axis(values, zero: bool = False, **kwargs) -> alt.Axis:
+    return alt.Axis(format=axis_format(values, zero), tickCount=TICKS, **kwargs)
 
 
 def factor_value_colors(frame: pd.DataFrame, factors: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -28,7 +49,7 @@ def factor_value_colors(frame: pd.DataFrame, factors: Sequence[str]) -> dict[str
     the colours cycle only past the palette's 8 free ones."""
     colors, used = {}, 0
     for factor in factors:
-        values = list(dict.fromkeys(frame[factor].astype(str))) if factor in frame else []
+        values = list(dict.fromkeys(format_value(v) for v in frame[factor].tolist())) if factor in frame else []
         colors[factor] = {value: FACTOR_PALETTE[(used + i) % len(FACTOR_PALETTE)] for i, value in enumerate(values)}
         used += len(values)
     return colors
@@ -66,7 +87,7 @@ def small_multiples_chart(frame: pd.DataFrame, order: Sequence[str], epochs: int
         .encode(
             x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(domain=[1, max(epochs, 2)]),
                     axis=alt.Axis(tickMinStep=1, format="d")),
-            y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False), axis=alt.Axis(format=NUMBER_FORMAT)),
+            y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False), axis=number_axis(frame["loss"])),
             color=alt.Color("split:N", title=None, sort=SPLIT_ORDER, scale=SPLIT_SCALE,
                             legend=alt.Legend(orient="bottom")),
             tooltip=["variant:N", "split:N", "epoch:Q", alt.Tooltip("loss:Q", format=".5f")],
@@ -80,57 +101,58 @@ def small_multiples_chart(frame: pd.DataFrame, order: Sequence[str], epochs: int
 
 # ---------------------------------------------------------------- results
 
-def _log_scale(values: Sequence[float]) -> bool:
-    positive = [v for v in values if v > 0]
-    return len(positive) == len(values) and len(values) > 1 and max(values) / min(values) >= 8
+def factor_text_order(values) -> list[str]:
+    """A factor's values as the axis shows them (core.experiments.format_value), numbers in numeric
+    order, others in order of appearance."""
+    unique = list(dict.fromkeys(values))
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in unique)
+    return [format_value(v) for v in (sorted(unique) if numeric else unique)]
 
 
 def metric_vs_factor_chart(frame: pd.DataFrame, factor: str, metric: str, metric_title: str,
-                           other: str | None = None, colors: dict[str, str] | None = None,
-                           other_colors: dict[str, str] | None = None) -> alt.Chart:
-    """`metric` against one factor: a line over a numeric factor (log scale when it spans a wide
-    range, e.g. latent 2..32), bars otherwise; a second factor splits them (colour, side by side),
-    its values coloured by `other_colors` (value as text -> colour, see factor_value_colors)."""
+                           others: Sequence[str] = (), other_colors: dict[str, str] | None = None) -> alt.Chart:
+    """`metric` against one factor, one mark per variant: the factor's values along x, in order and
+    evenly spaced (a student's values, e.g. latent 2, 4, 6, or learning rates 0.0001 to 0.01, are
+    read as labels: no log scale's "1e+1"); a line over a numeric factor, bars otherwise. The other
+    factors together colour the marks (a line or a bar beside the others each), with their legend:
+    three factors never stack two variants into one bar. `other_colors` (value as text -> colour,
+    see factor_value_colors) colours a single other factor as on every other chart."""
     data = frame.dropna(subset=[metric]).copy()
-    numeric = pd.api.types.is_numeric_dtype(data[factor]) and not pd.api.types.is_bool_dtype(data[factor])
+    order = factor_text_order(data[factor].tolist())
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data[factor].tolist())
+    data[factor] = [format_value(v) for v in data[factor].tolist()]
     title = f"{metric_title} against {factor}"
-    tooltip = ["variant:N", alt.Tooltip(f"{metric}:Q", format=".5f")]
-    if other is not None:
-        data[other] = data[other].astype(str)
-        shown = list(dict.fromkeys(data[other]))
+    tooltip = ["variant:N", alt.Tooltip(f"{metric}:Q", title=metric_title, format=".5f")]
+    x = alt.X(f"{factor}:O" if numeric else f"{factor}:N", title=factor, sort=order,
+              axis=alt.Axis(labelAngle=0, labelOverlap=False))
+    y = alt.Y(f"{metric}:Q", title=metric_title, scale=alt.Scale(zero=not numeric),
+              axis=number_axis(data[metric], zero=not numeric))
+    encoding = {"x": x, "y": y, "tooltip": tooltip}
+    if others:
+        rest = " · ".join(others)
+        columns = [data[o].tolist() for o in others]
+        data[rest] = [" · ".join(format_value(v) if len(others) == 1 else f"{o} {format_value(v)}"
+                                 for o, v in zip(others, values)) for values in zip(*columns)]
+        shown = list(dict.fromkeys(data[rest]))
         scale = (alt.Scale(domain=shown, range=[other_colors[v] for v in shown])
                  if other_colors and all(v in other_colors for v in shown) else alt.Undefined)
-        color = alt.Color(f"{other}:N", title=f"colour: {other}", sort=shown, scale=scale,
-                          legend=alt.Legend(orient="bottom"))
-    else:
-        color = _variant_color(data, colors, legend=False)
-    if numeric:
-        scale = alt.Scale(type="log", base=2) if _log_scale(data[factor].tolist()) else alt.Scale(zero=False)
-        values = sorted(set(data[factor].tolist()))
-        chart = alt.Chart(data, title=title).mark_line(point=alt.OverlayMarkDef(size=90)).encode(
-            x=alt.X(f"{factor}:Q", title=factor, scale=scale, axis=alt.Axis(values=values, format=NUMBER_FORMAT)),
-            y=alt.Y(f"{metric}:Q", title=metric_title, scale=alt.Scale(zero=False), axis=alt.Axis(format=NUMBER_FORMAT)),
-            tooltip=tooltip)
-        if other is not None:
-            return chart.encode(color=color)
-        # One grey line through the variants, each point in its run's colour.
-        points = alt.Chart(data).mark_point(size=120, filled=True, opacity=1).encode(
-            x=f"{factor}:Q", y=f"{metric}:Q", color=color, tooltip=tooltip)
-        return alt.layer(chart.encode(color=alt.value(REFERENCE_COLOR)).properties(title=""), points, title=title)
-    data[factor] = data[factor].astype(str)
-    encoding = {"x": alt.X(f"{factor}:N", title=factor, sort=list(dict.fromkeys(data[factor]))),
-                "y": alt.Y(f"{metric}:Q", title=metric_title, axis=alt.Axis(format=NUMBER_FORMAT)),
-                "color": color, "tooltip": tooltip}
-    if other is not None:
-        encoding["xOffset"] = alt.XOffset(f"{other}:N")
-    return alt.Chart(data, title=title).mark_bar().encode(**encoding)
+        encoding["color"] = alt.Color(f"{rest}:N", title=f"colour: {rest}", sort=shown, scale=scale,
+                                      legend=alt.Legend(orient="bottom", columns=min(len(shown), 4), labelLimit=400))
+        if not numeric:
+            encoding["xOffset"] = alt.XOffset(f"{rest}:N", sort=shown)
+    if not numeric:
+        return alt.Chart(data, title=title).mark_bar().encode(**encoding)
+    if not others:
+        encoding["color"] = alt.value(PALETTE[0])
+    return alt.Chart(data, title=title).mark_line(point=alt.OverlayMarkDef(size=110, filled=True)).encode(**encoding)
 
 
 def factor_frame(record: dict, metrics: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
     """One row per saved run of an experiment record (variant, run, each metric, each factor's
     value), and the factors' column names: an experiment of explicit variants (e.g. a plain AE and
-    VAEs with three betas) has one factor, "variant setting"."""
-    from core.experiments import ExperimentConfig, factor_label, format_value
+    VAEs with three betas) has one factor, "variant setting". Only the factors that vary among the
+    saved runs are named: a factor with one value has nothing to compare (it got an empty chart)."""
+    from core.experiments import ExperimentConfig, factor_label
 
     exp = ExperimentConfig.from_dict(record["config"])
     rows = []
@@ -145,7 +167,8 @@ def factor_frame(record: dict, metrics: Sequence[str]) -> tuple[pd.DataFrame, li
                         for p, val in v["factors"].items()})
         rows.append(row)
     factors = ["variant setting"] if exp.variants else [factor_label(p) for p in exp.grid]
-    return pd.DataFrame(rows), factors
+    frame = pd.DataFrame(rows)
+    return frame, [f for f in factors if f in frame and frame[f].astype(str).nunique() > 1]
 
 
 def gap_frame(variants: Sequence[dict]) -> pd.DataFrame:
@@ -168,7 +191,7 @@ def gap_chart(frame: pd.DataFrame, order: Sequence[str]) -> alt.Chart:
         .encode(
             y=alt.Y("variant:N", title=None, sort=list(order), axis=alt.Axis(labelLimit=300)),
             yOffset=alt.YOffset("split:N", sort=SPLIT_ORDER),
-            x=alt.X("loss:Q", title="loss", axis=alt.Axis(format=NUMBER_FORMAT)),
+            x=alt.X("loss:Q", title="loss", axis=number_axis(frame["loss"], zero=True)),
             color=alt.Color("split:N", title="colour: split", sort=SPLIT_ORDER, scale=SPLIT_SCALE,
                             legend=alt.Legend(orient="bottom")),
             tooltip=["variant:N", "split:N", alt.Tooltip("loss:Q", format=".5f"),
@@ -185,7 +208,7 @@ def noise_sweep_chart(frame: pd.DataFrame, colors: dict[str, str] | None = None)
         .mark_line(point=True)
         .encode(
             x=alt.X("noise:Q", title="noise factor of the input"),
-            y=alt.Y("mse:Q", title="MSE against the clean image", axis=alt.Axis(format=NUMBER_FORMAT)),
+            y=alt.Y("mse:Q", title="MSE against the clean image", axis=number_axis(frame["mse"], zero=True)),
             color=_variant_color(frame, colors),
             tooltip=["variant:N", "noise:Q", alt.Tooltip("mse:Q", format=".5f")],
         )
@@ -227,7 +250,8 @@ def history_chart(frame: pd.DataFrame, objective_title: str, maximize: bool) -> 
     complete["best"] = complete["value"].cummax() if maximize else complete["value"].cummin()
     points = alt.Chart(frame.dropna(subset=["value"])).mark_point(filled=True, size=80).encode(
         x=alt.X("trial:Q", title="trial", axis=alt.Axis(tickMinStep=1, format="d")),
-        y=alt.Y("value:Q", title=objective_title, scale=alt.Scale(zero=False), axis=alt.Axis(format=NUMBER_FORMAT)),
+        y=alt.Y("value:Q", title=objective_title, scale=alt.Scale(zero=False),
+                axis=number_axis(frame["value"].dropna())),
         color=alt.Color("state:N", title="trial", sort=["complete", "pruned", "failed"],
                         legend=alt.Legend(orient="bottom")),
         tooltip=["trial:Q", "state:N", alt.Tooltip("value:Q", format=".5f"), "settings:N"],

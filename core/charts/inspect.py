@@ -108,8 +108,9 @@ def latent_scatter(points: pd.DataFrame, colour: str, colour_title: str,
             y=alt.Y("y:Q", title=y_title, scale=alt.Scale(zero=False)),
             color=alt.Color(f"{colour}:{'Q' if quantitative else 'N'}", title=colour_title,
                             scale=_colour_scale(points, colour, quantitative, class_order),
-                            # Below the plot: beside it, a narrow column would cut it off.
-                            legend=alt.Legend(orient="bottom", columns=legend_columns(points[colour]),
+                            # Above the plot: beside it a narrow column would cut it off, and below a
+                            # 600-px plot it was out of sight in a 900-px window (on a projector too).
+                            legend=alt.Legend(orient="top", columns=legend_columns(points[colour]),
                                               symbolLimit=0)),
             opacity=alt.condition(picked, alt.value(1.0), alt.value(POINT_OPACITY)),
             size=alt.condition(picked, alt.value(point_size * 4), alt.value(point_size)),

@@ -17,6 +17,7 @@ import torch
 
 from core.checkpoints.names import CONFIG_FILE, INFO_FILE, METRICS_FILE, CheckpointError, describe_model
 from core.config import ConfigError, RunConfig
+from core.models.label_style import STATE_PREFIX as LABEL_STYLE_PREFIX
 from core.safejson import JsonFileError, read_json
 from core.serving.access import is_owner_key
 
@@ -207,6 +208,8 @@ def check_fit(name: str, cfg: RunConfig, model, state: dict) -> None:
     prefix = f"Run {name} cannot be loaded: its weights do not fit its config ({describe_model(cfg)})"
     expected = model.state_dict()
     for key, want in expected.items():
+        if key not in state and key.startswith(LABEL_STYLE_PREFIX):
+            continue  # saved before conditional decoders styled their layers: they load as no change
         if key not in state:
             raise CheckpointError(f"{prefix}: layer {key} is missing from the weights; train it again or delete it.")
         got = state[key]

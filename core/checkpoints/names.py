@@ -85,17 +85,40 @@ def slug(text: str) -> str:
     return name[:MAX_NAME - 4] or "run"  # leave room for a "-NNN" suffix
 
 
-def default_run_name(cfg: RunConfig) -> str:
-    """e.g. mnist-conv-small-z16, fashion-mnist-dense-1000-500-250-z2-vae."""
-    m = cfg.model
+def default_run_name(cfg: RunConfig, defaults: RunConfig | None = None) -> str:
+    """The run's name from its dataset, architecture and latent size, then every setting that differs
+    from the defaults, so two runs that differ are told apart by name (Adam vs SGD were
+    "...-z2" and "...-z2-2"): e.g. mnist-conv-small-z16, fashion-mnist-dense-1000-500-250-z2-vae,
+    mnist-dense-1000-500-250-z2-sgd-lr0.01-b32. `defaults`: the dataset's own (batch size and epochs
+    fitted to its size, core.defaults); without them the batch size and epochs are left out."""
+    m, t = cfg.model, cfg.train
+    base_model, base_train = RunConfig().model, RunConfig().train
     parts = [cfg.data.dataset, architecture_name(m), f"z{m.latent}"]
     if m.vae:
-        parts.append("vae")
+        parts.append("vae" + (f"-beta{m.beta:g}" if m.beta != base_model.beta else ""))
     if m.conditional:
         parts.append("cond")
-    if cfg.train.noise_factor > 0:
-        parts.append(f"noise{cfg.train.noise_factor:g}")
-    return "-".join(parts)
+    if t.noise_factor > 0:
+        parts.append(f"noise{t.noise_factor:g}")
+    for value, default, text in (
+            (m.dropout, base_model.dropout, f"do{m.dropout:g}"),
+            (m.activation, base_model.activation, m.activation.replace("_", "")),
+            (m.output_activation, base_model.output_activation, f"out-{m.output_activation}"),
+            (t.optimizer, base_train.optimizer, t.optimizer.replace("_", "")),
+            (t.lr, base_train.lr, f"lr{t.lr:g}"),
+            (t.loss, base_train.loss, t.loss),
+            (t.weight_decay, base_train.weight_decay, f"wd{t.weight_decay:g}"),
+            (t.patience, base_train.patience, f"es{t.patience}"),
+            (t.seed, base_train.seed, f"seed{t.seed}"),
+            (cfg.data.balanced, False, "balanced")):
+        if value != default:
+            parts.append(text)
+    if defaults is not None:
+        if t.batch_size != defaults.train.batch_size:
+            parts.append(f"b{t.batch_size}")
+        if t.epochs != defaults.train.epochs:
+            parts.append(f"e{t.epochs}")
+    return slug("-".join(parts))
 
 
 def reserve_run_name(root, name: str, on_taken: str = "refuse") -> str:

@@ -24,7 +24,9 @@ def register(commands) -> None:
     what.add_argument("--preset", choices=list(PRESETS), help="a homework question's experiment")
     what.add_argument("--grid", action="append", default=[], metavar="PATH=VALUES",
                       help="a factor and its values, e.g. model.latent=2,4,6 (repeat for a product; with "
-                           "--preset it replaces that factor's values, e.g. data.exclude_classes=[1],[7])")
+                           "--preset it replaces that factor's values); a list setting takes lists with '-' "
+                           "between their numbers, e.g. model.hidden=1000-500-250,256-64 or "
+                           "data.exclude_classes=1,7")
     add_run_options(ex, required=False)
     _add_experiment_output(ex)
     add_ray_option(ex)
@@ -87,7 +89,7 @@ def _grid_experiment(args: argparse.Namespace):
         exp = ExperimentConfig(name="grid", base=base)
     for text in args.grid:
         path, values = _split_factor("grid", text)
-        exp.grid[path] = parse_values(values)
+        exp.grid[path] = parse_values(values, path)  # a list setting's lists as the page reads them
     return exp
 
 

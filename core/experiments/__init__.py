@@ -10,8 +10,8 @@ anomaly.py  ROC and AUC of reconstruction errors for held-out classes
 """
 from core.experiments.anomaly import AnomalyReport, anomaly_report, roc_report
 from core.experiments.config import (OBJECTIVE_LABELS, OBJECTIVES, ExperimentConfig, ParamSpace, SearchConfig,
-                                     describe_factors, expand_grid, factor_label, format_value, parse_space,
-                                     parse_values, variant_config, variant_count)
+                                     describe_factors, expand_grid, factor_label, format_value, parse_factor,
+                                     parse_space, parse_values, variant_config, variant_count)
 from core.experiments.driver import ExperimentManager, best_variant, experiment_summary
 from core.experiments.presets import PRESETS, Preset, preset_experiment
 from core.experiments.store import ExperimentError, list_records, load_record
@@ -19,4 +19,4 @@ from core.experiments.store import ExperimentError, list_records, load_record
 __all__ = ["AnomalyReport", "ExperimentConfig", "ExperimentError", "ExperimentManager", "OBJECTIVES",
            "OBJECTIVE_LABELS", "PRESETS", "ParamSpace", "Preset", "SearchConfig", "anomaly_report", "best_variant",
            "describe_factors", "expand_grid", "experiment_summary", "factor_label", "format_value", "list_records", "load_record",
-           "parse_space", "parse_values", "preset_experiment", "roc_report", "variant_config", "variant_count"]
+           "parse_factor", "parse_space", "parse_values", "preset_experiment", "roc_report", "variant_config", "variant_count"]

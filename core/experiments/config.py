@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.config import DATASET_NAMES, DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.validation import ConfigError, problems, setting_problem
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
@@ -41,6 +41,20 @@ def check_path(path: str) -> str:
     return path
 
 
+def _word_problem(path: str, value: str) -> str | None:
+    """A setting that takes one of a few words: a typo is said when typed, not when its run fails
+    (core.validation's choices, plus the dataset and the families' presets)."""
+    if path == "data.dataset":
+        choices = DATASET_NAMES
+    elif path == "model.preset":
+        from core.models import FAMILIES
+
+        choices = tuple(dict.fromkeys(p for family in FAMILIES.values() for p in family.presets))
+    else:
+        return setting_problem(path, value)
+    return None if value in choices else f"'{value}' is not a choice; use one of {', '.join(choices)}."
+
+
 def coerce(path: str, value: Any) -> Any:
     """`value` in the type of the setting at `path` (an int given for a float setting becomes a
     float), or ValueError with one sentence."""
@@ -59,13 +73,16 @@ def coerce(path: str, value: Any) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     elif isinstance(default, str):
+        if isinstance(value, str) and (problem := _word_problem(path, value)):
+            raise ConfigError(problem, f"{path}: {problem}", path)
         if isinstance(value, str):
             return value
     elif isinstance(default, list):
         if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             return list(value)
-    raise ValueError(f"{value!r} is not a valid value for {path} (it takes a "
-                     f"{'list of whole numbers' if isinstance(default, list) else type(default).__name__}).")
+    kind = {bool: "true or false", int: "a whole number", float: "a number", str: "a word",
+            list: "a list of whole numbers"}[type(default)]
+    raise ValueError(f"{value!r} is not a valid value for {path} (it takes {kind}).")
 
 
 def set_path(cfg: RunConfig, path: str, value: Any) -> None:
@@ -269,6 +286,13 @@ def variant_config(exp: ExperimentConfig, factors: dict[str, Any], index: int) -
     return cfg
 
 
+def variant_configs(exp: ExperimentConfig) -> list[RunConfig]:
+    """Every run the experiment will train, in order (a search: its base, once per trial)."""
+    if exp.search is not None:
+        return [copy.deepcopy(exp.base) for _ in range(variant_count(exp))]
+    return [variant_config(exp, factors, i) for i, factors in enumerate(expand_grid(exp))]
+
+
 def factor_label(path: str) -> str:
     """model.latent -> latent, train.noise_factor -> noise factor."""
     return path.partition(".")[2].replace("_", " ")
@@ -279,8 +303,8 @@ def format_value(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.3g}"
-    if isinstance(value, list):
-        return ",".join(map(str, value)) or "none"
+    if isinstance(value, list):  # as parse_values reads it back: 1000-500-250
+        return "-".join(map(str, value)) or "none"
     return str(value)
 
 
@@ -294,22 +318,72 @@ def factor_slug(factors: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "", text.replace(",", "_"))[:40]
 
 
-def parse_values(text: str) -> list:
-    """'2,4,6' -> [2, 4, 6]; 'false,true' -> [False, True]; 'adam,sgd' -> ['adam', 'sgd'];
-    '[0],[1,2]' -> [[0], [1, 2]] (JSON values where they parse, text otherwise)."""
+def _is_list_setting(path: str | None) -> bool:
+    return path is not None and isinstance(_field_default(path), list)
+
+
+def _size_list(text: str, whole: str) -> list[int]:
+    """'1000-500-250' (or '1000 500 250', '1000,500,250', '[1000,500,250]') -> [1000, 500, 250];
+    'none' or '[]' -> []."""
+    part = text.strip()
+    if part.startswith("[") and part.endswith("]"):
+        part = part[1:-1]
+    if part.lower() in ("", "none"):
+        return []
     try:
-        values = json.loads(f"[{text}]")
+        return [int(p) for p in re.split(r"[\s,\-]+", part.strip()) if p]
     except ValueError:
-        values = []
-        for part in text.split(","):
-            part = part.strip()
-            try:
-                values.append(json.loads(part))
-            except ValueError:
-                values.append(part)
+        raise ValueError(f"'{whole}' is not a list of whole numbers: write each list with '-' between its "
+                         "numbers and ',' between lists, e.g. 1000-500-250,256-64.") from None
+
+
+def parse_values(text: str, path: str | None = None) -> list:
+    """A factor's values as typed (the page and the CLI's --grid share this): '2,4,6' -> [2, 4, 6];
+    'false,true' -> [False, True]; 'adam,sgd' -> ['adam', 'sgd'] (JSON values where they parse,
+    text otherwise). A setting whose value is a list (model.hidden, model.channels,
+    data.exclude_classes; give `path`) takes lists: '-' between a list's numbers and ',' between
+    the lists ('1000-500-250,256-64' -> [[1000, 500, 250], [256, 64]]), or ';' between the lists
+    ('1000,500,250; 256,64'), or JSON ('[0],[1,2]'); 'none' is the empty list."""
+    text = text.strip()
+    if _is_list_setting(path):
+        if ";" in text:
+            parts = text.split(";")
+        elif "[" in text:
+            parts = re.findall(r"\[[^\]]*\]", text)
+            if re.sub(r"\[[^\]]*\]|[\s,]", "", text):
+                raise ValueError(f"'{text}' mixes lists in brackets with other text; write e.g. [1000,500,250],[256,64].")
+        else:
+            parts = text.split(",")
+        values = [_size_list(p, text) for p in parts if p.strip()]
+    else:
+        try:
+            values = json.loads(f"[{text}]")
+        except ValueError:
+            values = []
+            for part in text.split(","):
+                part = part.strip()
+                if not part:
+                    continue
+                try:
+                    values.append(json.loads(part))
+                except ValueError:
+                    values.append(part)
     if not values:
-        raise ValueError(f"'{text}' gives no values; list them separated by commas, e.g. 2,4,6.")
+        example = "1000-500-250,256-64" if _is_list_setting(path) else "2,4,6"
+        raise ValueError(f"'{text}' gives no values; list them separated by commas, e.g. {example}.")
     return values
+
+
+def parse_factor(text: str) -> tuple[str, list]:
+    """'model.latent=2,4,6' -> ('model.latent', [2, 4, 6]): a whole factor as the CLI's --grid takes
+    it (values as parse_values reads them for that setting, each checked against its type)."""
+    path, sep, values = text.partition("=")
+    path, values = path.strip(), values.strip()
+    if not sep or not path or not values:
+        raise ValueError(f"'{text}' needs the form setting=values, e.g. model.latent=2,4,6.")
+    check_path(path)
+    parsed = parse_values(values, path)
+    return path, [coerce(path, v) for v in parsed]
 
 
 def parse_space(path: str, text: str) -> ParamSpace:
@@ -331,6 +405,6 @@ def parse_space(path: str, text: str) -> ParamSpace:
         kind = "int" if whole and isinstance(low, int) and isinstance(high, int) else "float"
         space = ParamSpace(kind=kind, low=low, high=high, log=log)
     else:
-        space = ParamSpace(kind="categorical", choices=[coerce(path, v) for v in parse_values(text)])
+        space = ParamSpace(kind="categorical", choices=[coerce(path, v) for v in parse_values(text, path)])
     space.check(path)
     return space

@@ -76,7 +76,9 @@ def save_record(root, record: dict) -> None:
     stored = {**record, "owner": owner if owner is None or is_owner_key(owner) else owner_key(owner)}
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / RECORD_FILE, stored)
+        # Not sorted: a grid's factors keep the order the student gave them (the result views
+        # name and colour the factors in that order).
+        write_json(folder / RECORD_FILE, stored, sort_keys=False)
     except OSError as exc:
         raise ExperimentError(f"Could not save experiment {record['name']}: "
                               f"{exc.strerror or 'disk error'}; ask the teacher to check the checkpoints folder.") \

@@ -11,6 +11,7 @@ from core.models.base import (MIN_KL_VALUES, OUTPUT_MEAN_MAX, OUTPUT_MEAN_MIN, A
                               fit_output_bias, kl_divergence, reconstruction_loss)
 from core.models.conv import ConvAutoencoder
 from core.models.dense import DenseAutoencoder
+from core.models.label_style import LabelStyle
 from core.models.measure import activation_bytes_per_image, code_size_of, layer_table, parameter_count
 from core.models.spatial import SpatialAutoencoder
 from core.validation import check_model
@@ -41,6 +42,6 @@ def architecture_name(cfg: ModelConfig) -> str:
 validate_config = check_model  # the name tests and older callers use
 
 __all__ = ["FAMILIES", "MIN_KL_VALUES", "OUTPUT_MEAN_MAX", "OUTPUT_MEAN_MIN", "AEOutput", "Autoencoder",
-           "ConvAutoencoder", "DenseAutoencoder", "SpatialAutoencoder", "activation_bytes_per_image",
+           "ConvAutoencoder", "DenseAutoencoder", "LabelStyle", "SpatialAutoencoder", "activation_bytes_per_image",
            "architecture_name", "build_model", "code_size_of", "fit_output_bias", "kl_divergence",
            "layer_table", "parameter_count", "reconstruction_loss", "validate_config"]

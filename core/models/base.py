@@ -4,7 +4,8 @@ Layout of every model (written once here, so a family only says how its layers a
     encoder (Sequential) -> features  [+ one-hot label]  -> to_latent  (or to_mu + to_logvar)
     [code + one-hot label] -> decoder (Sequential) -> image N×C×H×W in the output range
 A family's code is a vector (N×latent) or a feature map (N×latent×h×w); a label joins a feature
-map as one constant plane per class.
+map as one constant plane per class. A conditional decoder also scales and shifts the channels of
+the hidden layers its family names per label (core.models.label_style, FiLM).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.config import ModelConfig
+from core.models.label_style import label_styles, neutral_label_style
 from core.validation import check_model
 
 _ACTIVATION_LAYERS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
@@ -108,6 +110,12 @@ class Autoencoder(nn.Module):
         raise NotImplementedError
 
     @classmethod
+    def styled_layers(cls, decoder: nn.Sequential) -> dict[int, int]:
+        """decoder index -> channels of the layers a conditional decoder styles per label (a family
+        with a conditional variant names them; none by default)."""
+        return {}
+
+    @classmethod
     def head(cls, features: int, latent: int) -> nn.Module:
         """The layer from the encoder's features to the code (a vector code: a linear layer)."""
         return nn.Linear(features, latent)
@@ -124,6 +132,8 @@ class Autoencoder(nn.Module):
             self.to_logvar = self.head(features + labels, cfg.latent)
         else:
             self.to_latent = self.head(features + labels, cfg.latent)
+        self.label_style = label_styles(self.styled_layers(self.decoder) if labels else {}, labels)
+        self._register_load_state_dict_pre_hook(neutral_label_style, with_module=True)
 
     @property
     def code_size(self) -> int:
@@ -132,6 +142,13 @@ class Autoencoder(nn.Module):
 
     def _with_label(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """h with the one-hot label appended (to a feature map: one constant plane per class)."""
+        hot = self._one_hot(h, y)
+        if h.dim() > 2:
+            hot = hot[:, :, None, None].expand(-1, -1, *h.shape[2:])
+        return torch.cat([h, hot], dim=1)
+
+    def _one_hot(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """The labels of h's N items, one-hot (N × classes), checked."""
         n = len(h)
         if y is None:
             raise ValueError("This model is conditional, so it needs the class labels along with the images.")
@@ -144,10 +161,7 @@ class Autoencoder(nn.Module):
             raise ValueError(f"Class labels must lie between 0 and {self.cfg.num_classes - 1} for this model.")
         # scatter_ rather than F.one_hot, which may check the labels on the host itself.
         hot = torch.zeros(n, self.cfg.num_classes, dtype=h.dtype, device=h.device)
-        hot = hot.scatter_(1, y.long().view(n, 1), 1.0)
-        if h.dim() > 2:
-            hot = hot[:, :, None, None].expand(-1, -1, *h.shape[2:])
-        return torch.cat([h, hot], dim=1)
+        return hot.scatter_(1, y.long().view(n, 1), 1.0)
 
     def _features(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         if tuple(x.shape[1:]) != self.image_shape:
@@ -165,7 +179,17 @@ class Autoencoder(nn.Module):
         if z.dim() != len(self.code_shape) + 1 or tuple(z.shape[1:]) != self.code_shape:
             want = "×".join(map(str, self.code_shape))
             raise ValueError(f"Codes must have shape N×{want} for this model, got {tuple(z.shape)}.")
-        return self.decoder(self._with_label(z, y) if self.cfg.conditional else z)
+        if not self.cfg.conditional:
+            return self.decoder(z)
+        h = self._with_label(z, y)
+        if not len(self.label_style):
+            return self.decoder(h)
+        hot = self._one_hot(z, y)
+        for index, layer in enumerate(self.decoder):
+            h = layer(h)
+            if str(index) in self.label_style:
+                h = self.label_style[str(index)](h, hot)
+        return h
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> AEOutput:
         h = self._features(x, y)

@@ -32,6 +32,11 @@ class ConvAutoencoder(Autoencoder):
     presets = {"small": [16, 32], "large": [32, 64, 128]}
 
     @classmethod
+    def styled_layers(cls, decoder):
+        """Each batch norm of the decoder."""
+        return {i: m.num_features for i, m in enumerate(decoder) if isinstance(m, nn.BatchNorm2d)}
+
+    @classmethod
     def parts(cls, cfg, labels):
         channels = [cfg.in_channels, *cls.layer_sizes(cfg)]
         sides, strides = [cfg.image_size], []

@@ -18,6 +18,12 @@ class DenseAutoencoder(Autoencoder):
     reads_preset = False
 
     @classmethod
+    def styled_layers(cls, decoder):
+        """Each hidden Linear after the first (which takes the label itself), the image layer not."""
+        linears = [i for i, m in enumerate(decoder) if isinstance(m, nn.Linear)]
+        return {i: decoder[i].out_features for i in linears[1:-1]}
+
+    @classmethod
     def parts(cls, cfg, labels):
         shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
         sizes = [shape[0] * shape[1] * shape[2], *cfg.hidden]

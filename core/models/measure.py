@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from core.config import ModelConfig
+from core.models.label_style import LabelStyle
 from core.validation import check_model
 
 # Leaf layers worth a row in the layer table (containers and the rest are left out).
@@ -18,6 +19,8 @@ _TABLE_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.Re
 
 
 def _describe(module: nn.Module) -> str:
+    if isinstance(module, LabelStyle):
+        return f"LabelStyle: a scale and shift of {module.table.shape[1] // 2} channels per label"
     if isinstance(module, nn.Linear):
         return f"Linear {module.in_features}→{module.out_features}"
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -46,7 +49,7 @@ def layer_table(model) -> tuple[list[dict], int]:
         return hook
 
     handles = [m.register_forward_hook(record(name)) for name, m in model.named_modules()
-               if isinstance(m, _TABLE_LAYERS)]
+               if isinstance(m, (*_TABLE_LAYERS, LabelStyle))]
     first = next(model.parameters())
     x = torch.zeros(2, *model.image_shape, device=first.device, dtype=first.dtype)
     y = torch.zeros(2, dtype=torch.long, device=first.device) if model.cfg.conditional else None

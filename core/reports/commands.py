@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 
 from core.config import DataConfig, RunConfig
+from core.serving.limits import GENERATED_DATASETS
 
 
 def _number(value: float) -> str:
@@ -24,7 +25,7 @@ def train_command(cfg: RunConfig, name: str = "") -> str:
         words += ["--folder", f"{data.folder_root}/{data.folder}" if data.folder_root else data.folder]
     if data.dataset in ("mnist", "fashion-mnist", "cifar10") and data.data_root != default.data_root:
         words += ["--data-root", data.data_root]
-    if data.dataset in ("folder", "shapes"):
+    if data.dataset in ("folder", *GENERATED_DATASETS):
         words += ["--image-size", str(data.image_size)]
     if data.dataset == "folder":
         words += ["--channels", str(data.channels)]

@@ -132,10 +132,11 @@ def answer_figures(runs: StepRuns) -> list[Figure]:
     figures = []
     value_colors = factor_value_colors(frame, factors)
     for factor in factors:
-        other = next((f for f in factors if f != factor), None) if len(factors) == 2 else None
+        others = [f for f in factors if f != factor]
         figures.append(Figure("", f"Test MSE against {factor}", "Each point or bar is one run; lower is better.",
-                              chart=metric_vs_factor_chart(frame, factor, "test_mse", "Test MSE", other, runs.colors,
-                                                           value_colors.get(other)).properties(height=300)))
+                              chart=metric_vs_factor_chart(frame, factor, "test_mse", "Test MSE", others,
+                                                           value_colors.get(others[0]) if len(others) == 1 else None)
+                              .properties(height=300)))
     gaps = gap_frame([v for v in record["variants"] if v.get("run")])
     if not gaps.empty:
         figures.append(Figure("", "Train and validation loss of every run",

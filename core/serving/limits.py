@@ -125,11 +125,15 @@ class WorkLimits:
 
 # ---------------------------------------------------------------- shapes
 
+# Datasets drawn on the fly (core.data.shapes, core.data.styles): colour, of the size and count asked for.
+GENERATED_DATASETS = ("shapes", "styles")
+
+
 def image_shape(data: DataConfig) -> tuple[int, int]:
     """(channels, side) of the images a DataConfig will give, known before loading it."""
     if data.dataset in _FIXED_SHAPES:
         return _FIXED_SHAPES[data.dataset]
-    if data.dataset == "shapes":
+    if data.dataset in GENERATED_DATASETS:
         return 3, int(data.image_size)
     return int(data.channels), int(data.image_size)
 
@@ -138,13 +142,14 @@ def image_shape(data: DataConfig) -> tuple[int, int]:
 
 def check_data(data: DataConfig, limits: WorkLimits) -> None:
     """Image size and image count of the datasets whose size the student chooses."""
-    if data.dataset in ("folder", "shapes") and data.image_size > limits.max_image_size:
+    if data.dataset in ("folder", *GENERATED_DATASETS) and data.image_size > limits.max_image_size:
         raise LimitError(f"Image size {data.image_size} is above this server's limit of {limits.max_image_size} "
                          f"pixels ({ENV_NAMES['max_image_size']}); pick {limits.max_image_size} or less.")
-    if data.dataset == "shapes" and data.shapes_count > limits.max_images:
-        raise LimitError(f"{data.shapes_count:,} shapes are above this server's limit of {limits.max_images:,} "
+    if data.dataset in GENERATED_DATASETS and data.shapes_count > limits.max_images:
+        what = "shapes" if data.dataset == "shapes" else "generated images"
+        raise LimitError(f"{data.shapes_count:,} {what} are above this server's limit of {limits.max_images:,} "
                          f"images ({ENV_NAMES['max_images']}); generate fewer.")
-    if data.dataset == "shapes":
+    if data.dataset in GENERATED_DATASETS:
         check_generated(data.shapes_count, 3, data.image_size, limits)
 
 

@@ -1,9 +1,11 @@
 """The folders a served app may read image datasets from, and how a student names one.
 
 Allowed roots: the app's own data folder (AE_LAB_DATA_DIR, default data/ beside app.py; uploads
-go into its uploads/ sub-folder) and the folders listed in AE_LAB_DATA_DIRS (os.pathsep-separated).
-Each root has a short name (the folder's own name, made unique), and a folder inside one is named
-"<root name>/<relative path>" — a value safe to show and to keep in a URL, never a server path.
+go into its uploads/ sub-folder) and the folders listed in AE_LAB_DATA_DIRS (os.pathsep-separated,
+each `path` or `name=path`). Each root has a short name — the one the teacher set, else the folder's
+own name, else (taken) its parent's and its own (/srv/shared/data: "shared-data", not "data-2") —
+and a folder inside one is named "<root name>/<relative path>": a value safe to show and to keep in
+a URL, never a server path.
 Resolving refuses absolute paths, '..', links and anything that ends outside its root, and every
 message names folders relative to the roots, so nothing outside them can be probed.
 """
@@ -39,25 +41,38 @@ class FolderError(ValueError):
 class DataRoot:
     name: str  # what students see and type, e.g. "data"
     path: Path  # resolved; never shown in the served app
+    app: bool = False  # the app's own data folder (uploads go into it)
+
+
+def _named(entry: str) -> tuple[str, str]:
+    """'pictures=/srv/art' -> ('pictures', '/srv/art'); a plain path -> ('', path). A part before '='
+    that is not a plain name (e.g. a Windows drive) is part of the path."""
+    name, sep, path = entry.partition("=")
+    if sep and name.strip() and _safe_name(name.strip()) == name.strip():
+        return name.strip(), path.strip()
+    return "", entry.strip()
 
 
 def allowed_roots(environ=None) -> list[DataRoot]:
     """The app's data folder first, then AE_LAB_DATA_DIRS in order; names made unique."""
     environ = os.environ if environ is None else environ
-    paths = [Path(environ.get(APP_DATA_ENV) or APP_DIR / "data")]
-    paths += [Path(p) for p in environ.get(EXTRA_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    entries = [("", str(environ.get(APP_DATA_ENV) or APP_DIR / "data"))]
+    entries += [_named(p) for p in environ.get(EXTRA_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
     roots: list[DataRoot] = []
     seen_paths = set()
-    for path in paths:
-        resolved = path.expanduser().resolve()
+    for given, text in entries:
+        resolved = Path(text).expanduser().resolve()
         if resolved in seen_paths:
             continue
         seen_paths.add(resolved)
-        base = _safe_name(resolved.name) or "data"
+        taken = {r.name for r in roots}
+        own = _safe_name(resolved.name) or "data"
+        candidates = [given] if given else [own, _safe_name(f"{resolved.parent.name}-{own}") or own]
+        base = next((c for c in candidates if c not in taken), candidates[-1])
         name, n = base, 2
-        while any(r.name == name for r in roots):
+        while name in taken:
             name, n = f"{base}-{n}", n + 1
-        roots.append(DataRoot(name, resolved))
+        roots.append(DataRoot(name, resolved, app=not roots))
     return roots
 
 
@@ -175,10 +190,30 @@ def _subfolders(folder: Path) -> list[Path]:
         return []
 
 
+# A folder's own split: sub-folder name -> split (the common train/ + val/ layout, and its variants).
+SPLIT_FOLDER_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                      "test": "test", "testing": "test"}
+
+
+def split_folders(folder: Path) -> dict[str, Path] | None:
+    """{split: its folder} when `folder` holds a split of its own — a train/ folder of class folders
+    and a val/ or test/ one beside it (names as in SPLIT_FOLDER_NAMES, any case) — else None."""
+    found: dict[str, Path] = {}
+    for sub in _subfolders(folder):
+        split = SPLIT_FOLDER_NAMES.get(sub.name.lower())
+        if split and split not in found:
+            found[split] = sub
+    if "train" not in found or len(found) < 2:
+        return None
+    if sum(1 for s in _subfolders(found["train"])[:_PEEK_ENTRIES] if _looks_like_class(s)) < 2:
+        return None
+    return {split: found[split] for split in ("train", "val", "test") if split in found}
+
+
 def find_datasets(roots: list[DataRoot] | None = None, limits: WorkLimits | None = None,
                   max_folders: int = 2_000) -> tuple[list[str], str | None]:
     """The class-folder datasets in the roots (a folder with at least two sub-folders holding
-    images), as folder values, and one sentence when the search stopped at a limit (depth,
+    images, or with a split of its own: train/ and val/ or test/ of such folders), as folder values, and one sentence when the search stopped at a limit (depth,
     folders or time) or None. Links are not followed."""
     roots = allowed_roots() if roots is None else roots
     limits = limits or WorkLimits.from_env()
@@ -196,7 +231,7 @@ def find_datasets(roots: list[DataRoot] | None = None, limits: WorkLimits | None
                         "type the path of a folder that is not listed.")
                 return sorted(found), note
             subs = _subfolders(folder)
-            if sum(1 for s in subs[:_PEEK_ENTRIES] if _looks_like_class(s)) >= 2:
+            if split_folders(folder) is not None or sum(1 for s in subs[:_PEEK_ENTRIES] if _looks_like_class(s)) >= 2:
                 found.append(folder_value(root.name, folder.relative_to(root.path).as_posix()))
                 continue  # its class folders are not datasets of their own
             if depth >= limits.max_walk_depth:
@@ -206,6 +241,29 @@ def find_datasets(roots: list[DataRoot] | None = None, limits: WorkLimits | None
                 continue
             pending += [(s, depth + 1) for s in subs]
     return sorted(found), note
+
+
+def find_torchvision_folders(dataset: str, roots: list[DataRoot] | None = None, depth: int = 2) -> list[str]:
+    """The folder values (e.g. "shared-data/MNIST-10k") that hold `dataset` in torchvision's layout
+    (MNIST/raw, FashionMNIST/raw, cifar-10-batches-py), searched in each root down to `depth`
+    folders: the Data page's examples are folders that work here. Links are not followed."""
+    from core.data.torchvision_sets import TORCHVISION_FOLDERS
+
+    marker = TORCHVISION_FOLDERS.get(dataset)
+    if marker is None:
+        return []
+    roots = allowed_roots() if roots is None else roots
+    found = []
+    for root in roots:
+        pending = [(root.path, 0)]
+        while pending:
+            folder, level = pending.pop(0)
+            target = folder / marker
+            if target.is_dir() and not target.is_symlink():
+                found.append(folder_value(root.name, folder.relative_to(root.path).as_posix()))
+            if level < depth:
+                pending += [(sub, level + 1) for sub in _subfolders(folder)[:_PEEK_ENTRIES]]
+    return found
 
 
 # ---------------------------------------------------------------- the served app's data rule
