@@ -146,3 +146,27 @@ def test_a_study_read_on_every_rerun_opens_one_database_engine(tmp_path, monkeyp
     for _ in range(20):  # twenty reruns of the Experiments page
         assert load_study(tmp_path, "s") is not None
     assert engines == []
+
+
+def test_the_teachers_stop_of_a_student_also_stops_their_experiments_waiting_runs(tmp_path):
+    from core.experiments import ExperimentConfig, ExperimentManager
+
+    registry = JobRegistry(root=tmp_path, max_concurrent=1, max_jobs_per_owner=2)
+    manager = ExperimentManager(registry, poll_seconds=0.05)
+    grid = ExperimentConfig(name="grid", base=config(epochs=1000), grid={"model.latent": [2, 3, 4, 5, 6, 8]})
+    name = manager.start(grid, owner="alice")
+    bobs = registry.start(config(epochs=10_000, name="b0"), owner="bob")
+    deadline = time.monotonic() + WAIT
+    while sum(1 for j in registry.summaries() if j.owner_key == owner_key("alice")) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert manager.stop_owner(owner_key("alice")) + registry.stop_owner(owner_key("alice")) >= 2
+    record = manager.wait(name, timeout=WAIT)
+    # Her grid queued nothing more once the teacher stopped her: the four runs left never started.
+    assert record["status"] == "stopped"
+    assert sum(1 for j in registry.summaries() if j.owner_key == owner_key("alice")) == 2
+    assert [v["status"] for v in record["variants"]][2:] == ["stopped"] * 4
+    assert registry.snapshot(bobs).status in ("queued", "loading", "running")
+    assert manager.stop_all() == 0  # nothing of anyone's is left to stop but bob's own job
+    registry.stop_all()
+    registry.wait(bobs, WAIT)

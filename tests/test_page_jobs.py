@@ -2,6 +2,8 @@
 teacher's one-click stops, and the note after a server that was killed continues its jobs."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -68,6 +70,29 @@ def test_the_teacher_stops_a_students_jobs_or_every_job_from_the_job_list(teache
     assert app_registry.snapshot(bob).status in ("queued", "loading", "running")
     teacher.button(key="stop_every_job").click().run()
     assert app_registry.wait(bob, JOB_TIMEOUT).status == "stopped"
+
+
+def test_the_teachers_stop_of_a_student_stops_their_experiment_too(teacher_server, app_registry):
+    from core.experiments import ExperimentConfig
+    from core.serving.access import owner_key
+    from ui.state import get_experiments
+
+    manager = get_experiments()
+    name = manager.start(ExperimentConfig(name="grid", base=tiny(epochs=5000), grid={"model.latent": [2, 3, 4, 5, 6, 8]}),
+                         owner=ALICE)
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while len(alices := [j.id for j in app_registry.summaries() if j.owner_key == owner_key(ALICE)]) < 4:
+        assert time.monotonic() < deadline, "her grid queued fewer than her share of 4 runs"
+        time.sleep(0.05)
+    first = alices[-1]
+    teacher = train_tab(job=first)
+    teacher.text_input(key="teacher_token").input(TOKEN).run()
+    teacher.button(key="stop_student").click().run()
+    record = manager.wait(name, timeout=JOB_TIMEOUT)
+    # Main stopped her queued jobs, and her grid queued its two waiting runs as soon as there was room.
+    assert record["status"] == "stopped"
+    assert [v["status"] for v in record["variants"]][4:] == ["stopped", "stopped"]
+    assert all(j.status == "stopped" for j in app_registry.summaries() if j.owner_key == owner_key(ALICE))
 
 
 def test_after_a_kill_the_page_says_the_running_job_continues_from_its_checkpoint(no_runs):

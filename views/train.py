@@ -28,6 +28,7 @@ from ui.state import (
     SELECTED_RUN_KEY,
     chosen_data_config,
     dataset_for,
+    get_experiments,
     get_registry,
 )
 from ui.train_settings import FITTED_FOR_KEY, TRAIN_FORM_KEY as FORM_KEY, fitted_defaults, remember_fitted
@@ -309,12 +310,15 @@ def save_again_button(job) -> None:
 
 
 def teacher_controls(job) -> None:
-    """The teacher stops one student's jobs, or every job, in one click."""
+    """The teacher stops one student's jobs, or every job, in one click (their experiments first,
+    so none queues its next runs)."""
     left, right = st.columns(2)
     if job.owner_key is not None and left.button("Stop all jobs of this student", key="stop_student",
                                                  icon=":material/person_off:"):
+        get_experiments().stop_owner(job.owner_key)
         st.toast(f"Stopping {get_registry().stop_owner(job.owner_key)} job(s) of this student...")
     if right.button("Stop every job", key="stop_every_job", icon=":material/stop_circle:"):
+        get_experiments().stop_all()
         st.toast(f"Stopping {get_registry().stop_all()} job(s)...")
 
 

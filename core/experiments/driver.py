@@ -442,6 +442,26 @@ class ExperimentManager:
             driver.record["status"] = "stopping"
         driver.stop_event.set()
 
+    def stop_owner(self, key: str | None) -> int:
+        """Stop every running experiment of one student (by the owner key job summaries show), so
+        none queues its next runs once the teacher has stopped that student's jobs; the teacher's
+        action, with JobRegistry.stop_owner. Returns how many experiments were running."""
+        return self._stop_where(lambda owner: owner is not None and key is not None
+                                and (owner == key or same_owner(key, owner)))
+
+    def stop_all(self) -> int:
+        """Stop every running experiment (the teacher's action, with JobRegistry.stop_all)."""
+        return self._stop_where(lambda owner: True)
+
+    def _stop_where(self, chosen) -> int:
+        with self._lock:
+            # The record's owner is the id it was started with, or its key once read back from disk.
+            names = [name for name, driver in self._drivers.items()
+                     if not driver.done.is_set() and chosen(driver.record.get("owner"))]
+        for name in names:
+            self.stop(name)
+        return len(names)
+
     def resume_interrupted(self) -> list[str]:
         """After a server restart (the registry's restore() has run): continue every experiment
         whose record says it was still running and whose jobs came back with the restart (queued
