@@ -111,3 +111,20 @@ def test_a_student_s_imported_runs_are_theirs(app_runs, trained_runs):
     at.button(key="import_runs").click().run()
     owners = {r["name"]: r["owner"] for r in list_runs(app_runs)}
     assert owners["tiny-vae-2"] == owner_key(ALICE) and owners["tiny-vae"] is None
+
+
+def test_more_epochs_are_bounded_by_the_servers_epoch_limit(app_runs, monkeypatch):
+    """Issue 17: 'More epochs' 10000 was accepted past the 1,000-epoch limit (the job reached 1551)."""
+    monkeypatch.setenv("AE_LAB_MAX_EPOCHS", "5")
+    own(app_runs, "tiny-conv", ALICE)  # 2 epochs trained: 3 more are allowed
+    at = open_app_page("views/runs.py", {OWNER_KEY: ALICE})
+    at.selectbox(key="resume_run_name").set_value("tiny-conv").run()
+    more = at.number_input(key="resume_epochs")
+    assert (more.max, more.value) == (3, 3)
+    monkeypatch.setenv("AE_LAB_MAX_EPOCHS", "2")
+    get_registry.clear()  # a server started with a limit of 2 epochs
+    at = open_app_page("views/runs.py", {OWNER_KEY: ALICE})
+    at.selectbox(key="resume_run_name").set_value("tiny-conv").run()
+    assert not [b for b in at.button if b.key == "resume_run"]
+    assert "Run tiny-conv has trained 2 epochs, this server's limit for one run; start a new run on the Train page " \
+           "instead." in [c.value for c in at.caption]

@@ -78,6 +78,12 @@ def owner_id() -> str:
     return owner
 
 
+def owner_params() -> dict[str, str]:
+    """The owner part of a link to another page (st.switch_page drops the URL's): this browser's id
+    without a login; nothing with one, where the URL carries no owner."""
+    return {} if login.login_configured() else {OWNER_PARAM: owner_id()}
+
+
 def must_sign_in() -> bool:
     """Whether this server has a login and nobody is signed in here (app.py then shows
     ui.login.sign_in_screen instead of any page)."""

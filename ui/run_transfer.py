@@ -9,13 +9,15 @@ import streamlit as st
 from core.bundles import BundleError, export_bytes, import_runs, max_bundle_bytes
 from core.checkpoints import CheckpointError, valid_run_name
 from core.serving.access import may_change
-from ui.owners import is_teacher, owner_id
+from ui.owners import is_teacher, owner_id, owner_params
 from ui.state import checkpoints_root, get_registry
-from ui.text import md_message
+from ui.text import md_message, md_text
 
 RESUMABLE = ("finished", "stopped", "early_stopped")
 IMPORT_RESULT_KEY = "import_result"
 TRAIN_PAGE = "views/train.py"
+EPOCHS_KEY = "resume_epochs"
+MOST_EPOCHS_WITHOUT_LIMITS = 100_000  # a run's epochs on a server started without limits
 
 
 def may_change_run(row: dict) -> bool:
@@ -31,8 +33,16 @@ def resume_section(runs: list[dict]) -> None:
             return
         left, right = st.columns([3, 1], vertical_alignment="bottom")
         name = left.selectbox("Run to continue", list(rows), key="resume_run_name")
-        epochs = right.number_input("More epochs", min_value=1, max_value=10_000, value=5, step=1,
-                                    key="resume_epochs")
+        room = epochs_left(rows[name])
+        if room < 1:
+            st.caption(f"Run {md_text(name)} has trained {rows[name].get('epochs_run') or 0} epochs, this server's "
+                       "limit for one run; start a new run on the Train page instead.")
+            return
+        if st.session_state.get(EPOCHS_KEY, 0) > room:  # chosen for a run with more room left
+            del st.session_state[EPOCHS_KEY]
+        epochs = right.number_input("More epochs", min_value=1, max_value=room, value=min(5, room), step=1,
+                                    key=EPOCHS_KEY, help=f"At most {room} more: this server trains at most "
+                                    f"{rows[name].get('epochs_run', 0) + room} epochs in one run.")
         copy_name = None
         if may_change_run(rows[name]):
             st.caption("Training goes on from the run's last weights and optimiser state; its curves continue "
@@ -46,6 +56,13 @@ def resume_section(runs: list[dict]) -> None:
             start_resume(name, int(epochs), copy_name)
 
 
+def epochs_left(row: dict) -> int:
+    """How many more epochs the server's epoch limit leaves the run of this list_runs row."""
+    limits = get_registry().limits
+    most = limits.max_epochs if limits is not None else MOST_EPOCHS_WITHOUT_LIMITS
+    return max(most - int(row.get("epochs_run") or 0), 0)
+
+
 def start_resume(name: str, epochs: int, copy_name: str | None) -> None:
     """Queue the resume job and follow it on the Train page; one sentence when it is refused."""
     try:
@@ -54,7 +71,7 @@ def start_resume(name: str, epochs: int, copy_name: str | None) -> None:
     except (ValueError, CheckpointError, PermissionError) as exc:
         st.error(md_message(exc))
         return
-    st.switch_page(TRAIN_PAGE, query_params={"job": job_id, "owner": owner_id()})
+    st.switch_page(TRAIN_PAGE, query_params={"job": job_id, **owner_params()})
 
 
 def export_section(runs: list[dict]) -> None:
