@@ -432,9 +432,24 @@ def test_only_the_owner_or_the_server_stops_an_experiment(tmp_path):
     manager.stop(name, by="student-a")
     record = manager.wait(name, timeout=120)
     assert record["status"] == "stopped" and record["owner"] == "student-a"
-    from core.serving.access import owner_key
+    from core.serving.access import OwnerError, owner_key
 
     assert all(job.owner_key == owner_key("student-a") for job in registry.summaries())
+    with pytest.raises(OwnerError, match="Only the student who made experiment owned"):
+        manager.delete(name, by="student-b")
+    manager.delete(name, by="student-a")
+    assert manager.records() == [] and not manager.is_running(name)
+
+
+def test_a_running_experiment_is_stopped_before_it_is_deleted(tmp_path):
+    manager = ExperimentManager(JobRegistry(root=tmp_path, max_concurrent=1), poll_seconds=0.05)
+    name = manager.start(ExperimentConfig(name="busy", base=digits_base(epochs=500), grid={"model.latent": [2]}))
+    with pytest.raises(ExperimentError, match="^Experiment busy is still running; stop it first, then delete it.$"):
+        manager.delete(name)
+    manager.stop(name)
+    manager.wait(name, timeout=120)
+    manager.delete(name)
+    assert manager.records() == []
 
 
 def test_probe_accuracy_objective_trains_a_probe_per_run_and_picks_the_highest(tmp_path):

@@ -423,3 +423,28 @@ def test_an_experiments_report_downloads_and_holds_its_preset_views(app_experime
     titles = [f.title for f in report.steps[0].figures]
     assert "The reconstruction error as an anomaly score" in titles and "Loss per epoch of every run" in titles
     assert len(render_pngs(report)) == len(titles) and len(report.runs) == 2
+
+
+def test_the_owner_or_the_teacher_deletes_an_ended_experiment_and_its_runs_stay(no_runs, monkeypatch):
+    """Issue 17: experiments belong to someone; the page offered no way to delete one."""
+    from core.checkpoints import list_runs
+    from ui.owners import OWNER_KEY
+
+    alice, bob = "alice-owner-id-00000001", "bob-owner-id-0000000002"
+    manager = ExperimentManager(JobRegistry(root=no_runs, max_concurrent=1), poll_seconds=0.05)
+    name = manager.start(preset_experiment("latent-sizes", tiny_base(), "alices"), owner=alice)
+    assert manager.wait(name, timeout=240)["status"] == "finished"
+    runs = {r["name"] for r in list_runs(no_runs)}
+
+    other = open_app_page(PAGE, {"exp_shown": name, OWNER_KEY: bob})
+    assert "Only the student who started this experiment (or the teacher) can delete it." in [
+        c.value for c in other.caption]
+    assert not [b for b in other.button if b.key == "exp_delete"]
+
+    owner = open_app_page(PAGE, {"exp_shown": name, OWNER_KEY: alice})
+    assert owner.button(key="exp_delete").disabled  # until confirmed
+    owner.checkbox(key="exp_delete_confirm").check().run()
+    owner.button(key="exp_delete").click().run()
+    assert "No experiment yet" in " ".join(c.value for c in owner.caption)
+    assert [r["name"] for r in ExperimentManager(JobRegistry(root=no_runs)).records()] == []
+    assert {r["name"] for r in list_runs(no_runs)} == runs  # its runs are runs like any other

@@ -13,6 +13,7 @@ from core.data import DataError
 from core.experiments import PRESETS, ExperimentConfig
 from core.jobs import JobPermissionError
 from core.serving.access import same_owner
+from ui.experiment_delete import delete_section
 from ui.experiment_estimate import estimate_section
 from ui.experiment_live import ACTIVE, loss_multiples, variants_table
 from ui.experiment_results import results_section
@@ -151,6 +152,7 @@ def experiment_section() -> None:
         st.html(SCROLL_SCRIPT, unsafe_allow_javascript=True)
     if not running:
         results_section(manager.record(name))
+        delete_section(manager.record(name), SHOWN_KEY)
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from typing import Any
 from core.checkpoints import CheckpointError, run_summary
 from core.config import finite_or_none as _finite
 from core.experiments.config import ExperimentConfig, describe_factors, expand_grid, variant_config
-from core.experiments.store import (ACTIVE_STATUSES, ExperimentError, list_records, load_record,
+from core.experiments.store import (ACTIVE_STATUSES, ExperimentError, delete_experiment, list_records, load_record,
                                     reserve_experiment_name, save_record)
 from core.jobs import JobPermissionError
 from core.jobs.access import check_experiment_share
@@ -461,6 +461,16 @@ class ExperimentManager:
         for name in names:
             self.stop(name)
         return len(names)
+
+    def delete(self, name: str, by: str | None = None, teacher: bool = False) -> None:
+        """Delete a finished experiment's record and study (its runs stay, like any run): only its
+        owner or the teacher (OwnerError); a running one is stopped first (ExperimentError)."""
+        with self._lock:
+            driver = self._drivers.get(name)
+            if driver is not None and not driver.done.is_set():
+                raise ExperimentError(f"Experiment {name} is still running; stop it first, then delete it.")
+            delete_experiment(self.root, name, by=by, teacher=teacher)
+            self._drivers.pop(name, None)
 
     def resume_interrupted(self) -> list[str]:
         """After a server restart (the registry's restore() has run): continue every experiment
