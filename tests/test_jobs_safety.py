@@ -207,6 +207,40 @@ def test_only_the_owner_or_the_teacher_resumes_into_a_run_and_anyone_resumes_a_c
     assert load_run(root, "alices").info["owner"] == owner_key("alice")  # still hers
 
 
+def test_a_resume_never_overwrites_a_run_that_another_student_saved_under_its_name_since(registry):
+    """A student could queue a resume of her own run, delete the run, and let the resume overwrite
+    the run another student saved under the freed name (an unnamed run takes the next free name)."""
+    import shutil
+
+    from core.checkpoints import delete_run
+
+    root = Path(registry.root)
+    for name, owner in (("shared-name", "alice"), ("alices-2", "alice"), ("bobs", "bob")):
+        registry.wait(registry.start(config(epochs=1, name=name), owner=owner), WAIT)
+    blocker = registry.start(config(epochs=10_000, name="blocker"), owner="carol")
+    wait_until(lambda: registry.snapshot(blocker).status == "running")
+    late = registry.resume("shared-name", 1, owner="alice")  # queued behind the blocker
+    delete_run(root, "shared-name", by="alice")
+    shutil.copytree(root / "bobs", root / "shared-name")  # bob's run takes the freed name
+    registry.stop(blocker)
+    failed = registry.wait(late, WAIT)
+    assert (failed.status, failed.message) == ("failed", "Run shared-name was deleted or replaced since this job was "
+                                               "queued, so it was not trained further; resume it again if it is "
+                                               "still the run you meant.")
+    assert load_run(root, "shared-name").info["owner"] == owner_key("bob")
+    # Replaced while it trained: the resume's epochs become a new run of alice's; bob's run stays.
+    running = registry.resume("alices-2", 10_000, owner="alice")
+    wait_until(lambda: registry.snapshot(running).epoch >= 1)
+    delete_run(root, "alices-2", by="alice")
+    shutil.copytree(root / "bobs", root / "alices-2")
+    registry.stop(running)
+    kept = registry.wait(running, WAIT)
+    assert kept.status == "stopped" and kept.run_name == "alices-2-2", kept.message
+    assert load_run(root, "alices-2-2").info["owner"] == owner_key("alice")
+    assert load_run(root, "alices-2").info["owner"] == owner_key("bob")
+    assert len(load_run(root, "alices-2").history) == 1
+
+
 def test_two_cli_resumes_of_one_run_at_once_one_is_refused(tmp_path):
     """Two terminals resume the same run: the second one is told so at once and saves nothing,
     the first keeps every epoch it trained."""

@@ -114,6 +114,9 @@ class Job:
     resume_from: str | None = None
     copy_to: str | None = None
     base_epochs: int = 0
+    # A resume into its run: the owner key the run had when the job was queued (a run deleted
+    # and saved again by someone else since is never overwritten); False: not checked (restored).
+    run_owner: str | None | bool = False
     probe_cfg: object | None = None  # probe jobs: the ProbeConfig
     stopped_by_shutdown: bool = False
     unsaved: object | None = None  # a TrainResult whose save failed: kept for Save again

@@ -12,9 +12,10 @@ import errno
 import logging
 import time
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Callable
 
-from core.checkpoints import CheckpointError, load_resume, load_run
+from core.checkpoints import CheckpointError, load_resume, load_run, recorded_owner
 from core.data import DataError, fill_model_shape
 from core.jobs import restart
 from core.jobs.access import JobPermissionError, short_key
@@ -90,6 +91,9 @@ class JobLife:
         if resume is not None:
             logger.info("job %s continues from its checkpoint at epoch %d", job.id, len(resume.history))
         elif job.resume_from is not None:
+            if not self._run_unchanged(job):
+                raise CheckpointError(f"Run {job.resume_from} was deleted or replaced since this job was queued, so "
+                                      "it was not trained further; resume it again if it is still the run you meant.")
             resume = load_resume(self.root, job.resume_from)
         if resume is not None:
             with job.lock:  # the live curves continue from the saved ones
@@ -144,7 +148,17 @@ class JobLife:
                         len(result.history))
         job.finish(result.status, saved.message, run_name=saved.name)
 
+    def _run_unchanged(self, job: Job) -> bool:
+        """Whether the run a resume saves into still has the owner it had when the job was queued."""
+        if not job.saves_into_run or job.run_owner is False:
+            return True
+        return recorded_owner(Path(self.root) / job.resume_from) == job.run_owner
+
     def _save(self, job: Job, cfg, result, info: dict) -> SavedRun:
+        if job.saves_into_run and not self._run_unchanged(job):  # kept as a new run of the job's owner
+            logger.warning("job %s: run %s was replaced while it trained; saved as a new run", job.id, job.resume_from)
+            return save_result(self.root, cfg, result, name=job.resume_from, info=info, owner=job.owner,
+                               owner_key=job.owner_key)
         if job.saves_into_run:
             return save_result(self.root, cfg, result, name=job.resume_from, overwrite=True,
                                base_epochs=job.base_epochs, info=info)

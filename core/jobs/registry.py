@@ -18,11 +18,12 @@ import secrets
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Callable
 
 import torch
 
-from core.checkpoints import DEFAULT_ROOT, default_run_name, load_resume, load_run, valid_run_name
+from core.checkpoints import DEFAULT_ROOT, default_run_name, load_resume, load_run, recorded_owner, valid_run_name
 from core.config import DataConfig, RunConfig
 from core.data import Dataset, load_dataset
 from core.jobs import restart
@@ -159,7 +160,8 @@ class JobRegistry(RestartPersistence):
         if as_name is None:  # it stays in its experiment, with its factor values, and with its owner
             info = kept_info(run.info)
             job = Job(name=run_name, kind="train", config=cfg, total_epochs=cfg.train.epochs, owner=owner,
-                      owner_key=key_of(owner), resume_from=run_name, base_epochs=done, info=info)
+                      owner_key=key_of(owner), resume_from=run_name, base_epochs=done, info=info,
+                      run_owner=recorded_owner(Path(self.root) / run_name))
         else:
             cfg.name = as_name.strip()
             job = Job(name=valid_run_name(cfg.name), kind="train", config=cfg, total_epochs=cfg.train.epochs,
