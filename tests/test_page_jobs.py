@@ -120,3 +120,21 @@ def test_after_a_kill_the_page_says_the_running_job_continues_from_its_checkpoin
     done = get_registry().wait("abcd1234", timeout=JOB_TIMEOUT)
     assert done.status == "finished", done.message
     assert [r["epoch"] for r in load_run(no_runs, "alice").history] == [1, 2, 3]
+
+
+def test_a_student_at_her_share_is_told_in_one_sentence_and_nothing_is_queued(teacher_server, monkeypatch):
+    monkeypatch.setenv("AE_LAB_MAX_JOBS_PER_STUDENT", "1")
+    registry = get_registry()  # made with the share of 1
+    try:
+        first = registry.start(tiny(epochs=5000, name="first"), owner=ALICE)
+        alice = train_tab(owner=ALICE, job=first, errors=["You already have"])
+        alice.text_input(key="cfg_name").input("second").run()
+        alice.button(key="start_job").click().run()
+        assert [e.value.replace("\\", "") for e in alice.error] == [
+            "You already have 1 job queued or running, the most one student may have at once on this server; "
+            "wait for one to finish or stop one."]
+        assert [j.name for j in registry.summaries()] == ["first"]
+    finally:
+        registry.stop_all()
+        for job in registry.summaries():
+            registry.wait(job.id, JOB_TIMEOUT)
