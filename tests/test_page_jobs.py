@@ -78,8 +78,8 @@ def test_the_teachers_stop_of_a_student_stops_their_experiment_too(teacher_serve
     from ui.state import get_experiments
 
     manager = get_experiments()
-    name = manager.start(ExperimentConfig(name="grid", base=tiny(epochs=5000), grid={"model.latent": [2, 3, 4, 5, 6, 8]}),
-                         owner=ALICE)
+    grid = ExperimentConfig(name="grid", base=tiny(epochs=5000), grid={"model.latent": [2, 3, 4, 5, 6, 8]})
+    name = manager.start(grid, owner=ALICE)
     deadline = time.monotonic() + JOB_TIMEOUT
     while len(alices := [j.id for j in app_registry.summaries() if j.owner_key == owner_key(ALICE)]) < 4:
         assert time.monotonic() < deadline, "her grid queued fewer than her share of 4 runs"
