@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui.errors import page_failed
 from ui.login import sign_in_screen
 from ui.owners import must_sign_in, owner_id
 from ui.sidebar import render_sidebar
@@ -73,6 +74,9 @@ get_experiments()  # made once per server: continues the experiments a restart c
 sidebar_slot = st.sidebar.container()
 try:
     page.run()
+except Exception as exc:  # st.stop/st.rerun are not Exceptions: they pass through
+    # A bug on a page: one sentence here, the traceback in the teacher's log (ui.errors).
+    st.error(page_failed(exc, page.title), icon=":material/error:")
 finally:
     render_sidebar(sidebar_slot)
     write_to_url()

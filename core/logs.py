@@ -1,7 +1,7 @@
 """Logging for a teacher debugging a class: the standard library's `logging`, set up once.
 
 Every module logs through `logging.getLogger(__name__)` (loggers under "core", "ui", "views").
-`setup_logging(checkpoints_root)` (the app and the CLI call it once) sends records to stderr and to a
+`setup_logging(checkpoints_root)` (the app; the CLI without stderr) sends records to stderr and to a
 rotating file `<checkpoints>/.logs/ae-lab.log` (5 files of 2 MB at most), so what happened to a
 class survives the terminal: each job's life (queued, started, epochs, stopped, saved, failed with
 its traceback), refused requests (limits, data roots, owners) and unexpected page errors with
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -23,7 +24,23 @@ BACKUPS = 4
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 _LOGGERS = ("core", "ui", "views", "app")
 _lock = threading.Lock()
-_configured: set[str] = set()
+_handlers: dict[str, logging.Handler] = {}  # "stderr" and "file": at most one of each per process
+
+
+class _Stderr(logging.StreamHandler):
+    """A handler on whatever sys.stderr is when a record comes (a test's captured stream, the
+    terminal), not on the stream that was there when logging was set up."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
 
 
 def short_owner(owner: str | None) -> str:
@@ -37,37 +54,46 @@ def short_owner(owner: str | None) -> str:
 
 
 def setup_logging(checkpoints_root=None, stderr: bool = True) -> Path | None:
-    """Attach the stderr and rotating-file handlers to the project's loggers (once per process and
-    folder); returns the log file's path (None when the folder cannot be written: stderr only)."""
+    """Attach the stderr handler (unless stderr=False: the CLI, whose stderr is its progress and
+    its one error line) and the rotating file under `checkpoints_root` to the project's loggers.
+    Called again with another folder, the file moves there (one log file per process: tests and
+    CLI calls in one process each write their own folder's). Returns the log file's path (None
+    when no folder is given or it cannot be written: then stderr only)."""
     level = getattr(logging, os.environ.get(LOG_LEVEL_ENV, "INFO").strip().upper() or "INFO", logging.INFO)
-    formatter = logging.Formatter(FORMAT)
-    handlers: list[logging.Handler] = []
-    path = None
     with _lock:
-        if stderr and "stderr" not in _configured:
-            handler = logging.StreamHandler()
-            handler.setFormatter(formatter)
-            handlers.append(handler)
-            _configured.add("stderr")
-        if checkpoints_root is not None:
-            folder = Path(checkpoints_root) / LOG_DIR
-            path = folder / LOG_FILE
-            key = str(path.resolve())
-            if key not in _configured:
-                try:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS,
-                                                                   encoding="utf-8", delay=True)
-                except OSError:
-                    path = None
-                else:
-                    handler.setFormatter(formatter)
-                    handlers.append(handler)
-                    _configured.add(key)
+        if stderr and "stderr" not in _handlers:
+            _attach("stderr", _Stderr())
+        path = None if checkpoints_root is None else log_file(checkpoints_root)
+        current = _handlers.get("file")
+        if path is not None and (current is None or current.baseFilename != str(path.resolve())):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS,
+                                                               encoding="utf-8", delay=True)
+            except OSError:
+                path = None
+            else:
+                _attach("file", handler)
+        # Records still reach the root logger too (pytest's caplog, a host that configured logging);
+        # `streamlit run` puts no handler there, so nothing is printed twice.
         for name in _LOGGERS:
-            logger = logging.getLogger(name)
-            logger.setLevel(level)
-            logger.propagate = False  # Streamlit's root handler would print every record twice
-            for handler in handlers:
-                logger.addHandler(handler)
+            logging.getLogger(name).setLevel(level)
     return path
+
+
+def _attach(kind: str, handler: logging.Handler) -> None:
+    handler.setFormatter(logging.Formatter(FORMAT))
+    old = _handlers.pop(kind, None)
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        if old is not None:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+    if old is not None:
+        old.close()
+    _handlers[kind] = handler
+
+
+def log_file(checkpoints_root) -> Path:
+    """Where setup_logging(checkpoints_root) writes."""
+    return Path(checkpoints_root) / LOG_DIR / LOG_FILE

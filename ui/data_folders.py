@@ -9,9 +9,12 @@ dataset is chosen (Streamlit forgets a widget that is not drawn): switching back
 """
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from core.config import DataConfig
+from core.logs import short_owner
 from core.serving.limits import WorkLimits
 from core.serving.roots import (FolderError, allowed_roots, find_datasets, find_torchvision_folders, folder_value,
                                 split_value)
@@ -20,6 +23,8 @@ from core.serving.uploads import (UploadError, dataset_name_from, delete_upload,
 from ui.owners import is_teacher, owner_id
 from ui.state import forget_folder_dataset
 from ui.text import md_message, md_text
+
+log = logging.getLogger(__name__)
 
 FOLDER_KEY = "data_folder"
 FOUND_KEY = "data_folder_found"
@@ -75,8 +80,10 @@ def _unpack_upload() -> None:
         result = unpack_zip(uploaded, dataset_name_from(uploaded.name), on_taken="next", uploader=owner_id(),
                             teacher=is_teacher())
     except UploadError as exc:
+        log.info("upload refused for %s: %s", short_owner(owner_id()), exc)
         st.session_state[UPLOAD_MESSAGE_KEY] = ("error", str(exc))
         return
+    log.info("upload by %s: %s", short_owner(owner_id()), result.summary())
     datasets_found.clear()
     st.session_state[FOLDER_KEY] = result.value
     st.session_state[UPLOAD_MESSAGE_KEY] = ("success", result.summary())
@@ -87,6 +94,7 @@ def _delete_upload(value: str, name: str) -> None:
     try:
         delete_upload(name, by=None if is_teacher() else owner_id())
     except UploadError as exc:
+        log.info("delete of upload %s refused for %s: %s", name, short_owner(owner_id()), exc)
         st.session_state[UPLOAD_MESSAGE_KEY] = ("error", str(exc))
         return
     datasets_found.clear()

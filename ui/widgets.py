@@ -8,8 +8,9 @@ from PIL import Image
 
 from core.analysis import image_grid
 from ui import projector
+from ui.errors import error_text
 from ui.state import SELECTED_RUN_KEY, get_run, run_mtime, saved_runs
-from ui.text import md_message, md_text
+from ui.text import md_text
 
 TRAIN_PAGE = "views/train.py"
 
@@ -46,8 +47,8 @@ def run_picker(label: str = "Run", key: str = "run_picker", runs: list[dict] | N
     st.session_state[SELECTED_RUN_KEY] = name
     try:
         return get_run(name, run_mtime(name))
-    except Exception as exc:  # CheckpointError and friends carry one plain sentence
-        st.error(md_message(exc))
+    except Exception as exc:  # core's refusals as their sentence, a bug as one (ui.errors)
+        st.error(error_text(exc))
         return None
 
 
@@ -108,8 +109,8 @@ def side_by_side_runs(run, key: str, help_text: str = "") -> list:
     for name in chosen:
         try:
             other = get_run(name, run_mtime(name))
-        except Exception as exc:  # CheckpointError and friends carry one plain sentence
-            st.warning(md_message(exc))
+        except Exception as exc:  # core's refusals as their sentence, a bug as one (ui.errors)
+            st.warning(error_text(exc))
             continue
         if other.config.data != run.config.data:
             st.warning(f"{md_text(name)} was trained on other data (another folder, size or split), so its test "

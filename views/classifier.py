@@ -10,6 +10,7 @@ from core.analysis import ProbeConfig, image_grid
 from ui import inspect_cache
 from core.charts.probe import confusion_chart, per_class_accuracy_chart, probe_history_chart
 from core.jobs import JobPermissionError
+from ui.errors import error_text
 from ui.owners import is_teacher, owner_id
 from ui.state import ACTIVE_STATUSES, get_registry
 from ui.widgets import run_picker, upscale_for
@@ -180,8 +181,8 @@ def start(registry, run, mode_list: list[str], epochs: int, lr: float, hidden: i
         try:
             job_id = registry.start_probe(run.name, ProbeConfig(epochs=epochs, lr=lr, fine_tune=mode == FINE_TUNED,
                                                                 hidden=hidden), owner=owner_id(), teacher=is_teacher())
-        except Exception as exc:  # core errors carry one plain sentence
-            st.error(md_message(exc))
+        except Exception as exc:  # core's refusals as their sentence, a bug as one (ui.errors)
+            st.error(error_text(exc))
             return
         st.session_state.setdefault(JOBS_KEY, {}).setdefault(run.name, {})[mode] = job_id
     st.rerun()
@@ -232,8 +233,8 @@ def main() -> None:
         return
     try:
         results_section(run, probes)
-    except Exception as exc:  # core errors carry one plain sentence
-        st.error(md_message(exc))
+    except Exception as exc:  # core's refusals as their sentence, a bug as one (ui.errors)
+        st.error(error_text(exc))
 
 
 main()

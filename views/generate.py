@@ -9,10 +9,11 @@ import streamlit as st
 from core import analysis
 from core.config import ModelConfig, RunConfig
 from ui import inspect_cache
+from ui.errors import error_text
 from ui.state import DATA_CONFIG_KEY, run_mtime
 from ui.train_settings import TRAIN_FORM_KEY
 from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
-from ui.text import md_message, md_text
+from ui.text import md_text
 
 RUN_KEY = "generate_run"
 SAMPLES_KEY = "generate_samples"
@@ -217,8 +218,8 @@ def main() -> None:
         return
     try:
         images, labels, dataset = inspect_cache.test_split(run)
-    except Exception as exc:  # core errors carry one plain sentence
-        st.error(md_message(exc))
+    except Exception as exc:  # core's refusals as their sentence, a bug as one (ui.errors)
+        st.error(error_text(exc))
         return
     scale = upscale_for(dataset.shape[-1])
 
@@ -238,8 +239,8 @@ def main() -> None:
         else:
             st.info("Style transfer (one code decoded with every label) needs a conditional "
                     "model: train one with 'Conditional' ticked.")
-    except Exception as exc:  # core errors carry one plain sentence
-        st.error(md_message(exc))
+    except Exception as exc:  # core's refusals as their sentence, a bug as one (ui.errors)
+        st.error(error_text(exc))
 
 
 main()

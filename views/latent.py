@@ -9,6 +9,7 @@ import streamlit as st
 from core import analysis
 from ui import inspect_cache
 from core.charts.inspect import PICKED, PLANE, POINT_SIZE, latent_scatter, plane_grid
+from ui.errors import error_text
 from ui.state import run_mtime
 from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
 from ui.projector import chart_height, projector_on, show_chart
@@ -364,8 +365,8 @@ def latent_side_by_side(run, class_names, labels) -> None:
                 try:
                     codes = inspect_cache.encoded_test_set(each.name, run_mtime(each.name), _run=each)["codes"]
                     xy = inspect_cache.projected(each.name, run_mtime(each.name), points, shown, 0, _codes=codes)
-                except Exception as exc:  # core errors carry one plain sentence
-                    st.error(md_message(exc))
+                except Exception as exc:  # core's refusals as their sentence, a bug as one (ui.errors)
+                    st.error(error_text(exc))
                     continue
                 table = pd.DataFrame({"index": np.arange(points), "x": xy[:, 0], "y": xy[:, 1],
                                       "class": [class_names[int(c)] for c in labels[:points]],
@@ -386,8 +387,8 @@ def main() -> None:
         images, labels, dataset = inspect_cache.test_split(run)
         encoded = inspect_cache.encoded_test_set(run.name, run_mtime(run.name), _run=run)
         errors = inspect_cache.test_errors(run.name, run_mtime(run.name), _run=run)
-    except Exception as exc:  # core errors carry one plain sentence
-        st.error(md_message(exc))
+    except Exception as exc:  # core's refusals as their sentence, a bug as one (ui.errors)
+        st.error(error_text(exc))
         return
     codes = encoded["codes"]
     scale = upscale_for(dataset.shape[-1])

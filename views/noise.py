@@ -12,10 +12,11 @@ from core.checkpoints import CONFIG_FILE
 from core.config import RunConfig
 from ui import inspect_cache
 from core.charts.inspect import noise_sweep_chart
+from ui.errors import error_text
 from ui.state import SELECTED_RUN_KEY, checkpoints_root, get_run, run_color_map, run_mtime, saved_runs
 from ui.widgets import need_a_run, show_grid, upscale_for
 from ui.projector import show_chart
-from ui.text import md_message, md_text
+from ui.text import md_text
 
 RUNS_KEY = "noise_runs"
 NOISE_KEY = "noise_factor"
@@ -128,8 +129,8 @@ def main() -> None:
                 noisy, recon = analysis.reconstruct(run.model, shown, shown_labels, noise=factor, seed=0)
                 sweep = inspect_cache.noise_sweep(name, run_mtime(name), inspect_cache.MAX_SWEEP_IMAGES,
                                                   SWEEP_LEVELS, _run=run)
-            except Exception as exc:  # core errors carry one plain sentence
-                st.error(md_message(exc))
+            except Exception as exc:  # core's refusals as their sentence, a bug as one (ui.errors)
+                st.error(error_text(exc))
                 continue
             # The shown images are the first of the swept ones, with the same noise (seed 0).
             measured = min(len(images), inspect_cache.MAX_SWEEP_IMAGES)

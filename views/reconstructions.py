@@ -8,6 +8,7 @@ import streamlit as st
 from core import analysis
 from ui import inspect_cache
 from core.charts.inspect import error_histogram
+from ui.errors import error_text
 from ui.state import run_mtime
 from ui.url_state import url_widget
 from ui.widgets import run_heading, run_picker, show_grid, side_by_side_runs, upscale_for
@@ -58,8 +59,8 @@ def main() -> None:
     try:
         images, labels, dataset = inspect_cache.test_split(run)
         errors = inspect_cache.test_errors(run.name, run_mtime(run.name), _run=run)
-    except Exception as exc:  # core errors carry one plain sentence
-        st.error(md_message(exc))
+    except Exception as exc:  # core's refusals as their sentence, a bug as one (ui.errors)
+        st.error(error_text(exc))
         return
     scale = upscale_for(dataset.shape[-1])
 

@@ -14,6 +14,7 @@ from core.config import finite_or_none
 
 EXIT_USER_ERROR = 2
 EXIT_NOTHING_SAVED = 1
+EXIT_UNEXPECTED = 3  # a bug: one line on stderr, the traceback in the log file
 
 
 class UserError(Exception):

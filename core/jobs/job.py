@@ -22,6 +22,7 @@ from core.serving.access import may_change
 from core.train import EpochRecord
 
 logger = logging.getLogger(__name__)
+EPOCH_LOG_EVERY = 10
 
 # A job keeps every batch loss up to this many; a longer run averages neighbouring pairs and
 # doubles the stride, so memory and the cost of each snapshot stay bounded (a 60k-image
@@ -155,8 +156,10 @@ class Job:
             self.epoch, self.batch = record.epoch, self.batches_per_epoch
             self.history.append(record)
             self.latest_frame = film_frame
-        logger.debug("job %s epoch %d/%d: train loss %.4g, validation loss %.4g", self.id, record.epoch,
-                     self.total_epochs, record.train_loss, record.val_loss)
+        # The first, every EPOCH_LOG_EVERY-th and the last epoch in the log (30 students' every epoch would drown it).
+        shown = record.epoch in (1, self.total_epochs) or record.epoch % EPOCH_LOG_EVERY == 0
+        logger.log(logging.INFO if shown else logging.DEBUG, "job %s epoch %d/%d: train loss %.4g, validation loss %.4g",
+                   self.id, record.epoch, self.total_epochs, record.train_loss, record.val_loss)
 
     @property
     def checkpoint_due(self) -> bool:
