@@ -169,15 +169,15 @@ def test_experiments_started_at_once_by_the_app_and_a_cli_never_share_a_folder(t
     import threading
     import time
 
-    import core.experiments.driver as driver_module
+    import core.experiments.manager as manager_module
 
-    real_save = driver_module.save_record
+    real_save = manager_module.save_record
 
     def slow_save(root, record):
         time.sleep(0.3)
         real_save(root, record)
 
-    monkeypatch.setattr(driver_module, "save_record", slow_save)
+    monkeypatch.setattr(manager_module, "save_record", slow_save)
     registry = JobRegistry(root=tmp_path, max_concurrent=1)
     managers = [ExperimentManager(registry, poll_seconds=0.05) for _ in range(3)]  # one per process
     exp = ExperimentConfig(name="race", base=digits_base(limit=200), grid={"model.latent": [2]})
