@@ -17,12 +17,18 @@ listing (one cached row per run).
 """
 from core.checkpoints.files import MAX_METRICS_BYTES
 from core.checkpoints.listing import list_runs, run_summary
-from core.checkpoints.load import Run, load_history, load_resume, load_run
 from core.checkpoints.names import (CHECKPOINTS_ENV, CONFIG_FILE, DEFAULT_ROOT, FILM_FILE, INFO_FILE, METRICS_FILE,
                                     RESUME_FILE, RUN_FILES, WEIGHTS_FILE, CheckpointError, check_name,
                                     checkpoints_root, default_run_name, describe_model, reserve_run_name, taken_note,
                                     valid_run_name)
-from core.checkpoints.save import delete_run, recorded_owner, recover_leftovers, save_run
+from core.lazy import lazy_exports
+
+# Loading and saving need PyTorch (seconds to import on a small machine); listing runs and checking names
+# do not: those two modules load on first use, so `from core.checkpoints import list_runs` loads no PyTorch.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "core.checkpoints.load": ("Run", "load_history", "load_resume", "load_run"),
+    "core.checkpoints.save": ("delete_run", "recorded_owner", "recover_leftovers", "save_run"),
+})
 
 __all__ = [
     "CHECKPOINTS_ENV", "CONFIG_FILE", "CheckpointError", "DEFAULT_ROOT", "FILM_FILE", "INFO_FILE",

@@ -13,8 +13,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from core.checkpoints.names import CONFIG_FILE, INFO_FILE, METRICS_FILE, CheckpointError, describe_model
 from core.config import ConfigError, RunConfig
 from core.models.label_style import STATE_PREFIX as LABEL_STYLE_PREFIX
@@ -173,6 +171,8 @@ def read_config(folder: Path) -> RunConfig:
 
 def load_tensors(path: Path, name: str) -> Any:
     """torch.load with weights_only=True, every failure turned into one sentence."""
+    import torch  # here, not at the top: listing runs (every page's sidebar) needs no PyTorch
+
     what = f"Run {name} cannot be loaded: its {path.name}"
     if not path.is_file():
         raise CheckpointError(f"{what} is missing; delete the run and train again.")
@@ -199,12 +199,14 @@ def load_tensors(path: Path, name: str) -> Any:
         raise CheckpointError(f"{what} {reason}; delete the run and train again.") from None
 
 
-def _shape(t: torch.Tensor) -> str:
+def _shape(t) -> str:
     return "×".join(map(str, t.shape)) or "scalar"
 
 
 def check_fit(name: str, cfg: RunConfig, model, state: dict) -> None:
     """Say which layer does not fit, instead of PyTorch's multi-line load_state_dict error."""
+    import torch
+
     prefix = f"Run {name} cannot be loaded: its weights do not fit its config ({describe_model(cfg)})"
     expected = model.state_dict()
     for key, want in expected.items():

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from core.checkpoints.files import RunFileError, read_config, read_info, read_metrics
-from core.checkpoints.load import run_dir
+from core.checkpoints.names import run_dir
 from core.checkpoints.names import CONFIG_FILE, INFO_FILE, METRICS_FILE, is_run_name, model_label
-from core.models import FAMILIES
 
 _CACHE_SIZE = 4096
 _cache: OrderedDict[tuple, dict] = OrderedDict()
@@ -44,6 +43,8 @@ def _empty_row(path: Path, info_mtime: float) -> dict[str, Any]:
 
 
 def _read_row(path: Path, info_mtime: float) -> dict:
+    from core.models import FAMILIES  # PyTorch: loaded by the first run listed, not by importing this module
+
     row = _empty_row(path, info_mtime)
     try:
         info = read_info(path)

@@ -11,7 +11,7 @@ import torch
 from core.checkpoints.files import (RunFileError, check_fit, finite_or_nan, load_tensors, read_config, read_info,
                                     read_metrics)
 from core.checkpoints.names import FILM_FILE, INFO_FILE, RESUME_FILE, WEIGHTS_FILE, CheckpointError, check_name, \
-    describe_model
+    describe_model, run_dir
 from core.config import RunConfig
 from core.models import Autoencoder, build_model
 
@@ -28,16 +28,6 @@ class Run:
     film: list[torch.Tensor] = field(default_factory=list)
     test_metrics: dict[str, float] = field(default_factory=dict)
     info: dict = field(default_factory=dict)  # status, message, device, created, seconds, epochs_run, owner
-
-
-def run_dir(root, name: str) -> Path:
-    check_name(name)
-    path = Path(root) / name
-    if not path.is_dir():
-        raise CheckpointError(f"There is no run named {name}; pick one of the saved runs.")
-    if not (path / INFO_FILE).is_file():
-        raise CheckpointError(f"Run {name} is incomplete (its save never finished); delete it and train again.")
-    return path
 
 
 def load_config(path: Path, name: str) -> RunConfig:

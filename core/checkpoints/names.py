@@ -13,7 +13,6 @@ from pathlib import Path
 
 from core.atomic import reserve_folder
 from core.config import RunConfig
-from core.models import architecture_name
 
 DEFAULT_ROOT = "checkpoints"
 CHECKPOINTS_ENV = "AE_LAB_CHECKPOINTS"
@@ -91,6 +90,8 @@ def default_run_name(cfg: RunConfig, defaults: RunConfig | None = None) -> str:
     "...-z2" and "...-z2-2"): e.g. mnist-conv-small-z16, fashion-mnist-dense-1000-500-250-z2-vae,
     mnist-dense-1000-500-250-z2-sgd-lr0.01-b32. `defaults`: the dataset's own (batch size and epochs
     fitted to its size, core.defaults); without them the batch size and epochs are left out."""
+    from core.models import architecture_name  # PyTorch: loaded when a run is named, not on import
+
     m, t = cfg.model, cfg.train
     base_model, base_train = RunConfig().model, RunConfig().train
     parts = [cfg.data.dataset, architecture_name(m), f"z{m.latent}"]
@@ -165,6 +166,8 @@ def valid_run_name(name: str) -> str:
 
 def model_label(cfg: RunConfig) -> str:
     """The architecture in a few characters, e.g. 'conv-small', 'dense-512-256', 'spatial-small'."""
+    from core.models import architecture_name  # PyTorch: loaded by the first run listed, not on import
+
     return architecture_name(cfg.model)
 
 
@@ -176,3 +179,14 @@ def describe_model(cfg: RunConfig) -> str:
     if cfg.model.conditional:
         arch += " conditional"
     return f"{arch}, latent {cfg.model.latent}"
+
+
+def run_dir(root, name: str) -> Path:
+    """The folder of the saved run `name` under root (its name checked, its save finished)."""
+    check_name(name)
+    path = Path(root) / name
+    if not path.is_dir():
+        raise CheckpointError(f"There is no run named {name}; pick one of the saved runs.")
+    if not (path / INFO_FILE).is_file():
+        raise CheckpointError(f"Run {name} is incomplete (its save never finished); delete it and train again.")
+    return path
