@@ -10,8 +10,7 @@ import torch
 
 from core.checkpoints.files import (RunFileError, check_fit, finite_or_nan, load_tensors, read_config, read_info,
                                     read_metrics)
-from core.checkpoints.names import FILM_FILE, INFO_FILE, RESUME_FILE, WEIGHTS_FILE, CheckpointError, check_name, \
-    describe_model, run_dir
+from core.checkpoints.names import FILM_FILE, RESUME_FILE, WEIGHTS_FILE, CheckpointError, describe_model, run_dir
 from core.config import RunConfig
 from core.models import Autoencoder, build_model
 

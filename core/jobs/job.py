@@ -11,9 +11,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, fields
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:  # annotations only: pages read jobs without loading PyTorch
+    import torch
 
 from core.checkpoints import valid_run_name
 from core.config import RunConfig

@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
-from core.checkpoints import CheckpointError, load_resume, load_run, recorded_owner
+from core.checkpoints import CheckpointError, recorded_owner
 from core.data import DataError, fill_model_shape
 from core.jobs import restart
 from core.jobs.access import JobPermissionError, short_key
@@ -94,6 +94,8 @@ class JobLife:
             if not self._run_unchanged(job):
                 raise CheckpointError(f"Run {job.resume_from} was deleted or replaced since this job was queued, so "
                                       "it was not trained further; resume it again if it is still the run you meant.")
+            from core.checkpoints import load_resume  # PyTorch: imported by the first job, not on import
+
             resume = load_resume(self.root, job.resume_from)
         if resume is not None:
             with job.lock:  # the live curves continue from the saved ones
@@ -177,6 +179,8 @@ class JobLife:
     # -------------------------------------------------- probes
 
     def probe(self, job: Job) -> None:
+        from core.checkpoints import load_run
+
         run = load_run(self.root, job.run_name)
         job.set_config(run.config)
         dataset = self.load_data(run.config.data)

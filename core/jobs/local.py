@@ -13,7 +13,7 @@ from typing import Callable
 
 from core.config import RunConfig
 from core.data import Dataset
-from core.train import ResumeFrom, TrainReporter, TrainResult, train
+from core.train import ResumeFrom, TrainReporter, TrainResult
 
 
 class LocalRunner:
@@ -27,6 +27,8 @@ class LocalRunner:
 
     def train(self, cfg: RunConfig, dataset: Dataset, reporter: TrainReporter,
               stop_event: threading.Event, resume: ResumeFrom | None = None) -> TrainResult:
+        from core.train import train  # PyTorch: imported by the first job, not by the app's first page
+
         if resume is None:
             return train(cfg, dataset, reporter=reporter, stop_event=stop_event)
         return train(cfg, dataset, reporter=reporter, stop_event=stop_event, resume=resume)

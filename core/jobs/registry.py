@@ -21,9 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-import torch
-
-from core.checkpoints import DEFAULT_ROOT, default_run_name, load_resume, load_run, recorded_owner, valid_run_name
+from core.checkpoints import DEFAULT_ROOT, default_run_name, recorded_owner, valid_run_name
 from core.config import DataConfig, RunConfig
 from core.data import Dataset, load_dataset
 from core.jobs import restart
@@ -37,7 +35,6 @@ from core.jobs.saving import kept_info
 from core.jobs.scheduler import FairQueue
 from core.jobs.status import JobStatus
 from core.serving.limits import LimitError, WorkLimits, check_run
-from core.train import resolve_device
 
 __all__ = ["JobPermissionError", "JobRegistry", "JobSnapshot", "JobSummary", "MAX_BATCH_LOSSES", "MAX_JOBS_ENV",
            "RunnerError", "USER_ERRORS"]
@@ -56,10 +53,11 @@ KEEP_ENDED_PER_OWNER = 10
 KEEP_ENDED = 200
 
 
-def _max_jobs_from_env() -> int:
+def _max_jobs_from_env() -> int | None:
+    """AE_LAB_MAX_JOBS, or None when it is not set (default_max_jobs decides)."""
     text = os.environ.get(MAX_JOBS_ENV, "").strip()
     if not text:
-        return default_max_jobs()
+        return None
     try:
         return int(text)
     except ValueError:
@@ -72,6 +70,10 @@ def default_max_jobs(device: str = "auto") -> int:
     GPU_JOB_BYTES each), since graph-captured steps of thirty small models share one GPU with
     little loss each; on the CPU (and Apple's MPS) 1, since parallel jobs there only split the
     same cores."""
+    import torch
+
+    from core.train import resolve_device
+
     try:
         resolved = resolve_device(device)
     except ValueError:
@@ -98,11 +100,11 @@ class JobRegistry(RestartPersistence):
         # and saving are the same whatever the runner. The app passes its shared dataset store as
         # load_data, so a job reuses the dataset its pages already loaded.
         self._life = JobLife(root, runner if runner is not None else LocalRunner(), load_data, limits)
-        self.max_concurrent = _max_jobs_from_env() if max_concurrent is None else int(max_concurrent)
-        if max_concurrent is None and not os.environ.get(MAX_JOBS_ENV, "").strip() and hasattr(self.runner, "max_jobs"):
-            self.max_concurrent = self.runner.max_jobs()  # a cluster's size, not this machine's device
-        if self.max_concurrent < 1:
-            raise ValueError(f"At most {self.max_concurrent} jobs at once would run nothing; allow 1 or more.")
+        self._max_concurrent = _max_jobs_from_env() if max_concurrent is None else int(max_concurrent)
+        if self._max_concurrent is None and hasattr(self.runner, "max_jobs"):
+            self._max_concurrent = self.runner.max_jobs()  # a cluster's size, not this machine's device
+        if self._max_concurrent is not None and self._max_concurrent < 1:
+            raise ValueError(f"At most {self._max_concurrent} jobs at once would run nothing; allow 1 or more.")
         self.max_jobs_per_owner = max_jobs_per_owner
         self._lock = threading.Lock()  # guards _jobs, _queue, _running; taken before any job's lock
         self._jobs: dict[str, Job] = {}  # in creation order
@@ -110,6 +112,18 @@ class JobRegistry(RestartPersistence):
         self._running: set[str] = set()
         self._shutting_down = False
         self._init_restart()
+
+    @property
+    def max_concurrent(self) -> int:
+        """How many jobs train at once. Left to this machine's device (default_max_jobs), it is asked
+        when first needed: that imports PyTorch, which the app's first page must not wait for."""
+        if self._max_concurrent is None:
+            self._max_concurrent = default_max_jobs()
+        return self._max_concurrent
+
+    @max_concurrent.setter
+    def max_concurrent(self, value: int) -> None:
+        self._max_concurrent = value
 
     # What the jobs' lives use, set through the registry (a test may tighten the limits meanwhile).
     runner = property(lambda self: self._life.runner, lambda self, value: setattr(self._life, "runner", value))
@@ -139,6 +153,8 @@ class JobRegistry(RestartPersistence):
         state; returns the job's id. Saved into the run itself (only its owner or the teacher may:
         OwnerError), or, with `as_name`, as a new run of that name owned by `owner` (anyone may).
         The total epochs go through the same limits as a new run."""
+        from core.checkpoints import load_resume, load_run  # PyTorch: imported when a run is resumed
+
         run = load_run(self.root, run_name)  # checks the name and that the run loads
         done = len(load_resume(self.root, run_name).history)  # and that it can be continued
         if as_name is None:

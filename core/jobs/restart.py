@@ -35,7 +35,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-import torch
 
 from core.atomic import TEMP_SUFFIX, write_bytes, write_json
 
@@ -96,6 +95,8 @@ def checkpoint_path(root, job_id: str) -> Path:
 
 def write_checkpoint(root, job_id: str, resume) -> None:
     """Keep `resume` (a core.train.ResumeFrom) as the job's checkpoint, replacing the last one."""
+    import torch  # here: the app's first page restores the queue without loading PyTorch
+
     film = [f.to("cpu") for f in resume.film]
     payload = {"state": resume.state, "best_state": resume.best_state,
                "history": [asdict(r) for r in resume.history],
@@ -111,6 +112,8 @@ def write_checkpoint(root, job_id: str, resume) -> None:
 def read_checkpoint(root, job_id: str):
     """The job's checkpoint as a ResumeFrom (weights_only: plain tensors and numbers); None when it
     has none or it cannot be read (the job then starts again from its beginning)."""
+    import torch
+
     from core.train import EpochRecord, ResumeFrom
 
     path = checkpoint_path(root, job_id)

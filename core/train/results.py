@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import torch
+if TYPE_CHECKING:  # annotations only: a job's records are read by pages that need no PyTorch
+    import torch
 
-from core.models import Autoencoder
+    from core.models import Autoencoder
 
 
 @dataclass
