@@ -8,13 +8,13 @@ poll), which also gives it the shared palette (core.charts.palette); every image
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
-from core.charts.style import styled as _styled
+if TYPE_CHECKING:  # Altair and pandas load with the first chart: the toggle, on every page, needs neither
+    import altair as alt
+    import pandas as pd
 
 PROJECTOR_KEY = "projector_mode"  # a plain session key (not the widget's), so it outlives pages
 PROJECTOR_WIDGET_KEY = "projector_toggle"
@@ -84,6 +84,8 @@ def chart_height(height: int) -> int:
 
 def styled(chart: alt.TopLevelMixin, projector: bool | None = None) -> alt.TopLevelMixin:
     """The chart with the shared palette and this screen's font sizes (core.charts.style)."""
+    from core.charts.style import styled as _styled
+
     return _styled(chart, projector_on() if projector is None else projector)
 
 
@@ -100,6 +102,8 @@ LIVE_DATASET = "live"
 def _live_spec(kind: str, _build: Callable[[alt.Data], alt.TopLevelMixin], height: int, projector: bool) -> dict:
     """The Vega-Lite spec of a live chart without its data, built once per server for each kind,
     height and screen (st.cache_data hands every caller its own copy)."""
+    import altair as alt
+
     spec = styled(_build(alt.Data(name=LIVE_DATASET)).properties(height=height), projector).to_dict()
     # What st.altair_chart leaves out too: Altair's default theme's 300×300 view (Streamlit
     # converts with the "none" theme; the chart's own height and the page's width apply).

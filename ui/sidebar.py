@@ -8,7 +8,6 @@ import streamlit as st
 
 from core.data import DATASETS
 from core.serving.roots import folder_value
-from core.train import device_label, resolve_device
 from ui.projector import projector_toggle
 from ui.login import account_box
 from ui.owners import teacher_sign_in
@@ -31,6 +30,8 @@ DATASET_LABELS = {
 @st.cache_resource
 def auto_device_label() -> str:
     """What `auto` trains on here, e.g. "CUDA · NVIDIA H100" or "CPU"."""
+    from core.train import device_label, resolve_device  # PyTorch: drawn after the page, warmed up meanwhile
+
     return device_label(resolve_device("auto"))
 
 

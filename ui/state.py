@@ -11,7 +11,7 @@ from typing import Callable
 
 import streamlit as st
 
-from core.checkpoints import checkpoints_root, list_runs, load_history, load_run
+from core.checkpoints import checkpoints_root, list_runs
 from core.config import DataConfig
 from core.data import Dataset
 from core.data_store import DatasetStore
@@ -21,7 +21,6 @@ from core.jobs.ray_worker import RAY_ADDRESS_ENV  # a constant: this imports no 
 from core.jobs.restart import install_shutdown_hook, restart_message
 from core.jobs.status import ACTIVE
 from core.logs import setup_logging
-from core.charts.palette import run_colors
 from core.serving.limits import WorkLimits
 from ui.text import md_message, plain_names
 
@@ -113,6 +112,8 @@ def active_jobs() -> list:
 @st.cache_resource(max_entries=4, show_spinner="Loading the run...")
 def get_run(name: str, mtime: float):
     """A loaded run (model, history, film); `mtime` keys the cache so a re-saved run reloads."""
+    from core.checkpoints import load_run  # PyTorch (warm_up loads it in the background)
+
     return load_run(checkpoints_root(), name)
 
 
@@ -127,6 +128,8 @@ def saved_runs() -> list[dict]:
 
 def run_color_map() -> dict[str, str]:
     """Every saved run's colour, the same on every page (core.charts.palette.run_colors: by age)."""
+    from core.charts.palette import run_colors  # Altair: not needed by a page that draws no chart
+
     return run_colors([r["name"] for r in reversed(saved_runs())])
 
 
@@ -158,4 +161,6 @@ def chosen_data_config() -> DataConfig:
 def run_history(name: str, mtime: float) -> list[dict]:
     """A saved run's per-epoch records, read without loading its weights (comparing many runs
     must not push the runs the Inspect pages use out of get_run's cache)."""
+    from core.checkpoints import load_history
+
     return load_history(checkpoints_root(), name)

@@ -6,7 +6,7 @@ import io
 import streamlit as st
 from PIL import Image
 
-from core.analysis import image_grid
+from core import analysis  # its parts (PyTorch) load on first use: see core.analysis
 from ui import projector
 from ui.errors import error_text
 from ui.state import SELECTED_RUN_KEY, get_run, run_mtime, saved_runs
@@ -63,14 +63,14 @@ def show_grid(images, caption: str | None = None, nrow: int = 8, scale: int = 1,
     if same_as is not None:
         st.image(_grid_png(same_as, images, nrow, scale), caption=caption, output_format="PNG")
         return
-    st.image(image_grid(images, nrow=nrow, scale=scale), caption=caption, output_format="PNG")
+    st.image(analysis.image_grid(images, nrow=nrow, scale=scale), caption=caption, output_format="PNG")
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
 def _grid_png(same_as: tuple, _images, nrow: int, scale: int) -> bytes:
     """The grid as PNG bytes, cached by what names the images (`_images` itself is not hashed)."""
     buffer = io.BytesIO()
-    Image.fromarray(image_grid(_images, nrow=nrow, scale=scale)).save(buffer, format="PNG")
+    Image.fromarray(analysis.image_grid(_images, nrow=nrow, scale=scale)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

@@ -21,13 +21,13 @@ from core.checkpoints.names import (CHECKPOINTS_ENV, CONFIG_FILE, DEFAULT_ROOT, 
                                     RESUME_FILE, RUN_FILES, WEIGHTS_FILE, CheckpointError, check_name,
                                     checkpoints_root, default_run_name, describe_model, reserve_run_name, taken_note,
                                     valid_run_name)
+from core.checkpoints.save import delete_run, recorded_owner, recover_leftovers, save_run
 from core.lazy import lazy_exports
 
-# Loading and saving need PyTorch (seconds to import on a small machine); listing runs and checking names
-# do not: those two modules load on first use, so `from core.checkpoints import list_runs` loads no PyTorch.
+# Loading a run builds its model, which needs PyTorch (seconds to import on a small machine): that module
+# loads on first use, so `from core.checkpoints import list_runs` (every page's sidebar) loads no PyTorch.
 __getattr__, __dir__ = lazy_exports(__name__, {
     "core.checkpoints.load": ("Run", "load_history", "load_resume", "load_run"),
-    "core.checkpoints.save": ("delete_run", "recorded_owner", "recover_leftovers", "save_run"),
 })
 
 __all__ = [

@@ -25,9 +25,10 @@ import time
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # PyTorch is imported where weights are written: deleting or listing runs needs none
+    import torch
 
 from core.atomic import fsync_dir, json_dumps, remove_folder, write_file
 from core.checkpoints.files import RunFileError, read_run_json
@@ -66,6 +67,8 @@ def _save_error(name: str, exc: BaseException) -> CheckpointError:
 
 
 def _torch_bytes(obj: Any) -> bytes:
+    import torch
+
     # Serialise in memory first: disk errors then surface as plain OSErrors from our own write.
     buffer = io.BytesIO()
     torch.save(obj, buffer)
@@ -73,6 +76,8 @@ def _torch_bytes(obj: Any) -> bytes:
 
 
 def _film_tensors(result) -> dict[str, torch.Tensor]:
+    import torch
+
     film: dict[str, torch.Tensor] = {}
     originals = getattr(result, "film_originals", None)
     if originals is not None:

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.analysis import per_image_errors
-
 
 @dataclass
 class AnomalyReport:
@@ -42,6 +40,8 @@ def anomaly_report(model, dataset, held_out: list[int]) -> AnomalyReport:
     if not held_out:
         raise ValueError("This run left no class out of training, so there is no anomaly to score; "
                          "use a run of the anomaly preset.")
+    from core.analysis import per_image_errors  # PyTorch: imported when a run is scored, not on import
+
     images, labels = dataset.split("test")
     errors = per_image_errors(model, images, labels)
     is_anomaly = torch.isin(labels, torch.tensor(sorted(held_out), dtype=labels.dtype)).numpy()
