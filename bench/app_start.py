@@ -1,26 +1,49 @@
-"""Figure 6: from `streamlit run app.py` to the first page served and rendered in a real browser,
-and the memory of the server once it has loaded one finished run.
+"""Figure 6: from `streamlit run app.py` to the first page's title in a real browser (median of
+START_TRIES, against a one-line Streamlit app started the same way), and the memory of the server
+once it has loaded one finished run.
 
 The browser (Debian's chromium through Playwright) is started before the clock starts: a student's
-browser is already open. The clock runs from launching the server process to the app's sidebar
-navigation and the first page's content being on screen with the script run finished.
+browser is already open. The clock runs from launching the server process to the first page's title
+being on screen; `ready` is when the script run has also finished (sidebar drawn, nothing pending).
+
+    python -m bench.app_start     # this figure alone (about a minute on a quiet 2-core machine)
 """
 from __future__ import annotations
 
 import os
 import signal
+import statistics
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 START_TIMEOUT_S = 120
 RUN_PAGE = "reconstructions"  # a page that loads the chosen run (weights, film, test images)
+START_TRIES = 3
+BASELINE_APP = 'import streamlit as st\n\nst.title("x")\n'  # the least a Streamlit page can be
+
+
+@dataclass
+class FirstPage:
+    title_s: list[float]  # launch -> the first page's title visible, each try
+    ready_s: list[float]  # launch -> that script run finished, each try
+    baseline_title_s: list[float]  # the same for BASELINE_APP
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.title_s)
+
+    @property
+    def baseline_s(self) -> float:
+        return statistics.median(self.baseline_title_s)
 
 
 @dataclass
@@ -92,58 +115,129 @@ def _wait_rendered(page, timeout_ms: int) -> None:
     expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=timeout_ms)
 
 
-def measure_app_start(repo: Path, checkpoints: Path, log_path: Path, data_dirs: list[Path] = ()) -> AppStart:
-    """Start the app on a free port with AE_LAB_CHECKPOINTS=checkpoints, time it, read its memory,
-    and stop it by its PID whatever happens. data_dirs: folders the run's data lies in, allowed
-    as a teacher allows them (AE_LAB_DATA_DIRS), so the run page can load its test images."""
-    from playwright.sync_api import sync_playwright
+def _wait_title(page, timeout_ms: int) -> None:
+    from playwright.sync_api import expect
 
-    if not Path(CHROMIUM).exists():
-        raise RuntimeError(f"{CHROMIUM} is missing; install Debian's chromium (apt-get install -y chromium).")
-    streamlit = Path(sys.executable).with_name("streamlit")
+    expect(page.get_by_test_id("stMain").get_by_role("heading").first).to_be_visible(timeout=timeout_ms)
+
+
+@contextmanager
+def served(cwd: Path, script: str, env: dict, log_path: Path) -> Iterator[tuple[str, float, float, int]]:
+    """`streamlit run script` from cwd on a free port: yields (url, the launch time, seconds to
+    /_stcore/health, the server's pid), and stops the server by its process group whatever happens."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "AE_LAB_CHECKPOINTS": str(checkpoints)}
-    if data_dirs:
-        env["AE_LAB_DATA_DIRS"] = os.pathsep.join([str(Path(d).resolve()) for d in data_dirs]
-                                                  + [p for p in env.get("AE_LAB_DATA_DIRS", "").split(os.pathsep) if p])
-    command = [str(streamlit), "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
-    timeout_ms = START_TIMEOUT_S * 1000
-    with sync_playwright() as playwright, open(log_path, "w") as log:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        server = None
+    command = [str(Path(sys.executable).with_name("streamlit")), "run", script, "--server.headless", "true",
+               "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    with open(log_path, "w") as log:
+        started = time.perf_counter()
+        server = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
         try:
-            page = browser.new_page()
-            started = time.perf_counter()
-            server = subprocess.Popen(command, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
             while not _healthy(url):
                 if server.poll() is not None:
                     raise RuntimeError(f"streamlit exited with code {server.returncode}; see {log_path}.")
                 if time.perf_counter() - started > START_TIMEOUT_S:
                     raise RuntimeError(f"streamlit did not answer within {START_TIMEOUT_S} s; see {log_path}.")
                 time.sleep(0.05)
-            health_s = time.perf_counter() - started
-            page.goto(url)
-            _wait_rendered(page, timeout_ms)
-            rendered_s = time.perf_counter() - started
-
-            page.goto(f"{url}/{RUN_PAGE}")
-            _wait_rendered(page, timeout_ms)
-            errors = page.get_by_test_id("stMain").get_by_test_id("stAlertContentError")
-            if errors.count():  # the page said why it shows no run (e.g. its data is not allowed)
-                raise RuntimeError(f"the {RUN_PAGE} page shows an error: {errors.first.inner_text()}")
-            from playwright.sync_api import expect
-
-            expect(page.get_by_test_id("stMain").get_by_test_id("stImage").first).to_be_visible(timeout=timeout_ms)
-            return AppStart(health_s, rendered_s, rss_mb(server.pid))
+            yield url, started, time.perf_counter() - started, server.pid
         finally:
-            browser.close()
-            if server is not None and server.poll() is None:
+            if server.poll() is None:
                 os.killpg(server.pid, signal.SIGTERM)  # its own session: the server and only its children
                 try:
                     server.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     os.killpg(server.pid, signal.SIGKILL)
                     server.wait()
+
+
+def _chromium():
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing; install Debian's chromium (apt-get install -y chromium).")
+
+
+def measure_first_page(repo: Path, checkpoints: Path, scratch: Path, tries: int = START_TRIES) -> FirstPage:
+    """Seconds from launching `streamlit run app.py` (AE_LAB_CHECKPOINTS=checkpoints) to its first
+    page's title in Chromium, and to that run finished, `tries` times, alternating with BASELINE_APP
+    started the same way from scratch (so both see the same machine load)."""
+    from playwright.sync_api import sync_playwright
+
+    _chromium()
+    scratch.mkdir(parents=True, exist_ok=True)
+    (scratch / "baseline_app.py").write_text(BASELINE_APP)
+    env = {**os.environ, "AE_LAB_CHECKPOINTS": str(checkpoints)}
+    timeout_ms = START_TIMEOUT_S * 1000
+    result = FirstPage([], [], [])
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for attempt in range(tries):
+                for cwd, script, titles in ((scratch, "baseline_app.py", result.baseline_title_s),
+                                            (repo, "app.py", result.title_s)):
+                    page = browser.new_page()
+                    with served(cwd, script, env, scratch / f"first-page-{script}-{attempt}.log") as (url, started, _, _):
+                        page.goto(url)
+                        _wait_title(page, timeout_ms)
+                        titles.append(time.perf_counter() - started)
+                        if script == "app.py":
+                            _wait_rendered(page, timeout_ms)
+                            result.ready_s.append(time.perf_counter() - started)
+                    page.close()
+        finally:
+            browser.close()
+    return result
+
+
+def measure_app_start(repo: Path, checkpoints: Path, log_path: Path, data_dirs: list[Path] = ()) -> AppStart:
+    """Start the app on a free port with AE_LAB_CHECKPOINTS=checkpoints, time it, read its memory,
+    and stop it by its PID whatever happens. data_dirs: folders the run's data lies in, allowed
+    as a teacher allows them (AE_LAB_DATA_DIRS), so the run page can load its test images."""
+    from playwright.sync_api import expect, sync_playwright
+
+    _chromium()
+    env = {**os.environ, "AE_LAB_CHECKPOINTS": str(checkpoints)}
+    if data_dirs:
+        env["AE_LAB_DATA_DIRS"] = os.pathsep.join([str(Path(d).resolve()) for d in data_dirs]
+                                                  + [p for p in env.get("AE_LAB_DATA_DIRS", "").split(os.pathsep) if p])
+    timeout_ms = START_TIMEOUT_S * 1000
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            with served(repo, "app.py", env, log_path) as (url, started, health_s, pid):
+                page.goto(url)
+                _wait_rendered(page, timeout_ms)
+                rendered_s = time.perf_counter() - started
+                page.goto(f"{url}/{RUN_PAGE}")
+                _wait_rendered(page, timeout_ms)
+                errors = page.get_by_test_id("stMain").get_by_test_id("stAlertContentError")
+                if errors.count():  # the page said why it shows no run (e.g. its data is not allowed)
+                    raise RuntimeError(f"the {RUN_PAGE} page shows an error: {errors.first.inner_text()}")
+                expect(page.get_by_test_id("stMain").get_by_test_id("stImage").first).to_be_visible(
+                    timeout=timeout_ms)
+                return AppStart(health_s, rendered_s, rss_mb(pid))
+        finally:
+            browser.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """This figure alone: app.py against BASELINE_APP, with an empty checkpoints folder."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m bench.app_start", description=main.__doc__)
+    parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1],
+                        help="the checkout whose app.py to start (default: this one), e.g. to time another branch")
+    parser.add_argument("--tries", type=int, default=START_TRIES)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="ae-lab-app-start-") as scratch:
+        (Path(scratch) / "checkpoints").mkdir()
+        first = measure_first_page(args.repo, Path(scratch) / "checkpoints", Path(scratch), args.tries)
+    print(f"app.py first page title: {first.median_s:.2f} s (median of {[round(t, 2) for t in first.title_s]}), "
+          f"script run finished: {statistics.median(first.ready_s):.2f} s; one-line app: {first.baseline_s:.2f} s "
+          f"({[round(t, 2) for t in first.baseline_title_s]}); ratio {first.median_s / first.baseline_s:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

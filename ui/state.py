@@ -31,6 +31,16 @@ SELECTED_RUN_KEY = "selected_run"  # a run name (str)
 ACTIVE_STATUSES = ACTIVE
 
 
+# The app's first page imports none of PyTorch, scikit-learn, Altair or pandas (seconds on a small machine);
+# a background thread imports what the Train and Inspect pages need right after the server's first script
+# run starts, so the next click does not wait either. AE_LAB_WARM_UP=0 turns it off (a test of what a page
+# imports by itself). openTSNE, Optuna and Ray stay unloaded until a page uses them.
+WARM_UP_ENV = "AE_LAB_WARM_UP"
+WARM_UP_MODULES = ("torch", "core.train", "core.checkpoints.load", "core.analysis.inference",
+                   "core.analysis.generation", "core.analysis.pictures", "core.analysis.embeddings",
+                   "core.analysis.probe", "sklearn.datasets", "pandas", "altair", "core.charts.training",
+                   "core.charts.inspect", "core.reports.figures")
+
 RESTART_NOTE_SHOWN_KEY = "restart_note_dismissed"
 RESTART_NOTE_FOR_S = 3600  # sessions opened this long after a restart are no longer told of it
 
@@ -50,21 +60,27 @@ def get_registry() -> JobRegistry:
     # server's shutdown (SIGTERM/SIGINT, see core.jobs.restart) saves its running jobs.
     registry.restore()
     install_shutdown_hook(registry.shutdown)
-    # The Train page checks every setting against the batch-memory limit, whose first estimate
-    # imports PyTorch's meta-kernel machinery (about a second, once per process): do that now,
-    # off the page's thread, so the first student to open Train does not wait for it.
-    threading.Thread(target=_warm_batch_estimate, name="ae-lab-warm-estimate", daemon=True).start()
+    if os.environ.get(WARM_UP_ENV, "1").strip() != "0":
+        threading.Thread(target=_warm_up, name="ae-lab-warm-up", daemon=True).start()
     return registry
 
 
-def _warm_batch_estimate() -> None:
-    from core.config import ModelConfig
-    from core.models import activation_bytes_per_image
+def _warm_up() -> None:
+    """Import WARM_UP_MODULES, then make the first batch-memory estimate: the Train page checks every
+    setting against that limit, and its first estimate imports PyTorch's meta-kernel machinery (about a
+    second, once per process). Off the pages' thread, once per server."""
+    import importlib
+    import logging
 
     try:
+        for name in WARM_UP_MODULES:
+            importlib.import_module(name)
+        from core.config import ModelConfig
+        from core.models import activation_bytes_per_image
+
         activation_bytes_per_image(ModelConfig(in_channels=1, image_size=8))
-    except Exception:  # only a warm-up: the page's own check reports any real problem
-        pass
+    except Exception:  # only a warm-up: the page that needs a module reports any real problem
+        logging.getLogger(__name__).exception("warming up the app's modules failed")
 
 
 def restart_notice() -> None:

@@ -13,7 +13,12 @@ from typing import Callable
 
 from core.config import RunConfig
 from core.data import Dataset
+from core.lazy import lazy_exports
 from core.train import ResumeFrom, TrainReporter, TrainResult
+
+# core.train.train, as this module's `train` (tests replace it here), imported by the first job: the
+# app's first page imports this module and must not wait for PyTorch.
+__getattr__, __dir__ = lazy_exports(__name__, {"core.train": ("train",)})
 
 
 class LocalRunner:
@@ -27,7 +32,7 @@ class LocalRunner:
 
     def train(self, cfg: RunConfig, dataset: Dataset, reporter: TrainReporter,
               stop_event: threading.Event, resume: ResumeFrom | None = None) -> TrainResult:
-        from core.train import train  # PyTorch: imported by the first job, not by the app's first page
+        from core.jobs.local import train  # this module's own (see lazy_exports above)
 
         if resume is None:
             return train(cfg, dataset, reporter=reporter, stop_event=stop_event)
