@@ -2,10 +2,8 @@
 variants (status, epoch, losses) and the small multiples of their loss curves."""
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from core.charts.experiments import curves_frame, small_multiples_chart
 from core.checkpoints import CheckpointError
 from ui.projector import show_chart
 from ui.state import get_registry, run_history, run_mtime
@@ -34,6 +32,8 @@ def variant_histories(record: dict) -> dict[str, list]:
 
 
 def variants_table(record: dict, key: str) -> None:
+    import pandas as pd  # with the first table: the Lessons page shows none before a step has run
+
     rows = []
     for v in record["variants"]:
         row = {"#": v["index"] + 1, "variant": v["label"], "status": v["status"],
@@ -50,6 +50,8 @@ def variants_table(record: dict, key: str) -> None:
 
 def loss_multiples(record: dict, key: str) -> None:
     """Every variant's loss curves, one small panel each on the same axes (they fill in live)."""
+    from core.charts.experiments import curves_frame, small_multiples_chart  # Altair, pandas: on first use
+
     histories = variant_histories(record)
     frame = curves_frame(histories)
     with st.container(key=key):

@@ -5,21 +5,22 @@ odd links); anything a student or a file names is shown through `plain`."""
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import streamlit as st
 
 from core import analysis
-from core.charts.inspect import PICKED, PLANE
 from core.lessons.model import MAX_ANSWER_CHARS, Lesson, Question
 from core.lessons.runner import collect_probes, expected_answer, is_active, matches
 from core.lessons.store import answer_value, save_answer
-from core.reports.figures import Figure, StepRuns, step_figures
 from ui.experiment_live import loss_multiples, variants_table
 from ui.projector import show_chart, upscale_for
 from ui.state import checkpoints_root, get_experiments, get_registry, get_run, run_mtime
 from ui.widgets import show_grid
+
+if TYPE_CHECKING:  # the figures (pandas, Altair, PyTorch) load when a step first shows them
+    from core.reports.figures import Figure
 
 POLL_SECONDS = 1.0
 ERRORS_KEY = "lesson_answer_errors"  # widget key -> the sentence why its last value was not kept
@@ -37,6 +38,8 @@ def plain(text) -> str:
 def cached_figures(step_key: str, views: tuple[str, ...], stamp: tuple, _rows: list, _record: dict | None) -> list:
     """A step's figures, made once per set of saved runs (stamp: each run's save time and whether
     its classifier result is kept), so moving a widget does not redo them."""
+    from core.reports.figures import StepRuns, step_figures
+
     runs = StepRuns(checkpoints_root(), _rows, get_registry().load_data, _record)
     return step_figures(runs, list(views), prefix=f"{step_key}-")
 
@@ -58,6 +61,8 @@ def show_figures(figures: list[Figure]) -> None:
 
 def plane_view(figure: Figure) -> None:
     """A 2-D code plane: click a point or any spot, and the decoder draws that code beside it."""
+    from core.charts.inspect import PICKED, PLANE  # the selections' names in the chart it draws
+
     chart_col, picked_col = st.columns([3, 1], vertical_alignment="center")
     with chart_col:
         event = show_chart(figure.chart, on_select="rerun", key=f"lesson_plane_{figure.key}")

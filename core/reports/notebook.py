@@ -4,8 +4,10 @@ classifiers as the app) and draw the same figures, so a student continues where 
 The lesson file itself is inside the notebook, so it runs wherever the project is, without it."""
 from __future__ import annotations
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # nbformat loads when a notebook is made, not with the Lessons page
+    import nbformat
 
 from core.lessons.model import Lesson, Step
 
@@ -38,6 +40,8 @@ print(data.note or f"Data: {{data.config.dataset}}, {{data.train_images}} traini
 
 def lesson_notebook(lesson: Lesson, text: str, epochs: int | None = None, folder: str = "lesson-runs"
                     ) -> nbformat.NotebookNode:
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
     """The notebook of `lesson` (whose file's text is `text`)."""
     cells = [new_markdown_cell(f"# {lesson.title}\n\n*{lesson.goal}*\n\n"
                                "Each step below trains its runs with the same settings as the app's Lessons page "
@@ -57,6 +61,8 @@ def lesson_notebook(lesson: Lesson, text: str, epochs: int | None = None, folder
 
 
 def _step_cells(step: Step) -> list:
+    from nbformat.v4 import new_code_cell, new_markdown_cell
+
     text = f"## {step.number}. {step.title}\n\n{step.text}"
     if step.look_for:
         text += f"\n\n**What to look for:** {step.look_for}"
@@ -84,4 +90,6 @@ def _step_cells(step: Step) -> list:
 
 
 def notebook_bytes(notebook: nbformat.NotebookNode) -> bytes:
+    import nbformat
+
     return nbformat.writes(notebook).encode("utf-8")

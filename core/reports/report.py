@@ -8,10 +8,13 @@ import platform
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from core.lessons.model import Lesson, Question, Step
-from core.reports.figures import Figure, StepRuns, step_figures
+# core.reports.figures (pandas, Altair, PyTorch) is imported where figures are drawn: the Lessons page
+# imports this module for its hand-in and must not wait seconds before it shows the lesson.
+if TYPE_CHECKING:
+    from core.reports.figures import Figure
 
 LIBRARIES = ("torch", "torchvision", "numpy", "scikit-learn", "pandas", "altair", "vl-convert-python", "optuna",
              "openTSNE")
@@ -169,6 +172,8 @@ def _lesson_step(root, lesson: Lesson, step: Step, key: str, state: dict, load, 
         out.table = runs_table(rows)
         out.command = _step_command(lesson, step, record)
         try:
+            from core.reports.figures import StepRuns, step_figures
+
             out.figures = step_figures(StepRuns(root, rows, load, record), step.show, prefix=f"s{step.number}-")
         except (CheckpointError, DataError, ValueError) as exc:  # e.g. a run deleted since: the rest still reports
             out.note = f"The figures of this step could not be drawn: {' '.join(str(exc).split())}"
@@ -214,6 +219,7 @@ def experiment_report(root, record: dict, load: Callable) -> Report:
 
     from core.experiments import ExperimentConfig
     from core.lessons.runner import variant_rows
+    from core.reports.figures import StepRuns, step_figures
 
     root = Path(root)
     exp = ExperimentConfig.from_dict(record["config"])
@@ -230,6 +236,7 @@ def run_report(root, name: str, load: Callable) -> Report:
     from pathlib import Path
 
     from core.checkpoints import run_summary
+    from core.reports.figures import StepRuns, step_figures
 
     root = Path(root)
     summary = run_summary(root, name)
