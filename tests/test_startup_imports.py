@@ -44,11 +44,11 @@ def test_the_lessons_page_imports_no_chart_or_notebook_library():
 
 
 def test_the_lazy_packages_still_export_every_name():
-    """core.checkpoints, core.train and core.analysis load their heavy parts on first use; every
+    """core.checkpoints, core.data, core.train and core.analysis load their heavy parts on first use; every
     public name is still importable from them, and `import *` gives all of __all__."""
     done = subprocess.run([sys.executable, "-c", (
-        "import core.analysis, core.checkpoints, core.train\n"
-        "for package in (core.analysis, core.checkpoints, core.train):\n"
+        "import core.analysis, core.checkpoints, core.data, core.train\n"
+        "for package in (core.analysis, core.checkpoints, core.data, core.train):\n"
         "    missing = [n for n in package.__all__ if not hasattr(package, n)]\n"
         "    assert not missing, (package.__name__, missing)\n"
         "    assert set(package.__all__) <= set(dir(package))\n"

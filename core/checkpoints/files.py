@@ -15,7 +15,6 @@ from typing import Any
 
 from core.checkpoints.names import CONFIG_FILE, INFO_FILE, METRICS_FILE, CheckpointError, describe_model
 from core.config import ConfigError, RunConfig
-from core.models.label_style import STATE_PREFIX as LABEL_STYLE_PREFIX
 from core.safejson import JsonFileError, read_json
 from core.serving.access import is_owner_key
 
@@ -206,6 +205,8 @@ def _shape(t) -> str:
 def check_fit(name: str, cfg: RunConfig, model, state: dict) -> None:
     """Say which layer does not fit, instead of PyTorch's multi-line load_state_dict error."""
     import torch
+
+    from core.models.label_style import STATE_PREFIX as LABEL_STYLE_PREFIX
 
     prefix = f"Run {name} cannot be loaded: its weights do not fit its config ({describe_model(cfg)})"
     expected = model.state_dict()

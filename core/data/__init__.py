@@ -8,17 +8,26 @@ shapes drawn in six styles: the class is the style), torchvision_sets
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from core.config import DataConfig, ModelConfig
 from core.data.base import OFFLINE_DATASETS, SPLITS, TORCHVISION_DATASETS, DataError, Dataset, Progress
-from core.data.builtin import load_digits
-from core.data.folder import load_folder
-from core.data.shapes import SHAPE_NAMES, make_shapes
-from core.data.styles import STYLE_NAMES, make_styles
-from core.data.splits import apply_splits, check_fractions
-from core.data.torchvision_sets import _download_address, _network_reachable, load_torchvision
+from core.lazy import lazy_exports
 from core.serving.limits import WorkLimits
+
+if TYPE_CHECKING:
+    import torch
+
+# Every source makes tensors (PyTorch, seconds to import): its module loads on first use (core.lazy), so
+# the app's first page may import DataError, Dataset and DATASETS without waiting for it.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "core.data.builtin": ("load_digits",),
+    "core.data.folder": ("load_folder",),
+    "core.data.shapes": ("SHAPE_NAMES", "make_shapes"),
+    "core.data.styles": ("STYLE_NAMES", "make_styles"),
+    "core.data.splits": ("apply_splits", "check_fractions"),
+    "core.data.torchvision_sets": ("_download_address", "_network_reachable", "load_torchvision"),
+})
 
 DATASETS: dict[str, str] = {
     "digits": "scikit-learn digits: 1,797 handwritten digits, 8×8 grey, 10 classes (built in, offline)",
@@ -39,6 +48,10 @@ __all__ = ["DATASETS", "OFFLINE_DATASETS", "SHAPE_NAMES", "SPLITS", "STYLE_NAMES
 def load_dataset(cfg: DataConfig, progress: Progress | None = None, limits: WorkLimits | None = None) -> Dataset:
     """`limits` bound an image folder's walk (depth, files, time, pixels per image); by default
     those of the environment (core.serving.limits.WorkLimits.from_env)."""
+    # This package's own names (lazy, and a test may replace one): see lazy_exports above.
+    from core.data import (apply_splits, check_fractions, load_digits, load_folder, load_torchvision, make_shapes,
+                           make_styles)
+
     check_fractions(cfg)
     if cfg.dataset == "digits":
         ds, given = load_digits(), None
@@ -63,6 +76,8 @@ def fill_model_shape(model_cfg: ModelConfig, dataset: Dataset) -> ModelConfig:
 
 def balanced_sample_weights(labels: torch.Tensor) -> torch.Tensor:
     """1 / (count of the item's class): every class gets the same total weight."""
+    import torch
+
     labels = labels.long()
     if labels.numel() == 0:
         return torch.zeros(0)

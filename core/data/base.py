@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # annotations: DataError and Dataset are wanted by pages that need no PyTorch
+    import torch
 
 from core.config import TORCHVISION_DATASETS  # noqa: F401  (re-exported: with an official test split)
 
@@ -48,7 +50,7 @@ class Dataset:
 
     def class_counts(self, split: str | None = None) -> dict[str, int]:
         labels = self.labels if split is None else self.split(split)[1]
-        counts = torch.bincount(labels, minlength=self.num_classes).tolist()
+        counts = labels.bincount(minlength=self.num_classes).tolist()
         return dict(zip(self.class_names, counts))
 
 
