@@ -65,14 +65,14 @@ def test_names_from_a_link_are_text_on_every_page(served, new_page, shot):
         if path in ("", "train"):
             shot(page, f"hostile-link-{path or 'home'}")
     # The Data page also names the folder in its error and caption: as text there too.
-    open_link(page, f"{served.url}/?{query}")
+    open_link(page, f"{served.url}/data?{query}")
     expect(main(page).get_by_test_id("stAlertContentError")).to_contain_text("[Login here](https:")
     assert_drawn_as_text(page, served, requests)
 
 
 def test_class_names_are_text(served, new_page, shot):
     page = new_page()
-    open_link(page, f"{served.url}/?dataset=folder&root=data&folder=hostile&size=12")
+    open_link(page, f"{served.url}/data?dataset=folder&root=data&folder=hostile&size=12")
     for name in HOSTILE_CLASSES:
         expect(main(page).get_by_test_id("stImageCaption").filter(has_text=name)).to_have_count(1)
     assert_drawn_as_text(page, served, [])
