@@ -25,9 +25,7 @@ def test_a_student_follows_a_lesson_hands_in_and_the_report_shows_every_figure_o
         start_app, new_page, browser, shot, tmp_path):
     folder = tmp_path / "lesson-files"
     write_lesson(folder, LESSON, TINY_LESSON)
-    # One PyTorch thread: on this shared 2-core machine two threads waiting on each other made each
-    # training run tens of times slower (BENCHMARKS.md, "Lessons").
-    server = start_app(env={"AE_LAB_LESSON_DIRS": str(folder), "OMP_NUM_THREADS": "1"})
+    server = start_app(env={"AE_LAB_LESSON_DIRS": str(folder)})
     page = new_page()
     open_app(page, server.url)
     expect(main(page).get_by_role("heading", name="Lessons", exact=True)).to_be_visible()
