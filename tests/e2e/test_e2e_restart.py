@@ -94,8 +94,10 @@ def test_a_server_killed_mid_training_continues_the_run_and_the_queue(start_app,
     expect(main(alice)).to_contain_text(CONTINUED_NOTE, timeout=RERUN_TIMEOUT_MS * 2)
     continued_at = int(CONTINUED_NOTE.search(main(alice).inner_text()).group(1))
     assert continued_at >= 2
-    shot(alice, "alice-after-sigkill-continues")
     alice_live = keyed(alice, "live_training")
+    # The screenshot shows her job training on from its checkpoint, not the page half drawn.
+    expect(alice_live).to_contain_text(re.compile(r"epoch \d+/8"), timeout=RERUN_TIMEOUT_MS)
+    shot(alice, "alice-after-sigkill-continues")
     expect(alice_live).to_contain_text("Saved as run alice-conv", timeout=TRAINING_TIMEOUT_MS)
     info = json.loads((first.checkpoints / "alice-conv" / "info.json").read_text())
     assert info["epochs_run"] == 8 and info["status"] == "finished"
