@@ -59,7 +59,7 @@ def test_latent_sizes_preset_from_the_page(start_app, new_page, shot):
     expect(factor_charts.locator(POINT_MARKS).nth(LATENT_SIZES - 1)).to_be_attached(timeout=RERUN_TIMEOUT_MS)
     expect(keyed(page, "exp_small_multiples")).to_contain_text("latent 16")
     expect_images_loaded(keyed(page, "exp_reconstructions"), at_least=LATENT_SIZES + 1)
-    best = re.search(r"Best run: latent \d+ \((\d+\.\d+)\)", main(page).inner_text())
+    best = re.search(r"Best run by test MSE: latent \d+ \(test MSE (\d+\.\d+)\)", main(page).inner_text(), re.I)
     assert best and float(best.group(1)) < LEARNED_MSE, best and best.group(0)
     assert_no_traceback(page)
     keyed(page, "exp_factor_charts").scroll_into_view_if_needed()
