@@ -24,9 +24,11 @@ def alice_trains_bob_waits(server, new_page, alice_epochs: int, trained: int):
     for page in (alice, bob):
         open_app(page, server.url)
         choose_digits(page)
+    # Both forms filled first, then the two Starts back to back: Alice's short run must still be
+    # training when Bob's is queued (a form takes longer to fill than her 8 epochs on one thread).
     configure_conv(alice, epochs=alice_epochs, run_name="alice-conv")
-    alice_live = start_training(alice)
     configure_conv(bob, epochs=2, run_name="bob-conv")
+    alice_live = start_training(alice)
     bob_live = start_training(bob)
     expect(bob_live).to_contain_text("Queued: position 1")
     wait_for_epoch_points(alice_live, series=2, epochs=trained)
