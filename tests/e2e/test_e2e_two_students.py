@@ -16,7 +16,7 @@ from lab import (
 from streamlit_ui import RERUN_TIMEOUT_MS, TRAINING_TIMEOUT_MS, assert_no_traceback, go_to, main, open_app
 
 # Long enough that the first run is still going when the second student presses Start.
-FIRST_EPOCHS = 25
+FIRST_EPOCHS = 300  # she stops it (25 could end before Bob pressed Start on a fast machine)
 # The queued run is short, so it is seen to finish on its own.
 SECOND_EPOCHS = 3
 
