@@ -77,15 +77,16 @@ def test_reload_latent_click_side_by_side_offline(start_app, new_page, shot, tmp
 
     # A click in empty space of the latent plane decodes that spot, beside the chart.
     open_url(page, f"{server.url}/latent?dataset=digits&run=z2-a")
-    # Click just inside the plot's top-left corner (right of
-    # the y axis). The grid reaches 8 % beyond the codes, so no test point is there.
-    canvas = keyed(page, "latent_scatter").locator(".marks").first  # the svg (or canvas) Vega draws on
-    expect(canvas).to_be_visible(timeout=RERUN_TIMEOUT_MS)
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
+    # Click just inside the plot's top-left corner, found from the y axis's tick labels (they end at
+    # the plot's left edge; the top one is centred on its top edge): the class legend sits above the
+    # plot. The grid reaches 8 % beyond the codes, so no test point is there.
+    y_labels = keyed(page, "latent_scatter").locator("g.role-axis[aria-label^='Y-axis'] .role-axis-label").first
+    expect(y_labels).to_be_visible(timeout=RERUN_TIMEOUT_MS)
+    y_labels.scroll_into_view_if_needed()
+    box = y_labels.bounding_box()
     picked = keyed(page, "picked_point")
     expect(picked).to_contain_text("click anywhere")
-    page.mouse.click(box["x"] + 90, box["y"] + 14)
+    page.mouse.click(box["x"] + box["width"] + 25, box["y"] + 14)
     wait_for_script(page)
     expect(picked).to_contain_text("Decoded from the clicked spot", timeout=RERUN_TIMEOUT_MS)
     expect_images_loaded(picked, at_least=1)
