@@ -14,7 +14,8 @@ from streamlit_ui import (RERUN_TIMEOUT_MS, TRAINING_TIMEOUT_MS, assert_no_trace
 
 TYPED = "../../class 3/conv z2"
 SAVED = "class-3-conv-z2"
-SECOND = "digits-conv-small-z2"  # Start empties the name box: the next run takes a name from its settings
+# Start empties the name box: the next run is named by the settings that differ from the data's defaults.
+SECOND = "digits-conv-small-z2-lr0.003-e1"
 
 
 def form_values(page: Page) -> tuple[str, str, str]:
