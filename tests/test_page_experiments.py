@@ -359,7 +359,7 @@ def test_a_factor_with_one_value_gets_no_chart_and_the_best_run_follows_the_metr
     titles = [t for t, _ in charts(at)]
     assert "Test MSE against dropout" in titles and "Test MSE against latent" not in titles
     variants = table(at, "exp_live")
-    for metric, column, words in (("test_mse", "test MSE", "test mse"), ("val_loss", "validation loss",
+    for metric, column, words in (("test_mse", "test MSE", "test MSE"), ("val_loss", "validation loss",
                                                                            "validation loss (best epoch)")):
         at.radio(key="exp_metric").set_value(metric).run()
         best = variants.loc[variants[column].idxmin()]

@@ -129,6 +129,11 @@ def factor_views(record: dict, frame: pd.DataFrame, factors: list[str], metric: 
             show_chart(gap_chart(gaps, list(dict.fromkeys(gaps["variant"]))), key="exp_gap_chart")
 
 
+def sentence_case(label: str) -> str:
+    """'Test MSE' -> 'test MSE' (inside a sentence; an acronym keeps its capitals)."""
+    return label[:1].lower() + label[1:]
+
+
 def best_run_section(label: str, run: str, value: float | None, by: str) -> None:
     shown = "" if value is None else f" ({by} {value:.5f})"
     left, right = st.columns([2, 3], vertical_alignment="center")
@@ -268,7 +273,7 @@ def results_section(record: dict) -> None:
         metric = st.radio("Metric", list(METRICS), format_func=METRICS.get, horizontal=True, key=METRIC_KEY)
         best = best_by(frame, metric)
         if best is not None:
-            best_run_section(best["variant"], best["run"], best[metric], METRICS[metric].lower())
+            best_run_section(best["variant"], best["run"], best[metric], sentence_case(METRICS[metric]))
         factor_views(record, frame, factors, metric)
     st.markdown(f"##### Reconstructions of the same {RECONSTRUCTED_IMAGES} test images by every variant")
     with st.container(key="exp_reconstructions"):
