@@ -22,6 +22,7 @@ from core.reports import report_bytes
 from core.reports.notebook import lesson_notebook, notebook_bytes
 from core.reports.report import lesson_report, runs_table
 from core.serving.limits import WorkLimits
+from core.serving.roots import find_torchvision_folders
 from ui.lesson_parts import answer_box, cached_figures, live_probes, live_step, plain, show_figures
 from ui.owners import is_teacher, owner_id
 from ui.projector import projector_on
@@ -52,7 +53,7 @@ PROJECTOR_LESSON_CSS = """<style>
 def resolved_data(name: str, path: str, mtime: float, _lesson: Lesson):
     """The data the lesson runs on here (the named dataset or the fallback), looked for once per
     lesson file version and ten minutes (a teacher may add the dataset meanwhile)."""
-    return lesson_data(_lesson, get_registry().load_data)
+    return lesson_data(_lesson, get_registry().load_data, find_torchvision_folders)
 
 
 def choose_lesson(lessons: list[Lesson]) -> Lesson:

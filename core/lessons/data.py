@@ -37,16 +37,24 @@ def named_data(lesson: Lesson) -> DataConfig:
     return DataConfig(dataset=lesson.dataset)
 
 
-def lesson_data(lesson: Lesson, load: Callable[[DataConfig], Dataset]) -> LessonData:
+def lesson_data(lesson: Lesson, load: Callable[[DataConfig], Dataset],
+                data_folders: Callable[[str], list[str]] | None = None) -> LessonData:
     """The data the lesson runs on here: `load` (the app's shared dataset store, or load_dataset)
-    is tried on the named dataset, then the fallback. A DataError of the fallback itself propagates."""
+    is tried on the named dataset, in the default data folder and then in each folder
+    `data_folders(dataset)` names (the served app's: torchvision folders inside its data roots),
+    then the fallback. A DataError of the fallback itself propagates."""
+    from dataclasses import replace
+
     from core.lessons.runspec import base_config
 
     named = base_config(named_data(lesson), lesson.data).data
-    try:
-        return LessonData(named, lesson.data, load(named), False, "")
-    except DataError as exc:
-        log.info("lesson %s: %s is not here (%s); using %s", lesson.name, lesson.dataset, exc, lesson.fallback)
+    others = [f for f in (data_folders(lesson.dataset) if data_folders else []) if f != named.data_root]
+    for candidate in [named] + [replace(named, data_root=folder) for folder in others]:
+        try:
+            return LessonData(candidate, lesson.data, load(candidate), False, "")
+        except DataError as exc:
+            log.info("lesson %s: %s is not in %s (%s)", lesson.name, lesson.dataset, candidate.data_root, exc)
+    log.info("lesson %s: %s is not here; using %s", lesson.name, lesson.dataset, lesson.fallback)
     fallback = base_config(DataConfig(dataset=lesson.fallback), lesson.fallback_data).data
     named_title = f"the folder {lesson.folder}" if lesson.dataset == "folder" else DATASET_TITLES[lesson.dataset]
     note = (f"This lesson was written for {named_title}, which this server does not have, so it "
