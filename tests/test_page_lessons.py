@@ -92,9 +92,10 @@ def test_lessons_is_the_first_page_and_says_when_the_data_falls_back(no_runs):
     assert at.radio(key="lesson_step").options[0].startswith("1 · ")
 
 
-def test_a_lesson_finds_its_dataset_in_a_data_folder_the_teacher_added(no_runs, tmp_path, monkeypatch):
+def test_a_lesson_finds_its_dataset_in_a_data_folder_the_teacher_added(no_runs, tmp_path, monkeypatch,
+                                                                       app_registry):
     """MNIST in torchvision's layout inside an AE_LAB_DATA_DIRS folder (not the app's own data/):
-    the MNIST lesson runs on it, not on the built-in digits."""
+    the MNIST lesson runs on it, not on the built-in digits, and its Run trains on it."""
     from idx_helpers import write_mnist
 
     write_mnist(tmp_path / "MNIST-10k", n_train=120, n_test=30)
@@ -104,6 +105,14 @@ def test_a_lesson_finds_its_dataset_in_a_data_folder_the_teacher_added(no_runs, 
     assert not [i.value for i in at.info if "does not have" in i.value]
     captions = " ".join(c.value for c in at.caption)
     assert "This step trains" in captions and "on 108 training images" in captions, captions
+    at.button(key="lesson_run_1").click().run()
+    no_errors(at)
+    assert not at.error, [e.value for e in at.error]
+    from core.experiments import load_record
+
+    key = student_key(at.session_state["owner_id"])
+    name = read_state(no_runs_root(), "dense-mnist", key)["steps"]["1"]["experiment"]
+    assert load_record(no_runs_root(), name)["config"]["base"]["data"]["data_root"] == "MNIST-10k"
 
 
 def test_a_broken_lesson_is_one_sentence_and_none_of_its_text_reaches_the_page(lessons):

@@ -104,6 +104,8 @@ def data_args(data: DataConfig, options: str) -> list[str]:
     args = ["--dataset", data.dataset]
     if data.dataset == "folder":
         args += ["--folder", f"{data.folder_root}/{data.folder}" if data.folder_root else data.folder]
+    elif data.data_root != DataConfig().data_root:  # a torchvision dataset found in another data folder
+        args += ["--data-root", data.data_root]
     return args + check_data_options(options)
 
 
