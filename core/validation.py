@@ -130,6 +130,18 @@ def _families():
     return FAMILIES
 
 
+def unused_layer_factor(factors: dict, family: str) -> str | None:
+    """The sentence when a grid varies the layer sizes a model of `family` does not read (dense
+    hidden sizes on a convolutional model: every variant would be the same model), else None."""
+    cls = _families().get(family)
+    for path in ("model.hidden", "model.channels"):
+        if cls is not None and path in factors and cls.layers_setting != path.split(".")[1]:
+            what = "Dense hidden sizes" if path == "model.hidden" else "Conv channels"
+            return (f"{what} do not change a {cls.title.lower()} model, so every variant would be the same; "
+                    f"choose a model that has them on the Train page (or vary {cls.layers_setting} instead).")
+    return None
+
+
 def _at_least(low):
     return lambda v: _is_number(v) and v >= low
 

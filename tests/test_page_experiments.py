@@ -151,7 +151,10 @@ def test_the_experiment_runs_the_students_own_model_with_batch_and_epochs_fitted
 def test_a_custom_grid_takes_any_values_typed_list_settings_included(no_runs):
     """Issue 21: latent 2, 4, 6 (the Fashion-MNIST homework's sizes) and dense hidden sizes
     1000-500-250 vs 256-64 could not be chosen (only 2, 4, 8, 16, 32, 64 were offered)."""
-    at = set_tiny(open_app_page(PAGE), "custom")
+    from ui.train_settings import TRAIN_FORM_KEY
+
+    at = set_tiny(open_app_page(PAGE, {TRAIN_FORM_KEY: RunConfig(model=ModelConfig(family="dense", hidden=[64]))}),
+                  "custom")
     assert any("Choose at least one setting to vary" in info.value for info in at.info)
     at.multiselect(key="exp_vary").set_value(["model.latent", "model.hidden"]).run()
     at.text_input(key="exp_values_custom_model.latent").set_value("2, 4, 6").run()
@@ -166,6 +169,17 @@ def test_a_custom_grid_takes_any_values_typed_list_settings_included(no_runs):
     at.text_input(key="exp_values_custom_model.latent").set_value("2, 5000").run()
     assert any("latent 5000" in e.value and "limit" in e.value for e in at.error)  # said before Start
     assert not [b for b in at.button if b.key == "exp_start"]  # nothing to start until it is fixed
+
+
+def test_dense_hidden_sizes_on_a_convolutional_model_are_refused_before_start(no_runs):
+    """Walk of issue 21: varying Dense hidden sizes while the Train page holds conv-small started
+    two identical conv runs without a word."""
+    at = set_tiny(open_app_page(PAGE, errors=["Dense hidden sizes do not change"]), "custom")
+    at.multiselect(key="exp_vary").set_value(["model.hidden"]).run()
+    at.text_input(key="exp_values_custom_model.hidden").set_value("1000-500-250, 256-64").run()
+    assert any("Dense hidden sizes do not change a convolutional model" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    assert not [b for b in at.button if b.key == "exp_start"]
 
 
 def test_a_presets_values_can_be_changed(no_runs):

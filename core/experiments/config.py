@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from core.config import DATASET_NAMES, DataConfig, ModelConfig, RunConfig, TrainConfig
-from core.validation import ConfigError, problems, setting_problem
+from core.validation import ConfigError, problems, setting_problem, unused_layer_factor
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 OBJECTIVES = {"val_loss": "minimize", "test_mse": "minimize", "probe_accuracy": "maximize"}
@@ -210,7 +210,8 @@ class ExperimentConfig:
             raise ValueError(f"This grid has {count} variants, more than {MAX_VARIANTS}; vary fewer settings "
                              "or use a search.")
         for index, factors in enumerate(expand_grid(self)):  # every rule of core.validation, per variant
-            if problem := next(iter(problems(variant_config(self, factors, index))), None):
+            cfg = variant_config(self, factors, index)
+            if problem := next(iter(problems(cfg)), None) or unused_layer_factor(factors, cfg.model.family):
                 raise ConfigError(problem, f"Variant {index + 1} ({describe_factors(factors)}): {problem}")
         return self
 
