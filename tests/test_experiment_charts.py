@@ -60,3 +60,18 @@ def test_axis_format_gives_enough_places_for_the_span():
     assert axis_format([8, 48, 88], zero=True) == ",.0~f"
     assert axis_format([0.1003, 0.1006]) == ",.5~f"
     assert axis_format([]) == ",.4~f"
+
+
+def test_a_lesson_steps_test_mse_bars_get_a_band_per_run(tmp_path):
+    """Walk of issue 21: the step's "Test MSE of every run" chart had a fixed 120 px that the page
+    shares with its title, subtitle and axis: two runs were drawn as hairlines, labels overlapping.
+    A band per run cannot be squeezed (as on the Runs page)."""
+    from types import SimpleNamespace
+
+    from core.reports.figures import runs_figures
+
+    rows = [{"run": f"dense-mnist-s1-0{i}-activation{a}", "label": f"activation {a}", "test_mse": m}
+            for i, (a, m) in enumerate([("relu", 0.043), ("sigmoid", 0.052)], 1)]
+    runs = SimpleNamespace(root=tmp_path, rows=rows, colors={r["label"]: c for r, c in zip(rows, ["#000", "#111"])})
+    figure = next(f for f in runs_figures(runs) if f.title == "Test MSE of every run")
+    assert figure.chart.to_dict()["height"] == {"step": 32}

@@ -283,6 +283,9 @@ def distinct_labels(names: Sequence[str]) -> tuple[dict[str, str], str]:
     return {name: "…" + name[cut:] for name in names}, shared[:cut]
 
 
+BAR_STEP = 32  # px per run in the final-metric bar chart
+
+
 def final_metric_chart(frame: pd.DataFrame, metric: str, title: str,
                        run_colors: dict[str, str] | None = None) -> alt.Chart:
     """One bar per run for a final metric (frame has columns run and `metric`). Each bar is
@@ -302,4 +305,7 @@ def final_metric_chart(frame: pd.DataFrame, metric: str, title: str,
             tooltip=["run:N", alt.Tooltip(f"{metric}:Q", format=".5f")],
         )
         .add_params(pick)
+        # a band per run: a fixed height is shared with the title and axis where a page fits the
+        # chart into it (two runs in 120 px were drawn as hairlines with their labels overlapping)
+        .properties(height=alt.Step(BAR_STEP))
     )

@@ -113,8 +113,7 @@ def runs_figures(runs: StepRuns) -> list[Figure]:
         frame = pd.DataFrame({"run": [r["label"] for r in scored], "test_mse": [r["test_mse"] for r in scored]})
         figures.append(Figure("", "Test MSE of every run", "Lower is better: the mean squared error of the "
                               "reconstructions of the test images, which no run trained on.",
-                              chart=final_metric_chart(frame, "test_mse", "Test MSE", runs.colors)
-                              .properties(height=max(120, 32 * len(scored)))))
+                              chart=final_metric_chart(frame, "test_mse", "Test MSE", runs.colors)))
     return figures
 
 
