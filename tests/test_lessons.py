@@ -17,7 +17,7 @@ from core.lessons.model import Expectation, Question
 from core.lessons.parse import SHIPPED_DIR
 from core.lessons.runner import expected_answer, matches
 from core.lessons.store import (CLI_KEY, answer_value, hand_in, hand_ins, hand_ins_zip, read_state,
-                                record_step, save_answer, student_key)
+                                record_step, save_answer, step_done, student_key)
 from core.reports.commands import train_command
 from core.reports.html import report_html
 from core.reports.markdown import report_markdown
@@ -299,3 +299,15 @@ def test_the_readmes_example_lesson_is_a_valid_lesson():
     assert [s.title for s in lesson.steps] == ["Three code sizes", "The codes"]
     assert lesson.step(1).questions[0].expect == Expectation("test_mse", "lowest", "model.latent")
     assert lesson.step(2).show == ["latent-pca", "classifier"]
+
+
+def test_a_step_that_shows_an_earlier_steps_runs_is_not_done_before_that_step_ran(tmp_path):
+    """Walked in Chromium: step 2 (`use: 1`) was ticked done on its answer alone while step 1 had
+    never run, so the progress bar said a step was done that had nothing to show."""
+    lesson = parse_lesson_text(TINY_LESSON, "tiny")
+    key = student_key(OWNER)
+    (question,) = lesson.step(2).questions
+    state = save_answer(tmp_path, lesson, key, question, "8")
+    assert not step_done(lesson, 2, state)
+    state = record_step(tmp_path, "tiny", key, 1, "tiny-step1")
+    assert step_done(lesson, 2, state) and not step_done(lesson, 1, state)  # step 1's questions are unanswered

@@ -15,7 +15,7 @@ from core.experiments import ExperimentError
 from core.lessons import Lesson, lesson_data, load_lessons
 from core.lessons.runner import (is_active, load_probe, plan_step, start_probes, start_step, step_record,
                                  variant_rows)
-from core.lessons.store import answer_value, hand_in, hand_ins, hand_ins_zip, read_state, student_key
+from core.lessons.store import hand_in, hand_ins, hand_ins_zip, read_state, step_done, student_key
 from core.checkpoints import CheckpointError
 from core.data import DataError
 from core.reports import report_bytes
@@ -64,12 +64,6 @@ def choose_lesson(lessons: list[Lesson]) -> Lesson:
     titles = {lesson.name: lesson.title for lesson in lessons}
     name = st.selectbox("Lesson", names, key=LESSON_KEY, format_func=lambda n: titles[n])
     return next(lesson for lesson in lessons if lesson.name == name)
-
-
-def step_done(lesson: Lesson, number: int, state: dict) -> bool:
-    step = lesson.step(number)
-    answered = all(answer_value(state, q) not in (None, "") for q in step.questions)
-    return answered and (not step.run or str(number) in state["steps"])
 
 
 def choose_step(lesson: Lesson, state: dict) -> int:

@@ -139,6 +139,15 @@ def answer_value(state: dict, question: Question) -> Any:
     return entry.get("value") if isinstance(entry, dict) else None
 
 
+def step_done(lesson, number: int, state: dict) -> bool:
+    """Whether a student has done step `number`: every question answered and, when the step shows
+    runs, the step that trains them started (a step that only looks at step 1's runs is not done
+    while step 1 was never run, whatever was typed)."""
+    step = lesson.step(number)
+    answered = all(answer_value(state, q) not in (None, "") for q in step.questions)
+    return answered and (step.source is None or str(step.source) in state["steps"])
+
+
 def clean_name(name: str) -> str:
     name = " ".join(str(name or "").split())
     if not name:
