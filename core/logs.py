@@ -63,6 +63,8 @@ def setup_logging(checkpoints_root=None, stderr: bool = True) -> Path | None:
     with _lock:
         if stderr and "stderr" not in _handlers:
             _attach("stderr", _Stderr())
+        elif not stderr and "stderr" in _handlers:  # a CLI command in a process that served the app before
+            _detach("stderr")
         path = None if checkpoints_root is None else log_file(checkpoints_root)
         current = _handlers.get("file")
         if path is not None and (current is None or current.baseFilename != str(path.resolve())):
@@ -92,6 +94,13 @@ def _attach(kind: str, handler: logging.Handler) -> None:
     if old is not None:
         old.close()
     _handlers[kind] = handler
+
+
+def _detach(kind: str) -> None:
+    handler = _handlers.pop(kind)
+    for name in _LOGGERS:
+        logging.getLogger(name).removeHandler(handler)
+    handler.close()
 
 
 def log_file(checkpoints_root) -> Path:

@@ -29,6 +29,6 @@ def test_the_notebook_of_a_lesson_executes_and_draws_its_figures(tmp_path, monke
                 if out.output_type == "display_data" and "image/png" in out.get("data", {})]
     assert len(pictures) >= 6 and all(p.startswith(b"\x89PNG") for p in pictures)
     text = "".join(out.get("text", "") for out in outputs if out.output_type == "stream")
-    assert "python -m core.cli experiment --dataset shapes" in text  # each step says how to run it again
+    assert "python -m core.cli experiment --dataset styles" in text  # each step says how to run it again
     runs = [p for p in (tmp_path / "lesson-runs").iterdir() if (p / "weights.pt").is_file()]
     assert len(runs) == 4  # two steps of two runs each, saved where the notebook said

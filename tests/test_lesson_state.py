@@ -79,8 +79,15 @@ def test_a_reload_keeps_the_run_and_projector_mode(app_runs):
 
 
 def test_an_unknown_run_in_the_url_falls_back_to_a_saved_one(app_runs):
+    """A link to a run deleted since: the page says so (once, as text), forgets the name (the URL
+    stops naming it) and offers the saved runs; none is this new browser's, so none is chosen."""
     at = open_with_url("views/reconstructions.py", {"run": "no-such-run"})
-    assert at.session_state[SELECTED_RUN_KEY] in {"tiny-conv", "tiny-denoise"}
+    assert [w.value for w in at.warning if "no-such-run" in w.value]
+    assert SELECTED_RUN_KEY not in at.session_state and param(at, "run") is None
+    picker = at.selectbox(key="recon_run")
+    assert {"tiny-conv", "tiny-denoise"} <= set(picker.options) and picker.value is None
+    at.run()
+    assert not [w.value for w in at.warning if "no-such-run" in w.value]
 
 
 def test_projector_mode_enlarges_the_fonts_and_heights_of_the_charts_a_page_sends(app_runs):

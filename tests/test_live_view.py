@@ -12,6 +12,7 @@ from PIL import Image
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
+import core.analysis
 import ui.widgets
 from apptest_helpers import checked
 from core.analysis import image_grid
@@ -97,7 +98,7 @@ def test_a_named_grid_is_drawn_once_and_matches_the_plain_grid(monkeypatch):
         made.append(kwargs.get("scale"))
         return image_grid(*args, **kwargs)
 
-    monkeypatch.setattr(ui.widgets, "image_grid", counting_grid)
+    monkeypatch.setattr(core.analysis, "image_grid", counting_grid)  # ui.widgets calls analysis.image_grid
     ui.widgets._grid_png.clear()
     for epoch, scale in ((1, 8), (1, 8), (1, 8), (2, 8), (2, 16)):
         at = checked(AppTest.from_function(_grid_script, default_timeout=30))

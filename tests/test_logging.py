@@ -103,3 +103,14 @@ def test_the_cli_logs_to_its_out_folder_and_keeps_stderr_for_its_own_lines(tmp_p
     assert len(said) == 1 and "Traceback" not in said[0] and str(log_file(tmp_path)) in said[0]
     logged = log_file(tmp_path).read_text(encoding="utf-8")
     assert "cli list started" in logged and "cli list failed unexpectedly" in logged and "Traceback" in logged
+
+
+def test_a_cli_command_prints_no_log_records_even_after_the_app_set_up_logging(tmp_path, capsys):
+    """The CLI's stderr is its progress and one error line: in a process where the app attached the
+    stderr handler before (as the test suite is), a CLI command detaches it."""
+    from core.cli import main as cli
+
+    setup_logging(tmp_path / "app-runs")  # as app.py does
+    assert cli(["resume", "nope", "--epochs", "1", "--out", str(tmp_path / "runs")]) == 2
+    assert capsys.readouterr().err == "error: There is no run named nope; pick one of the saved runs.\n"
+    assert "cli resume refused" in log_file(tmp_path / "runs").read_text(encoding="utf-8")

@@ -35,6 +35,10 @@ def run_picker(label: str = "Run", key: str = "run_picker", runs: list[dict] | N
     names = [r["name"] for r in runs]
     mine = my_run_names(runs)
     current = st.session_state.get(SELECTED_RUN_KEY)
+    if current is not None and current not in names:  # e.g. a link to a run deleted since
+        st.warning(f"There is no saved run named {md_text(str(current))} (it may have been deleted or "
+                   "renamed): pick one of the saved runs.", icon=":material/link_off:")
+        st.session_state.pop(SELECTED_RUN_KEY, None)  # and the URL stops naming it
     if current not in names:
         current = next((n for n in names if n in mine), None)  # newest first
     name = st.selectbox(label, names, index=names.index(current) if current in names else None, key=key,
