@@ -3,6 +3,7 @@ Optuna search that prunes through the registry, and the anomaly ROC on cases who
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -331,6 +332,39 @@ def test_a_grid_cut_by_a_restart_continues_on_the_next_server(tmp_path):
     for variant in record["variants"]:
         assert rows[variant["run"]]["experiment"] == name and rows[variant["run"]]["factors"] == variant["factors"]
     assert record["best"]["run"] in {v["run"] for v in record["variants"]}
+
+
+def test_a_students_grid_continued_after_a_restart_stays_hers_and_within_her_share(tmp_path):
+    """The record on disk keeps the owner as a key: the continued experiment's new jobs and runs
+    are still the student's (her Stop, her runs, her share), not those of a key hashed twice."""
+    from core.serving.access import owner_key
+
+    alice = "alice-browser-0001"
+    exp = ExperimentConfig(name="alice-grid", base=digits_base(limit=300), grid={"train.epochs": [10_000, 2, 1]})
+    old = JobRegistry(root=tmp_path, max_concurrent=1, max_jobs_per_owner=1)
+    manager = ExperimentManager(old, poll_seconds=0.02)
+    name = manager.start(exp, owner=alice)
+    _wait_for(lambda: manager.record(name)["variants"] and manager.record(name)["variants"][0]["epochs_run"] >= 1)
+    old.shutdown(timeout=120)
+    manager.wait(name, timeout=30)
+
+    new = JobRegistry(root=tmp_path, max_concurrent=1, max_jobs_per_owner=1)
+    new.restore()
+    manager = ExperimentManager(new, poll_seconds=0.02)
+    assert manager.resume_interrupted() == [name]
+    mine = owner_key(alice)
+    seen_keys, most_at_once = set(), 0
+    while manager.is_running(name):
+        active = [s for s in new.summaries() if s.status in ("queued", "running")]
+        seen_keys |= {s.owner_key for s in active}
+        most_at_once = max(most_at_once, len(active))
+        time.sleep(0.02)
+    record = manager.wait(name, timeout=300)
+    assert record["status"] == "finished", record["message"]
+    assert seen_keys == {mine} and most_at_once <= 1  # her jobs only, one at a time (her share)
+    rows = {r["name"]: r for r in list_runs(tmp_path)}
+    assert {rows[v["run"]]["owner"] for v in record["variants"]} == {mine}
+    assert new.stop_owner(mine) == 0  # nothing of hers left running
 
 
 def test_a_search_cut_by_a_restart_asks_the_trials_it_still_lacks(tmp_path):

@@ -91,6 +91,12 @@ class ExperimentDriver:
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"ae-lab-experiment-{exp.name}", daemon=True)
 
+    def _owner(self) -> dict:
+        """Whose the variants' jobs are: the id the experiment was started with, or, continued after
+        a restart, the owner key its record kept (hashed again, it would be nobody's)."""
+        owner = self.record.get("owner")
+        return {"owner": None, "owner_key": owner} if self.attach else {"owner": owner}
+
     # -------------------------------------------------- record
 
     def snapshot(self) -> dict:
@@ -176,7 +182,7 @@ class ExperimentDriver:
     def _start_variant(self, variant: dict, extra_info: dict | None = None) -> None:
         cfg = variant_config(self.exp, variant["factors"], variant["index"])
         info = {"experiment": self.exp.name, "factors": variant["factors"], **(extra_info or {})}
-        job_id = self.registry.start(cfg, owner=self.record.get("owner"), info=info)
+        job_id = self.registry.start(cfg, info=info, **self._owner())
         with self.lock:
             variant.update(job=job_id, status="queued", total_epochs=cfg.train.epochs)
 
@@ -280,7 +286,7 @@ class ExperimentDriver:
 
     def _queue_waiting(self, waiting: list[dict]) -> list[dict]:
         """Start as many waiting variants as the owner may queue now; returns those started."""
-        room = self.registry.room_for(self.record.get("owner"))
+        room = self.registry.room_for(**self._owner())
         started = []
         for variant in waiting if room is None else waiting[:room]:
             try:
@@ -308,7 +314,7 @@ class ExperimentDriver:
         stopped = False
         while True:
             room = max(int(getattr(self.registry, "max_concurrent", 1)), 1)
-            share = self.registry.room_for(self.record.get("owner"))  # the student's share of the queue
+            share = self.registry.room_for(**self._owner())  # the student's share of the queue
             if share is not None:
                 room = min(room, len(in_flight) + share)
             while not self.stop_event.is_set() and asked < search.trials and len(in_flight) < room:

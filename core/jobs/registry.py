@@ -133,19 +133,22 @@ class JobRegistry(RestartPersistence):
 
     # -------------------------------------------------- starting
 
-    def start(self, cfg: RunConfig, owner: str | None = None, info: dict | None = None, teacher: bool = False) -> str:
+    def start(self, cfg: RunConfig, owner: str | None = None, info: dict | None = None, teacher: bool = False,
+              owner_key: str | None = None) -> str:
         """Queue a training run of cfg (copied: later changes to cfg do not reach it); returns its id.
         `owner` (a browser's id): only that owner or the teacher can stop it, and it counts towards
-        the owner's share unless `teacher`. `info` (JSON values) is added to the saved run's info.json,
-        e.g. the experiment it belongs to. LimitError (a ValueError, one sentence): nothing queued."""
+        the owner's share unless `teacher`; or only its `owner_key`, where that is all that is known
+        (an experiment continued after a restart). `info` (JSON values) is added to the saved run's
+        info.json, e.g. the experiment it belongs to. LimitError (a ValueError, one sentence): nothing queued."""
         cfg = copy.deepcopy(cfg)
-        self._check_limits(cfg, owner)
+        key = owner_key or key_of(owner)
+        self._check_limits(cfg, key)
         # The job carries the name its run will be saved under (a typed name cleaned, e.g.
         # '../../class 3/conv z2' -> class-3-conv-z2), so every list shows that name from the start;
         # cfg.name keeps what was typed, for the save's note that it was rewritten.
         name = valid_run_name(cfg.name) if cfg.name else default_run_name(cfg)
         return self._add(Job(name=name, kind="train", config=cfg, total_epochs=cfg.train.epochs, owner=owner,
-                             owner_key=key_of(owner), info=copy.deepcopy(info or {})), teacher=teacher)
+                             owner_key=key, info=copy.deepcopy(info or {})), teacher=teacher)
 
     def resume(self, run_name: str, epochs: int, owner: str | None = None, as_name: str | None = None,
                teacher: bool = False) -> str:
@@ -172,7 +175,7 @@ class JobRegistry(RestartPersistence):
             raise LimitError(f"Run {run_name} has {done} epochs; {epochs} more would make {cfg.train.epochs}, above "
                              f"this server's limit of {limits.max_epochs} per run; resume for at most "
                              f"{max(limits.max_epochs - done, 0)} more.")
-        self._check_limits(cfg, owner)
+        self._check_limits(cfg, key_of(owner))
         if as_name is None:  # it stays in its experiment, with its factor values, and with its owner
             info = kept_info(run.info)
             job = Job(name=run_name, kind="train", config=cfg, total_epochs=cfg.train.epochs, owner=owner,
@@ -197,20 +200,20 @@ class JobRegistry(RestartPersistence):
         job.run_name = run_name
         return self._add(job, teacher=teacher)
 
-    def _check_limits(self, cfg: RunConfig, owner: str | None) -> None:
+    def _check_limits(self, cfg: RunConfig, key: str | None) -> None:
         if self.limits is None:
             return
         try:
             check_run(cfg, self.limits)  # LimitError (a ValueError): one sentence, nothing queued
         except ValueError as exc:
-            logger.info("refused a job of %s: %s", short_key(key_of(owner)), exc)
+            logger.info("refused a job of %s: %s", short_key(key), exc)
             raise
 
-    def room_for(self, owner: str | None, teacher: bool = False) -> int | None:
-        """How many more jobs `owner` may queue now (None: no limit)."""
-        if self.max_jobs_per_owner is None or owner is None or teacher:
+    def room_for(self, owner: str | None, teacher: bool = False, owner_key: str | None = None) -> int | None:
+        """How many more jobs `owner` (or the owner of `owner_key`) may queue now (None: no limit)."""
+        key = owner_key or key_of(owner)
+        if self.max_jobs_per_owner is None or key is None or teacher:
             return None
-        key = key_of(owner)
         with self._lock:
             return max(self.max_jobs_per_owner - self._active_count(key), 0)
 
