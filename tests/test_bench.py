@@ -50,6 +50,11 @@ def test_table_marks_each_figure_against_its_target():
     table = results.table()
     assert "1.10x" in table and "+1.0%" in table and "512 MiB" in table
     assert len(table.splitlines()) == 2 + len(FIGURES)
+    # The CPU's ceiling is about 1.2-1.3x (BENCHMARKS.md): 1.25x meets the target, 1.15x does not.
+    speed = next(figure for figure in FIGURES if figure.key == "train_speedup")
+    for measured, met in ((1.25, "yes"), (1.15, "NO")):
+        results.set("train_speedup", measured)
+        assert results.verdict(speed) == met
 
 
 def test_results_json_holds_every_key_and_nulls_for_failed_steps(tmp_path):

@@ -367,9 +367,14 @@ def test_resume_continues_a_gpu_run_on_this_machine_with_device(tmp_path):
 def test_resume_experiment_and_search_apply_the_limits_unless_no_limits(tmp_path, monkeypatch):
     code, _, err = run_main("train", *TINY, "--epochs", "1", "--out", str(tmp_path), "--name", "r")
     assert code == 0, err
+    # resume: the run's epochs in all, as the app's Resume counts them (1 done + 2 more > 2)
+    monkeypatch.setenv("AE_LAB_MAX_EPOCHS", "2")
+    code, out, err = run_main("resume", "r", "--epochs", "2", "--out", str(tmp_path))
+    assert code == 2 and _plain_error(err) == ("error: Run r has 1 epochs; 2 more would make 3, above this "
+                                               "server's limit of 2 per run; resume for at most 1 more.")
+    assert "epoch 2/" not in err and out == ""
     monkeypatch.setenv("AE_LAB_MAX_EPOCHS", "1")
-    for argv in (["resume", "r", "--epochs", "2"],
-                 ["experiment", "--grid", "model.latent=2,3", *TINY, "--epochs", "2"],
+    for argv in (["experiment", "--grid", "model.latent=2,3", *TINY, "--epochs", "2"],
                  ["search", "--space", "train.lr=1e-3:1e-2:log", "--trials", "2", *TINY, "--epochs", "2"]):
         code, out, err = run_main(*argv, "--out", str(tmp_path))
         assert code == 2 and "2 epochs are above this server's limit of 1" in _plain_error(err), argv

@@ -197,11 +197,9 @@ def cmd_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from dataclasses import replace
-
     from core.checkpoints import CheckpointError, load_resume, load_run
     from core.jobs.saving import ask_on_terminal, kept_info, save_result, save_retrying
-    from core.serving.limits import check_run
+    from core.serving.limits import check_resume, check_run
 
     root = Path(args.out)
     run = load_run(root, args.run)
@@ -209,11 +207,12 @@ def _resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     set_if_given(cfg.train, "device", args.device)
     set_if_given(cfg.data, "data_root", args.data_root)
     set_if_given(cfg.data, "folder", args.folder)
-    # this job's work is the epochs it adds, on the run's model and batch
-    check_run(replace(cfg, train=replace(cfg.train, epochs=args.epochs)), work_limits(args))
     resume = load_resume(root, args.run)
     done = len(resume.history)
     cfg.train.epochs = done + args.epochs
+    limits = work_limits(args)  # the app's rule: the run's epochs in all, then the rest as for a new run
+    check_resume(args.run, done, args.epochs, limits)
+    check_run(cfg, limits)
     dataset = load_data(cfg.data, err)
     reporter = CliReporter(err)
     reporter.progress.line(f"resuming {args.run} at epoch {done + 1} for {args.epochs} more epoch(s) "

@@ -34,7 +34,7 @@ from core.jobs.persistence import RestartPersistence
 from core.jobs.saving import kept_info
 from core.jobs.scheduler import FairQueue
 from core.jobs.status import JobStatus
-from core.serving.limits import LimitError, WorkLimits, check_run
+from core.serving.limits import LimitError, WorkLimits, check_resume, check_run
 
 __all__ = ["JobPermissionError", "JobRegistry", "JobSnapshot", "JobSummary", "MAX_BATCH_LOSSES", "MAX_JOBS_ENV",
            "RunnerError", "USER_ERRORS"]
@@ -168,13 +168,13 @@ class JobRegistry(RestartPersistence):
             raise ValueError(f"Resume for at least 1 more epoch, not {epochs}.")
         cfg = run.config
         cfg.train.epochs = done + epochs
-        limits = self.limits
-        if limits is not None and cfg.train.epochs > limits.max_epochs:
-            logger.info("refused to resume %s for %s: %d epochs in all", run_name, short_key(key_of(owner)),
-                        cfg.train.epochs)
-            raise LimitError(f"Run {run_name} has {done} epochs; {epochs} more would make {cfg.train.epochs}, above "
-                             f"this server's limit of {limits.max_epochs} per run; resume for at most "
-                             f"{max(limits.max_epochs - done, 0)} more.")
+        if self.limits is not None:
+            try:
+                check_resume(run_name, done, epochs, self.limits)
+            except LimitError:
+                logger.info("refused to resume %s for %s: %d epochs in all", run_name, short_key(key_of(owner)),
+                            cfg.train.epochs)
+                raise
         self._check_limits(cfg, key_of(owner))
         if as_name is None:  # it stays in its experiment, with its factor values, and with its owner
             info = kept_info(run.info)

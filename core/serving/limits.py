@@ -238,6 +238,15 @@ def check_run(cfg: RunConfig, limits: WorkLimits) -> int:
     return params
 
 
+def check_resume(run_name: str, done: int, more: int, limits: WorkLimits) -> None:
+    """A resume's total epochs (those done and `more`) go through the per-run limit, as a new run's
+    do, with how many more are allowed: the app's Resume and the CLI's resume say the same."""
+    if done + more > limits.max_epochs:
+        raise LimitError(f"Run {run_name} has {done} epochs; {more} more would make {done + more}, above "
+                         f"this server's limit of {limits.max_epochs} per run; resume for at most "
+                         f"{max(limits.max_epochs - done, 0)} more.")
+
+
 # ---------------------------------------------------------------- out of memory
 
 OUT_OF_MEMORY_MESSAGE = ("Training ran out of memory on the {where}; try a smaller batch size or a smaller "

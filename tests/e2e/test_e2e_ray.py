@@ -2,14 +2,14 @@
 there with the same live view, Stop reaches it, and the run is saved by the server."""
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import expect
 
+from ci_requirements import require_module
 from lab import choose_digits, configure_conv, keyed, saved_run_name, start_training, stop_training, \
     wait_for_epoch_points
 from streamlit_ui import RERUN_TIMEOUT_MS, assert_no_traceback, open_app
 
-pytest.importorskip("ray")
+require_module("ray")  # a requirement: skipped locally when missing, a failure under CI
 
 
 def test_a_run_trains_on_ray_with_the_live_view_and_stop(start_app, new_page, shot, monkeypatch):
