@@ -103,3 +103,22 @@ def test_experiment_mistakes_are_one_plain_line(tmp_path, argv, words):
     assert code == 2 and out == ""
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: ") and words in last and "Traceback" not in err
+
+
+def test_an_experiment_fits_batch_and_epochs_to_the_data_as_the_experiments_page_does(tmp_path):
+    """The preset's fixed batch 128 on 240 training digits made 2 optimiser steps an epoch; the
+    page fits both to the data (core.defaults), and so does the command line, unless given."""
+    from core.defaults import suggested_training
+
+    suggestion = suggested_training(240)  # 300 digits less the validation and test images
+    code, out, err = run_main("experiment", "--grid", "model.latent=2,4", "--dataset", "digits", "--limit", "300",
+                              "--epochs", "1", "--device", "cpu", "--out", str(tmp_path), "--name", "fitted")
+    assert code == 0, err
+    assert f"fitted to this dataset: batch {suggestion.batch_size} (--batch-size, --epochs choose others)" in err
+    for row in last_json(out)["runs"]:
+        cfg = load_run(tmp_path, row["run"]).config
+        assert (cfg.train.batch_size, cfg.train.epochs) == (suggestion.batch_size, 1) != (128, 1)
+    code, out, err = run_main("experiment", "--grid", "model.latent=2", "--dataset", "digits", "--limit", "300",
+                              "--batch-size", "128", "--epochs", "1", "--device", "cpu", "--out", str(tmp_path))
+    assert code == 0, err
+    assert "fitted to this dataset" not in err and "warning: Only 2 optimiser steps per epoch" in err

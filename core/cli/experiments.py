@@ -160,10 +160,15 @@ def _variant_line(total: int, v: dict) -> str:
 def cmd_experiment(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from core.jobs import JobRegistry
 
+    from core.cli.train import fit_training_defaults
+
     exp = experiment_from_args(args)
     limits = work_limits(args)
-    _check_variants(exp, limits)
     load = _shared_loader(err)
+    # As the Experiments page does (core.experiments.presets.experiment_base): the batch size and
+    # epochs not given are fitted to the data, not the preset's fixed ones (2 steps an epoch on 200 photos).
+    fit_training_defaults(args, exp.base, len(load(exp.base.data).splits["train"]), limits, ProgressLine(err))
+    _check_variants(exp, limits)
     # the registry checks each run again once its data's shape is known (and a search's trials)
     registry = JobRegistry(root=args.out, max_concurrent=args.jobs, load_data=load, runner=make_runner(args),
                            limits=limits)
