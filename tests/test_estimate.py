@@ -186,3 +186,25 @@ def test_the_cost_book_answers_at_once_and_measures_each_setting_once_in_the_bac
     assert book.costs(two) == JobCosts(100.0, 100.0, 0.0, 1.0)
     assert book.costs(three) is None and book.problem(three) == "This model is too large to measure."
     assert calls == [2, 3] and book.measured == 2  # a failed setting is not measured again
+
+
+def test_closing_the_cost_book_waits_for_the_measurement_under_way_and_drops_the_rest():
+    """At the interpreter's exit (atexit) a daemon thread inside PyTorch would abort the process
+    (exit 134): close() lets the measurement under way finish and measures nothing more."""
+    started, finished = threading.Event(), threading.Event()
+    calls = []
+
+    def slow_measure(cost: RunConfig) -> JobCosts:
+        calls.append(cost.model.latent)
+        started.set()
+        threading.Event().wait(0.5)
+        finished.set()
+        return JobCosts(100.0, 100.0, 0.0, 1.0)
+
+    book = CostBook(slow_measure)
+    two, three = (cost_config(RunConfig(model=ModelConfig(latent=z)), (1, 8, 8), 10, 100) for z in (2, 3))
+    assert book.costs(two) is None and book.costs(three) is None
+    assert started.wait(10)
+    book.close(timeout=10)
+    assert finished.is_set() and calls == [2]  # the one under way finished; the waiting one was dropped
+    assert book.costs(three) is None and book.waiting() == 0  # and nothing more is measured

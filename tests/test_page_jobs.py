@@ -138,3 +138,35 @@ def test_a_student_at_her_share_is_told_in_one_sentence_and_nothing_is_queued(te
         registry.stop_all()
         for job in registry.summaries():
             registry.wait(job.id, JOB_TIMEOUT)
+
+
+def test_the_pages_poll_job_summaries_and_copy_only_the_job_shown(teacher_server, app_registry, monkeypatch):
+    """Every tab's sidebar and the Train page poll the light summaries (no loss histories); only the
+    job a page shows is copied in full (snapshot). A page that called snapshots() copied every job
+    ever run, each with up to 20,000 losses, under the registry's lock, on every poll of every tab."""
+    from core.jobs import JobRegistry
+
+    done = [app_registry.start(tiny(name=f"done-{i}"), owner=ALICE) for i in range(3)]
+    for job in done:
+        assert app_registry.wait(job, JOB_TIMEOUT).status == "finished"
+    running = app_registry.start(tiny(epochs=5000, name="long"), owner=ALICE)
+    copied = []
+    real_snapshot = JobRegistry.snapshot
+
+    def refuse(self):
+        raise AssertionError("a page copied every job (snapshots())")
+
+    def counting_snapshot(self, job_id):
+        copied.append(job_id)
+        return real_snapshot(self, job_id)
+
+    monkeypatch.setattr(JobRegistry, "snapshots", refuse)
+    monkeypatch.setattr(JobRegistry, "snapshot", counting_snapshot)
+    tab = train_tab(owner=ALICE, job=running)
+    assert set(copied) <= {running}  # the job shown, and nothing else
+    for page in ("views/runs.py", "views/experiments.py", "views/lessons.py"):
+        copied.clear()
+        tab.switch_page(page).run()
+        assert not tab.exception, (page, [e.value for e in tab.exception])
+        assert copied == [], page
+    monkeypatch.undo()  # the fixture's clean-up copies every job to stop them

@@ -17,6 +17,7 @@ first visit to Experiments took 127 s while it measured on the page's thread).
 """
 from __future__ import annotations
 
+import atexit
 import copy
 import dataclasses
 import logging
@@ -215,14 +216,29 @@ class CostBook:
         self._waiting: dict[str, None] = {}  # keys asked for, in order (a dict: ordered, no repeats)
         self._wake = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._closing = False
         self.measured = 0  # measuring runs made (tests, logs)
+        # A daemon thread still inside PyTorch when the interpreter ends aborts the process ("terminate
+        # called without an active exception", exit 134): at exit, the measurement under way finishes first.
+        atexit.register(self.close)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Measure nothing more; wait (at most `timeout` s) for the measurement under way."""
+        with self._lock:
+            self._closing = True
+            self._waiting.clear()
+            thread = self._thread
+        self._wake.put(True)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     def costs(self, cost: RunConfig) -> JobCosts | None:
         key = cost.to_json()
         with self._lock:
             if key in self._known:
                 return self._known[key]
-            if key not in self._problems and key not in self._waiting and len(self._waiting) < MOST_WAITING:
+            if (not self._closing and key not in self._problems and key not in self._waiting
+                    and len(self._waiting) < MOST_WAITING):
                 self._waiting[key] = None
                 self._start_thread()
                 self._wake.put(True)
@@ -238,6 +254,8 @@ class CostBook:
             return len(self._waiting)
 
     def _start_thread(self) -> None:
+        if self._closing:
+            return
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._work, name="ae-lab-estimate", daemon=True)
             self._thread.start()
@@ -245,6 +263,8 @@ class CostBook:
     def _work(self) -> None:
         while True:
             with self._lock:
+                if self._closing:
+                    return
                 key = next(iter(self._waiting), None)
             if key is None:
                 try:
