@@ -182,6 +182,42 @@ def test_dense_hidden_sizes_on_a_convolutional_model_are_refused_before_start(no
     assert not [b for b in at.button if b.key == "exp_start"]
 
 
+def test_a_students_experiment_above_the_work_limit_is_refused_in_one_sentence_and_nothing_is_queued(
+        no_runs, quick_measure, monkeypatch):
+    """A student's grid that would train more images (runs × epochs × training images) than
+    AE_LAB_MAX_EXPERIMENT_IMAGES allows one student: Start says so in one plain sentence and
+    neither an experiment nor a job is made (core: tests/test_jobs_share.py)."""
+    import re
+
+    from ui.state import get_experiments, get_registry
+
+    quick_measure.set()
+    monkeypatch.setenv("AE_LAB_MAX_EXPERIMENT_IMAGES", "500")
+    at = set_tiny(open_app_page(PAGE), "latent-sizes")  # 5 runs × 1 epoch × the training part of 300 images
+    expect_errors(at, "This experiment would train")
+    at.button(key="exp_start").click().run()
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1, errors
+    match = re.fullmatch(r"This experiment would train ([\d,]+) images in all \(5 runs × epochs × training images\), "
+                         r"above the 500 one student may start at once on this server; use fewer runs, fewer "
+                         r"epochs or fewer images\.", errors[0])
+    assert match and int(match.group(1).replace(",", "")) > 500, errors[0]
+    assert get_experiments().records() == [] and get_registry().summaries() == []
+    assert not [p.name for p in no_runs.iterdir() if not p.name.startswith(".")]  # no experiment folder, no run
+    assert "exp_shown" not in at.session_state and not at.toast
+    assert any("No experiment yet" in c.value for c in at.caption)
+    # The same grid within the limit starts (the refusal was the limit, not the grid).
+    monkeypatch.setenv("AE_LAB_MAX_EXPERIMENT_IMAGES", "0")  # 0: no limit
+    expect_errors(at)
+    at.button(key="exp_start").click().run()
+    name = at.session_state["exp_shown"]
+    try:
+        assert [r["name"] for r in get_experiments().records()] == [name]
+    finally:
+        get_experiments().stop(name)
+        get_experiments().wait(name, timeout=120)
+
+
 def test_a_presets_values_can_be_changed(no_runs):
     at = set_tiny(open_app_page(PAGE), "latent-sizes")
     at.text_input(key="exp_values_latent-sizes_model.latent").set_value("2, 4, 6").run()

@@ -10,7 +10,7 @@ from core.config import DataConfig, RunConfig, TrainConfig
 from core.serving.access import owner_key
 from ui.state import get_registry
 
-from apptest_helpers import APP, expect_errors, open_app_page
+from apptest_helpers import APP, checked, expect_errors, open_app_page
 
 # The sidebar (teacher box) and app.py's owner id and restart note are under test: run app.py the
 # way a real server does.
@@ -151,9 +151,11 @@ def person(sub: str, email: str = "", name: str = "") -> dict:
 
 
 def login_tab(user: dict, owner: str | None = None, job: str | None = None, auth: dict = AUTH,
-              page: str = "views/train.py") -> AppTest:
-    """A browser tab on a server whose secrets have [auth]; `user`: what st.user holds (its ID token's claims)."""
-    at = AppTest.from_file(APP, default_timeout=60)
+              page: str = "views/train.py", errors=()) -> AppTest:
+    """A browser tab on a server whose secrets have [auth]; `user`: what st.user holds (its ID token's claims).
+    Like open_app_page, it fails the test on an exception or an error box, after every run, unless the
+    box holds one of `errors` (the test checks those itself)."""
+    at = checked(AppTest.from_file(APP, default_timeout=60), errors)
     at.secrets["auth"] = dict(auth)
     at.user = user
     if owner:
@@ -162,7 +164,6 @@ def login_tab(user: dict, owner: str | None = None, job: str | None = None, auth
         at.query_params["job"] = job
     at.switch_page(page)
     at.run()
-    assert not at.exception, [e.value for e in at.exception]
     return at
 
 
@@ -176,7 +177,8 @@ def test_with_a_login_nothing_shows_before_signing_in(teacher_server):
 
 
 def test_an_incomplete_login_set_up_says_so_and_offers_no_button(no_runs):
-    at = login_tab({"is_logged_in": False}, auth={k: v for k, v in AUTH.items() if k != "client_secret"})
+    at = login_tab({"is_logged_in": False}, auth={k: v for k, v in AUTH.items() if k != "client_secret"},
+                   errors=["Sign-in is not set up completely"])
     assert [e.value for e in at.error] == [
         "Sign-in is not set up completely on this server, so nobody can sign in yet: tell the teacher "
         "(the server's log says what is missing)."]

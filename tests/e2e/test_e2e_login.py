@@ -2,13 +2,17 @@
 (oidc-provider-mock) that the test starts: two students and a teacher sign in, each in a browser of
 their own. Alice starts a job; Bob sees it but cannot stop it (Stop disabled with the reason; a
 click on it forged on the wire refused; Alice's copied URL does not make him Alice); the teacher's
-account, listed in AE_LAB_TEACHERS, stops it; signing out brings the sign-in screen back.
+account, listed in AE_LAB_TEACHERS, stops it; signing out brings the sign-in screen back. On Runs,
+Bob looks at and compares Alice's run and resumes a copy of his own, but only Alice or the teacher
+deletes it; on Experiments, only Alice stops and deletes hers.
 
-To add a check for another page (e.g. who may delete or resume a saved run on Runs), take the
-`classroom` fixture: three signed-in browsers on one server, Bob's with a `Wire` to forge a click
-on a button his page shows disabled (e.g. Delete), and `sign_in` for a fourth."""
+To add a check for another page, take the `classroom` fixture: three signed-in browsers on one
+server, Bob's with a `Wire` to forge a click, and `sign_in` for a fourth. Streamlit itself drops a
+click on a button drawn disabled; what the app must refuse on its own is a click on an enabled
+button with another value forged beside it (Wire.click's `choices`)."""
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -19,7 +23,8 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from lab import choose_digits, configure_conv, keyed, start_training
-from streamlit_ui import (APP_LOAD_TIMEOUT_MS, RERUN_TIMEOUT_MS, assert_no_traceback, main, wait_for_script)
+from streamlit_ui import (APP_LOAD_TIMEOUT_MS, RERUN_TIMEOUT_MS, TRAINING_TIMEOUT_MS, assert_no_traceback, choose,
+                          go_to, main, set_number, set_text, wait_for_script)
 
 # name -> the ID token's claims (the provider's predefined users: one click each on its page)
 PEOPLE = {
@@ -107,13 +112,18 @@ class Wire:
         page_side.on_message(up)
         server.on_message(down)
 
-    def click(self, key: str) -> None:
-        """Send the server a full rerun in which the button `key` was clicked."""
+    def click(self, key: str, choices: dict[str, str] | None = None) -> None:
+        """Send the server a full rerun in which the button `key` was clicked, with the page's last
+        widget values except `choices` (widget key -> a select box's option, sent as its text)."""
         assert self.server is not None and self.last_rerun is not None and key in self.button_ids
         forged = BackMsg()
         forged.CopyFrom(self.last_rerun)
         forged.rerun_script.fragment_id = ""
         forged.rerun_script.is_auto_rerun = False
+        for widget_key, option in (choices or {}).items():
+            states = [w for w in forged.rerun_script.widget_states.widgets if w.id.endswith(f"-{widget_key}")]
+            assert len(states) == 1, f"no value of {widget_key} in the page's last rerun request"
+            states[0].string_value = option
         forged.rerun_script.widget_states.widgets.add(id=self.button_ids[key], trigger_value=True)
         self.server.send(forged.SerializeToString())
 
@@ -185,3 +195,174 @@ def test_students_and_the_teacher_sign_in_and_only_the_owner_or_the_teacher_stop
     end_session.click(timeout=RERUN_TIMEOUT_MS)
     expect(main(teacher).get_by_role("button", name="Sign in")).to_be_visible(timeout=APP_LOAD_TIMEOUT_MS)
     shot(teacher, "teacher-signed-out")
+
+
+# ---------------------------------------------------------------- the Runs page
+
+ALICES_RUN = "alice-tiny"
+BOBS_COPY = "bob-goes-on"
+NOT_YOURS_TO_DELETE = (f"Only the student who made {ALICES_RUN} (or the teacher) can delete it; you can still look "
+                       "at it and compare it.")
+REFUSED_DELETE = (f"Only the student who made run {ALICES_RUN} (or the teacher) can delete it; you can still look "
+                  "at it, or make a copy of your own.")
+
+
+def expander(page: Page, title: str):
+    """The main area's expander titled `title`, opened."""
+    found = main(page).get_by_test_id("stExpander").filter(has_text=title)
+    expect(found).to_have_count(1, timeout=RERUN_TIMEOUT_MS)
+    if not found.locator("details").first.evaluate("d => d.open"):
+        found.locator("summary").first.click()
+    return found
+
+
+def delete_controls(page: Page, run: str):
+    """The Delete section with `run` chosen: (section, its confirm checkbox, its Delete button)."""
+    section = expander(page, "Delete a run")
+    section.scroll_into_view_if_needed()
+    if section.get_by_role("combobox", name="Run to delete", exact=True).input_value() != run:
+        choose(page, "Run to delete", run, scope=section)
+    return (section, section.get_by_role("checkbox", name="Yes, delete this run and its files for good"),
+            section.get_by_role("button", name="Delete run"))
+
+
+def confirm(page: Page, section, sure) -> None:
+    """Tick the Delete section's confirmation (a click on its label: that is what takes the click)."""
+    expect(sure).to_be_enabled()
+    section.get_by_text("Yes, delete this run and its files for good", exact=True).click()
+    expect(sure).to_be_checked()
+    wait_for_script(page)
+
+
+def delete(page: Page, run: str) -> None:
+    section, sure, button = delete_controls(page, run)
+    confirm(page, section, sure)
+    expect(button).to_be_enabled()
+    button.click()
+    wait_for_script(page)
+
+
+def test_on_runs_anyone_looks_compares_and_copies_but_only_the_owner_or_the_teacher_deletes(classroom, login_app, shot):
+    """Issue: only the owner or the teacher deletes, resumes or overwrites a saved run; everyone may
+    still look and compare, and may resume a copy under a new name of their own."""
+    alice, bob, teacher, runs = classroom.alice, classroom.bob, classroom.teacher, login_app.checkpoints
+    choose_digits(alice)
+    configure_conv(alice, epochs=2, run_name=ALICES_RUN)
+    expect(start_training(alice)).to_contain_text(f"Saved as run {ALICES_RUN}.", timeout=TRAINING_TIMEOUT_MS)
+
+    # Bob looks at Alice's run and compares it: the compare chart draws it by default.
+    go_to(bob, "Runs")
+    expect(main(bob)).to_contain_text("1 saved run on this server")
+    expect(keyed(bob, "compare_runs")).to_contain_text(ALICES_RUN)
+    # Vega draws the chart as SVG: its texts are the axes', the legend's (the run) and the title.
+    compared = main(bob).get_by_test_id("stVegaLiteChart").filter(has_text="Loss per epoch").filter(has_text=ALICES_RUN)
+    expect(compared).to_be_visible(timeout=RERUN_TIMEOUT_MS)
+    # Deleting it is not his: the page says so in one sentence, and the controls are disabled.
+    section, sure, button = delete_controls(bob, ALICES_RUN)
+    expect(section).to_contain_text(NOT_YOURS_TO_DELETE)
+    expect(sure).to_be_disabled()
+    expect(button).to_be_disabled()
+    section.scroll_into_view_if_needed()
+    shot(bob, "bob-may-not-delete-alices-run")
+
+    # Resume: not into Alice's run, only a copy of his own under a name he gives it.
+    section = expander(bob, "Continue training a run")
+    expect(section).to_contain_text(f"{ALICES_RUN} is not yours (another student's or the teacher's), so it "
+                                    "stays as it is")
+    expect(section).not_to_contain_text("saved again under its name")  # no resume into her run
+    expect(section.get_by_label("Name of your copy", exact=True)).to_have_value(f"{ALICES_RUN}-copy")
+    set_number(bob, "More epochs", 1, scope=section)
+    set_text(bob, "Name of your copy", BOBS_COPY, scope=section)
+    section.scroll_into_view_if_needed()
+    shot(bob, "bob-resumes-a-copy")
+    section.get_by_role("button", name="Resume training").click()
+    wait_for_script(bob)
+    expect(keyed(bob, "live_training")).to_contain_text(f"Saved as run {BOBS_COPY}.", timeout=TRAINING_TIMEOUT_MS)
+    alices_info = json.loads((runs / ALICES_RUN / "info.json").read_text())
+    bobs_info = json.loads((runs / BOBS_COPY / "info.json").read_text())
+    assert alices_info["epochs_run"] == 2 and bobs_info["epochs_run"] == 3, (alices_info, bobs_info)
+    assert bobs_info["copied_from"] == ALICES_RUN and bobs_info["owner"] != alices_info["owner"]
+
+    # The copy is Bob's: he may delete it, Alice may not.
+    go_to(bob, "Runs")
+    expect(main(bob)).to_contain_text("2 saved runs on this server")
+    section, sure, button = delete_controls(bob, BOBS_COPY)
+    expect(section).not_to_contain_text("can delete it")
+    confirm(bob, section, sure)
+    expect(button).to_be_enabled()
+    # What his page never sends: Delete clicked with Alice's run chosen (forged on the wire while his
+    # own run's Delete is enabled; Streamlit itself drops a click on a button drawn disabled).
+    classroom.bob_wire.click("delete_run", {"delete_run_name": ALICES_RUN})
+    expect(section).to_contain_text(REFUSED_DELETE, timeout=RERUN_TIMEOUT_MS)
+    assert (runs / ALICES_RUN / "info.json").is_file() and (runs / BOBS_COPY / "info.json").is_file()
+    section.scroll_into_view_if_needed()
+    shot(bob, "bob-forged-delete-of-alices-run-refused")
+    go_to(alice, "Runs")
+    section, sure, button = delete_controls(alice, BOBS_COPY)
+    expect(section).to_contain_text(f"Only the student who made {BOBS_COPY} (or the teacher) can delete it")
+    expect(sure).to_be_disabled()
+
+    # Alice deletes her own run; the teacher deletes Bob's copy.
+    delete(alice, ALICES_RUN)
+    expect(main(alice)).to_contain_text("1 saved run on this server", timeout=RERUN_TIMEOUT_MS)
+    assert not (runs / ALICES_RUN).exists()
+    shot(alice, "alice-deleted-her-run")
+    go_to(teacher, "Runs")
+    section, sure, button = delete_controls(teacher, BOBS_COPY)
+    expect(section).not_to_contain_text("can delete it")
+    delete(teacher, BOBS_COPY)
+    expect(main(teacher)).to_contain_text("No trained run yet", timeout=RERUN_TIMEOUT_MS)
+    assert not (runs / BOBS_COPY).exists()
+    shot(teacher, "teacher-deleted-bobs-copy")
+    for page in (alice, bob, teacher):
+        assert_no_traceback(page)
+
+
+# ---------------------------------------------------------------- the Experiments page
+
+def test_on_experiments_only_the_owner_stops_and_deletes_an_experiment(classroom, shot):
+    """Bob sees Alice's experiment, but its Stop is disabled and its Delete withheld, each with the
+    page's sentence; Alice stops it and deletes it."""
+    alice, bob = classroom.alice, classroom.bob
+    choose_digits(alice)
+    go_to(alice, "Experiments")
+    choose(alice, "Preset", "Latent sizes")
+    set_number(alice, "Image limit (0 = all)", 300)
+    set_number(alice, "Epochs per run", 500)  # long enough to still run while Bob looks
+    alice.get_by_role("button", name="Start experiment").click()
+    wait_for_script(alice)
+    alice_live = keyed(alice, "exp_live")
+    alice_stop = alice_live.get_by_role("button", name="Stop experiment")
+    expect(alice_stop).to_be_enabled(timeout=RERUN_TIMEOUT_MS)
+
+    go_to(bob, "Experiments")
+    bob_live = keyed(bob, "exp_live")
+    expect(bob_live).to_contain_text("latent-sizes: running", timeout=RERUN_TIMEOUT_MS)
+    expect(bob_live.get_by_role("button", name="Stop experiment")).to_be_disabled()
+    expect(bob_live).to_contain_text("Only the student who started this experiment (or the teacher) can stop it.")
+    bob_live.scroll_into_view_if_needed()
+    shot(bob, "bob-may-not-stop-alices-experiment")
+
+    alice_stop.click()
+    expect(alice_live).to_contain_text("latent-sizes: stopped", timeout=RERUN_TIMEOUT_MS * 2)
+    # Bob's page follows: the experiment ended, its Delete is not his either.
+    section = main(bob).get_by_test_id("stExpander").filter(has_text="Delete this experiment")
+    expect(section).to_have_count(1, timeout=RERUN_TIMEOUT_MS * 2)
+    section.locator("summary").first.click()
+    expect(section).to_contain_text("Only the student who started this experiment (or the teacher) can delete it.")
+    expect(section.get_by_role("checkbox")).to_have_count(0)
+    expect(section.get_by_role("button", name="Delete experiment")).to_have_count(0)
+    section.scroll_into_view_if_needed()
+    shot(bob, "bob-may-not-delete-alices-experiment")
+
+    section = main(alice).get_by_test_id("stExpander").filter(has_text="Delete this experiment")
+    expect(section).to_have_count(1, timeout=RERUN_TIMEOUT_MS)
+    section.locator("summary").first.click()
+    section.get_by_text("Yes, delete it", exact=True).click()
+    wait_for_script(alice)
+    section.get_by_role("button", name="Delete experiment").click()
+    wait_for_script(alice)
+    expect(main(alice)).to_contain_text("No experiment yet", timeout=RERUN_TIMEOUT_MS)
+    shot(alice, "alice-deleted-her-experiment")
+    for page in (alice, bob):
+        assert_no_traceback(page)
