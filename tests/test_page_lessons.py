@@ -11,7 +11,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from apptest_helpers import APP, charts
+from apptest_helpers import APP, charts, checked
 from core.lessons import parse_lesson_text
 from core.lessons.runner import expected_answer, step_record, variant_rows
 from core.lessons.store import hand_ins, read_state, student_key
@@ -45,8 +45,9 @@ def lessons(tmp_path, monkeypatch, no_runs):
     return folder
 
 
-def open_lesson(params: dict[str, str] | None = None, state: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
+def open_lesson(params: dict[str, str] | None = None, state: dict | None = None, errors=()) -> AppTest:
+    """The Lessons page; every run fails the test on an exception or an error box that holds none of `errors`."""
+    at = checked(AppTest.from_file(APP, default_timeout=120), errors)
     for key, value in {"lesson": LESSON, **(params or {})}.items():
         at.query_params[key] = value
     for key, value in (state or {}).items():
@@ -78,7 +79,7 @@ def no_runs_root() -> Path:
 
 
 def test_lessons_is_the_first_page_and_says_when_the_data_falls_back(no_runs):
-    at = AppTest.from_file(APP, default_timeout=120)
+    at = checked(AppTest.from_file(APP, default_timeout=120))
     at.run()
     no_errors(at)
     assert at.title[0].value == "Lessons"
@@ -199,7 +200,7 @@ def test_a_student_runs_a_step_answers_hands_in_and_the_teacher_sees_it(lessons,
 
 def test_a_run_over_the_servers_limit_is_refused_in_one_sentence(lessons, app_registry, monkeypatch):
     monkeypatch.setenv("AE_LAB_MAX_EPOCHS", "1")  # the step trains for 2
-    at = open_lesson()
+    at = open_lesson(errors=["above this server's limit"])
     at.button(key="lesson_run_1").click().run()
     assert not at.exception
     (error,) = [e.value for e in at.error]
