@@ -33,6 +33,7 @@ from ui.url_state import url_widget
 log = logging.getLogger(__name__)
 
 LESSON_KEY, STEP_KEY = "lesson_name", "lesson_step"
+STEP_LESSON_KEY = "lesson_step_of"  # the lesson whose step STEP_KEY holds
 POLLING_KEY = "lesson_polling"
 PROBE_JOBS_KEY = "lesson_probe_jobs"  # (lesson, step) -> {run: probe job id}
 PROBE_POLLING_KEY = "lesson_probe_polling"
@@ -69,12 +70,18 @@ def choose_lesson(lessons: list[Lesson]) -> Lesson:
 def choose_step(lesson: Lesson, state: dict) -> int:
     numbers = [step.number for step in lesson.steps]
     url_widget(STEP_KEY, "step", 1, valid=lambda n: n in numbers)
-    if st.session_state[STEP_KEY] not in numbers:
+    # The browser sends the radio's choice as its label: another lesson's labels match none of this
+    # one's, so a lesson chosen in the list starts at its step 1, set here (and shown as chosen).
+    if st.session_state.get(STEP_LESSON_KEY, lesson.name) != lesson.name or st.session_state[STEP_KEY] not in numbers:
         st.session_state[STEP_KEY] = 1
+    st.session_state[STEP_LESSON_KEY] = lesson.name
     done = [n for n in numbers if step_done(lesson, n, state)]
     st.progress(len(done) / len(numbers), text=f"{len(done)} of {len(numbers)} steps done")
-    marks = {n: ("✓ " if n in done else "") + f"{n} · {plain(lesson.step(n).title)}" for n in numbers}
-    st.radio("Step", numbers, key=STEP_KEY, format_func=marks.get, horizontal=True)
+    # Labels stay the same while the lesson is open (a ✓ in a label changed it, and the browser's
+    # choice then matched no option: every rerun went back to step 1); done steps get a caption.
+    labels = {n: f"{n} · {plain(lesson.step(n).title)}" for n in numbers}
+    st.radio("Step", numbers, key=STEP_KEY, format_func=labels.get, horizontal=True,
+             captions=["✓ done" if n in done else "" for n in numbers])
     return st.session_state[STEP_KEY]
 
 

@@ -93,11 +93,21 @@ def test_a_student_follows_a_lesson_hands_in_and_the_report_shows_every_figure_o
     expect(keyed(page, "lesson_figures").locator(".st-key-lesson_fig_s2-classifier-1 svg.marks")).to_have_count(1)
     shot(page, "lesson-classifiers")
 
+    # Answering step 2's question finishes it ("✓ done" under its name); the student stays on it
+    # through the next reruns (a ✓ in the radio's label sent every rerun back to step 1).
+    classifier_answer = answer(page, "s2q1")
+    classifier_answer.scroll_into_view_if_needed()
+    classifier_answer.get_by_text("8", exact=True).click()
+    wait_for_script(page)
+
     # Hand in, then download the report.
     name = main(page).get_by_label("Your name")
     name.fill("Ana Student")
     name.press("Enter")
     wait_for_script(page)
+    assert "step=2" in page.url, page.url
+    expect(main(page).get_by_role("heading", name="2. Classifiers")).to_be_visible()
+    expect(keyed(page, "lesson_step")).to_contain_text("✓ done")
     main(page).get_by_role("button", name="Hand in").click()
     expect(main(page)).to_contain_text("Handed in: your teacher can see it now.", timeout=TRAINING_TIMEOUT_MS)
     shot(page, "lesson-handed-in")
