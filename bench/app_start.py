@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -188,10 +189,13 @@ def measure_first_page(repo: Path, checkpoints: Path, scratch: Path, tries: int 
     return result
 
 
-def measure_app_start(repo: Path, checkpoints: Path, log_path: Path, data_dirs: list[Path] = ()) -> AppStart:
+def measure_app_start(repo: Path, checkpoints: Path, log_path: Path, data_dirs: list[Path] = (),
+                      run_name: str = "") -> AppStart:
     """Start the app on a free port with AE_LAB_CHECKPOINTS=checkpoints, time it, read its memory,
     and stop it by its PID whatever happens. data_dirs: folders the run's data lies in, allowed
-    as a teacher allows them (AE_LAB_DATA_DIRS), so the run page can load its test images."""
+    as a teacher allows them (AE_LAB_DATA_DIRS), so the run page can load its test images.
+    run_name: the run the page opens, by a link naming it (a new browser owns no run, so the
+    page would otherwise wait for a choice)."""
     from playwright.sync_api import expect, sync_playwright
 
     _chromium()
@@ -208,7 +212,8 @@ def measure_app_start(repo: Path, checkpoints: Path, log_path: Path, data_dirs: 
                 page.goto(url)
                 _wait_rendered(page, timeout_ms)
                 rendered_s = time.perf_counter() - started
-                page.goto(f"{url}/{RUN_PAGE}")
+                page.goto(f"{url}/{RUN_PAGE}?{urllib.parse.urlencode({'run': run_name})}" if run_name
+                          else f"{url}/{RUN_PAGE}")
                 _wait_rendered(page, timeout_ms)
                 errors = page.get_by_test_id("stMain").get_by_test_id("stAlertContentError")
                 if errors.count():  # the page said why it shows no run (e.g. its data is not allowed)

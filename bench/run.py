@@ -199,7 +199,7 @@ class Bench:
         # page loads its test images from it (the built-in digits need no folder).
         data_dirs = [Path(self.run_config.data.data_root)] if self.data.name != "digits" else []
         try:
-            start = measure_app_start(REPO, root, log, data_dirs)
+            start = measure_app_start(REPO, root, log, data_dirs, run_name="bench-conv-z16")
         except Exception as exc:
             tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
             raise RuntimeError(f"{exc} | server log: {' / '.join(tail)}") from exc

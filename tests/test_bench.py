@@ -156,7 +156,7 @@ def test_the_app_step_allows_the_runs_data_folder_as_a_teacher_would(tmp_path, m
     started = []
     monkeypatch.setattr(core.checkpoints, "save_run", lambda *args, **kwargs: None)
     monkeypatch.setattr(app_start, "measure_app_start",
-                        lambda repo, checkpoints, log, data_dirs=(): started.append(data_dirs)
+                        lambda repo, checkpoints, log, data_dirs=(), run_name="": started.append(data_dirs)
                         or app_start.AppStart(1.0, 2.0, 300.0))
     monkeypatch.setattr(app_start, "measure_first_page",
                         lambda repo, checkpoints, scratch: app_start.FirstPage([2.0, 2.5, 1.5], [3.0] * 3, [1.0] * 3))
