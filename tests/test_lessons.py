@@ -311,3 +311,14 @@ def test_a_step_that_shows_an_earlier_steps_runs_is_not_done_before_that_step_ra
     assert not step_done(lesson, 2, state)
     state = record_step(tmp_path, "tiny", key, 1, "tiny-step1")
     assert step_done(lesson, 2, state) and not step_done(lesson, 1, state)  # step 1's questions are unanswered
+
+
+def test_the_colour_lessons_first_step_trains_the_16_number_code_its_text_promises():
+    """The `conditional` preset's base code is 4 numbers: on the styles that decoded shapeless blobs
+    while the step said "the same code size (16 numbers)" and the next "the shape ... stays"."""
+    from core.lessons.runspec import parse_run
+
+    lesson = next(lesson for lesson in load_lessons([SHIPPED_DIR])[0] if lesson.name == "colour-conditional")
+    assert "(16 numbers)" in (SHIPPED_DIR / "colour-conditional.md").read_text(encoding="utf-8")
+    exp = parse_run(lesson.step(1).run, DataConfig(dataset="styles")).experiment
+    assert exp.base.model.latent == 16 and exp.grid == {"model.conditional": [False, True]}

@@ -141,9 +141,10 @@ def test_a_student_runs_a_step_answers_hands_in_and_the_teacher_sees_it(lessons,
     at.run()
     no_errors(at)
     figures = at.main.get_by_key("lesson_figures")
-    titles = [title for title, _ in charts(figures)]
-    assert "Loss per epoch" in str(titles) and len(figures.get("image")) >= 2  # reconstructions, the plane grid
-    assert any("Test MSE against latent" in str(t) for t in titles)
+    titles = [m.value for m in figures.get("markdown")]  # each figure's title, above its chart
+    assert "**Loss per epoch of every run**" in titles and len(figures.get("image")) >= 2  # reconstructions, plane grid
+    assert "**Test MSE against latent**" in titles
+    assert len(charts(figures)) >= 3
 
     # Answers: kept on the server at once; the choice compared with the runs.
     lesson = parse_lesson_text(TINY_LESSON, LESSON)
@@ -227,4 +228,32 @@ def test_runs_trained_before_class_show_to_a_student_who_has_not_run(lessons, ap
     no_errors(at)
     assert any("your teacher trained before class" in c.value for c in at.caption)
     assert at.button(key="lesson_run_1").label == "Run my own"
-    assert "Loss per epoch" in str([title for title, _ in charts(at.main.get_by_key("lesson_figures"))])
+    figures = at.main.get_by_key("lesson_figures")
+    assert "**Loss per epoch of every run**" in [m.value for m in figures.get("markdown")] and charts(figures)
+
+
+def _live_search_script():
+    import ui.lesson_parts as parts
+
+    class Experiments:
+        def record(self, name):
+            return {"status": "running", "config": {"search": {"trials": 6}},
+                    "variants": [{"index": 0, "status": "finished", "label": "trial 1", "factors": {}},
+                                 {"index": 1, "status": "running", "label": "trial 2", "factors": {}}]}
+
+    kept = parts.get_experiments, parts.variants_table, parts.loss_multiples  # the module is the process's
+    parts.get_experiments = Experiments
+    parts.variants_table = parts.loss_multiples = lambda record, key: None
+    try:
+        parts.live_step("search", "polling")
+    finally:
+        parts.get_experiments, parts.variants_table, parts.loss_multiples = kept
+
+
+def test_a_searchs_progress_counts_every_trial_it_will_ask_not_only_those_asked_so_far():
+    """A search asks its trials one by one: 1 of 2 asked done is 1 of its 6 trials, not half of it."""
+    at = checked(AppTest.from_function(_live_search_script, default_timeout=30))
+    at.run()
+    (progress,) = at.get("progress")
+    assert progress.proto.text == "1 of 6 trials done · running"
+    assert abs(progress.proto.value - 1 / 6 * 100) < 1

@@ -31,6 +31,12 @@ MANIFOLD_STEPS = 9
 PROJECTION_TITLES = {"raw": "first two coordinates", "pca": "PCA", "tsne": "t-SNE"}
 
 
+# A figure's chart: the page fits the whole chart (title, axes and a legend below) into its height, so
+# 300 px left about 50 px of plot under a five-run legend; the figure's own title is above the chart,
+# so the chart draws none (it said the same thing twice).
+FIGURE_CHART = {"height": 440, "title": ""}
+
+
 @dataclass
 class Figure:
     key: str  # unique within a report, usable in a file name
@@ -107,7 +113,7 @@ def runs_figures(runs: StepRuns) -> list[Figure]:
                       "Solid: training loss, dashed: validation loss; a diamond marks the epoch whose weights "
                       "were kept (the lowest validation loss).",
                       chart=compare_chart(compare_frame(histories, "loss"), "loss", runs.colors, best_epochs=best)
-                      .properties(height=300))]
+                      .properties(**FIGURE_CHART))]
     scored = [r for r in runs.rows if r.get("test_mse") is not None]
     if scored:
         frame = pd.DataFrame({"run": [r["label"] for r in scored], "test_mse": [r["test_mse"] for r in scored]})
@@ -135,7 +141,7 @@ def answer_figures(runs: StepRuns) -> list[Figure]:
         figures.append(Figure("", f"Test MSE against {factor}", "Each point or bar is one run; lower is better.",
                               chart=metric_vs_factor_chart(frame, factor, "test_mse", "Test MSE", others,
                                                            value_colors.get(others[0]) if len(others) == 1 else None)
-                              .properties(height=300)))
+                              .properties(**FIGURE_CHART)))
     gaps = gap_frame([v for v in record["variants"] if v.get("run")])
     if not gaps.empty:
         figures.append(Figure("", "Train and validation loss of every run",
@@ -164,7 +170,7 @@ def _search_figures(runs: StepRuns, exp) -> list[Figure]:
     return [Figure("", "The search, trial by trial", f"Each point is one trial's {objective}; the line is the best "
                    "so far. Pruned trials were stopped early because they trailed the others.",
                    chart=history_chart(table, objective, exp.search.resolved_direction() == "maximize")
-                   .properties(height=300))]
+                   .properties(**FIGURE_CHART))]
 
 
 # ---------------------------------------------------------------- images
@@ -212,7 +218,7 @@ def noise_figures(runs: StepRuns) -> list[Figure]:
     figures = [Figure("", "Reconstruction error as the input noise rises",
                       f"Mean squared error against the clean images of the first {SWEEP_IMAGES} test images, with "
                       "Gaussian noise of each factor added to the input (the same noise for every run).",
-                      chart=noise_sweep_chart(pd.DataFrame(points), runs.colors).properties(height=300))]
+                      chart=noise_sweep_chart(pd.DataFrame(points), runs.colors).properties(**FIGURE_CHART))]
     if len(rows) > 1:
         order = ", ".join(r["label"] for r in runs.rows)
         figures.append(Figure("", f"Noisy inputs (noise {NOISY_SHOWN}) and what each run makes of them",
@@ -309,7 +315,8 @@ def wrong_label_figures(runs: StepRuns) -> list[Figure]:
                 grid += [analysis.to_float(images[i:i + 1]), analysis.decode_with_every_label(run.model, code, len(names))]
         figures.append(Figure("", f"{row['label']}: every class decoded with every label",
                               f"Each row: a test image (left), then its code decoded with each label in turn: "
-                              f"{', '.join(names)}. The style stays; the label decides the class.",
+                              f"{', '.join(names)}. What the code holds stays along a row; what changes is what the "
+                              "label decides.",
                               images=grid, nrow=len(names) + 1, side=images.shape[-1]))
     if not figures:
         figures.append(Figure("", "No conditional run in this step", "Decoding with a wrong label needs a model "
@@ -329,7 +336,7 @@ def classifier_figures(runs: StepRuns) -> list[Figure]:
             continue
         chance = 1 / max(len(probe["class_names"]), 1)
         figures.append(Figure("", f"{row['label']}: classifier on the frozen encoder, test accuracy "
-                              f"{probe['accuracy']:.1%}",
+                              f"{probe['accuracy']:.2%}",
                               f"Rows: the true class; columns: what the classifier said (chance: {chance:.0%}). "
                               "Dark cells off the diagonal are classes the codes mix up.",
                               chart=confusion_chart(probe["confusion"], probe["class_names"])))
