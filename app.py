@@ -13,7 +13,7 @@ from ui.errors import page_failed
 from ui.login import sign_in_screen
 from ui.owners import must_sign_in, owner_id
 from ui.sidebar import render_sidebar
-from ui.state import get_experiments, restart_notice
+from ui.state import PAGE_DATA_KEY, get_experiments, restart_notice
 from ui.url_state import restore_from_url, start_run, url_notice, write_to_url
 
 HERE = Path(__file__).parent
@@ -72,6 +72,7 @@ restart_notice()
 url_notice()  # which of the link's values could not be used, once
 get_experiments()  # made once per server: continues the experiments a restart cut off
 sidebar_slot = st.sidebar.container()
+st.session_state.pop(PAGE_DATA_KEY, None)  # a page that works on its own dataset says so as it runs
 try:
     page.run()
 except Exception as exc:  # st.stop/st.rerun are not Exceptions: they pass through

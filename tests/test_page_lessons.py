@@ -257,3 +257,12 @@ def test_a_searchs_progress_counts_every_trial_it_will_ask_not_only_those_asked_
     (progress,) = at.get("progress")
     assert progress.proto.text == "1 of 6 trials done · running"
     assert abs(progress.proto.value - 1 / 6 * 100) < 1
+
+
+def test_the_sidebar_names_the_lessons_own_dataset_and_the_data_pages_elsewhere(no_runs):
+    at = open_lesson({"lesson": "colour-conditional"})
+    sidebar = " ".join(m.value for m in at.sidebar.markdown)
+    assert "**Dataset:**" in sidebar and "(this page's)" in sidebar and "Digits" not in sidebar, sidebar
+    at.switch_page("views/data.py").run()
+    sidebar = " ".join(m.value for m in at.sidebar.markdown)
+    assert "(this page's)" not in sidebar and "**Dataset:** Digits" in sidebar, sidebar

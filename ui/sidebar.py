@@ -11,7 +11,7 @@ from core.serving.roots import folder_value
 from ui.projector import projector_toggle
 from ui.login import account_box
 from ui.owners import teacher_sign_in
-from ui.state import SELECTED_RUN_KEY, active_jobs, chosen_data_config, get_runner, saved_runs
+from ui.state import PAGE_DATA_KEY, SELECTED_RUN_KEY, active_jobs, chosen_data_config, get_runner, saved_runs
 from ui.text import md_text
 
 SIDEBAR_POLL_SECONDS = 2
@@ -86,7 +86,11 @@ def render_sidebar(container) -> None:
         st.markdown(f"**Jobs run on:** {runner.describe()}")
         if notice:
             st.warning(notice, icon=":material/cloud_off:")  # the teacher's own address
-        st.markdown(f"**Dataset:** {describe_data(chosen_data_config())}")
+        page_data = st.session_state.get(PAGE_DATA_KEY)
+        if page_data is not None:  # e.g. a lesson's own dataset
+            st.markdown(f"**Dataset:** {describe_data(page_data)} (this page's)")
+        else:
+            st.markdown(f"**Dataset:** {describe_data(chosen_data_config())}")
         run = st.session_state.get(SELECTED_RUN_KEY)
         st.markdown(f"**Current run:** {md_text(run)}" if run else "**Current run:** none yet")
         run_row = next((r for r in saved_runs() if r["name"] == run), None) if run else None

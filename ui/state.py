@@ -27,6 +27,7 @@ from ui.text import md_message, plain_names
 # Session keys shared by the pages: which dataset config the Data page chose, which run is selected.
 DATA_CONFIG_KEY = "data_config"  # a DataConfig
 SELECTED_RUN_KEY = "selected_run"  # a run name (str)
+PAGE_DATA_KEY = "page_data_config"  # the DataConfig this run's page works on, when not the Data page's
 # Job statuses that still change (core.jobs.status.ACTIVE): the live views poll only while a job is in one.
 ACTIVE_STATUSES = ACTIVE
 
@@ -166,6 +167,12 @@ def dataset_for(data_cfg: DataConfig, progress: Callable[[int, int], None] | Non
 def forget_folder_dataset(folder_root: str, folder: str) -> None:
     """A deleted folder dataset leaves the shared store, so no page serves it from memory."""
     _dataset_store().forget_folder(folder_root, folder)
+
+
+def page_uses_data(cfg: DataConfig) -> None:
+    """This page works on `cfg` (a lesson's dataset), not the Data page's choice: the sidebar says so.
+    app.py forgets it before every page runs."""
+    st.session_state[PAGE_DATA_KEY] = cfg
 
 
 def chosen_data_config() -> DataConfig:

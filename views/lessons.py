@@ -27,7 +27,7 @@ from ui.lesson_parts import answer_box, cached_figures, live_probes, live_step, 
 from ui.owners import is_teacher, owner_id
 from ui.projector import projector_on
 from ui.report_downloads import report_downloads
-from ui.state import checkpoints_root, get_experiments, get_registry, run_mtime
+from ui.state import checkpoints_root, get_experiments, get_registry, page_uses_data, run_mtime
 from ui.url_state import url_widget
 
 log = logging.getLogger(__name__)
@@ -255,6 +255,7 @@ def main() -> None:
     except (DataError, ValueError, OSError) as exc:
         st.error(f"This lesson's data cannot be loaded: {exc}")
         return
+    page_uses_data(data.config)
     if data.note:
         st.info(data.note, icon=":material/dataset:")
     key = student_key(owner_id())
