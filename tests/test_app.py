@@ -34,7 +34,8 @@ def test_app_opens_on_lessons_with_device_and_dataset_in_the_sidebar(no_runs):
     assert shown["Device"].startswith(device.type.upper())
     if device.type == "cuda":
         assert torch.cuda.get_device_name(device) in shown["Device"]
-    assert shown["Dataset"].startswith("Digits")
+    # the first lesson's own dataset (the Data page's choice, the built-in digits, on the other pages)
+    assert shown["Dataset"].startswith("Styles") and shown["Dataset"].endswith("(this page's)")
     assert shown["Current run"] == "none yet"
     assert shown["Jobs run on"] == "this machine"
     assert "No training job running" in shown["caption"]
