@@ -122,3 +122,27 @@ def test_an_experiment_fits_batch_and_epochs_to_the_data_as_the_experiments_page
                               "--batch-size", "128", "--epochs", "1", "--device", "cpu", "--out", str(tmp_path))
     assert code == 0, err
     assert "fitted to this dataset" not in err and "warning: Only 2 optimiser steps per epoch" in err
+
+
+def test_a_preset_on_photos_takes_the_model_for_photos_as_the_experiments_page_does():
+    """size-dropout on a photo folder compares the spatial-code model's sizes (its photo_base), as the
+    page does; the CLI (and so the photos lesson) trained conv models there. --model still wins."""
+    import copy
+
+    from core.cli import build_parser
+    from core.cli.experiments import experiment_from_args
+    from core.config import RunConfig
+    from core.experiments import PRESETS, preset_experiment
+    from core.experiments.presets import experiment_base
+
+    def experiment(*words):
+        args = build_parser().parse_args(["experiment", "--preset", "size-dropout", *words])
+        return experiment_from_args(args)
+
+    photos = experiment("--dataset", "folder", "--folder", "data/photos", "--image-size", "32", "--channels", "3")
+    assert photos.base.model.family == "spatial" and photos.grid == PRESETS["size-dropout"].grid
+    form = RunConfig(data=copy.deepcopy(photos.base.data))  # the Train form's defaults on the same photos
+    page = preset_experiment("size-dropout", experiment_base(form, None))  # what the Experiments page runs
+    assert page.base.model.family == photos.base.model.family == "spatial"
+    assert experiment("--dataset", "folder", "--folder", "data/photos", "--model", "conv-small").base.model.family == "conv"
+    assert experiment("--dataset", "digits").base.model.family == "conv"  # not photos: the preset's own base

@@ -115,10 +115,26 @@ def experiment_from_args(args: argparse.Namespace):
     """The checked ExperimentConfig `experiment` or `search` describes."""
     exp = _grid_experiment(args) if args.command == "experiment" else _search_experiment(args)
     apply_run_options(exp.base, args)
+    _photo_settings(exp, args)
     exp.name = args.name or exp.name
     if args.jobs < 1:
         raise UserError("--jobs must be 1 or more.")
     return exp.check()
+
+
+def _photo_settings(exp, args: argparse.Namespace) -> None:
+    """A preset's settings for photos (its photo_base, e.g. the spatial-code model for size ×
+    dropout) on a photo dataset, as the Experiments page sets them; an option given wins."""
+    from core.experiments.presets import PHOTO_DATASETS, PRESETS
+    from core.experiments.config import set_path
+
+    if not exp.preset or exp.base.data.dataset not in PHOTO_DATASETS:
+        return
+    for path, value in PRESETS[exp.preset].photo_base.items():
+        option = "model" if path == "model.family" else path.rsplit(".", 1)[-1]
+        if getattr(args, option, None) is None:
+            set_path(exp.base, path, value)
+    exp.check()
 
 
 def _check_variants(exp, limits) -> None:
