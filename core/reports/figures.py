@@ -168,7 +168,8 @@ def _search_figures(runs: StepRuns, exp) -> list[Figure]:
             table.loc[i, "value"] = r["intermediate"][max(r["intermediate"])]
     objective = OBJECTIVE_LABELS[exp.search.objective]
     return [Figure("", "The search, trial by trial", f"Each point is one trial's {objective}; the line is the best "
-                   "so far. Pruned trials were stopped early because they trailed the others.",
+                   "so far. Pruned trials were stopped early because they trailed the others; each is placed "
+                   "at the last loss it reached.",
                    chart=history_chart(table, objective, exp.search.resolved_direction() == "maximize")
                    .properties(**FIGURE_CHART))]
 
