@@ -144,5 +144,6 @@ def test_a_preset_on_photos_takes_the_model_for_photos_as_the_experiments_page_d
     form = RunConfig(data=copy.deepcopy(photos.base.data))  # the Train form's defaults on the same photos
     page = preset_experiment("size-dropout", experiment_base(form, None))  # what the Experiments page runs
     assert page.base.model.family == photos.base.model.family == "spatial"
-    assert experiment("--dataset", "folder", "--folder", "data/photos", "--model", "conv-small").base.model.family == "conv"
+    chosen = experiment("--dataset", "folder", "--folder", "data/photos", "--model", "conv-small")
+    assert chosen.base.model.family == "conv"
     assert experiment("--dataset", "digits").base.model.family == "conv"  # not photos: the preset's own base

@@ -95,9 +95,9 @@ def live_step(name: str, polling_key: str) -> None:
     variants = record.get("variants", [])
     done = sum(1 for v in variants if v.get("status") not in ("queued", "loading", "running", "probing"))
     trials = (record.get("config", {}).get("search") or {}).get("trials")  # a search asks its trials one by one
-    total = max(len(variants), trials if isinstance(trials, int) else 0)
+    total, unit = (max(len(variants), trials), "trials") if isinstance(trials, int) else (len(variants), "runs")
     if variants:
-        st.progress(done / total, text=f"{done} of {total} {'trials' if trials else 'runs'} done · {record.get('status')}")
+        st.progress(done / total, text=f"{done} of {total} {unit} done · {record.get('status')}")
         variants_table(record, "lesson_variants")
         loss_multiples(record, "lesson_small_multiples")
     else:

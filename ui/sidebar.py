@@ -86,11 +86,9 @@ def render_sidebar(container) -> None:
         st.markdown(f"**Jobs run on:** {runner.describe()}")
         if notice:
             st.warning(notice, icon=":material/cloud_off:")  # the teacher's own address
-        page_data = st.session_state.get(PAGE_DATA_KEY)
-        if page_data is not None:  # e.g. a lesson's own dataset
-            st.markdown(f"**Dataset:** {describe_data(page_data)} (this page's)")
-        else:
-            st.markdown(f"**Dataset:** {describe_data(chosen_data_config())}")
+        page_data = st.session_state.get(PAGE_DATA_KEY)  # e.g. a lesson's own dataset
+        st.markdown(f"**Dataset:** {describe_data(page_data or chosen_data_config())}"
+                    + (" (this page's)" if page_data else ""))
         run = st.session_state.get(SELECTED_RUN_KEY)
         st.markdown(f"**Current run:** {md_text(run)}" if run else "**Current run:** none yet")
         run_row = next((r for r in saved_runs() if r["name"] == run), None) if run else None

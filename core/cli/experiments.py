@@ -124,17 +124,16 @@ def experiment_from_args(args: argparse.Namespace):
 
 def _photo_settings(exp, args: argparse.Namespace) -> None:
     """A preset's settings for photos (its photo_base, e.g. the spatial-code model for size ×
-    dropout) on a photo dataset, as the Experiments page sets them; an option given wins."""
-    from core.experiments.presets import PHOTO_DATASETS, PRESETS
+    dropout) on a photo dataset, as the Experiments page sets them; an option given still wins.
+    The dataset is known only once the options are applied, so they are applied again after."""
     from core.experiments.config import set_path
+    from core.experiments.presets import PHOTO_DATASETS, PRESETS
 
     if not exp.preset or exp.base.data.dataset not in PHOTO_DATASETS:
         return
     for path, value in PRESETS[exp.preset].photo_base.items():
-        option = "model" if path == "model.family" else path.rsplit(".", 1)[-1]
-        if getattr(args, option, None) is None:
-            set_path(exp.base, path, value)
-    exp.check()
+        set_path(exp.base, path, value)
+    apply_run_options(exp.base, args)
 
 
 def _check_variants(exp, limits) -> None:
@@ -180,11 +179,12 @@ def cmd_experiment(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     exp = experiment_from_args(args)
     limits = work_limits(args)
+    _check_variants(exp, limits)  # from the settings alone, before any data is read
     load = _shared_loader(err)
     # As the Experiments page does (core.experiments.presets.experiment_base): the batch size and
     # epochs not given are fitted to the data, not the preset's fixed ones (2 steps an epoch on 200 photos).
     fit_training_defaults(args, exp.base, len(load(exp.base.data).splits["train"]), limits, ProgressLine(err))
-    _check_variants(exp, limits)
+    _check_variants(exp, limits)  # again with the fitted batch size (its memory) and epochs
     # the registry checks each run again once its data's shape is known (and a search's trials)
     registry = JobRegistry(root=args.out, max_concurrent=args.jobs, load_data=load, runner=make_runner(args),
                            limits=limits)

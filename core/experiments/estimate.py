@@ -254,8 +254,6 @@ class CostBook:
             return len(self._waiting)
 
     def _start_thread(self) -> None:
-        if self._closing:
-            return
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._work, name="ae-lab-estimate", daemon=True)
             self._thread.start()

@@ -5,6 +5,9 @@ auto-waiting Playwright locator or `expect(...)`, never a fixed sleep.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from pathlib import Path
+
 from playwright.sync_api import Locator, Page, expect
 
 APP_LOAD_TIMEOUT_MS = 60_000
@@ -100,3 +103,24 @@ def expect_images_loaded(scope: Locator, at_least: int = 1, timeout: int = RERUN
         img.scroll_into_view_if_needed()
         img.page.wait_for_function(
             "i => i.complete && i.naturalWidth > 0", arg=img.element_handle(), timeout=timeout)
+
+
+@contextmanager
+def report_offline(browser, report: Path):
+    """A downloaded report in a browser with the network off, each figure scrolled to: yields (its
+    page, how many figures it has, the indices of those that do not show, every URL it requested)."""
+    offline = browser.new_context(viewport={"width": 1200, "height": 1600}, offline=True)
+    try:
+        reader = offline.new_page()
+        requests: list[str] = []
+        reader.on("request", lambda request: requests.append(request.url))
+        reader.goto(report.as_uri())
+        images = reader.locator("figure img")
+        broken = []
+        for i in range(images.count()):
+            images.nth(i).scroll_into_view_if_needed()
+            if not images.nth(i).evaluate("i => i.complete && i.naturalWidth > 0"):
+                broken.append(i)
+        yield reader, images.count(), broken, requests
+    finally:
+        offline.close()

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from lab import keyed
 from lesson_files import TINY_LESSON, write_lesson
 from streamlit_ui import (RERUN_TIMEOUT_MS, TRAINING_TIMEOUT_MS, assert_no_traceback, choose, expect_images_loaded,
-                          main, open_app, wait_for_script)
+                          main, open_app, report_offline, wait_for_script)
 
 LESSON = "tiny"
 TITLE = "Tiny latent lesson"
@@ -118,19 +118,9 @@ def test_a_student_follows_a_lesson_hands_in_and_the_report_shows_every_figure_o
     assert_no_traceback(page)
 
     # The report, opened with the network off: every figure is inside it and shows.
-    offline = browser.new_context(viewport={"width": 1200, "height": 1600}, offline=True)
-    try:
-        reader = offline.new_page()
-        requests = []
-        reader.on("request", lambda request: requests.append(request.url))
-        reader.goto(report.as_uri())
-        images = reader.locator("figure img")
-        count = images.count()
+    with report_offline(browser, report) as (reader, count, broken, requests):
         assert count >= 10, count  # step 1: loss, MSE, answer x2, reconstructions, 2 planes, 2 grids; step 2: 4
-        for i in range(count):
-            image = images.nth(i)
-            image.scroll_into_view_if_needed()
-            assert image.evaluate("i => i.complete && i.naturalWidth > 0"), f"figure {i} does not show"
+        assert not broken, f"figures {broken} do not show"
         assert requests == [report.as_uri()], requests  # nothing fetched: it is self-contained
         body = reader.inner_text("body")
         assert "Handed in by Ana Student" in body and "The 8-number code keeps the loops of the 8s." in body
@@ -140,5 +130,3 @@ def test_a_student_follows_a_lesson_hands_in_and_the_report_shows_every_figure_o
         reader.screenshot(path=str(shot.folder / "report-step-2.png"))
         reader.locator("#appendix").scroll_into_view_if_needed()
         reader.screenshot(path=str(shot.folder / "report-appendix.png"))
-    finally:
-        offline.close()

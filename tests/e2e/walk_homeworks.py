@@ -28,11 +28,8 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
+from bench.app_start import served  # noqa: E402  (start and stop `streamlit run` as the bench does)
 from lab import keyed  # noqa: E402
-from streamlit_ui import RERUN_TIMEOUT_MS, choose, main, open_app, wait_for_script  # noqa: E402
+from streamlit_ui import RERUN_TIMEOUT_MS, choose, main, open_app, report_offline, wait_for_script  # noqa: E402
 
 OUT = REPO / "artifacts" / "homework-walk"
 VIEWPORT = {"width": 1400, "height": 900}
@@ -62,12 +60,6 @@ def log(*parts) -> None:
 
 # ---------------------------------------------------------------- the server
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def write_photos(data: Path, kind: str) -> None:
     photos = data / "photos"
     if photos.exists():
@@ -80,31 +72,13 @@ def write_photos(data: Path, kind: str) -> None:
         write_photo_folder(photos, per_class=150, size=64)
 
 
-def serve(work: Path, threads: str | None) -> tuple[subprocess.Popen, str, Path]:
-    port = free_port()
-    checkpoints = work / "checkpoints"
-    env = {**os.environ, "AE_LAB_CHECKPOINTS": str(checkpoints), "AE_LAB_DATA_DIR": str(work / "data"),
+def server_env(work: Path, threads: str | None) -> dict:
+    """The server's environment: a fresh checkpoints folder, the photos in its data folder, MNIST."""
+    env = {**os.environ, "AE_LAB_CHECKPOINTS": str(work / "checkpoints"), "AE_LAB_DATA_DIR": str(work / "data"),
            "AE_LAB_DATA_DIRS": os.environ.get("WALK_DATA_DIRS", MNIST), "PYTHONUNBUFFERED": "1"}
     if threads:
         env["OMP_NUM_THREADS"] = threads
-    log_path = work / "server.log"
-    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                                "--server.port", str(port), "--server.address", "127.0.0.1",
-                                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-                                "--server.runOnSave", "false"],
-                               cwd=REPO, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        if process.poll() is not None:
-            raise SystemExit(f"streamlit exited; see {log_path}")
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read().strip() == b"ok":
-                return process, url, checkpoints
-        except OSError:
-            time.sleep(0.5)
-    process.terminate()
-    raise SystemExit(f"streamlit did not start; see {log_path}")
+    return env
 
 
 # ---------------------------------------------------------------- what the page shows
@@ -611,26 +585,13 @@ def walk_lesson(browser, url: str, checkpoints: Path, lesson, out: Path, only_st
 
 def read_report(browser, report: Path, shots: Shots) -> dict:
     """The report opened with the network off: every figure shows, nothing is fetched."""
-    offline = browser.new_context(viewport={"width": 1200, "height": 1600}, offline=True)
-    try:
-        reader = offline.new_page()
-        requests = []
-        reader.on("request", lambda r: requests.append(r.url))
-        reader.goto(report.as_uri())
-        images = reader.locator("figure img")
-        broken = []
-        for i in range(images.count()):
-            images.nth(i).scroll_into_view_if_needed()
-            if not images.nth(i).evaluate("i => i.complete && i.naturalWidth > 0"):
-                broken.append(i)
+    with report_offline(browser, report) as (reader, count, broken, requests):
         body = reader.inner_text("body")
         reader.evaluate("window.scrollTo(0, 0)")
         reader.screenshot(path=str(shots.name("report-top")))
         reader.screenshot(path=str(shots.name("report-full")), full_page=True)
-        return {"figures": images.count(), "broken": broken, "fetched": [u for u in requests if u != report.as_uri()],
+        return {"figures": count, "broken": broken, "fetched": [u for u in requests if u != report.as_uri()],
                 "handed_in_by": "Handed in by " + STUDENT in body, "tracebacks": "Traceback" in body}
-    finally:
-        offline.close()
 
 
 def main_cli() -> None:
@@ -650,10 +611,10 @@ def main_cli() -> None:
     shutil.rmtree(work, ignore_errors=True)
     (work / "data").mkdir(parents=True)
     write_photos(work / "data", args.photos)
-    process, url, checkpoints = serve(work, args.threads or None)
-    log("serving", url, "checkpoints", checkpoints)
+    checkpoints = work / "checkpoints"
     summaries = []
-    try:
+    with served(REPO, "app.py", server_env(work, args.threads or None), work / "server.log") as (url, *_):
+        log("serving", url, "checkpoints", checkpoints)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium",
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
@@ -673,12 +634,6 @@ def main_cli() -> None:
                         pass
                 shutil.copy(work / "server.log", out / "server.log")
             browser.close()
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
     for s in summaries:
         print(json.dumps({k: v for k, v in s.items() if k not in ("steps", "shots")}, indent=2, default=str))
 
